@@ -1,0 +1,16 @@
+//! What every imago program shares: the global flags (`--root`, `--log-level`,
+//! `--format`), the store location rules, error reporting with hints, the
+//! documented exit codes and the table/json output helpers.
+//!
+//! Never: talks to the store, the kernel or the network. Libraries never depend
+//! on this crate; only the bins do.
+
+pub mod exit;
+pub mod global;
+pub mod logging;
+pub mod output;
+pub mod report;
+
+pub use exit::ExitCodes;
+pub use global::{GlobalOpts, OutputFormat};
+pub use report::{fail, report, Hint};

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# test.sh — the test command: prepares the machine (as root), builds the workspace once,
+# and runs every test: unit tests and the integration tests that drive the real binaries
+# as root and as the unprivileged users imago-sub and imago-nosub.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" = 0 ]; then
+  scripts/setup-host.sh
+  # File-heavy tests run on a tmpfs: the root ext4 of our VMs slows down at small-file writes.
+  export IMAGO_TEST_TMP=${IMAGO_TEST_TMP:-/var/tmp/imago-test}
+  install -d -m 1777 "$IMAGO_TEST_TMP"
+  mountpoint -q "$IMAGO_TEST_TMP" || mount -t tmpfs -o size=8g,mode=1777 tmpfs "$IMAGO_TEST_TMP"
+else
+  echo "test.sh: not root: the unprivileged-user variants of the integration tests are skipped" >&2
+fi
+cargo build --workspace --all-targets --locked
+cargo test --workspace --locked --no-fail-fast -- --test-threads="${IMAGO_TEST_THREADS:-2}"

@@ -1,0 +1,341 @@
+//! The integration-test harness: runs imago's built binaries the way users do, as root
+//! and as the unprivileged test users, each with a store of its own in a scratch dir.
+//!
+//! - Users: `root` (when the tests run as root), `imago-sub` (has an /etc/subuid range)
+//!   and `imago-nosub` (has none). `scripts/test.sh` creates them. A user that is
+//!   missing is skipped *loudly* (a line on stderr), never counted as a pass.
+//! - Binaries are copied once per test process to a world-readable temp dir, because
+//!   the checkout may sit where the test users cannot enter.
+//! - Scratch space: `$IMAGO_TEST_TMP` (scripts/test.sh mounts a tmpfs there; the root
+//!   ext4 of our VMs slows down at small-file writes), else the system temp dir.
+//!
+//! Never: mocks a binary, a namespace or a registry.
+
+#![allow(clippy::print_stderr)]
+
+use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// Who runs a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum User {
+    /// uid 0 (only when the tests themselves run as root).
+    Root,
+    /// An unprivileged user with a subordinate id range.
+    Sub,
+    /// An unprivileged user without one (HPC style).
+    NoSub,
+}
+
+impl User {
+    pub fn name(self) -> &'static str {
+        match self {
+            User::Root => "root",
+            User::Sub => "imago-sub",
+            User::NoSub => "imago-nosub",
+        }
+    }
+
+    /// uid and gid from /etc/passwd, if the user exists.
+    pub fn ids(self) -> Option<(u32, u32)> {
+        let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+        passwd.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 3 && f[0] == self.name())
+                .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
+                .flatten()
+        })
+    }
+}
+
+/// True when the test process runs as root.
+pub fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::geteuid() == 0
+    }
+}
+
+/// The users every integration test runs as: root and both test users when we are root
+/// and they exist; otherwise only ourselves. Prints why a user is skipped.
+pub fn users() -> Vec<User> {
+    if !running_as_root() {
+        eprintln!("SKIP: not root, so only the current user runs (as `root` in the harness's terms is impossible); run scripts/test.sh as root for the full matrix");
+        return vec![User::Root];
+    }
+    let mut v = vec![User::Root];
+    for u in [User::Sub, User::NoSub] {
+        if u.ids().is_some() {
+            v.push(u);
+        } else {
+            eprintln!("SKIP: test user {} does not exist; scripts/test.sh creates it", u.name());
+        }
+    }
+    v
+}
+
+/// The directory of the built binaries (target/<profile>), found from this test binary.
+fn build_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/it-<hash>
+    exe.parent().and_then(Path::parent).expect("test binary under target/<profile>/deps").to_path_buf()
+}
+
+/// A world-readable copy of every built `i*` binary, made once per test process.
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = scratch_base().join(format!("imago-bins-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create bin dir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        for entry in std::fs::read_dir(build_dir()).expect("read target dir") {
+            let entry = entry.expect("dir entry");
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let is_ours = name.starts_with('i') && !name.contains('.') && !name.contains('-');
+            if is_ours && entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
+                let to = dir.join(&*name);
+                std::fs::copy(entry.path(), &to).expect("copy binary");
+                std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+            }
+        }
+        dir
+    })
+}
+
+/// Path of one of our binaries in [`bin_dir`]; panics with a clear message when it was
+/// not built (run `cargo build --workspace` first, as scripts/test.sh does).
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(p.exists(), "{name} not built: run `cargo build --workspace` before the tests");
+    p
+}
+
+/// Where scratch dirs go: `$IMAGO_TEST_TMP`, else the system temp dir.
+pub fn scratch_base() -> PathBuf {
+    std::env::var_os("IMAGO_TEST_TMP").map(PathBuf::from).unwrap_or_else(std::env::temp_dir)
+}
+
+/// The repository root (for scripts/).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+}
+
+/// A scratch directory owned by `user`, removed on drop.
+pub struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new(user: User) -> Self {
+        let dir = tempfile::Builder::new().prefix("imago-it-").tempdir_in(scratch_base()).expect("tempdir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        if user != User::Root && running_as_root() {
+            let (uid, gid) = user.ids().expect("test user exists");
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown scratch");
+        }
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// One user's environment: a store and a home inside a scratch dir.
+pub struct Env {
+    pub user: User,
+    pub scratch: Scratch,
+}
+
+impl Env {
+    pub fn new(user: User) -> Self {
+        let scratch = Scratch::new(user);
+        let env = Self { user, scratch };
+        env.mkdir("home");
+        env
+    }
+
+    /// The store root (`IMAGO_ROOT`) of this environment.
+    pub fn root(&self) -> PathBuf {
+        self.scratch.path().join("store")
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.scratch.path().join("home")
+    }
+
+    /// A path inside the scratch dir.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.scratch.path().join(rel)
+    }
+
+    /// Make a directory in the scratch dir, owned by the user.
+    pub fn mkdir(&self, rel: &str) -> PathBuf {
+        let p = self.path(rel);
+        std::fs::create_dir_all(&p).expect("mkdir");
+        self.give(&p);
+        p
+    }
+
+    /// Write a file in the scratch dir, owned by the user.
+    pub fn write(&self, rel: &str, data: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&p, data).expect("write");
+        self.give(&p);
+        p
+    }
+
+    /// chown a path to the user (no-op for root).
+    pub fn give(&self, p: &Path) {
+        if self.user != User::Root && running_as_root() {
+            let (uid, gid) = self.user.ids().expect("user");
+            std::os::unix::fs::lchown(p, Some(uid), Some(gid)).expect("chown");
+        }
+    }
+
+    /// A command running one of our binaries as this user, with this store.
+    pub fn cmd(&self, program: &str) -> Cmd {
+        self.cmd_path(bin(program))
+    }
+
+    /// A command running any program as this user, with this environment.
+    pub fn cmd_path(&self, program: impl AsRef<OsStr>) -> Cmd {
+        let mut c = if self.user == User::Root || !running_as_root() {
+            Command::new(program.as_ref())
+        } else {
+            let mut c = Command::new("runuser");
+            c.args(["-u", self.user.name(), "--"]).arg(program.as_ref());
+            c
+        };
+        c.current_dir(self.scratch.path())
+            .env_clear()
+            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("HOME", self.home())
+            .env("USER", self.user.name())
+            .env("LANG", "C.UTF-8")
+            .env("IMAGO_ROOT", self.root())
+            .stdin(Stdio::null());
+        Cmd { inner: c, label: format!("[{}] {}", self.user.name(), program.as_ref().to_string_lossy()) }
+    }
+
+    /// The busybox rootfs tar from scripts/make-busybox-rootfs.sh, readable by the user.
+    pub fn busybox_tar(&self) -> PathBuf {
+        let out = self.path("busybox-rootfs.tar");
+        if !out.exists() {
+            let st = Command::new(repo_root().join("scripts/make-busybox-rootfs.sh"))
+                .arg(&out)
+                .status()
+                .expect("run make-busybox-rootfs.sh");
+            assert!(st.success(), "make-busybox-rootfs.sh failed");
+            self.give(&out);
+        }
+        out
+    }
+}
+
+/// A command to run; `run()` returns its output for assertions.
+pub struct Cmd {
+    inner: Command,
+    label: String,
+}
+
+impl Cmd {
+    pub fn arg(mut self, a: impl AsRef<OsStr>) -> Self {
+        self.label.push(' ');
+        self.label.push_str(&a.as_ref().to_string_lossy());
+        self.inner.arg(a);
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(mut self, args: I) -> Self {
+        for a in args {
+            self = self.arg(a);
+        }
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: impl AsRef<OsStr>) -> Self {
+        self.inner.env(k, v);
+        self
+    }
+
+    pub fn stdin(mut self, s: impl Into<Stdio>) -> Self {
+        self.inner.stdin(s);
+        self
+    }
+
+    /// The underlying command, for spawning and killing.
+    pub fn command(&mut self) -> &mut Command {
+        &mut self.inner
+    }
+
+    pub fn run(mut self) -> Out {
+        let output = self.inner.output().unwrap_or_else(|e| panic!("spawn {}: {e}", self.label));
+        Out { label: self.label, output }
+    }
+
+    /// Run and assert exit 0; returns the output.
+    pub fn ok(self) -> Out {
+        self.run().success()
+    }
+}
+
+/// A finished command.
+pub struct Out {
+    pub label: String,
+    pub output: Output,
+}
+
+impl Out {
+    pub fn code(&self) -> Option<i32> {
+        self.output.status.code()
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// Panic with both streams unless the command exited 0.
+    pub fn success(self) -> Self {
+        assert!(self.output.status.success(), "{self}");
+        self
+    }
+
+    /// Panic unless the command exited with `code`.
+    pub fn code_is(self, code: i32) -> Self {
+        assert_eq!(self.code(), Some(code), "{self}");
+        self
+    }
+
+    /// Panic unless the command failed and its stderr contains `needle`.
+    pub fn fails_with(self, needle: &str) -> Self {
+        assert!(!self.output.status.success(), "expected failure: {self}");
+        assert!(self.stderr().contains(needle), "stderr lacks {needle:?}: {self}");
+        self
+    }
+}
+
+impl std::fmt::Display for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` exited {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.label,
+            self.output.status,
+            self.stdout(),
+            self.stderr()
+        )
+    }
+}
