@@ -211,8 +211,10 @@ impl Env {
         let mut c = if self.user == User::Root || !running_as_root() {
             Command::new(program.as_ref())
         } else {
+            // -m: keep the environment set below; plain runuser would reset HOME, USER,
+            // SHELL and LOGNAME to the passwd entry and leak state into the real home.
             let mut c = Command::new("runuser");
-            c.args(["-u", self.user.name(), "--"]).arg(program.as_ref());
+            c.args(["-m", "-u", self.user.name(), "--"]).arg(program.as_ref());
             c
         };
         c.current_dir(self.scratch.path())

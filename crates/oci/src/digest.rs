@@ -26,13 +26,21 @@ pub enum DigestError {
 impl Digest {
     /// The digest of `bytes`.
     pub fn of(bytes: &[u8]) -> Self {
-        Self { hex: hex::encode(Sha256::digest(bytes)) }
+        Self {
+            hex: hex::encode(Sha256::digest(bytes)),
+        }
     }
 
     /// Build from 64 lowercase hex digits (no `sha256:` prefix).
     pub fn from_hex(hex: &str) -> Result<Self, DigestError> {
-        if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            Ok(Self { hex: hex.to_owned() })
+        if hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            Ok(Self {
+                hex: hex.to_owned(),
+            })
         } else {
             Err(DigestError::Malformed(hex.to_owned()))
         }
@@ -62,7 +70,10 @@ impl FromStr for Digest {
             return Err(DigestError::Malformed(s.to_owned()));
         };
         if algo != "sha256" {
-            return Err(DigestError::UnsupportedAlgorithm { algo: algo.to_owned(), digest: s.to_owned() });
+            return Err(DigestError::UnsupportedAlgorithm {
+                algo: algo.to_owned(),
+                digest: s.to_owned(),
+            });
         }
         Self::from_hex(hex).map_err(|_| DigestError::Malformed(s.to_owned()))
     }
@@ -93,6 +104,28 @@ impl<'de> serde::Deserialize<'de> for Digest {
     }
 }
 
+impl From<&Digest> for oci_spec::image::Digest {
+    fn from(d: &Digest) -> Self {
+        oci_spec::image::Sha256Digest::from_str(&d.hex)
+            .map(Into::into)
+            .expect("a validated sha256 digest is a valid oci-spec digest")
+    }
+}
+
+impl From<Digest> for oci_spec::image::Digest {
+    fn from(d: Digest) -> Self {
+        (&d).into()
+    }
+}
+
+impl TryFrom<&oci_spec::image::Digest> for Digest {
+    type Error = DigestError;
+    /// Refuses algorithms other than sha256, by name.
+    fn try_from(d: &oci_spec::image::Digest) -> Result<Self, Self::Error> {
+        d.to_string().parse()
+    }
+}
+
 /// An incremental sha256 that also counts bytes.
 #[derive(Default, Clone)]
 pub struct Hasher {
@@ -120,7 +153,9 @@ impl Hasher {
     }
 
     pub fn finish(self) -> Digest {
-        Digest { hex: hex::encode(self.inner.finalize()) }
+        Digest {
+            hex: hex::encode(self.inner.finalize()),
+        }
     }
 }
 
@@ -132,7 +167,10 @@ pub struct HashingReader<R> {
 
 impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
-        Self { inner, hasher: Hasher::new() }
+        Self {
+            inner,
+            hasher: Hasher::new(),
+        }
     }
 
     /// The digest and length of everything read so far.
@@ -146,6 +184,60 @@ impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// A reader that fails at EOF (`InvalidData`) when the content does not hash to the
+/// expected digest or (when given) does not have the expected size; reading past the
+/// expected size fails at once. Bytes are handed out before the check, so a consumer must
+/// treat its output as provisional until EOF was reached without error.
+pub struct VerifyingReader<R> {
+    inner: R,
+    hasher: Hasher,
+    expected: Digest,
+    size: Option<u64>,
+    checked: bool,
+}
+
+impl<R: Read> VerifyingReader<R> {
+    pub fn new(inner: R, expected: Digest, size: Option<u64>) -> Self {
+        Self {
+            inner,
+            hasher: Hasher::new(),
+            expected,
+            size,
+            checked: false,
+        }
+    }
+}
+
+impl<R: Read> Read for VerifyingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        if let Some(size) = self.size {
+            if self.hasher.len() > size {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("blob {} is longer than its {size} bytes", self.expected),
+                ));
+            }
+        }
+        if n == 0 && !buf.is_empty() && !self.checked {
+            self.checked = true;
+            let len = self.hasher.len();
+            let actual = std::mem::take(&mut self.hasher).finish();
+            if actual != self.expected || self.size.is_some_and(|s| s != len) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "blob {} is corrupt: content hashes to {actual} ({len} bytes)",
+                        self.expected
+                    ),
+                ));
+            }
+        }
         Ok(n)
     }
 }
@@ -166,12 +258,60 @@ mod tests {
     fn parse_round_trips_and_rejects_bad_input() {
         let d = Digest::of(b"x");
         assert_eq!(d.to_string().parse::<Digest>().unwrap(), d);
-        assert!(matches!("sha256:abc".parse::<Digest>(), Err(DigestError::Malformed(_))));
+        assert!(matches!(
+            "sha256:abc".parse::<Digest>(),
+            Err(DigestError::Malformed(_))
+        ));
         assert!(matches!(
             format!("sha512:{}", d.hex()).parse::<Digest>(),
             Err(DigestError::UnsupportedAlgorithm { .. })
         ));
-        assert!(format!("sha256:{}", d.hex().to_uppercase()).parse::<Digest>().is_err());
+        assert!(format!("sha256:{}", d.hex().to_uppercase())
+            .parse::<Digest>()
+            .is_err());
+    }
+
+    #[test]
+    fn converts_to_and_from_oci_spec() {
+        let d = Digest::of(b"x");
+        let o: oci_spec::image::Digest = (&d).into();
+        assert_eq!(o.to_string(), d.to_string());
+        assert_eq!(Digest::try_from(&o).unwrap(), d);
+    }
+
+    #[test]
+    fn verifying_reader_checks_digest_and_size() {
+        let ok = |r: &mut dyn Read| std::io::copy(r, &mut std::io::sink());
+        assert!(ok(&mut VerifyingReader::new(
+            &b"abc"[..],
+            Digest::of(b"abc"),
+            Some(3)
+        ))
+        .is_ok());
+        assert!(ok(&mut VerifyingReader::new(
+            &b"abc"[..],
+            Digest::of(b"abc"),
+            None
+        ))
+        .is_ok());
+        assert!(ok(&mut VerifyingReader::new(
+            &b"abd"[..],
+            Digest::of(b"abc"),
+            Some(3)
+        ))
+        .is_err());
+        assert!(ok(&mut VerifyingReader::new(
+            &b"abc"[..],
+            Digest::of(b"abc"),
+            Some(2)
+        ))
+        .is_err());
+        assert!(ok(&mut VerifyingReader::new(
+            &b"abc"[..],
+            Digest::of(b"abc"),
+            Some(4)
+        ))
+        .is_err());
     }
 
     #[test]

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# registry.sh — push and pull of a ~200 MB, 4-layer image to a loopback docker-registry:
+# ipush/ipull against `skopeo copy`, cold and warm; medians of N runs and ratios.
+# Not a test: run by hand (as any user) after `cargo build --release -p ipush -p ipull`.
+#
+#   benches/registry.sh [RUNS]        (default 5)
+#   IMAGO_BIN_DIR=target/debug benches/registry.sh   to bench another build
+#
+# cold push: the registry's storage is wiped before each run (no blob-descriptor cache is
+#            configured, so that is safe); warm push: every blob is already there.
+# cold pull: an empty store / OCI dir each run; warm pull: everything already present.
+# Work files live in $IMAGO_TEST_TMP (a tmpfs in scripts/test.sh), else /var/tmp.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-5}
+BIN=${IMAGO_BIN_DIR:-${CARGO_TARGET_DIR:-target}/release}
+for t in docker-registry skopeo sha256sum gzip openssl; do
+  command -v "$t" >/dev/null || { echo "registry.sh: $t is missing" >&2; exit 1; }
+done
+for b in ipush ipull; do
+  [ -x "$BIN/$b" ] || { echo "registry.sh: $BIN/$b not built (cargo build --release -p ipush -p ipull)" >&2; exit 1; }
+done
+W=$(mktemp -d "${IMAGO_TEST_TMP:-/var/tmp}/imago-regbench.XXXXXX")
+REG_PID=
+cleanup() { [ -n "$REG_PID" ] && kill "$REG_PID" 2>/dev/null; rm -rf "$W"; }
+trap cleanup EXIT
+
+# ---- the image: 4 layers of 50 MiB incompressible (seeded, deterministic) data, gzip -1
+SRC=$W/src; mkdir -p "$SRC/blobs/sha256"
+layers_json=; diffids=
+for i in 1 2 3 4; do
+  d=$W/l$i; mkdir -p "$d/data"
+  # openssl dies of SIGPIPE when head has enough: that is the plan, not an error.
+  { openssl enc -aes-128-ctr -nosalt -pass "pass:imago-bench-$i" -pbkdf2 </dev/zero 2>/dev/null || true; } |
+    head -c $((50 * 1024 * 1024)) >"$d/data/blob$i"
+  tar --numeric-owner --owner=0 --group=0 --mtime='2024-01-01 00:00:00Z' -C "$d" -cf "$d/layer.tar" data
+  diff=$(sha256sum "$d/layer.tar" | cut -d' ' -f1)
+  gzip -1 -n -c "$d/layer.tar" >"$d/layer.tar.gz"
+  dig=$(sha256sum "$d/layer.tar.gz" | cut -d' ' -f1); size=$(stat -c %s "$d/layer.tar.gz")
+  mv "$d/layer.tar.gz" "$SRC/blobs/sha256/$dig"; rm -rf "$d"
+  layers_json="$layers_json${layers_json:+,}{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"sha256:$dig\",\"size\":$size}"
+  diffids="$diffids${diffids:+,}\"sha256:$diff\""
+done
+config="{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Cmd\":[\"/bin/sh\"]},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[$diffids]}}"
+printf '%s' "$config" >"$W/config"; cdig=$(sha256sum "$W/config" | cut -d' ' -f1); csize=$(stat -c %s "$W/config")
+mv "$W/config" "$SRC/blobs/sha256/$cdig"
+manifest="{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"sha256:$cdig\",\"size\":$csize},\"layers\":[$layers_json]}"
+printf '%s' "$manifest" >"$W/manifest"; mdig=$(sha256sum "$W/manifest" | cut -d' ' -f1); msize=$(stat -c %s "$W/manifest")
+mv "$W/manifest" "$SRC/blobs/sha256/$mdig"
+printf '{"imageLayoutVersion":"1.0.0"}' >"$SRC/oci-layout"
+printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"big"}}]}' "$mdig" "$msize" >"$SRC/index.json"
+total=$(du -sm "$SRC/blobs" | cut -f1)
+echo "image: 4 layers, ${total} MiB in $SRC"
+
+# ---- the registry
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$W/reg.yml" <<YML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $W/regdata
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$PORT
+YML
+docker-registry serve "$W/reg.yml" >"$W/reg.log" 2>&1 &
+REG_PID=$!
+for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$PORT/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+R=127.0.0.1:$PORT/bench/big:1
+
+ms() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; exit 1; }; e=$(date +%s%N); echo $(((e - s) / 1000000)); }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
+wipe_registry() { rm -rf "$W/regdata/docker"; rm -f "$SRC/imago/registry/registry-blob-sources" "$SRC/registry-blob-sources"; }
+
+run_case() { # name prepare-fn imago-cmd... -- skopeo-cmd...
+  local name=$1 prep=$2; shift 2
+  local icmd=() scmd=() seen=0
+  for a in "$@"; do if [ "$a" = -- ]; then seen=1; elif [ $seen = 0 ]; then icmd+=("$a"); else scmd+=("$a"); fi; done
+  local it=() st=()
+  if [ "$prep" = nothing ]; then # warm: one unmeasured run of each first
+    "${icmd[@]}" >/dev/null 2>&1; "${scmd[@]}" >/dev/null 2>&1
+  fi
+  for _ in $(seq "$RUNS"); do
+    $prep; it+=("$(ms "${icmd[@]}")")
+    $prep; st+=("$(ms "${scmd[@]}")")
+  done
+  local im sm
+  im=$(printf '%s\n' "${it[@]}" | median); sm=$(printf '%s\n' "${st[@]}" | median)
+  printf '%-10s imago %6d ms   skopeo %6d ms   ratio %.2f   (runs: imago %s | skopeo %s)\n' \
+    "$name" "$im" "$sm" "$(echo "$im $sm" | awk '{print ($2>0)?$1/$2:0}')" "${it[*]}" "${st[*]}"
+}
+
+nothing() { :; }
+fresh_dst() { rm -rf "$W/dst" "$W/sdst"; }
+
+echo "runs per case: $RUNS; binaries: $BIN"
+run_case "push cold" wipe_registry "$BIN/ipush" -q --root "$SRC" big "$R" -- \
+  skopeo copy -q --dest-tls-verify=false "oci:$SRC:big" "docker://$R"
+run_case "push warm" nothing "$BIN/ipush" -q --root "$SRC" big "$R" -- \
+  skopeo copy -q --dest-tls-verify=false "oci:$SRC:big" "docker://$R"
+run_case "pull cold" fresh_dst "$BIN/ipull" -q --root "$W/dst" "$R" -- \
+  skopeo copy -q --src-tls-verify=false "docker://$R" "oci:$W/sdst:big"
+run_case "pull warm" nothing "$BIN/ipull" -q --root "$W/dst" "$R" -- \
+  skopeo copy -q --src-tls-verify=false "docker://$R" "oci:$W/sdst:big"

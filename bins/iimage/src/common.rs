@@ -1,0 +1,191 @@
+//! What the subcommands share: the error type, opening the store, running store work
+//! inside the user's id mapping, human sizes and times.
+
+use std::error::Error;
+
+use imago_sandbox::{run_in_mapping, IdMap, Ownership};
+use imago_store::{OwnerMode, Store, StoreError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Any failure of a subcommand; the chain is printed by `imago_cli::report`.
+pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
+pub type Res<T> = Result<T, BoxError>;
+
+/// A one-line error of our own.
+#[derive(Debug)]
+pub struct Msg(pub String);
+
+impl std::fmt::Display for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl Error for Msg {}
+
+pub fn msg(s: impl Into<String>) -> BoxError {
+    Box::new(Msg(s.into()))
+}
+
+/// Hints from every error in the chain that has one.
+pub fn hints(err: &(dyn Error + 'static)) -> Vec<String> {
+    let mut out = vec![];
+    let mut cur: Option<&(dyn Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(s) = e.downcast_ref::<StoreError>() {
+            out.extend(s.hint());
+        }
+        if let Some(c) = e.downcast_ref::<imago_sandbox::ChildError>() {
+            out.extend(c.hint());
+        }
+        cur = e.source();
+    }
+    out.dedup();
+    out
+}
+
+pub fn open_store(global: &imago_cli::GlobalOpts) -> Res<Store> {
+    let root = global.store_root()?;
+    Ok(Store::open(root)?)
+}
+
+/// The ownership mode the id mapping of this user gives.
+pub fn owner_mode(map: &IdMap) -> OwnerMode {
+    match map.ownership() {
+        Ownership::Real => OwnerMode::Real,
+        Ownership::Xattr => OwnerMode::Xattr,
+    }
+}
+
+/// Run `f` in a child inside the user's id mapping (root: identity; with a subuid
+/// range: the range; else a single mapping with Xattr ownership). Store work that
+/// creates or removes files owned by other ids goes through here.
+pub fn in_mapping<T, F>(f: F) -> Res<T>
+where
+    T: Serialize + DeserializeOwned,
+    F: FnOnce(OwnerMode) -> Result<T, StoreError>,
+{
+    let map = IdMap::detect();
+    let mode = owner_mode(&map);
+    Ok(run_in_mapping(&map, || f(mode))?)
+}
+
+/// docker's human size: 3 significant digits, decimal units (`4.26MB`).
+pub fn human_size(n: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i + 1 < units.len() {
+        v /= 1000.0;
+        i += 1;
+    }
+    let s = if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    };
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    format!("{s}{}", units[i])
+}
+
+/// Seconds since the epoch of an RFC 3339 time (`2024-01-02T03:04:05.123Z`, `+01:00`).
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ')
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d, h, mi, se) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
+    let mut rest = &s[19..];
+    if let Some(r) = rest.strip_prefix('.') {
+        rest = r.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    let offset = match rest {
+        "Z" | "z" | "" => 0,
+        o if o.len() == 6 => {
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            sign * (o.get(1..3)?.parse::<i64>().ok()? * 3600
+                + o.get(4..6)?.parse::<i64>().ok()? * 60)
+        }
+        _ => return None,
+    };
+    // days from civil (Howard Hinnant)
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86400 + h * 3600 + mi * 60 + se - offset)
+}
+
+/// `3 days ago`, like docker.
+pub fn ago(created: Option<&str>) -> String {
+    let Some(t) = created.and_then(parse_rfc3339) else {
+        return "N/A".into();
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let d = now - t;
+    let (n, unit) = match d {
+        i64::MIN..=0 => return "Less than a second ago".into(),
+        1..=59 => (d, "second"),
+        60..=3599 => (d / 60, "minute"),
+        3600..=86_399 => (d / 3600, "hour"),
+        86_400..=1_209_599 => (d / 86_400, "day"),
+        1_209_600..=5_183_999 => (d / 604_800, "week"),
+        5_184_000..=63_071_999 => (d / 2_592_000, "month"),
+        _ => (d / 31_536_000, "year"),
+    };
+    if n == 1 {
+        let article = if unit == "hour" { "An" } else { "A" };
+        format!("{article} {unit} ago")
+    } else {
+        format!("{n} {unit}s ago")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_like_docker() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(4_260_000), "4.26MB");
+        assert_eq!(human_size(12_300), "12.3kB");
+        assert_eq!(human_size(1_000_000), "1MB");
+    }
+
+    #[test]
+    fn rfc3339_parses() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("2023-11-14T22:13:20.5Z"), Some(1_700_000_000));
+        assert_eq!(
+            parse_rfc3339("2023-11-14T23:13:20+01:00"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(parse_rfc3339("junk"), None);
+    }
+}

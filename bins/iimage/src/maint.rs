@@ -1,0 +1,123 @@
+//! fsck, gc, info.
+
+use imago_cli::output::{print_json, print_lines};
+use imago_cli::{GlobalOpts, OutputFormat};
+use imago_sandbox::HostProbe;
+use imago_store::{GcOptions, Store};
+use serde_json::{json, Value};
+
+use crate::common::{human_size, in_mapping, msg, open_store, Res};
+
+pub fn fsck(g: &GlobalOpts, format: OutputFormat) -> Res<()> {
+    let store = open_store(g)?;
+    let r = store.fsck()?;
+    match format {
+        OutputFormat::Json => print_json(&r)?,
+        OutputFormat::Table => {
+            let mut lines: Vec<String> = r
+                .problems
+                .iter()
+                .map(|p| format!("{}: {}", p.object, p.what))
+                .collect();
+            lines.push(format!(
+                "checked {} blobs, {} images, {} unpacked layers: {} problems{}",
+                r.blobs_checked,
+                r.images_checked,
+                r.layers_checked,
+                r.problems.len(),
+                if r.temp_debris > 0 { format!(" ({} temp entries of other processes; `iimage gc` removes them when those are gone)", r.temp_debris) } else { String::new() }
+            ));
+            print_lines(lines)?;
+        }
+    }
+    if r.is_clean() {
+        Ok(())
+    } else {
+        Err(msg(format!(
+            "the store at {} has {} problems; remove the damaged images (`iimage rm`), load or pull them again, then `iimage gc`",
+            store.root().display(),
+            r.problems.len()
+        )))
+    }
+}
+
+pub fn gc(g: &GlobalOpts, layers: bool, dry_run: bool, build_cache: bool) -> Res<()> {
+    let store = open_store(g)?;
+    let root = store.root().to_path_buf();
+    let r = in_mapping(move |_| {
+        Store::open(&root)?.gc(&GcOptions {
+            all_layers: layers,
+            dry_run,
+            build_cache,
+        })
+    })?;
+    let verb = if dry_run { "would remove" } else { "removed" };
+    print_lines([format!(
+        "{verb} {} blobs ({}), {} unpacked layers, {} build cache entries, {} temp entries",
+        r.blobs_removed.len(),
+        human_size(r.bytes_freed),
+        r.layers_removed.len(),
+        r.cache_removed,
+        r.temp_removed
+    )])?;
+    Ok(())
+}
+
+pub fn info(g: &GlobalOpts, format: OutputFormat) -> Res<()> {
+    let root = g.store_root()?;
+    let probe = HostProbe::detect();
+    let (images, mode) = match Store::open(&root) {
+        Ok(s) => (
+            s.list_images().map(|v| v.len()).ok(),
+            s.owner_mode().ok().flatten(),
+        ),
+        Err(_) => (None, None),
+    };
+    let store = json!({
+        "root": root,
+        "images": images,
+        "layer_ownership": mode.map(|m| m.as_str()),
+    });
+    match format {
+        OutputFormat::Json => print_json(&json!({ "store": store, "host": probe }))?,
+        OutputFormat::Table => {
+            let mut lines = vec![format!("store: {}", root.display())];
+            if let Some(n) = images {
+                lines.push(format!("images: {n}"));
+            }
+            if let Some(m) = mode {
+                lines.push(format!("unpacked layer ownership: {}", m.as_str()));
+            }
+            let host = serde_json::to_value(&probe)?;
+            if let Value::Object(m) = host {
+                for (k, v) in m {
+                    if k == "fixes" {
+                        continue;
+                    }
+                    let shown = match &v {
+                        Value::Object(o) if o.contains_key("release") => {
+                            o["release"].as_str().unwrap_or("?").to_owned()
+                        }
+                        Value::Object(o) if o.contains_key("start") && o.contains_key("count") => {
+                            format!("{}:{}", o["start"], o["count"])
+                        }
+                        Value::Null => "no".to_owned(),
+                        Value::Bool(true) => "yes".to_owned(),
+                        Value::Bool(false) => "no".to_owned(),
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    lines.push(format!("{k}: {shown}"));
+                }
+            }
+            if probe.fixes.is_empty() {
+                lines.push("missing: nothing".into());
+            }
+            for f in &probe.fixes {
+                lines.push(format!("missing: {} — {}", f.item, f.text));
+            }
+            print_lines(lines)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,188 @@
+//! `irun [OPTIONS] IMAGE [COMMAND] [ARG...]`: run a container in the foreground, rootless
+//! and daemonless. Exit code: the command's; 128+N when it was killed by signal N; 125
+//! irun's own failure, 126 the command cannot be executed, 127 it was not found.
+//! Glue only: flags → `imago_runtime::RunOptions` → `imago_runtime::run`.
+//! Must stay single-threaded until the container is started (the clone runs no atfork
+//! handlers): no thread pools, no async runtime here.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use imago_cli::ExitCodes;
+use imago_runtime::{config, RunError, RunOptions};
+
+/// Run a command in a new container (docker run's flags).
+#[derive(Debug, Parser)]
+#[command(name = "irun", version, trailing_var_arg = true)]
+struct Opts {
+    #[command(flatten)]
+    global: imago_cli::GlobalOpts,
+    /// Remove the container when it exits
+    #[arg(long)]
+    rm: bool,
+    /// Keep STDIN open (otherwise the container reads /dev/null)
+    #[arg(short, long)]
+    interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    tty: bool,
+    /// Assign a name to the container
+    #[arg(long)]
+    name: Option<String>,
+    /// Set environment variables (K=V, or K to pass irun's own value)
+    #[arg(short, long = "env", value_name = "K=V")]
+    env: Vec<String>,
+    /// Read environment variables from a file (K=V lines, # comments)
+    #[arg(long, value_name = "FILE")]
+    env_file: Vec<std::path::PathBuf>,
+    /// Working directory inside the container (created if missing)
+    #[arg(short, long, value_name = "DIR")]
+    workdir: Option<String>,
+    /// User: name|uid[:group|gid]
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Overwrite the image's ENTRYPOINT ("" clears it)
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// Container host name (default: the short container id)
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Bind mount a host path: HOST:CONTAINER[:ro]
+    #[arg(short, long = "volume", value_name = "HOST:CTR[:ro]")]
+    volume: Vec<String>,
+    /// Attach a mount: type=bind,source=…,target=…[,readonly] | type=tmpfs,target=…
+    #[arg(long)]
+    mount: Vec<String>,
+    /// Mount a tmpfs: /path[:options]
+    #[arg(long)]
+    tmpfs: Vec<String>,
+    /// Mount the container's root file system read-only
+    #[arg(long)]
+    read_only: bool,
+    /// Add a capability (e.g. NET_ADMIN, ALL)
+    #[arg(long)]
+    cap_add: Vec<String>,
+    /// Drop a capability (e.g. CHOWN, ALL)
+    #[arg(long)]
+    cap_drop: Vec<String>,
+    /// All capabilities (of the user namespace), no seccomp, no masked paths
+    #[arg(long)]
+    privileged: bool,
+    /// Security options: no-new-privileges[:true|false], seccomp=unconfined
+    #[arg(long, value_name = "OPT")]
+    security_opt: Vec<String>,
+    /// Do not run an init as pid 1 (the command becomes pid 1)
+    #[arg(long)]
+    no_init: bool,
+    /// Run a directory as the container's (read-only, overlaid) root instead of an image
+    #[arg(long, value_name = "DIR")]
+    rootfs: Option<std::path::PathBuf>,
+    /// IMAGE [COMMAND] [ARG...] (with --rootfs: COMMAND [ARG...])
+    #[arg(allow_hyphen_values = true, value_name = "IMAGE [COMMAND]")]
+    rest: Vec<String>,
+}
+
+/// A flag error (irun's own: exit 125).
+#[derive(Debug)]
+struct FlagError(String);
+impl std::fmt::Display for FlagError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for FlagError {}
+
+fn options(o: &Opts) -> Result<RunOptions, Box<dyn std::error::Error>> {
+    let mut rest = o.rest.clone();
+    let image = if o.rootfs.is_some() {
+        None
+    } else if rest.is_empty() {
+        return Err(Box::new(FlagError(
+            "\"irun\" requires at least 1 argument: irun [OPTIONS] IMAGE [COMMAND] [ARG...]".into(),
+        )));
+    } else {
+        Some(rest.remove(0))
+    };
+    let mut mounts = Vec::new();
+    for v in &o.volume {
+        mounts.push(config::volume(v)?);
+    }
+    for m in &o.mount {
+        mounts.push(config::mount(m)?);
+    }
+    for t in &o.tmpfs {
+        mounts.push(config::tmpfs(t)?);
+    }
+    let mut env_files = Vec::new();
+    for f in &o.env_file {
+        env_files.push(
+            std::fs::read_to_string(f)
+                .map_err(|e| FlagError(format!("read --env-file `{}`: {e}", f.display())))?,
+        );
+    }
+    let (mut nnp, mut seccomp) = (false, true);
+    for s in &o.security_opt {
+        match s.as_str() {
+            "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true" => nnp = true,
+            "no-new-privileges:false" | "no-new-privileges=false" => nnp = false,
+            "seccomp=unconfined" | "seccomp:unconfined" => seccomp = false,
+            other => {
+                return Err(Box::new(FlagError(format!(
+                    "unsupported --security-opt `{other}` (no-new-privileges, seccomp=unconfined)"
+                ))))
+            }
+        }
+    }
+    Ok(RunOptions {
+        store_root: o.global.store_root()?,
+        image,
+        rootfs: o.rootfs.clone(),
+        args: rest,
+        entrypoint: o.entrypoint.clone(),
+        env: o.env.clone(),
+        env_files,
+        workdir: o.workdir.clone(),
+        user: o.user.clone(),
+        hostname: o.hostname.clone(),
+        mounts,
+        read_only: o.read_only,
+        rm: o.rm,
+        name: o.name.clone(),
+        interactive: o.interactive,
+        tty: o.tty,
+        init: !o.no_init,
+        cap_add: o.cap_add.clone(),
+        cap_drop: o.cap_drop.clone(),
+        privileged: o.privileged,
+        no_new_privs: nnp,
+        seccomp,
+    })
+}
+
+fn main() -> ExitCode {
+    let opts = match Opts::try_parse() {
+        Ok(o) => o,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                ExitCodes::IMAGO_FAILED
+            } else {
+                ExitCodes::OK
+            };
+            // Ignoring a failed print: nothing else can be said.
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    imago_cli::logging::init(&opts.global.log_level);
+    let run_opts = match options(&opts) {
+        Ok(r) => r,
+        Err(e) => return imago_cli::fail(e.as_ref()),
+    };
+    match imago_runtime::run(&run_opts) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            let hints: Vec<String> = RunError::hint(&e).into_iter().collect();
+            imago_cli::report(&e, &hints, ExitCodes::IMAGO_FAILED)
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! `itag SOURCE TARGET...`: give the image SOURCE (name[:tag], id, id prefix or
+//! digest) the names TARGET… in the store, like `docker tag`. Prints nothing on success.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Give an image more names (like `docker tag`).
+#[derive(Debug, Parser)]
+#[command(name = "itag", version)]
+struct Opts {
+    #[command(flatten)]
+    global: imago_cli::GlobalOpts,
+    /// The image: NAME[:TAG], image id, unique id prefix, or manifest digest
+    source: String,
+    /// New names: [REGISTRY/]NAME[:TAG]
+    #[arg(required = true)]
+    targets: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let opts = Opts::parse();
+    imago_cli::logging::init(&opts.global.log_level);
+    let root = match opts.global.store_root() {
+        Ok(r) => r,
+        Err(e) => return imago_cli::fail(&e),
+    };
+    let result = (|| {
+        let store = imago_store::Store::open(&root)?;
+        let image = store.resolve(&opts.source)?;
+        for t in &opts.targets {
+            store.tag(t, &image.index_digest)?;
+        }
+        Ok::<_, imago_store::StoreError>(())
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let hints: Vec<String> = e.hint().into_iter().collect();
+            imago_cli::report(&e, &hints, imago_cli::ExitCodes::IMAGO_FAILED)
+        }
+    }
+}

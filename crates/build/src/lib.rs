@@ -1,0 +1,37 @@
+//! imago's build engine: Dockerfile stages, instruction semantics (BuildKit's), cache
+//! keys, layer commits, multi-stage builds and progress events.
+//!
+//! Never: parses Dockerfile text itself (crates/dockerfile), draws progress (the bin
+//! does, from [`events`]), or writes outside the store and its own temp dirs.
+//!
+//! # Public entry points
+//!
+//! - [`config`]: [`ImageConfig`] — the image config JSON as BuildKit writes it (Docker
+//!   extensions `Healthcheck`, `OnBuild`, `Shell`; history with `empty_layer`; unknown
+//!   fields kept), `env_set` (replace in place), `ensure_path`, `clamp_times`
+//!   (SOURCE_DATE_EPOCH).
+//! - [`instr::meta`]: one function per metadata instruction: applies it to an
+//!   `ImageConfig` and returns the history `created_by` text exactly as BuildKit writes it
+//!   (`CMD ["sh" "-c" "x"]`, `EXPOSE map[80/tcp:{}]`, `RUN /bin/sh -c x # buildkit`,
+//!   `COPY a /b # buildkit`, `HEALTHCHECK &{…}`).
+//! - [`instr::copy`]: `plan` (COPY/ADD source resolution), `items_digest` (cache key
+//!   content digest: content + mode + owner, never mtime), `apply` (write into a new
+//!   layer dir over the parent state).
+//! - [`stage`]: the stage graph: `target_index`, `resolve_base`, `resolve_from`, `needed`.
+//! - [`cache`]: `step_key`, [`cache::CacheEntry`].
+//! - [`perms`]: `--chmod` (octal/symbolic), `--chown` and `USER` resolution.
+//! - [`glob`]: Go `filepath.Match` + `**`.
+//! - [`fsview`]: a read-only overlay-semantics view of unpacked layer dirs.
+//! - [`events`]: progress events the bin draws.
+
+pub mod cache;
+pub mod config;
+pub mod engine;
+pub mod events;
+pub mod fsview;
+pub mod glob;
+pub mod instr;
+pub mod perms;
+pub mod stage;
+
+pub use config::ImageConfig;

@@ -1,0 +1,469 @@
+//! Stored credentials, read in podman's order: `$REGISTRY_AUTH_FILE`,
+//! `$XDG_RUNTIME_DIR/containers/auth.json`, `$XDG_CONFIG_HOME/containers/auth.json`
+//! (`~/.config/containers/auth.json`), `~/.docker/config.json`. In each file a per-registry
+//! `credHelpers` entry wins, then `auths`, then the file's `credsStore`; the first file
+//! that knows the registry decides. Helpers are `docker-credential-NAME get|store|erase`.
+//! Docker Hub is `docker.io` in auth.json and `https://index.docker.io/v1/` in
+//! config.json; both spellings (and `index.docker.io`, `registry-1.docker.io`) match.
+//!
+//! Writing (`ilogin`): the first of `$REGISTRY_AUTH_FILE`,
+//! `$XDG_RUNTIME_DIR/containers/auth.json`, `~/.config/containers/auth.json`, mode 0600,
+//! atomically (temp + rename), keeping every other key of the file.
+//!
+//! Never: talks to a registry (ilogin checks credentials through client.rs).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::{json, Map, Value};
+
+use super::base64;
+
+/// A user name and password (or token) for one registry.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials({}, ***)", self.username)
+    }
+}
+
+impl Credentials {
+    /// The `Authorization: Basic …` value.
+    pub fn basic_header(&self) -> String {
+        format!(
+            "Basic {}",
+            base64::encode(format!("{}:{}", self.username, self.password).as_bytes())
+        )
+    }
+}
+
+/// Failures reading or writing credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum CredError {
+    #[error("read credentials file `{path}`")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("credentials file `{path}` is not valid JSON: {reason}")]
+    Parse { path: PathBuf, reason: String },
+    #[error("write credentials file `{path}`")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("credential helper `{helper}` failed: {reason}")]
+    Helper { helper: String, reason: String },
+    #[error("`auth` entry for {registry} in `{path}` is not base64 `user:password`")]
+    BadAuthEntry { registry: String, path: PathBuf },
+    #[error("no place to store credentials: set HOME, XDG_RUNTIME_DIR or REGISTRY_AUTH_FILE")]
+    NoAuthFile,
+}
+
+/// Where credentials are looked up and written; built from the environment or by hand.
+#[derive(Debug, Clone, Default)]
+pub struct AuthFiles {
+    /// Files read in order (missing ones are skipped).
+    pub read: Vec<PathBuf>,
+    /// The file `ilogin` writes.
+    pub write: Option<PathBuf>,
+}
+
+impl AuthFiles {
+    /// podman's order, from the process environment.
+    pub fn from_env() -> Self {
+        let var = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        Self::from_vars(
+            var("REGISTRY_AUTH_FILE"),
+            var("XDG_RUNTIME_DIR"),
+            var("XDG_CONFIG_HOME"),
+            var("HOME"),
+        )
+    }
+
+    /// Pure form of [`AuthFiles::from_env`].
+    pub fn from_vars(
+        auth_file: Option<PathBuf>,
+        runtime_dir: Option<PathBuf>,
+        config_home: Option<PathBuf>,
+        home: Option<PathBuf>,
+    ) -> Self {
+        let config_home = config_home.or_else(|| home.as_ref().map(|h| h.join(".config")));
+        let mut read = Vec::new();
+        read.extend(auth_file.clone());
+        read.extend(runtime_dir.as_ref().map(|r| r.join("containers/auth.json")));
+        read.extend(config_home.as_ref().map(|c| c.join("containers/auth.json")));
+        read.extend(home.as_ref().map(|h| h.join(".docker/config.json")));
+        let write = auth_file
+            .or_else(|| runtime_dir.map(|r| r.join("containers/auth.json")))
+            .or_else(|| config_home.map(|c| c.join("containers/auth.json")));
+        read.dedup();
+        Self { read, write }
+    }
+
+    /// The credentials for `registry` (a normalised registry name such as `docker.io` or
+    /// `127.0.0.1:5000`), or `None` for anonymous access. A missing helper binary or a
+    /// helper that knows nothing of the registry means anonymous, with a warning.
+    pub fn lookup(&self, registry: &str) -> Result<Option<Credentials>, CredError> {
+        for path in &self.read {
+            let Some(doc) = read_json(path)? else {
+                continue;
+            };
+            if let Some(helper) =
+                find_key(doc.get("credHelpers"), registry).and_then(|v| v.as_str())
+            {
+                return run_helper_get(helper, registry);
+            }
+            if let Some(entry) = find_key(doc.get("auths"), registry) {
+                if let Some(c) = decode_entry(entry, registry, path)? {
+                    return Ok(Some(c));
+                }
+            }
+            if let Some(store) = doc
+                .get("credsStore")
+                .and_then(|v| v.as_str())
+                .filter(|s| !s.is_empty())
+            {
+                if let Some(c) = run_helper_get(store, registry)? {
+                    return Ok(Some(c));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Store credentials for `registry` in the write file (0600), replacing older ones.
+    pub fn store(&self, registry: &str, creds: &Credentials) -> Result<PathBuf, CredError> {
+        let path = self.write.clone().ok_or(CredError::NoAuthFile)?;
+        let mut doc = read_json(&path)?.unwrap_or_else(|| json!({}));
+        let auths = auths_mut(&mut doc);
+        remove_keys(auths, registry);
+        let value = base64::encode(format!("{}:{}", creds.username, creds.password).as_bytes());
+        auths.insert(registry.to_owned(), json!({ "auth": value }));
+        write_json(&path, &doc)?;
+        Ok(path)
+    }
+
+    /// Remove `registry` from every file we would read that has it in `auths`; returns
+    /// the files changed (empty: nothing was stored).
+    pub fn remove(&self, registry: &str) -> Result<Vec<PathBuf>, CredError> {
+        let mut changed = Vec::new();
+        for path in &self.read {
+            let Some(mut doc) = read_json(path)? else {
+                continue;
+            };
+            if remove_keys(auths_mut(&mut doc), registry) {
+                write_json(path, &doc)?;
+                changed.push(path.clone());
+            }
+        }
+        Ok(changed)
+    }
+}
+
+/// The spellings of a registry's key in credential files, normalised for comparison:
+/// scheme and path dropped, Docker Hub's aliases mapped to `docker.io`.
+pub fn normalize_key(key: &str) -> String {
+    let k = key.trim();
+    let k = k
+        .strip_prefix("https://")
+        .or_else(|| k.strip_prefix("http://"))
+        .unwrap_or(k);
+    let k = k.split('/').next().unwrap_or(k);
+    match k {
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+            "docker.io".to_owned()
+        }
+        other => other.to_owned(),
+    }
+}
+
+fn find_key<'a>(map: Option<&'a Value>, registry: &str) -> Option<&'a Value> {
+    let want = normalize_key(registry);
+    let map = map?.as_object()?;
+    map.get(registry).or_else(|| {
+        map.iter()
+            .find(|(k, _)| normalize_key(k) == want)
+            .map(|(_, v)| v)
+    })
+}
+
+fn auths_mut(doc: &mut Value) -> &mut Map<String, Value> {
+    if !doc.is_object() {
+        *doc = json!({});
+    }
+    let obj = doc.as_object_mut().expect("made an object above");
+    let auths = obj.entry("auths").or_insert_with(|| json!({}));
+    if !auths.is_object() {
+        *auths = json!({});
+    }
+    auths.as_object_mut().expect("made an object above")
+}
+
+fn remove_keys(auths: &mut Map<String, Value>, registry: &str) -> bool {
+    let want = normalize_key(registry);
+    let keys: Vec<String> = auths
+        .keys()
+        .filter(|k| normalize_key(k) == want)
+        .cloned()
+        .collect();
+    for k in &keys {
+        auths.remove(k);
+    }
+    !keys.is_empty()
+}
+
+fn decode_entry(
+    entry: &Value,
+    registry: &str,
+    path: &Path,
+) -> Result<Option<Credentials>, CredError> {
+    if let Some(tok) = entry
+        .get("identitytoken")
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+    {
+        // An OAuth refresh token: docker sends it as the password of user `<token>`.
+        return Ok(Some(Credentials {
+            username: "<token>".into(),
+            password: tok.into(),
+        }));
+    }
+    let Some(auth) = entry
+        .get("auth")
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+    else {
+        return Ok(None);
+    };
+    let bad = || CredError::BadAuthEntry {
+        registry: registry.to_owned(),
+        path: path.to_owned(),
+    };
+    let raw = base64::decode(auth).ok_or_else(bad)?;
+    let text = String::from_utf8(raw).map_err(|_| bad())?;
+    let (u, p) = text.split_once(':').ok_or_else(bad)?;
+    Ok(Some(Credentials {
+        username: u.to_owned(),
+        password: p.to_owned(),
+    }))
+}
+
+fn read_json(path: &Path) -> Result<Option<Value>, CredError> {
+    match std::fs::read(path) {
+        Ok(b) if b.iter().all(|c| c.is_ascii_whitespace()) => Ok(Some(json!({}))),
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| CredError::Parse {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            tracing::warn!(path = %path.display(), "credentials file not readable; skipped");
+            Ok(None)
+        }
+        Err(source) => Err(CredError::Read {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+fn write_json(path: &Path, doc: &Value) -> Result<(), CredError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let werr = |source| CredError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(werr)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("auth"),
+        std::process::id()
+    ));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(werr)?;
+    let body = serde_json::to_vec_pretty(doc).map_err(|e| werr(std::io::Error::other(e)))?;
+    f.write_all(&body)
+        .and_then(|()| f.write_all(b"\n"))
+        .and_then(|()| f.sync_all())
+        .map_err(werr)?;
+    std::fs::rename(&tmp, path).map_err(werr)
+}
+
+fn run_helper_get(helper: &str, registry: &str) -> Result<Option<Credentials>, CredError> {
+    let bin = format!("docker-credential-{helper}");
+    let server = if normalize_key(registry) == "docker.io" {
+        "https://index.docker.io/v1/"
+    } else {
+        registry
+    };
+    let child = Command::new(&bin)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(helper = %bin, "credential helper not installed; going anonymous");
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(CredError::Helper {
+                helper: bin,
+                reason: e.to_string(),
+            })
+        }
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        // A helper that exits before reading is judged by its status below.
+        let _ = stdin.write_all(server.as_bytes());
+    }
+    let out = child.wait_with_output().map_err(|e| CredError::Helper {
+        helper: bin.clone(),
+        reason: e.to_string(),
+    })?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        if stdout.contains("credentials not found")
+            || String::from_utf8_lossy(&out.stderr).contains("credentials not found")
+        {
+            return Ok(None);
+        }
+        let reason = format!(
+            "{}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        return Err(CredError::Helper {
+            helper: bin,
+            reason,
+        });
+    }
+    let v: Value = serde_json::from_str(&stdout).map_err(|e| CredError::Helper {
+        helper: bin.clone(),
+        reason: e.to_string(),
+    })?;
+    let field = |k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Ok(Some(Credentials {
+        username: field("Username"),
+        password: field("Secret"),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn podman_order_and_write_target() {
+        let p = |s: &str| Some(PathBuf::from(s));
+        let f = AuthFiles::from_vars(None, None, None, p("/h"));
+        assert_eq!(
+            f.read,
+            vec![
+                PathBuf::from("/h/.config/containers/auth.json"),
+                PathBuf::from("/h/.docker/config.json")
+            ]
+        );
+        assert_eq!(f.write, p("/h/.config/containers/auth.json"));
+        let f = AuthFiles::from_vars(p("/a.json"), p("/run/u"), None, p("/h"));
+        assert_eq!(f.read[0], PathBuf::from("/a.json"));
+        assert_eq!(f.read[1], PathBuf::from("/run/u/containers/auth.json"));
+        assert_eq!(f.write, p("/a.json"));
+    }
+
+    #[test]
+    fn docker_hub_spellings_match() {
+        for k in [
+            "https://index.docker.io/v1/",
+            "index.docker.io",
+            "docker.io",
+            "registry-1.docker.io",
+        ] {
+            assert_eq!(normalize_key(k), "docker.io", "{k}");
+        }
+        assert_eq!(normalize_key("http://127.0.0.1:5000/v2/"), "127.0.0.1:5000");
+    }
+
+    #[test]
+    fn store_lookup_remove_round_trip_keeps_other_keys() {
+        let t = tempfile::tempdir().unwrap();
+        let auth = t.path().join("auth.json");
+        std::fs::write(&auth, r#"{"auths":{"other:1":{"auth":"YTpi"}},"x":1}"#).unwrap();
+        let docker = t.path().join("config.json");
+        std::fs::write(
+            &docker,
+            r#"{"auths":{"https://index.docker.io/v1/":{"auth":"dXNlcjpwYXNz"}}}"#,
+        )
+        .unwrap();
+        let f = AuthFiles {
+            read: vec![auth.clone(), docker],
+            write: Some(auth.clone()),
+        };
+        let hub = f.lookup("docker.io").unwrap().unwrap();
+        assert_eq!(
+            (hub.username.as_str(), hub.password.as_str()),
+            ("user", "pass")
+        );
+        assert_eq!(f.lookup("nowhere:1").unwrap(), None);
+        let c = Credentials {
+            username: "me".into(),
+            password: "p:w".into(),
+        };
+        f.store("127.0.0.1:5000", &c).unwrap();
+        assert_eq!(f.lookup("127.0.0.1:5000").unwrap(), Some(c));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&auth).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let doc: Value = serde_json::from_slice(&std::fs::read(&auth).unwrap()).unwrap();
+        assert_eq!(doc["x"], 1);
+        assert!(doc["auths"]["other:1"].is_object());
+        assert_eq!(f.remove("127.0.0.1:5000").unwrap(), vec![auth]);
+        assert_eq!(f.lookup("127.0.0.1:5000").unwrap(), None);
+    }
+
+    #[test]
+    fn missing_helper_means_anonymous() {
+        let t = tempfile::tempdir().unwrap();
+        let cfg = t.path().join("config.json");
+        std::fs::write(
+            &cfg,
+            r#"{"credHelpers":{"r.example":"imago-no-such-helper"}}"#,
+        )
+        .unwrap();
+        let f = AuthFiles {
+            read: vec![cfg],
+            write: None,
+        };
+        assert_eq!(f.lookup("r.example").unwrap(), None);
+    }
+}

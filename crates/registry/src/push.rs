@@ -1,0 +1,757 @@
+//! Push: an image (or an index and its images) from the store to a repository.
+//!
+//! Per blob, in parallel: `HEAD` (skip when present) → cross-repository mount from a
+//! repository of the same registry known to hold it (blobinfo.rs) → upload. Uploads
+//! are one `PUT ?digest=` for small blobs and `PATCH` chunks for large ones (one
+//! streamed chunk by default; at least `OCI-Chunk-Min-Length`; ≤ 4 MiB chunks after a
+//! 413/416, resuming from the `Range` the registry reports), always following the
+//! latest `Location`. A fresh upload session after `BLOB_UPLOAD_INVALID`/`UNKNOWN` or a
+//! session lost to connection errors. Every blob is confirmed with `HEAD` before the
+//! manifest `PUT` with its exact media type; the registry's `Docker-Content-Digest` is
+//! checked against the bytes sent.
+//!
+//! `--format` / `--compression`: the manifest is rewritten (media types; layers
+//! recompressed through imago-oci, results cached by source digest) and stored as a blob.
+//!
+//! Never: reads credentials (the caller built the `Client`), prints (events.rs).
+
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use imago_oci::compress::auto_decompress;
+use imago_oci::media_type::layer_compression;
+use imago_oci::{Compression, Compressor, Digest, Level, ManifestFormat, Reference};
+
+use crate::auth::Scope;
+use crate::client::{resolve_location, with_query, Body, Client, Request};
+use crate::error::RegistryError;
+use crate::events::{Events, Outcome};
+use crate::layout::{Descriptor, ImageStore};
+use crate::manifest::{self, Kind};
+
+/// The largest chunk after a registry refused a bigger one (GHCR's limit).
+pub const SMALL_CHUNK: u64 = 4 << 20;
+
+/// Push settings.
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// Layer compression to push (`None`: as stored).
+    pub compression: Option<Compression>,
+    /// Manifest format to push (`None`: as stored).
+    pub format: Option<ManifestFormat>,
+    /// Blobs uploaded at once.
+    pub jobs: usize,
+    /// Blobs up to this size go in one `PUT`.
+    pub monolithic_max: u64,
+    /// Chunk size for larger blobs (`None`: one streamed `PATCH`).
+    pub chunk_size: Option<u64>,
+    /// Try cross-repository mounts.
+    pub mount: bool,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        Self {
+            compression: None,
+            format: None,
+            jobs: 4,
+            monolithic_max: 32 << 20,
+            chunk_size: None,
+            mount: true,
+        }
+    }
+}
+
+/// What a push did.
+#[derive(Debug, Clone, Default)]
+pub struct Pushed {
+    /// The digest of the manifest (or index) pushed.
+    pub digest: Option<Digest>,
+    pub uploaded: usize,
+    pub mounted: usize,
+    pub existed: usize,
+}
+
+struct Ctx<'a> {
+    client: &'a Client,
+    store: &'a dyn ImageStore,
+    repo: String,
+    opts: &'a PushOptions,
+    events: &'a dyn Events,
+    stats: Mutex<Pushed>,
+}
+
+/// Push the store image `source` (a store name) to `dest`.
+pub fn push(
+    client: &Client,
+    store: &dyn ImageStore,
+    source: &str,
+    dest: &Reference,
+    opts: &PushOptions,
+    events: &dyn Events,
+) -> Result<Pushed, RegistryError> {
+    let desc = store
+        .resolve(source)?
+        .ok_or_else(|| RegistryError::NotInStore(source.to_owned()))?;
+    let ctx = Ctx {
+        client,
+        store,
+        repo: dest.repository().to_owned(),
+        opts,
+        events,
+        stats: Mutex::new(Pushed::default()),
+    };
+    client.authorize(&ctx.scope(&[]))?;
+    let target = dest
+        .digest()
+        .map(|d| d.to_string())
+        .or_else(|| dest.tag().map(str::to_owned))
+        .unwrap_or_else(|| "latest".into());
+    let digest = ctx.push_manifest(&desc, &target, 0)?;
+    let mut out = ctx.stats.into_inner().unwrap_or_else(|p| p.into_inner());
+    out.digest = Some(digest);
+    Ok(out)
+}
+
+impl Ctx<'_> {
+    fn scope(&self, mount_from: &[&str]) -> Scope {
+        let mut s = Scope::repository(&self.repo, &["pull", "push"]);
+        for m in mount_from {
+            s.union(&Scope::repository(m, &["pull"]));
+        }
+        s
+    }
+
+    /// Push a manifest (recursively for an index) and return the digest pushed.
+    fn push_manifest(
+        &self,
+        desc: &Descriptor,
+        target: &str,
+        depth: u32,
+    ) -> Result<Digest, RegistryError> {
+        let bytes = self.store.read_blob(&desc.digest)?;
+        let merr = |reason: String| RegistryError::Manifest {
+            reference: format!("{} ({})", target, desc.digest),
+            reason,
+        };
+        let parsed =
+            manifest::parse(&bytes, Some(&desc.media_type)).map_err(|e| merr(e.to_string()))?;
+        let (bytes, media_type, blobs) = match parsed.kind {
+            Kind::Index => {
+                if depth > 0 {
+                    return Err(merr("nested index".into()));
+                }
+                if self.opts.format.is_some() || self.opts.compression.is_some() {
+                    return Err(RegistryError::Unsupported(
+                        "--format/--compression on a multi-platform image is not supported; push one platform".into(),
+                    ));
+                }
+                for (child, _) in &parsed.children {
+                    if self.store.blob_size(&child.digest)?.is_none() {
+                        return Err(merr(format!(
+                            "child manifest {} is not in the store (pulled for one platform only?)",
+                            child.digest
+                        )));
+                    }
+                    self.push_manifest(child, &child.digest.to_string(), depth + 1)?;
+                }
+                (bytes, parsed.media_type, Vec::new())
+            }
+            Kind::Image => self.convert(bytes, parsed)?,
+        };
+        self.push_blobs(&blobs)?;
+        self.put_manifest(target, &bytes, &media_type)
+    }
+
+    /// Apply `--format`/`--compression`; returns the manifest to push and its blobs.
+    fn convert(
+        &self,
+        bytes: Vec<u8>,
+        parsed: manifest::Parsed,
+    ) -> Result<(Vec<u8>, String, Vec<Descriptor>), RegistryError> {
+        let config = parsed
+            .config
+            .clone()
+            .ok_or_else(|| RegistryError::Unsupported("manifest without config".into()))?;
+        let layers: Vec<Descriptor> = parsed.children.iter().map(|(d, _)| d.clone()).collect();
+        let from = ManifestFormat::of(&parsed.media_type).unwrap_or(ManifestFormat::Oci);
+        let to = self.opts.format.unwrap_or(from);
+        let needs = |l: &Descriptor| {
+            let cur = layer_compression(&l.media_type);
+            self.opts.compression.is_some_and(|c| Some(c) != cur) || (to != from)
+        };
+        if to == from && !layers.iter().any(needs) {
+            let mut blobs = vec![config];
+            blobs.extend(layers);
+            return Ok((bytes, parsed.media_type, blobs));
+        }
+        let mut doc: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| RegistryError::Unsupported(format!("manifest is not JSON: {e}")))?;
+        doc["mediaType"] = to.manifest().into();
+        doc["config"]["mediaType"] = to.config().into();
+        let mut new_layers = Vec::new();
+        for (i, l) in layers.iter().enumerate() {
+            let cur = layer_compression(&l.media_type).ok_or_else(|| {
+                RegistryError::Unsupported(format!(
+                    "layer {} has media type {}, which cannot be converted",
+                    l.digest, l.media_type
+                ))
+            })?;
+            let want = self.opts.compression.unwrap_or(cur);
+            let mt = to.layer(want).ok_or_else(|| {
+                RegistryError::Unsupported(format!(
+                    "the {to:?} format has no {want} layers; use --format oci for zstd"
+                ))
+            })?;
+            let (digest, size) = if want == cur {
+                (l.digest.clone(), l.size)
+            } else {
+                self.recompress(l, want)?
+            };
+            let nd = Descriptor {
+                media_type: mt.to_owned(),
+                digest,
+                size,
+            };
+            doc["layers"][i]["mediaType"] = nd.media_type.clone().into();
+            doc["layers"][i]["digest"] = nd.digest.to_string().into();
+            doc["layers"][i]["size"] = nd.size.into();
+            new_layers.push(nd);
+        }
+        let out =
+            serde_json::to_vec(&doc).map_err(|e| RegistryError::Unsupported(e.to_string()))?;
+        self.store.put_blob(
+            &Digest::of(&out),
+            Some(out.len() as u64),
+            &mut out.as_slice(),
+            &|_| {},
+        )?;
+        let mut blobs = vec![Descriptor {
+            media_type: to.config().into(),
+            ..config
+        }];
+        blobs.extend(new_layers);
+        Ok((out, to.manifest().to_owned(), blobs))
+    }
+
+    /// Recompress a stored layer; the result is stored and remembered by source digest.
+    fn recompress(
+        &self,
+        layer: &Descriptor,
+        to: Compression,
+    ) -> Result<(Digest, u64), RegistryError> {
+        let state = self.store.state_dir();
+        if let Some(hit) = cached_conversion(state.as_deref(), &layer.digest, to) {
+            if let Ok(Some(size)) = self.store.blob_size(&hit) {
+                return Ok((hit, size));
+            }
+        }
+        self.events.note(&format!(
+            "recompressing layer {} to {to}",
+            layer.digest.short()
+        ));
+        let src = self.store.blob_path(&layer.digest);
+        let ioerr = |path: &Path| {
+            let path = path.to_owned();
+            move |source| RegistryError::Io { path, source }
+        };
+        let tmp_dir = state.clone().unwrap_or_else(std::env::temp_dir);
+        let tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(ioerr(&tmp_dir))?;
+        {
+            let f = std::fs::File::open(&src).map_err(ioerr(&src))?;
+            let (_, mut plain) = auto_decompress(BufReader::new(f)).map_err(ioerr(&src))?;
+            let out = std::io::BufWriter::new(tmp.as_file());
+            let mut c = Compressor::new(out, to, Level::Default).map_err(ioerr(tmp.path()))?;
+            std::io::copy(&mut plain, &mut c).map_err(ioerr(&src))?;
+            let w = c.finish().map_err(ioerr(tmp.path()))?;
+            w.into_inner().map_err(|e| RegistryError::Io {
+                path: tmp.path().to_owned(),
+                source: e.into_error(),
+            })?;
+        }
+        let mut f = std::fs::File::open(tmp.path()).map_err(ioerr(tmp.path()))?;
+        let (d, n) = self.store.add_blob(&mut f)?;
+        remember_conversion(state.as_deref(), &layer.digest, to, &d);
+        Ok((d, n))
+    }
+
+    fn push_blobs(&self, blobs: &[Descriptor]) -> Result<(), RegistryError> {
+        let mut todo: Vec<&Descriptor> = Vec::new();
+        for b in blobs {
+            if !todo.iter().any(|t| t.digest == b.digest) {
+                todo.push(b);
+            }
+        }
+        let n = todo.len();
+        let queue = Mutex::new(todo.into_iter().rev().collect::<Vec<_>>());
+        let first_error: Mutex<Option<RegistryError>> = Mutex::new(None);
+        let confirm: Mutex<Vec<Descriptor>> = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..self.opts.jobs.max(1).min(n.max(1)) {
+                s.spawn(|| loop {
+                    if first_error
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .is_some()
+                    {
+                        return;
+                    }
+                    let Some(b) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop() else {
+                        return;
+                    };
+                    match self.push_blob(b) {
+                        Ok(true) => confirm
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(b.clone()),
+                        Ok(false) => {}
+                        Err(e) => {
+                            first_error
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .get_or_insert(e);
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
+        }
+        // Confirm what we uploaded or mounted before the manifest names it
+        // (MANIFEST_BLOB_UNKNOWN otherwise, and a registry that lost a blob shows here).
+        for b in confirm.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            if !self.head(&b.digest)? {
+                return Err(RegistryError::Upload {
+                    digest: b.digest.clone(),
+                    repository: self.repo.clone(),
+                    reason: "the registry does not have it after the upload".into(),
+                });
+            }
+        }
+        crate::blobinfo::record(
+            self.store.state_dir().as_deref(),
+            self.client.registry(),
+            &self.repo,
+            blobs.iter().map(|b| &b.digest),
+        );
+        Ok(())
+    }
+
+    fn head(&self, digest: &Digest) -> Result<bool, RegistryError> {
+        let scope = self.scope(&[]);
+        let url = self
+            .client
+            .url(&format!("/v2/{}/blobs/{digest}", self.repo));
+        let resp = self.client.send(&Request {
+            method: "HEAD",
+            url: url.clone(),
+            headers: Vec::new(),
+            body: Body::Empty,
+            scope: &scope,
+        })?;
+        match resp.status().as_u16() {
+            200 => Ok(true),
+            404 => Ok(false),
+            _ => Err(Client::error("HEAD", &url, resp)),
+        }
+    }
+
+    fn stat(&self, f: impl FnOnce(&mut Pushed)) {
+        f(&mut self.stats.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// One blob; Ok(true) when it was uploaded or mounted (to be confirmed).
+    fn push_blob(&self, b: &Descriptor) -> Result<bool, RegistryError> {
+        if self.head(&b.digest)? {
+            self.events.blob_done(&b.digest, &Outcome::Exists);
+            self.stat(|s| s.existed += 1);
+            return Ok(false);
+        }
+        let mut session = None;
+        if self.opts.mount {
+            let state = self.store.state_dir();
+            for from in crate::blobinfo::sources(
+                state.as_deref(),
+                &b.digest,
+                self.client.registry(),
+                &self.repo,
+            )
+            .iter()
+            .take(3)
+            {
+                match self.try_mount(b, from)? {
+                    Mount::Done => {
+                        self.events
+                            .blob_done(&b.digest, &Outcome::Mounted { from: from.clone() });
+                        self.stat(|s| s.mounted += 1);
+                        return Ok(true);
+                    }
+                    Mount::Session(loc) => {
+                        session = Some(loc);
+                        break;
+                    }
+                    Mount::Failed => {}
+                }
+            }
+        }
+        self.upload(b, session)?;
+        self.events.blob_done(&b.digest, &Outcome::Uploaded);
+        self.stat(|s| s.uploaded += 1);
+        Ok(true)
+    }
+
+    fn try_mount(&self, b: &Descriptor, from: &str) -> Result<Mount, RegistryError> {
+        let scope = self.scope(&[from]);
+        let base = self
+            .client
+            .url(&format!("/v2/{}/blobs/uploads/", self.repo));
+        let url = with_query(
+            &with_query(&base, "mount", &b.digest.to_string()),
+            "from",
+            from,
+        );
+        let resp = self.client.send(&Request {
+            method: "POST",
+            url: url.clone(),
+            headers: Vec::new(),
+            body: Body::Empty,
+            scope: &scope,
+        })?;
+        match resp.status().as_u16() {
+            201 => Ok(Mount::Done),
+            202 => Ok(location(&url, &resp)
+                .map(Mount::Session)
+                .unwrap_or(Mount::Failed)),
+            s => {
+                self.events.note(&format!(
+                    "mount of {} from {from} refused ({s}); uploading",
+                    b.digest.short()
+                ));
+                Ok(Mount::Failed)
+            }
+        }
+    }
+
+    fn start_session(&self) -> Result<(String, Option<u64>), RegistryError> {
+        let scope = self.scope(&[]);
+        let url = self
+            .client
+            .url(&format!("/v2/{}/blobs/uploads/", self.repo));
+        let resp = self.client.send(&Request {
+            method: "POST",
+            url: url.clone(),
+            headers: Vec::new(),
+            body: Body::Empty,
+            scope: &scope,
+        })?;
+        if resp.status().as_u16() != 202 {
+            return Err(Client::error("POST", &url, resp));
+        }
+        let min = resp
+            .headers()
+            .get("oci-chunk-min-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        let loc = location(&url, &resp)
+            .ok_or_else(|| self.upload_err(&Digest::of(b""), "202 without a Location header"))?;
+        Ok((loc, min))
+    }
+
+    fn upload_err(&self, d: &Digest, reason: &str) -> RegistryError {
+        RegistryError::Upload {
+            digest: d.clone(),
+            repository: self.repo.clone(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// Upload with up to three sessions.
+    fn upload(&self, b: &Descriptor, mut session: Option<String>) -> Result<(), RegistryError> {
+        let path = self.store.blob_path(&b.digest);
+        self.events.blob_start(&b.digest, b.size, "blob");
+        let mut last_err = None;
+        for _ in 0..3 {
+            let (loc, min) = match session.take() {
+                Some(l) => (l, None),
+                None => self.start_session()?,
+            };
+            match self.upload_in(b, &path, loc, min) {
+                Ok(()) => return Ok(()),
+                Err(Retry::NewSession(e)) => {
+                    self.events.note(&format!(
+                        "{}: {e}; starting a new upload session",
+                        b.digest.short()
+                    ));
+                    last_err = Some(e);
+                }
+                Err(Retry::Fatal(e)) => return Err(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| self.upload_err(&b.digest, "upload failed")))
+    }
+
+    fn upload_in(
+        &self,
+        b: &Descriptor,
+        path: &Path,
+        mut loc: String,
+        min: Option<u64>,
+    ) -> Result<(), Retry> {
+        let scope = self.scope(&[]);
+        let progress = |n: u64| self.events.blob_progress(&b.digest, n);
+        let octet = ("Content-Type", "application/octet-stream".to_owned());
+        if b.size <= self.opts.monolithic_max && self.opts.chunk_size.is_none() {
+            let url = with_query(&loc, "digest", &b.digest.to_string());
+            let body = Body::File {
+                path,
+                offset: 0,
+                len: b.size,
+                progress: Some(&progress),
+            };
+            let resp = self
+                .client
+                .send(&Request {
+                    method: "PUT",
+                    url: url.clone(),
+                    headers: vec![octet],
+                    body,
+                    scope: &scope,
+                })
+                .map_err(Retry::NewSession)?;
+            return match resp.status().as_u16() {
+                201 | 204 => Ok(()),
+                s => Err(classify(s, Client::error("PUT", &url, resp))),
+            };
+        }
+        let floor = min.unwrap_or(0);
+        let mut chunk = self.opts.chunk_size.unwrap_or(b.size).max(floor).max(1);
+        let mut offset = 0u64;
+        while offset < b.size {
+            let len = chunk.min(b.size - offset);
+            let range = format!("{}-{}", offset, offset + len - 1);
+            let body = Body::File {
+                path,
+                offset,
+                len,
+                progress: Some(&progress),
+            };
+            let headers = vec![octet.clone(), ("Content-Range", range)];
+            let resp = self
+                .client
+                .send(&Request {
+                    method: "PATCH",
+                    url: loc.clone(),
+                    headers,
+                    body,
+                    scope: &scope,
+                })
+                .map_err(Retry::NewSession)?;
+            let status = resp.status().as_u16();
+            match status {
+                202 | 204 => {
+                    let next = location(&loc, &resp);
+                    offset = range_end(&resp).map(|e| e + 1).unwrap_or(offset + len);
+                    if let Some(l) = next {
+                        loc = l;
+                    }
+                }
+                413 | 416 => {
+                    // Too large, or out of order: smaller chunks, from where the registry is.
+                    chunk = SMALL_CHUNK.max(floor).min(chunk.saturating_sub(1).max(1));
+                    if let Some(l) = location(&loc, &resp) {
+                        loc = l;
+                    }
+                    let (l, off) = self.upload_status(&loc).map_err(Retry::NewSession)?;
+                    loc = l;
+                    offset = off;
+                    self.events.note(&format!("{}: registry answered {status}; continuing at {offset} in chunks of {chunk}", b.digest.short()));
+                }
+                s => return Err(classify(s, Client::error("PATCH", &loc, resp))),
+            }
+        }
+        let url = with_query(&loc, "digest", &b.digest.to_string());
+        let resp = self
+            .client
+            .send(&Request {
+                method: "PUT",
+                url: url.clone(),
+                headers: vec![octet],
+                body: Body::Empty,
+                scope: &scope,
+            })
+            .map_err(Retry::NewSession)?;
+        match resp.status().as_u16() {
+            201 | 204 => Ok(()),
+            s => Err(classify(s, Client::error("PUT", &url, resp))),
+        }
+    }
+
+    /// `GET <location>`: the session's Location and how many bytes it holds.
+    fn upload_status(&self, loc: &str) -> Result<(String, u64), RegistryError> {
+        let scope = self.scope(&[]);
+        let resp = self.client.send(&Request {
+            method: "GET",
+            url: loc.to_owned(),
+            headers: Vec::new(),
+            body: Body::Empty,
+            scope: &scope,
+        })?;
+        if resp.status().as_u16() != 204 {
+            return Err(Client::error("GET", loc, resp));
+        }
+        let next = location(loc, &resp).unwrap_or_else(|| loc.to_owned());
+        Ok((next, range_end(&resp).map(|e| e + 1).unwrap_or(0)))
+    }
+
+    fn put_manifest(
+        &self,
+        target: &str,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<Digest, RegistryError> {
+        let scope = self.scope(&[]);
+        let url = self
+            .client
+            .url(&format!("/v2/{}/manifests/{target}", self.repo));
+        let digest = Digest::of(bytes);
+        self.events
+            .blob_start(&digest, bytes.len() as u64, "manifest");
+        let headers = vec![("Content-Type", media_type.to_owned())];
+        let resp = self.client.send(&Request {
+            method: "PUT",
+            url: url.clone(),
+            headers,
+            body: Body::Bytes(bytes),
+            scope: &scope,
+        })?;
+        if !matches!(resp.status().as_u16(), 200..=202) {
+            return Err(Client::error("PUT", &url, resp));
+        }
+        if let Some(h) = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+        {
+            if h.parse::<Digest>().ok().as_ref() != Some(&digest) {
+                return Err(RegistryError::Manifest {
+                    reference: format!("{}/{}:{target}", self.client.registry(), self.repo),
+                    reason: format!(
+                        "the registry stored digest {h}, but the bytes sent have {digest}"
+                    ),
+                });
+            }
+        }
+        self.events.blob_done(&digest, &Outcome::Uploaded);
+        Ok(digest)
+    }
+}
+
+enum Mount {
+    Done,
+    Session(String),
+    Failed,
+}
+
+enum Retry {
+    NewSession(RegistryError),
+    Fatal(RegistryError),
+}
+
+/// Upload-session errors worth a fresh session; others end the push.
+fn classify(status: u16, e: RegistryError) -> Retry {
+    let session_lost = e
+        .api_errors()
+        .is_some_and(|a| a.has("BLOB_UPLOAD_INVALID") || a.has("BLOB_UPLOAD_UNKNOWN"));
+    if session_lost || status == 404 || status == 416 || crate::client::is_retryable_status(status)
+    {
+        Retry::NewSession(e)
+    } else {
+        Retry::Fatal(e)
+    }
+}
+
+fn location(request_url: &str, resp: &ureq::http::Response<ureq::Body>) -> Option<String> {
+    let l = resp.headers().get("location")?.to_str().ok()?;
+    Some(resolve_location(request_url, l))
+}
+
+/// The inclusive end of a `Range: 0-N` (or `bytes=0-N`) header.
+fn range_end(resp: &ureq::http::Response<ureq::Body>) -> Option<u64> {
+    let v = resp.headers().get("range")?.to_str().ok()?;
+    parse_range_end(v)
+}
+
+fn parse_range_end(v: &str) -> Option<u64> {
+    let v = v.trim().trim_start_matches("bytes=");
+    let (start, end) = v.split_once('-')?;
+    let (start, end) = (
+        start.trim().parse::<u64>().ok()?,
+        end.trim().parse::<u64>().ok()?,
+    );
+    // distribution answers "0-0" for an empty session; that is "no bytes yet".
+    (end > start || start > 0).then_some(end)
+}
+
+fn conversion_file(dir: &Path) -> PathBuf {
+    dir.join("registry-recompressed")
+}
+
+fn cached_conversion(dir: Option<&Path>, src: &Digest, to: Compression) -> Option<Digest> {
+    let text = std::fs::read_to_string(conversion_file(dir?)).ok()?;
+    let (s, t) = (src.to_string(), to.to_string());
+    text.lines().rev().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        (f.len() == 3 && f[0] == s && f[1] == t)
+            .then(|| f[2].parse().ok())
+            .flatten()
+    })
+}
+
+fn remember_conversion(dir: Option<&Path>, src: &Digest, to: Compression, out: &Digest) {
+    use std::io::Write;
+    let Some(dir) = dir else { return };
+    let line = format!("{src} {to} {out}\n");
+    let r = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(conversion_file(dir))
+        .and_then(|mut f| f.write_all(line.as_bytes()));
+    if let Err(e) = r {
+        tracing::debug!(%e, "recompression cache not updated");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_headers() {
+        assert_eq!(parse_range_end("0-1023"), Some(1023));
+        assert_eq!(parse_range_end("bytes=0-9"), Some(9));
+        assert_eq!(parse_range_end("0-0"), None);
+        assert_eq!(parse_range_end("junk"), None);
+    }
+
+    #[test]
+    fn conversion_cache_round_trip() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b) = (Digest::of(b"a"), Digest::of(b"b"));
+        assert_eq!(
+            cached_conversion(Some(t.path()), &a, Compression::Zstd),
+            None
+        );
+        remember_conversion(Some(t.path()), &a, Compression::Zstd, &b);
+        assert_eq!(
+            cached_conversion(Some(t.path()), &a, Compression::Zstd),
+            Some(b)
+        );
+        assert_eq!(
+            cached_conversion(Some(t.path()), &a, Compression::Gzip),
+            None
+        );
+    }
+}

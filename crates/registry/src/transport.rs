@@ -1,0 +1,238 @@
+//! The HTTP transport: one `ureq` agent per registry host with its TLS trust, proxies and
+//! connection pool, and the scheme rule (HTTPS verified by default; plain HTTP only for
+//! loopback hosts, like docker, or when the user turns verification off).
+//!
+//! TLS trust: the system's roots through OpenSSL (which honours `SSL_CERT_FILE` and
+//! `SSL_CERT_DIR`), plus the CA files (`*.crt`) of `/etc/containers/certs.d/HOST/`,
+//! `/etc/docker/certs.d/HOST/` and `~/.config/containers/certs.d/HOST/`.
+//! Proxies: `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` and `NO_PROXY`, for token requests too.
+//! Redirects are followed; `Authorization` is never sent to another host after one.
+//!
+//! Never: authenticates (auth/), retries (client.rs) or parses registry bodies.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+use ureq::Agent;
+
+use crate::error::RegistryError;
+
+/// How the user wants TLS handled.
+#[derive(Debug, Clone, Default)]
+pub struct TransportOptions {
+    /// `Some(false)`: accept any certificate and allow plain HTTP (`--tls-verify=false`).
+    /// `Some(true)`: always verify, even for loopback hosts. `None`: the default rule.
+    pub tls_verify: Option<bool>,
+    /// Directories holding `HOST/*.crt` CA files; `None`: the default list.
+    pub certs_dirs: Option<Vec<PathBuf>>,
+    /// A directory of CA files (`*.crt`) used for every host (`--cert-dir`), instead of
+    /// the certs.d search.
+    pub ca_dir: Option<PathBuf>,
+}
+
+impl TransportOptions {
+    /// The certs.d directories searched, in order.
+    pub fn certs_dirs(&self) -> Vec<PathBuf> {
+        if let Some(d) = &self.certs_dirs {
+            return d.clone();
+        }
+        let mut v = Vec::new();
+        let config_home = std::env::var_os("XDG_CONFIG_HOME")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+        if let Some(c) = config_home {
+            v.push(c.join("containers/certs.d"));
+        }
+        v.push(PathBuf::from("/etc/containers/certs.d"));
+        v.push(PathBuf::from("/etc/docker/certs.d"));
+        v
+    }
+
+    /// May this host be reached over plain HTTP (after HTTPS failed)?
+    pub fn allows_plain_http(&self, host: &str) -> bool {
+        match self.tls_verify {
+            Some(false) => true,
+            Some(true) => false,
+            None => is_loopback(host),
+        }
+    }
+}
+
+/// True for `localhost`, 127.0.0.0/8 and ::1, with or without a port.
+pub fn is_loopback(authority: &str) -> bool {
+    let host = host_of(authority);
+    if host == "localhost" {
+        return true;
+    }
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The host part of `host[:port]` or `[v6]:port`.
+pub fn host_of(authority: &str) -> &str {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    authority
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(authority)
+}
+
+/// The CA files for `authority` found in the certs.d directories.
+pub fn extra_ca_files(dirs: &[PathBuf], authority: &str) -> Vec<PathBuf> {
+    dirs.iter()
+        .flat_map(|d| crt_files(&d.join(authority)))
+        .collect()
+}
+
+/// The `*.crt` files of a directory, sorted; none when it is missing.
+fn crt_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "crt"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Build the agent for one host.
+pub fn agent_for(authority: &str, opts: &TransportOptions) -> Result<Agent, RegistryError> {
+    let mut tls = TlsConfig::builder().provider(TlsProvider::NativeTls);
+    if opts.tls_verify == Some(false) {
+        tls = tls.disable_verification(true);
+    } else {
+        let extra = match &opts.ca_dir {
+            Some(d) => crt_files(d),
+            None => extra_ca_files(&opts.certs_dirs(), authority),
+        };
+        if !extra.is_empty() {
+            // ureq's native-tls path replaces the built-in roots when given specific ones,
+            // so hand it the system bundle plus the host's CA files.
+            let mut certs = system_roots();
+            for f in &extra {
+                certs.extend(read_pem_certs(f).map_err(|reason| RegistryError::Tls {
+                    host: authority.to_owned(),
+                    reason: format!("read CA file {}: {reason}", f.display()),
+                })?);
+            }
+            tracing::debug!(host = authority, files = ?extra, "extra CA files");
+            tls = tls.root_certs(RootCerts::new_with_certs(&certs));
+        } else {
+            tls = tls.root_certs(RootCerts::PlatformVerifier);
+        }
+    }
+    let config = Agent::config_builder()
+        .http_status_as_error(false)
+        .tls_config(tls.build())
+        .redirect_auth_headers(ureq::config::RedirectAuthHeaders::Never)
+        .max_redirects(8)
+        .max_idle_connections(32)
+        .max_idle_connections_per_host(16)
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_response(Some(Duration::from_secs(300)))
+        .timeout_per_read(Some(Duration::from_secs(120)))
+        .user_agent(concat!("imago/", env!("CARGO_PKG_VERSION")))
+        .build();
+    Ok(config.new_agent())
+}
+
+/// The system's CA bundle: `SSL_CERT_FILE` (else the distribution bundles) and every
+/// PEM file in `SSL_CERT_DIR`. Unreadable files are skipped.
+fn system_roots() -> Vec<Certificate<'static>> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    if let Some(f) = std::env::var_os("SSL_CERT_FILE") {
+        files.push(f.into());
+    } else {
+        for f in [
+            "/etc/ssl/certs/ca-certificates.crt",
+            "/etc/pki/tls/certs/ca-bundle.crt",
+            "/etc/ssl/ca-bundle.pem",
+            "/etc/ssl/cert.pem",
+        ] {
+            if Path::new(f).exists() {
+                files.push(f.into());
+                break;
+            }
+        }
+    }
+    if let Some(dirs) = std::env::var_os("SSL_CERT_DIR") {
+        for d in std::env::split_paths(&dirs) {
+            if let Ok(rd) = std::fs::read_dir(d) {
+                files.extend(
+                    rd.filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|p| p.is_file()),
+                );
+            }
+        }
+    }
+    files
+        .iter()
+        .flat_map(|f| read_pem_certs(f).unwrap_or_default())
+        .collect()
+}
+
+fn read_pem_certs(path: &Path) -> Result<Vec<Certificate<'static>>, String> {
+    let pem = std::fs::read(path).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => out.push(c.to_owned()),
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts_allow_plain_http_by_default() {
+        let o = TransportOptions::default();
+        for h in [
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.1.2.3",
+            "[::1]:5000",
+            "localhost",
+        ] {
+            assert!(o.allows_plain_http(h), "{h}");
+        }
+        for h in ["registry-1.docker.io", "10.0.0.1:5000", "ghcr.io"] {
+            assert!(!o.allows_plain_http(h), "{h}");
+        }
+        let strict = TransportOptions {
+            tls_verify: Some(true),
+            ..Default::default()
+        };
+        assert!(!strict.allows_plain_http("127.0.0.1:5000"));
+        let lax = TransportOptions {
+            tls_verify: Some(false),
+            ..Default::default()
+        };
+        assert!(lax.allows_plain_http("example.com"));
+    }
+
+    #[test]
+    fn extra_ca_files_come_from_the_host_dir() {
+        let t = tempfile::tempdir().unwrap();
+        let host = t.path().join("reg.example:5000");
+        std::fs::create_dir_all(&host).unwrap();
+        std::fs::write(host.join("ca.crt"), "x").unwrap();
+        std::fs::write(host.join("client.cert"), "x").unwrap();
+        let found = extra_ca_files(&[t.path().to_path_buf()], "reg.example:5000");
+        assert_eq!(found, vec![host.join("ca.crt")]);
+        assert!(extra_ca_files(&[t.path().to_path_buf()], "other").is_empty());
+    }
+}

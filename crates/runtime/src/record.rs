@@ -1,0 +1,314 @@
+//! Container records and their directories (this replaces STYLE.md's
+//! `store/containers.rs`; the store crate stays image-only):
+//! - `<store root>/containers/<id>/` — `config.json` (the [`ContainerRecord`]),
+//!   `upper/` and `work/` (the overlay's writable half), `rootfs/` (mount point),
+//!   `hosts`, `hostname`, `resolv.conf` (bound into the container), `l/` (short links
+//!   for many-layer images);
+//! - `<store root>/containers/names/<name>` — the id owning a name (created with
+//!   O_EXCL: the claim is atomic, so two `--name x` runs cannot both win);
+//! - runtime state of live containers: `$XDG_RUNTIME_DIR/imago`, else a private
+//!   0700 `/tmp/imago-<uid>` ([`runtime_dir`]).
+//!
+//! Never: mounts, enters namespaces, reads images.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// A container id: 64 lowercase hex digits, like docker's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerId(String);
+
+impl ContainerId {
+    /// A new random id (from /dev/urandom; time and pid as a fallback).
+    pub fn random() -> ContainerId {
+        let mut bytes = [0u8; 32];
+        let ok = std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+            .is_ok();
+        if !ok {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            for (i, b) in bytes.iter_mut().enumerate() {
+                *b = ((t >> ((i % 16) * 8)) as u8)
+                    ^ (std::process::id() as u8).wrapping_mul(i as u8 + 1);
+            }
+        }
+        ContainerId(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// Parse a full id.
+    pub fn parse(s: &str) -> Option<ContainerId> {
+        (s.len() == 64
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        .then(|| ContainerId(s.into()))
+    }
+
+    /// The full id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// docker's short form: the first 12 digits.
+    pub fn short(&self) -> &str {
+        &self.0[..12]
+    }
+}
+
+/// `config.json` of a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    /// Full id.
+    pub id: String,
+    /// Name, if given.
+    pub name: Option<String>,
+    /// The image as the user named it.
+    pub image: String,
+    /// The image id (config digest), when run from the store.
+    pub image_id: Option<String>,
+    /// The command.
+    pub command: Vec<String>,
+    /// Seconds since the epoch.
+    pub created: u64,
+    /// `running` or `exited`.
+    pub state: String,
+    /// Exit code once exited.
+    pub exit_code: Option<i32>,
+}
+
+/// Errors of container records.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// docker's name conflict message.
+    #[error("Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name.")]
+    NameInUse {
+        /// The name.
+        name: String,
+        /// Its owner.
+        id: String,
+    },
+    /// docker's rule for names.
+    #[error("invalid container name \"{0}\", only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
+    BadName(String),
+    /// A file operation failed.
+    #[error("{what} `{path}`")]
+    Io {
+        /// The operation.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> RecordError + 'a {
+    move |source| RecordError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// docker's name rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub fn valid_name(n: &str) -> bool {
+    let b = n.as_bytes();
+    b.len() >= 2
+        && b[0].is_ascii_alphanumeric()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+/// The containers area of a store root.
+#[derive(Debug, Clone)]
+pub struct Containers {
+    base: PathBuf,
+}
+
+impl Containers {
+    /// `<store root>/containers`.
+    pub fn new(store_root: &Path) -> Containers {
+        Containers {
+            base: store_root.join("containers"),
+        }
+    }
+
+    /// The dir of one container.
+    pub fn dir(&self, id: &ContainerId) -> PathBuf {
+        self.base.join(id.as_str())
+    }
+
+    fn name_file(&self, name: &str) -> PathBuf {
+        self.base.join("names").join(name)
+    }
+
+    /// Create the container's dir with `upper/`, `work/`, `rootfs/`.
+    pub fn create_dir(&self, id: &ContainerId) -> Result<PathBuf, RecordError> {
+        let d = self.dir(id);
+        for sub in ["upper", "work", "rootfs"] {
+            let p = d.join(sub);
+            std::fs::create_dir_all(&p).map_err(io("create directory", &p))?;
+        }
+        Ok(d)
+    }
+
+    /// Claim `name` for `id` atomically. A name whose container dir is gone (a crashed
+    /// `--rm` run) is taken over.
+    pub fn claim_name(&self, name: &str, id: &ContainerId) -> Result<(), RecordError> {
+        if !valid_name(name) {
+            return Err(RecordError::BadName(name.into()));
+        }
+        let f = self.name_file(name);
+        if let Some(p) = f.parent() {
+            std::fs::create_dir_all(p).map_err(io("create directory", p))?;
+        }
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&f)
+            {
+                Ok(mut file) => {
+                    return file
+                        .write_all(id.as_str().as_bytes())
+                        .map_err(io("write", &f))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let owner = std::fs::read_to_string(&f).unwrap_or_default();
+                    let alive = ContainerId::parse(owner.trim())
+                        .map(|o| self.dir(&o).exists())
+                        .unwrap_or(false);
+                    if alive {
+                        return Err(RecordError::NameInUse {
+                            name: name.into(),
+                            id: owner.trim().into(),
+                        });
+                    }
+                    // Stale: its container is gone. Ignoring a failed remove: the retry reports.
+                    let _ = std::fs::remove_file(&f);
+                }
+                Err(e) => return Err(io("create", &f)(e)),
+            }
+        }
+        Err(RecordError::NameInUse {
+            name: name.into(),
+            id: String::new(),
+        })
+    }
+
+    /// Release a name (only if `id` owns it).
+    pub fn release_name(&self, name: &str, id: &ContainerId) {
+        let f = self.name_file(name);
+        if std::fs::read_to_string(&f)
+            .map(|o| o.trim() == id.as_str())
+            .unwrap_or(false)
+        {
+            let _ = std::fs::remove_file(&f); // best effort: a stale name is reclaimed later
+        }
+    }
+
+    /// Write `config.json` atomically (temp + rename).
+    pub fn write_record(&self, rec: &ContainerRecord) -> Result<(), RecordError> {
+        let d = self.base.join(&rec.id);
+        let tmp = d.join(".config.json.tmp");
+        let to = d.join("config.json");
+        let bytes = serde_json::to_vec_pretty(rec).unwrap_or_default();
+        std::fs::write(&tmp, bytes).map_err(io("write", &tmp))?;
+        std::fs::rename(&tmp, &to).map_err(io("rename", &to))
+    }
+
+    /// Read `config.json`.
+    pub fn read_record(&self, id: &ContainerId) -> Option<ContainerRecord> {
+        let bytes = std::fs::read(self.dir(id).join("config.json")).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+/// `$XDG_RUNTIME_DIR/imago` when set and usable, else `/tmp/imago-<uid>` created 0700
+/// (and refused if another user owns it).
+pub fn runtime_dir() -> Result<PathBuf, RecordError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty()) {
+        let p = PathBuf::from(x).join("imago");
+        if std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&p)
+            .is_ok()
+        {
+            return Ok(p);
+        }
+    }
+    let uid = nix::unistd::geteuid().as_raw();
+    let p = PathBuf::from(format!("/tmp/imago-{uid}"));
+    match std::fs::DirBuilder::new().mode(0o700).create(&p) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io("create directory", &p)(e)),
+    }
+    let m = std::fs::symlink_metadata(&p).map_err(io("stat", &p))?;
+    if !m.is_dir() || m.uid() != uid || m.mode() & 0o077 != 0 {
+        return Err(RecordError::Io {
+            what: "use runtime directory (not a private dir of ours)",
+            path: p,
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        });
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_64_hex() {
+        let a = ContainerId::random();
+        let b = ContainerId::random();
+        assert_eq!(a.as_str().len(), 64);
+        assert_ne!(a, b);
+        assert_eq!(a.short().len(), 12);
+        assert!(ContainerId::parse(a.as_str()).is_some());
+        assert!(ContainerId::parse("xyz").is_none());
+    }
+
+    #[test]
+    fn names() {
+        assert!(valid_name("web-1.a_b"));
+        assert!(!valid_name("-x"));
+        assert!(!valid_name("a"));
+        assert!(!valid_name("a/b"));
+    }
+
+    #[test]
+    fn name_claims_conflict_and_stale_takeover() {
+        let t =
+            std::env::temp_dir().join(format!("imago-rt-names-{}-{}", std::process::id(), line!()));
+        let c = Containers::new(&t);
+        let a = ContainerId::random();
+        let b = ContainerId::random();
+        c.create_dir(&a).unwrap();
+        c.claim_name("web", &a).unwrap();
+        let e = c.claim_name("web", &b).unwrap_err();
+        assert!(
+            e.to_string().contains("is already in use by container"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(c.dir(&a)).unwrap();
+        c.create_dir(&b).unwrap();
+        c.claim_name("web", &b).unwrap(); // a's dir is gone: stale
+        c.release_name("web", &a); // not the owner: kept
+        assert!(matches!(
+            c.claim_name("web", &a),
+            Err(RecordError::NameInUse { .. })
+        ));
+        c.release_name("web", &b);
+        std::fs::remove_dir_all(&t).unwrap();
+    }
+}

@@ -1,0 +1,727 @@
+//! Starting a container and waiting for it: the parent side (id maps, handshake, signal
+//! forwarding, the pty relay) and the container's pid 1 (root mount, pivot_root, the
+//! mount plan, hostname, the process setup, the tiny init).
+//! Owns: the clone into new user/mount/pid/uts/ipc namespaces, the control channel,
+//! exit statuses. Never: reads images or the store, decides the mapping or the mounts
+//! (idmap.rs, mounts.rs), prints anything except the exec failure of the container
+//! process itself (on the container's stderr, like docker's runtime).
+//!
+//! Processes:
+//! - **irun** (the caller of [`run`], single-threaded: see the `clone_fork` contract)
+//!   clones **C** with CLONE_NEWUSER|NEWNS|NEWPID|NEWUTS|NEWIPC; C is pid 1 of the new
+//!   pid namespace. The network namespace is the host's (part 1 of the runtime).
+//! - irun writes C's maps, sends `Go`; C mounts the root and pivots, applies the mount
+//!   plan, and (with `-t`) opens a pty in the container's own devpts and passes the
+//!   master back over the channel (SCM_RIGHTS), so `tty` inside prints `/dev/pts/0`.
+//! - With init (default) C forks the command (pid 2), reaps every child, forwards every
+//!   signal to the command and exits with its status (128+N when killed by N). With
+//!   `--no-init`, C execs the command itself.
+//! - Without `-t`, the command's fds 0/1/2 are irun's own (no relay, nothing buffered);
+//!   without `-i`, fd 0 is the container's /dev/null.
+//!
+//! Control channel: a SOCK_SEQPACKET socketpair (close-on-exec), one JSON [`Msg`] per
+//! packet. A setup failure in C comes back as `Failed(RemoteError)` with its chain.
+
+use std::ffi::CString;
+use std::io::{IoSlice, IoSliceMut, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::socket::{
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType,
+};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+use crate::child::RemoteError;
+use crate::idmap::{IdMapError, MapKind};
+use crate::mounts::{self, OLD_ROOT};
+use crate::spec::{CapsPolicy, ContainerSpec, ProcessSpec, RootMount};
+use crate::sys;
+use crate::user::{self, Ids};
+
+/// Messages on the control channel.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Msg {
+    /// irun → C: the maps are written.
+    Go,
+    /// C → irun: setup failed.
+    Failed(RemoteError),
+    /// C → irun: the pty master is attached to this message.
+    Pty,
+    /// irun → C: the pty size is set.
+    PtyReady,
+    /// C → irun: the command is starting.
+    Running,
+}
+
+/// Failures of starting or waiting for a container.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    /// The control channel could not be made or used.
+    #[error("control channel to the container ({what})")]
+    Channel {
+        /// Which step.
+        what: &'static str,
+        /// Why.
+        #[source]
+        errno: Errno,
+    },
+    /// clone with new namespaces failed.
+    #[error("create the container's namespaces (clone user, mount, pid, uts, ipc)")]
+    Clone(#[source] Errno),
+    /// The id maps could not be written.
+    #[error("write the container's id maps")]
+    IdMap(#[source] IdMapError),
+    /// The container's setup failed inside (its chain is the source).
+    #[error("set up the container")]
+    Setup(#[source] RemoteError),
+    /// The container ended before it said it was running.
+    #[error("the container ended during setup ({0})")]
+    Died(String),
+    /// The terminal could not be handled.
+    #[error("terminal ({what})")]
+    Tty {
+        /// Which step.
+        what: &'static str,
+        /// Why.
+        #[source]
+        errno: Errno,
+    },
+}
+
+impl ContainerError {
+    /// What the user can do.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ContainerError::Clone(_) => {
+                Some("user namespaces may be disabled: run `iimage info`".into())
+            }
+            ContainerError::IdMap(e) => e.hint(),
+            ContainerError::Setup(e) if e.chain().iter().any(|m| m.contains("overlay")) => Some(
+                "kernel overlayfs in a user namespace needs Linux 5.11+ and a local upper dir; \
+                 `iimage info` shows what this host allows"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// Errors inside the container's pid 1 during setup (sent back as a RemoteError chain).
+#[derive(Debug, thiserror::Error)]
+enum SetupError {
+    #[error("mount the root file system on `{dst}` ({what})")]
+    Root {
+        dst: PathBuf,
+        what: String,
+        #[source]
+        errno: Errno,
+    },
+    #[error("pivot_root into `{0}`")]
+    Pivot(PathBuf, #[source] Errno),
+    #[error("container mounts")]
+    Mounts(#[source] mounts::MountError),
+    #[error("detach the old root")]
+    Detach(#[source] Errno),
+    #[error("set the hostname to `{0}`")]
+    Hostname(String, #[source] Errno),
+    #[error("create the working directory `{0}`")]
+    Workdir(String, #[source] std::io::Error),
+    #[error("resolve the user `{spec}`")]
+    User {
+        spec: String,
+        #[source]
+        source: user::UserError,
+    },
+    #[error("user {what} {id} is not mapped in this container: the single-id mapping only has root (add a subuid/subgid range for your user, or run as root)")]
+    Unmapped { what: &'static str, id: u32 },
+    #[error("open a pty in the container")]
+    Pty(#[source] Errno),
+    #[error("remount / read-only")]
+    ReadOnly(#[source] mounts::MountError),
+    #[error("create short links for the overlay")]
+    Links(#[source] std::io::Error),
+}
+
+/// Run the container described by `spec` in the foreground and return the exit code
+/// irun should exit with: the command's status, 128+N when it was killed by signal N.
+/// Call only while single-threaded (the clone does not run atfork handlers).
+pub fn run(spec: &ContainerSpec) -> Result<i32, ContainerError> {
+    let forwarded = forwarded_signals();
+    let mut old_mask = SigSet::empty();
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), Some(&mut old_mask))
+        .map_err(|errno| ContainerError::Channel {
+            what: "block signals",
+            errno,
+        })?;
+    let r = run_blocked(spec, &forwarded);
+    // Ignoring a failure to restore the mask: irun exits right after.
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
+    r
+}
+
+fn forwarded_signals() -> SigSet {
+    let mut s = SigSet::empty();
+    for sig in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGCHLD,
+        Signal::SIGWINCH,
+        Signal::SIGCONT,
+    ] {
+        s.add(sig);
+    }
+    s
+}
+
+fn run_blocked(spec: &ContainerSpec, forwarded: &SigSet) -> Result<i32, ContainerError> {
+    let (chan_p, chan_c) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|errno| ContainerError::Channel {
+        what: "socketpair",
+        errno,
+    })?;
+    let flags = libc::CLONE_NEWUSER
+        | libc::CLONE_NEWNS
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWIPC;
+    let pid = match sys::clone_fork(flags).map_err(ContainerError::Clone)? {
+        None => {
+            drop(chan_p);
+            let code = container_main(spec, chan_c);
+            sys::exit_now(code)
+        }
+        Some(pid) => pid,
+    };
+    drop(chan_c);
+    if let Err(e) = spec.id_map.write(pid.as_raw()) {
+        let _ = kill(pid, Signal::SIGKILL); // it waits for Go; nothing else to undo
+        reap(pid);
+        return Err(ContainerError::IdMap(e));
+    }
+    send(chan_p.as_fd(), &Msg::Go, None).map_err(|errno| ContainerError::Channel {
+        what: "send go",
+        errno,
+    })?;
+    let mut master: Option<OwnedFd> = None;
+    loop {
+        match recv(chan_p.as_fd()) {
+            Ok(Some((Msg::Failed(e), _))) => {
+                reap(pid);
+                return Err(ContainerError::Setup(e));
+            }
+            Ok(Some((Msg::Pty, fd))) => {
+                let fd = fd.ok_or(ContainerError::Tty {
+                    what: "no pty fd received",
+                    errno: Errno::EBADMSG,
+                })?;
+                if let Ok(ws) = sys::get_winsize(std::io::stdin().as_fd()) {
+                    let _ = sys::set_winsize(fd.as_fd(), &ws); // best effort: a default 0x0 size
+                }
+                master = Some(fd);
+                send(chan_p.as_fd(), &Msg::PtyReady, None).map_err(|errno| {
+                    ContainerError::Channel {
+                        what: "send pty-ready",
+                        errno,
+                    }
+                })?;
+            }
+            Ok(Some((Msg::Running, _))) | Ok(None) => break,
+            Ok(Some((_, _))) => continue,
+            Err(errno) => {
+                let _ = kill(pid, Signal::SIGKILL);
+                reap(pid);
+                return Err(ContainerError::Channel {
+                    what: "receive",
+                    errno,
+                });
+            }
+        }
+    }
+    drop(chan_p);
+    match master {
+        Some(m) => crate::tty::relay(pid, m, spec.process.stdin, forwarded),
+        None => Ok(wait_forwarding(pid, forwarded)),
+    }
+}
+
+/// Wait for `pid`, forwarding every other signal in `set` to it.
+fn wait_forwarding(pid: Pid, set: &SigSet) -> i32 {
+    loop {
+        if let Some(code) = try_reap(pid) {
+            return code;
+        }
+        match set.wait() {
+            Ok(Signal::SIGCHLD) => continue,
+            Ok(Signal::SIGWINCH) => continue,
+            Ok(sig) => {
+                let _ = kill(pid, sig); // it may have just exited; the next loop reaps it
+            }
+            Err(_) => continue,
+        }
+    }
+}
+
+/// Reap `pid` if it ended: its exit code (128+N for a signal).
+pub(crate) fn try_reap(pid: Pid) -> Option<i32> {
+    match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::Exited(_, c)) => Some(c),
+        Ok(WaitStatus::Signaled(_, s, _)) => Some(128 + s as i32),
+        Ok(_) => None,
+        Err(Errno::EINTR) => None,
+        Err(_) => Some(125),
+    }
+}
+
+fn reap(pid: Pid) -> i32 {
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, c)) => return c,
+            Ok(WaitStatus::Signaled(_, s, _)) => return 128 + s as i32,
+            Err(Errno::EINTR) | Ok(_) => continue,
+            Err(_) => return 125,
+        }
+    }
+}
+
+fn send(fd: BorrowedFd<'_>, msg: &Msg, pass: Option<RawFd>) -> Result<(), Errno> {
+    let bytes = serde_json::to_vec(msg).map_err(|_| Errno::EINVAL)?;
+    let iov = [IoSlice::new(&bytes)];
+    let fds;
+    let cmsg: Vec<ControlMessage<'_>> = match pass {
+        Some(f) => {
+            fds = [f];
+            vec![ControlMessage::ScmRights(&fds)]
+        }
+        None => vec![],
+    };
+    loop {
+        match sendmsg::<()>(fd.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None) {
+            Err(Errno::EINTR) => continue,
+            r => return r.map(drop),
+        }
+    }
+}
+
+fn recv(fd: BorrowedFd<'_>) -> Result<Option<(Msg, Option<OwnedFd>)>, Errno> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut cbuf = nix::cmsg_space!([RawFd; 1]);
+    let (n, got) = loop {
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        match recvmsg::<()>(
+            fd.as_raw_fd(),
+            &mut iov,
+            Some(&mut cbuf),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(m) => {
+                let mut got = None;
+                for c in m.cmsgs().map_err(|_| Errno::EBADMSG)? {
+                    if let ControlMessageOwned::ScmRights(fds) = c {
+                        if let Some(&f) = fds.first() {
+                            // SAFETY: SCM_RIGHTS just installed this fd in our table; we own it.
+                            got = Some(unsafe_owned(f));
+                        }
+                    }
+                }
+                break (m.bytes, got);
+            }
+        }
+    };
+    if n == 0 {
+        return Ok(None);
+    }
+    let msg = serde_json::from_slice(&buf[..n]).map_err(|_| Errno::EBADMSG)?;
+    Ok(Some((msg, got)))
+}
+
+#[allow(unsafe_code)]
+fn unsafe_owned(fd: RawFd) -> OwnedFd {
+    // SAFETY: callers pass an fd the kernel just gave us (SCM_RIGHTS) that nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+// ---------------------------------------------------------------------------------------
+// Inside: the container's pid 1.
+
+fn container_main(spec: &ContainerSpec, chan: OwnedFd) -> i32 {
+    match recv(chan.as_fd()) {
+        Ok(Some((Msg::Go, _))) => {}
+        _ => return 125, // irun failed to map us and said so itself
+    }
+    // If irun dies (SIGKILL), so does the whole container: pid 1 going takes the pid
+    // namespace with it.
+    let _ = sys::set_parent_death_signal(libc::SIGKILL);
+    let mut all = SigSet::all();
+    all.remove(Signal::SIGKILL);
+    all.remove(Signal::SIGSTOP);
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&all), None);
+    let cleanup = open_cleanup_dirs(&spec.cleanup);
+    let ids = match setup(spec) {
+        Ok(ids) => ids,
+        Err(e) => {
+            let _ = send(
+                chan.as_fd(),
+                &Msg::Failed(RemoteError::from_chain(&e)),
+                None,
+            );
+            return 125;
+        }
+    };
+    let slave = if spec.process.terminal {
+        match open_pty(chan.as_fd()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                let _ = send(
+                    chan.as_fd(),
+                    &Msg::Failed(RemoteError::from_chain(&e)),
+                    None,
+                );
+                return 125;
+            }
+        }
+    } else {
+        None
+    };
+    if !spec.init {
+        let _ = send(chan.as_fd(), &Msg::Running, None);
+        exec_process(&spec.process, &ids, spec.id_map.setgroups_deny, slave)
+    }
+    let child = match sys::fork() {
+        Ok(nix::unistd::ForkResult::Child) => {
+            drop(chan);
+            drop(cleanup);
+            exec_process(&spec.process, &ids, spec.id_map.setgroups_deny, slave)
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => child,
+        Err(e) => {
+            let _ = send(
+                chan.as_fd(),
+                &Msg::Failed(RemoteError {
+                    msg: format!("fork the container process: {e}"),
+                    cause: None,
+                }),
+                None,
+            );
+            return 125;
+        }
+    };
+    drop(slave);
+    let _ = send(chan.as_fd(), &Msg::Running, None);
+    drop(chan);
+    let code = crate::init::supervise(child, &all);
+    for fd in cleanup {
+        crate::init::remove_contents(fd.as_fd());
+    }
+    code
+}
+
+fn open_cleanup_dirs(dirs: &[PathBuf]) -> Vec<OwnedFd> {
+    use nix::fcntl::{open, OFlag};
+    use nix::sys::stat::Mode;
+    dirs.iter()
+        .filter_map(|d| {
+            open(
+                d.as_path(),
+                OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+                Mode::empty(),
+            )
+            .ok()
+        })
+        .collect()
+}
+
+/// Root mount, pivot, mount plan, hostname, workdir, user: everything that may fail
+/// with an imago error (exit 125) rather than a command error.
+fn setup(spec: &ContainerSpec) -> Result<Ids, SetupError> {
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    let _ = sys::make_mounts_private(); // best effort; our namespace is new anyway
+    let root = &spec.rootfs;
+    match &spec.root {
+        RootMount::Overlay { cwd, data, links } => {
+            for (link, target) in links {
+                if let Some(p) = link.parent() {
+                    std::fs::create_dir_all(p).map_err(SetupError::Links)?;
+                }
+                let _ = std::fs::remove_file(link);
+                std::os::unix::fs::symlink(target, link).map_err(SetupError::Links)?;
+            }
+            if let Some(c) = cwd {
+                nix::unistd::chdir(c.as_path()).map_err(|errno| SetupError::Root {
+                    dst: root.clone(),
+                    what: format!("chdir {}", c.display()),
+                    errno,
+                })?;
+            }
+            mount(
+                Some("overlay"),
+                root.as_path(),
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(data.as_str()),
+            )
+            .map_err(|errno| SetupError::Root {
+                dst: root.clone(),
+                what: format!("overlay {data}"),
+                errno,
+            })?;
+        }
+        RootMount::Bind(dir) => {
+            mount(
+                Some(dir.as_path()),
+                root.as_path(),
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(|errno| SetupError::Root {
+                dst: root.clone(),
+                what: format!("bind {}", dir.display()),
+                errno,
+            })?;
+        }
+    }
+    // pivot_root(new, put_old): the old root stays reachable at /.imago-oldroot until
+    // the plan is applied (host sources are read through it, and a fresh procfs may
+    // only be mounted while a full proc is visible in this mount namespace).
+    nix::unistd::chdir(root.as_path()).map_err(|e| SetupError::Pivot(root.clone(), e))?;
+    let old = Path::new(OLD_ROOT.trim_start_matches('/'));
+    let _ = std::fs::create_dir(old); // exists already after a crash: reuse
+    nix::unistd::pivot_root(".", old).map_err(|e| SetupError::Pivot(root.clone(), e))?;
+    nix::unistd::chdir("/").map_err(|e| SetupError::Pivot(root.clone(), e))?;
+    mounts::apply(&mounts::plan(spec)).map_err(SetupError::Mounts)?;
+    // Make the old root's mounts private before detaching, so the detach does not
+    // propagate to the host's peers.
+    let _ = mount(
+        None::<&str>,
+        OLD_ROOT,
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    );
+    umount2(OLD_ROOT, MntFlags::MNT_DETACH).map_err(SetupError::Detach)?;
+    let _ = std::fs::remove_dir(OLD_ROOT); // leaves nothing in the upper dir
+    nix::unistd::sethostname(&spec.hostname)
+        .map_err(|e| SetupError::Hostname(spec.hostname.clone(), e))?;
+    let ids = resolve_ids(spec)?;
+    let cwd = if spec.process.cwd.is_empty() {
+        "/"
+    } else {
+        spec.process.cwd.as_str()
+    };
+    std::fs::create_dir_all(cwd).map_err(|e| SetupError::Workdir(cwd.into(), e))?;
+    if spec.readonly_root {
+        mounts::remount_ro(Path::new("/")).map_err(SetupError::ReadOnly)?;
+    }
+    Ok(ids)
+}
+
+fn resolve_ids(spec: &ContainerSpec) -> Result<Ids, SetupError> {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let ids =
+        user::resolve(&spec.process.user, &passwd, &group).map_err(|source| SetupError::User {
+            spec: spec.process.user.clone(),
+            source,
+        })?;
+    if spec.id_map.kind == MapKind::Single {
+        if ids.uid != 0 {
+            return Err(SetupError::Unmapped {
+                what: "uid",
+                id: ids.uid,
+            });
+        }
+        if ids.gid != 0 {
+            return Err(SetupError::Unmapped {
+                what: "gid",
+                id: ids.gid,
+            });
+        }
+    }
+    Ok(ids)
+}
+
+fn open_pty(chan: BorrowedFd<'_>) -> Result<OwnedFd, SetupError> {
+    use nix::fcntl::{open, OFlag};
+    use nix::sys::stat::Mode;
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .map_err(SetupError::Pty)?;
+    nix::pty::grantpt(&master).map_err(SetupError::Pty)?;
+    nix::pty::unlockpt(&master).map_err(SetupError::Pty)?;
+    let name = nix::pty::ptsname_r(&master).map_err(SetupError::Pty)?;
+    let slave = open(
+        name.as_str(),
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(SetupError::Pty)?;
+    send(chan, &Msg::Pty, Some(master.as_raw_fd())).map_err(SetupError::Pty)?;
+    match recv(chan) {
+        Ok(Some((Msg::PtyReady, _))) => Ok(slave),
+        Ok(_) => Err(SetupError::Pty(Errno::EPIPE)),
+        Err(e) => Err(SetupError::Pty(e)),
+    }
+}
+
+/// Become the container's process and exec it. Never returns: on failure prints
+/// `irun: …` on the process's stderr and exits 127 (not found), 126 (cannot execute)
+/// or 125 (setup).
+fn exec_process(p: &ProcessSpec, ids: &Ids, setgroups_deny: bool, slave: Option<OwnedFd>) -> ! {
+    let fail = |code: i32, msg: String| -> ! {
+        let _ = writeln!(std::io::stderr(), "irun: {msg}");
+        sys::exit_now(code)
+    };
+    if let Some(s) = &slave {
+        let _ = nix::unistd::setsid();
+        if let Err(e) = sys::set_controlling_tty(s.as_fd()) {
+            fail(125, format!("set the controlling terminal: {e}"));
+        }
+        for fd in 0..3 {
+            if let Err(e) = dup_onto(s.as_fd(), fd) {
+                fail(125, format!("attach the terminal: {e}"));
+            }
+        }
+    } else if !p.stdin {
+        match std::fs::File::open("/dev/null") {
+            Ok(f) => {
+                if let Err(e) = dup_onto(f.as_fd(), 0) {
+                    fail(125, format!("redirect stdin from /dev/null: {e}"));
+                }
+            }
+            Err(e) => fail(125, format!("open /dev/null: {e}")),
+        }
+    }
+    drop(slave);
+    let cwd = if p.cwd.is_empty() {
+        "/"
+    } else {
+        p.cwd.as_str()
+    };
+    if let Err(e) = nix::unistd::chdir(cwd) {
+        fail(125, format!("chdir to `{cwd}`: {e}"));
+    }
+    if let CapsPolicy::Bounded(keep) = &p.caps {
+        if let Err(e) = crate::caps::bound(keep) {
+            fail(125, format!("{e}"));
+        }
+    }
+    if p.seccomp {
+        if let Err(e) = crate::seccomp::install_default() {
+            fail(125, format!("install the seccomp filter: {e}"));
+        }
+    }
+    if !setgroups_deny {
+        let groups: Vec<nix::unistd::Gid> = ids
+            .groups
+            .iter()
+            .map(|g| nix::unistd::Gid::from_raw(*g))
+            .collect();
+        if let Err(e) = nix::unistd::setgroups(&groups) {
+            fail(
+                125,
+                format!("set supplementary groups {:?}: {e}", ids.groups),
+            );
+        }
+    }
+    let gid = nix::unistd::Gid::from_raw(ids.gid);
+    let uid = nix::unistd::Uid::from_raw(ids.uid);
+    if let Err(e) = nix::unistd::setresgid(gid, gid, gid) {
+        fail(125, format!("set gid {}: {e}", ids.gid));
+    }
+    if let Err(e) = nix::unistd::setresuid(uid, uid, uid) {
+        fail(125, format!("set uid {}: {e}", ids.uid));
+    }
+    if let CapsPolicy::Bounded(keep) = &p.caps {
+        if let Err(e) = crate::caps::set_process(keep, ids.uid == 0) {
+            fail(125, format!("{e}"));
+        }
+    }
+    if p.no_new_privs {
+        if let Err(e) = sys::set_no_new_privs() {
+            fail(125, format!("set no_new_privs: {e}"));
+        }
+    }
+    let mut env = p.env.clone();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", ids.home));
+    }
+    crate::init::reset_signals();
+    sys::cloexec_from(3);
+    let Some(arg0) = p.args.first() else {
+        fail(125, "no command specified".into())
+    };
+    let path_var = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(crate::DEFAULT_PATH)
+        .to_string();
+    let prog = match find_in_path(arg0, &path_var) {
+        Some(p) => p,
+        None => fail(
+            127,
+            format!("exec: \"{arg0}\": executable file not found in $PATH"),
+        ),
+    };
+    let cstr = |s: &str| CString::new(s.as_bytes()).unwrap_or_default();
+    let argv: Vec<CString> = p.args.iter().map(|a| cstr(a)).collect();
+    let envp: Vec<CString> = env.iter().map(|e| cstr(e)).collect();
+    let e = nix::unistd::execve(&cstr(&prog), &argv, &envp)
+        .err()
+        .unwrap_or(Errno::EINVAL);
+    match e {
+        Errno::ENOENT => fail(127, format!("exec `{prog}`: no such file or directory")),
+        e => fail(126, format!("exec `{prog}`: {e}")),
+    }
+}
+
+fn dup_onto(fd: BorrowedFd<'_>, target: RawFd) -> Result<(), Errno> {
+    if fd.as_raw_fd() == target {
+        return Ok(());
+    }
+    // SAFETY: target is 0, 1 or 2, which this process owns as its stdio; dup2 replaces
+    // them atomically and we never use the old descriptions again.
+    let r = dup2_raw(fd.as_raw_fd(), target);
+    Errno::result(r).map(drop)
+}
+
+#[allow(unsafe_code)]
+fn dup2_raw(from: RawFd, to: RawFd) -> libc::c_int {
+    // SAFETY: dup2 on two valid descriptor numbers; `to` is a stdio slot we own.
+    unsafe { libc::dup2(from, to) }
+}
+
+/// docker's lookup: a name with `/` is used as is; else the first executable regular
+/// file in PATH.
+pub fn find_in_path(arg0: &str, path: &str) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    if arg0.contains('/') {
+        return Some(arg0.to_string());
+    }
+    if arg0.is_empty() {
+        return None;
+    }
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| format!("{d}/{arg0}"))
+        .find(|c| {
+            std::fs::metadata(c)
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+}

@@ -1,0 +1,551 @@
+//! Which id mapping a container (or a run-in-mapping child) gets, decided at run time, and
+//! how it is written. Owns: parsing /etc/subuid and /etc/subgid, finding newuidmap and
+//! newgidmap, the choice between the three mapping kinds, and writing the maps of a child
+//! that already sits in a new user namespace.
+//! Never: forks or unshares (child.rs does), mounts anything, reads the store.
+//!
+//! The three kinds (see docs/runtime.md):
+//! - [`MapKind::SubIds`]: an unprivileged user with a subordinate range and the setuid
+//!   helpers present: inside 0 → the user's uid, inside 1..=N → the range (N = size of
+//!   the range, at most 65536 used). Files keep real ownership.
+//! - [`MapKind::Single`]: an unprivileged user without a range (or without the helpers):
+//!   inside 0 → the user's uid and gid, nothing else; `setgroups` is set to `deny`
+//!   (required by the kernel before an unprivileged gid_map write). Files created by
+//!   other ids cannot exist: the store keeps ownership in `user.containers.override_stat`.
+//! - [`MapKind::Identity`]: real root. Inside 0..65536 → host 0..65536, in a *new* user
+//!   namespace: the container's root owns the same files as the host's root, but its
+//!   capabilities are namespaced (no module loading, no raw devices, no host hostname or
+//!   clock, only userns-mountable file systems), which is what "no real root inside by
+//!   default" means for imago.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+
+/// The largest number of subordinate ids imago maps (docker's and podman's default).
+pub const MAX_SUB_IDS: u32 = 65536;
+
+/// One line of a uid_map/gid_map: `inside outside count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMapEntry {
+    /// First id inside the namespace.
+    pub inside: u32,
+    /// First id on the host (in the parent namespace).
+    pub outside: u32,
+    /// How many consecutive ids.
+    pub count: u32,
+}
+
+impl fmt::Display for IdMapEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {}", self.inside, self.outside, self.count)
+    }
+}
+
+/// A subordinate id range from /etc/subuid or /etc/subgid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdRange {
+    /// First host id of the range.
+    pub start: u32,
+    /// Number of ids.
+    pub count: u32,
+}
+
+/// Who writes the maps of a child's user namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IdMapWriter {
+    /// The parent writes /proc/PID/{setgroups,uid_map,gid_map} itself (single mapping,
+    /// or real root).
+    Direct,
+    /// The setuid helpers from the `uidmap` package write them (subordinate ranges).
+    Helper {
+        /// Path of newuidmap.
+        newuidmap: PathBuf,
+        /// Path of newgidmap.
+        newgidmap: PathBuf,
+    },
+}
+
+/// The three mapping kinds; see the module doc.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MapKind {
+    /// Real root: identity map of 0..65536 in a new user namespace.
+    Identity,
+    /// Unprivileged with a subordinate range: root + range.
+    SubIds,
+    /// Unprivileged without a range: the user is root inside, nothing else is mapped.
+    Single,
+}
+
+/// How layer files keep their ownership under a mapping (the store's marker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ownership {
+    /// Files are chowned to their real (mapped) ids.
+    Real,
+    /// Files belong to the user; their tar ownership sits in the
+    /// `user.containers.override_stat` xattr.
+    Xattr,
+}
+
+/// The id mapping for a container or a run-in-mapping child.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMap {
+    /// Which of the three kinds.
+    pub kind: MapKind,
+    /// uid_map lines.
+    pub uid: Vec<IdMapEntry>,
+    /// gid_map lines.
+    pub gid: Vec<IdMapEntry>,
+    /// Who writes them.
+    pub writer: IdMapWriter,
+    /// Write `deny` to /proc/PID/setgroups before gid_map (single mapping only).
+    pub setgroups_deny: bool,
+}
+
+/// What the detection looked at; pure input of [`IdMap::plan`].
+#[derive(Debug, Clone, Default)]
+pub struct IdMapInput {
+    /// Effective uid and gid of the caller.
+    pub uid: u32,
+    /// Effective gid.
+    pub gid: u32,
+    /// The caller's login name, when /etc/passwd knows it.
+    pub user_name: Option<String>,
+    /// The caller's range in /etc/subuid.
+    pub subuid: Option<IdRange>,
+    /// The caller's range in /etc/subgid.
+    pub subgid: Option<IdRange>,
+    /// newuidmap and newgidmap, when both were found.
+    pub helpers: Option<(PathBuf, PathBuf)>,
+}
+
+/// Errors of detecting and writing id maps.
+#[derive(Debug, thiserror::Error)]
+pub enum IdMapError {
+    /// A helper (newuidmap/newgidmap) could not be started.
+    #[error("start `{bin}` for pid {pid}")]
+    Spawn {
+        /// The helper.
+        bin: PathBuf,
+        /// The child whose maps were being written.
+        pid: i32,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A helper ran and failed.
+    #[error("`{bin} {args}` failed ({status}): {stderr}")]
+    Helper {
+        /// The helper.
+        bin: PathBuf,
+        /// Its arguments.
+        args: String,
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// Its stderr, trimmed.
+        stderr: String,
+    },
+    /// Writing a /proc file of the child failed.
+    #[error("write `{what}` to `{path}`")]
+    Write {
+        /// The /proc file.
+        path: PathBuf,
+        /// What was written.
+        what: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl IdMapError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            IdMapError::Helper { .. } | IdMapError::Spawn { .. } => Some(
+                "check that newuidmap/newgidmap are setuid root (uidmap package) and that \
+                 /etc/subuid and /etc/subgid give your user a range; IMAGO_IDMAP=single \
+                 forces the single mapping"
+                    .into(),
+            ),
+            IdMapError::Write { .. } => {
+                Some("unprivileged user namespaces may be disabled: see `iimage info`".into())
+            }
+        }
+    }
+}
+
+impl IdMap {
+    /// Detect the mapping for the current process: reads the effective ids, /etc/passwd,
+    /// /etc/subuid, /etc/subgid and looks for newuidmap/newgidmap in PATH and /usr/bin.
+    /// `IMAGO_IDMAP=single` forces the single mapping (any user), `IMAGO_IDMAP=identity`
+    /// is only honoured for root. Cheap: no fork, no namespace.
+    pub fn detect() -> IdMap {
+        let forced = std::env::var("IMAGO_IDMAP").ok();
+        let mut input = IdMapInput::current();
+        if forced.as_deref() == Some("single") {
+            input.subuid = None;
+            input.subgid = None;
+            if input.uid == 0 {
+                return IdMap::single(0, 0);
+            }
+        }
+        IdMap::plan(&input)
+    }
+
+    /// The pure decision behind [`IdMap::detect`].
+    pub fn plan(input: &IdMapInput) -> IdMap {
+        if input.uid == 0 {
+            let identity = vec![IdMapEntry {
+                inside: 0,
+                outside: 0,
+                count: MAX_SUB_IDS,
+            }];
+            return IdMap {
+                kind: MapKind::Identity,
+                uid: identity.clone(),
+                gid: identity,
+                writer: IdMapWriter::Direct,
+                setgroups_deny: false,
+            };
+        }
+        if let (Some(su), Some(sg), Some((nu, ng))) = (input.subuid, input.subgid, &input.helpers) {
+            if su.count > 0 && sg.count > 0 {
+                let uc = su.count.min(MAX_SUB_IDS);
+                let gc = sg.count.min(MAX_SUB_IDS);
+                return IdMap {
+                    kind: MapKind::SubIds,
+                    uid: vec![
+                        IdMapEntry {
+                            inside: 0,
+                            outside: input.uid,
+                            count: 1,
+                        },
+                        IdMapEntry {
+                            inside: 1,
+                            outside: su.start,
+                            count: uc,
+                        },
+                    ],
+                    gid: vec![
+                        IdMapEntry {
+                            inside: 0,
+                            outside: input.gid,
+                            count: 1,
+                        },
+                        IdMapEntry {
+                            inside: 1,
+                            outside: sg.start,
+                            count: gc,
+                        },
+                    ],
+                    writer: IdMapWriter::Helper {
+                        newuidmap: nu.clone(),
+                        newgidmap: ng.clone(),
+                    },
+                    setgroups_deny: false,
+                };
+            }
+        }
+        IdMap::single(input.uid, input.gid)
+    }
+
+    /// The single mapping: inside 0 → `uid`/`gid`, setgroups denied.
+    pub fn single(uid: u32, gid: u32) -> IdMap {
+        IdMap {
+            kind: MapKind::Single,
+            uid: vec![IdMapEntry {
+                inside: 0,
+                outside: uid,
+                count: 1,
+            }],
+            gid: vec![IdMapEntry {
+                inside: 0,
+                outside: gid,
+                count: 1,
+            }],
+            writer: IdMapWriter::Direct,
+            setgroups_deny: true,
+        }
+    }
+
+    /// How files keep ownership under this mapping: Real for Identity and SubIds, Xattr
+    /// for Single.
+    pub fn ownership(&self) -> Ownership {
+        match self.kind {
+            MapKind::Single => Ownership::Xattr,
+            MapKind::Identity | MapKind::SubIds => Ownership::Real,
+        }
+    }
+
+    /// The host uid that a uid inside maps to, if mapped.
+    pub fn host_uid(&self, inside: u32) -> Option<u32> {
+        lookup(&self.uid, inside)
+    }
+
+    /// The host gid that a gid inside maps to, if mapped.
+    pub fn host_gid(&self, inside: u32) -> Option<u32> {
+        lookup(&self.gid, inside)
+    }
+
+    /// Write the maps of `pid`, a child that has just entered a new user namespace and
+    /// waits. Helper status and stderr are checked (habit 10).
+    pub fn write(&self, pid: i32) -> Result<(), IdMapError> {
+        match &self.writer {
+            IdMapWriter::Helper {
+                newuidmap,
+                newgidmap,
+            } => {
+                run_helper(newuidmap, pid, &self.uid)?;
+                run_helper(newgidmap, pid, &self.gid)
+            }
+            IdMapWriter::Direct => {
+                let proc = PathBuf::from(format!("/proc/{pid}"));
+                // setgroups must read "deny" before an unprivileged gid_map write (kernel
+                // >= 3.19), else the child could drop groups the host uses as deny rules
+                // (CVE-2014-8989). See user_namespaces(7), "The /proc/[pid]/setgroups file".
+                if self.setgroups_deny {
+                    write_proc(&proc.join("setgroups"), "deny")?;
+                }
+                write_proc(&proc.join("uid_map"), &render(&self.uid))?;
+                write_proc(&proc.join("gid_map"), &render(&self.gid))
+            }
+        }
+    }
+}
+
+impl IdMapInput {
+    /// Gather the input for the current process.
+    pub fn current() -> IdMapInput {
+        let uid = nix::unistd::geteuid().as_raw();
+        let gid = nix::unistd::getegid().as_raw();
+        let user_name = std::fs::read_to_string("/etc/passwd")
+            .ok()
+            .and_then(|p| user_name_for(&p, uid));
+        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        let subuid = find_range(&read("/etc/subuid"), user_name.as_deref(), uid);
+        let subgid = find_range(&read("/etc/subgid"), user_name.as_deref(), uid);
+        let helpers = match (find_program("newuidmap"), find_program("newgidmap")) {
+            (Some(u), Some(g)) => Some((u, g)),
+            _ => None,
+        };
+        IdMapInput {
+            uid,
+            gid,
+            user_name,
+            subuid,
+            subgid,
+            helpers,
+        }
+    }
+}
+
+fn lookup(map: &[IdMapEntry], inside: u32) -> Option<u32> {
+    map.iter().find_map(|e| {
+        (inside >= e.inside && inside - e.inside < e.count).then(|| e.outside + (inside - e.inside))
+    })
+}
+
+/// The text of a uid_map/gid_map write.
+pub fn render(map: &[IdMapEntry]) -> String {
+    map.iter().map(|e| format!("{e}\n")).collect()
+}
+
+fn write_proc(path: &Path, what: &str) -> Result<(), IdMapError> {
+    std::fs::write(path, what).map_err(|source| IdMapError::Write {
+        path: path.to_path_buf(),
+        what: what.trim_end().replace('\n', "; "),
+        source,
+    })
+}
+
+fn run_helper(bin: &Path, pid: i32, map: &[IdMapEntry]) -> Result<(), IdMapError> {
+    let mut args = vec![pid.to_string()];
+    for e in map {
+        args.extend([
+            e.inside.to_string(),
+            e.outside.to_string(),
+            e.count.to_string(),
+        ]);
+    }
+    let out = Command::new(bin)
+        .args(&args)
+        .output()
+        .map_err(|source| IdMapError::Spawn {
+            bin: bin.to_path_buf(),
+            pid,
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(IdMapError::Helper {
+            bin: bin.to_path_buf(),
+            args: args.join(" "),
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// The login name of `uid` in an /etc/passwd text.
+pub fn user_name_for(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        let _pw = f.next()?;
+        let u: u32 = f.next()?.trim().parse().ok()?;
+        (u == uid).then(|| name.to_string())
+    })
+}
+
+/// The first range of a user in an /etc/subuid or /etc/subgid text, matched by name or
+/// by numeric uid (both forms are valid in those files; shadow-utils accepts either).
+/// Comments, blank and malformed lines are skipped.
+pub fn find_range(text: &str, name: Option<&str>, uid: u32) -> Option<IdRange> {
+    let uid_s = uid.to_string();
+    text.lines().find_map(|l| {
+        let l = l.trim();
+        if l.is_empty() || l.starts_with('#') {
+            return None;
+        }
+        let mut f = l.split(':');
+        let who = f.next()?;
+        let start: u32 = f.next()?.trim().parse().ok()?;
+        let count: u32 = f.next()?.trim().parse().ok()?;
+        let matches = who == uid_s || name.is_some_and(|n| n == who);
+        (matches && count > 0).then_some(IdRange { start, count })
+    })
+}
+
+/// `name` in PATH, else in /usr/bin and /usr/sbin (login nodes with a bare PATH).
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([
+            PathBuf::from("/usr/bin"),
+            PathBuf::from("/usr/sbin"),
+            PathBuf::from("/bin"),
+        ])
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn helpers() -> Option<(PathBuf, PathBuf)> {
+        Some((
+            PathBuf::from("/usr/bin/newuidmap"),
+            PathBuf::from("/usr/bin/newgidmap"),
+        ))
+    }
+
+    #[test]
+    fn subuid_matched_by_name_or_uid_comments_skipped() {
+        let text = "# c\n\nalice:100000:65536\nbad line\n1001:300000:1000\n";
+        assert_eq!(
+            find_range(text, Some("alice"), 1000),
+            Some(IdRange {
+                start: 100000,
+                count: 65536
+            })
+        );
+        assert_eq!(
+            find_range(text, Some("bob"), 1001),
+            Some(IdRange {
+                start: 300000,
+                count: 1000
+            })
+        );
+        assert_eq!(find_range(text, Some("carol"), 1002), None);
+        assert_eq!(
+            find_range("alice:1:0\n", Some("alice"), 5),
+            None,
+            "empty range ignored"
+        );
+    }
+
+    #[test]
+    fn root_gets_identity_direct() {
+        let m = IdMap::plan(&IdMapInput {
+            uid: 0,
+            gid: 0,
+            helpers: helpers(),
+            ..Default::default()
+        });
+        assert_eq!(m.kind, MapKind::Identity);
+        assert_eq!(m.writer, IdMapWriter::Direct);
+        assert_eq!(render(&m.uid), "0 0 65536\n");
+        assert_eq!(m.ownership(), Ownership::Real);
+        assert!(!m.setgroups_deny);
+    }
+
+    #[test]
+    fn range_and_helpers_give_subids() {
+        let r = Some(IdRange {
+            start: 200000,
+            count: 100000,
+        });
+        let m = IdMap::plan(&IdMapInput {
+            uid: 1000,
+            gid: 1001,
+            subuid: r,
+            subgid: r,
+            helpers: helpers(),
+            ..Default::default()
+        });
+        assert_eq!(m.kind, MapKind::SubIds);
+        assert_eq!(render(&m.uid), "0 1000 1\n1 200000 65536\n");
+        assert_eq!(render(&m.gid), "0 1001 1\n1 200000 65536\n");
+        assert!(matches!(m.writer, IdMapWriter::Helper { .. }));
+        assert_eq!(m.host_uid(33), Some(200032));
+        assert_eq!(m.host_uid(0), Some(1000));
+        assert_eq!(m.host_uid(65537), None);
+    }
+
+    #[test]
+    fn no_range_or_no_helper_gives_single() {
+        let r = Some(IdRange {
+            start: 200000,
+            count: 65536,
+        });
+        let no_helper = IdMap::plan(&IdMapInput {
+            uid: 1000,
+            gid: 1000,
+            subuid: r,
+            subgid: r,
+            ..Default::default()
+        });
+        assert_eq!(no_helper.kind, MapKind::Single);
+        let no_range = IdMap::plan(&IdMapInput {
+            uid: 1000,
+            gid: 7,
+            helpers: helpers(),
+            ..Default::default()
+        });
+        assert_eq!(no_range.kind, MapKind::Single);
+        assert_eq!(render(&no_range.gid), "0 7 1\n");
+        assert!(no_range.setgroups_deny);
+        assert_eq!(no_range.ownership(), Ownership::Xattr);
+        assert_eq!(no_range.host_uid(1), None);
+    }
+
+    #[test]
+    fn passwd_lookup() {
+        let p = "root:x:0:0::/root:/bin/sh\nimago-sub:x:1001:1001::/home:/bin/sh\n";
+        assert_eq!(user_name_for(p, 1001).as_deref(), Some("imago-sub"));
+        assert_eq!(user_name_for(p, 5), None);
+    }
+}

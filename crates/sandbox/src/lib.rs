@@ -1,0 +1,78 @@
+//! imago's container process: user namespaces and id mapping, the run-in-mapping
+//! primitive, the host probe, and (as they land) the container launch: mounts,
+//! pivot_root, capabilities, seccomp, init as pid 1, tty.
+//!
+//! Knows nothing of images or the store: it takes a prepared root and a process spec.
+//!
+//! # Public entry points (stable; additions only)
+//!
+//! ## Id mapping — [`idmap`]
+//! - [`IdMap::detect()`] → [`IdMap`]: cheap (no fork). Decided at run time:
+//!   - real root → [`MapKind::Identity`]: `0 0 65536` in a *new* user namespace (same
+//!     ownership as the host, capabilities namespaced);
+//!   - subuid+subgid range and newuidmap/newgidmap present → [`MapKind::SubIds`]:
+//!     `0 → uid`, `1..=min(65536, range) → range` (written by [`IdMapWriter::Helper`]);
+//!   - else → [`MapKind::Single`]: `0 → uid/gid`, setgroups `deny` ([`IdMapWriter::Direct`]).
+//!   - `IMAGO_IDMAP=single` forces the single mapping (also for root: `0 0 1`).
+//! - [`IdMap::ownership()`] → [`Ownership::Real`] (Identity, SubIds) or [`Ownership::Xattr`]
+//!   (Single: ownership of layer files kept in `user.containers.override_stat`).
+//! - [`IdMap::plan(&IdMapInput)`](IdMap::plan): the pure decision (unit-testable);
+//!   [`IdMap::write(pid)`](IdMap::write): write a waiting child's maps (helper exit
+//!   status and stderr checked: [`IdMapError::Helper`]).
+//! - helpers: [`idmap::find_range`], [`idmap::user_name_for`], [`idmap::find_program`].
+//!
+//! ## Run in the mapping — [`child`]
+//! - [`run_in_mapping(&map, || -> Result<T, E>)`](run_in_mapping) → `Result<T, ChildError>`:
+//!   forks a child that unshares user+mount namespaces, the parent writes the maps, the
+//!   child (uid 0 inside, mounts private) runs the closure and sends `Result` back as
+//!   JSON. `T: Serialize + DeserializeOwned`, `E: std::error::Error + 'static`. A closure
+//!   error comes back as [`ChildError::Remote`] holding a [`RemoteError`] with the whole
+//!   `source()` chain; a panic as [`ChildError::Panic`]. Always forks (also for root:
+//!   identity map, so ownership is unchanged). Threading: uses `fork()` (atfork handlers
+//!   keep malloc usable) but prefer calling while single-threaded; the closure must not
+//!   take locks other threads may hold. The closure's stdout/stderr are the caller's.
+//!
+//! ## Host probe — [`probe`]
+//! - [`HostProbe::detect()`] / [`HostProbe::detect_in(dir)`](HostProbe::detect_in) →
+//!   [`HostProbe`] (Serialize): kernel version, `userns`, `overlay_in_userns`, `fuse`,
+//!   `newuidmap`/`newgidmap`, `subuid`/`subgid`, `id_map` (the kind irun will use),
+//!   `openat2`, and `fixes: Vec<Fix { item, text }>`, one per missing item. Forks twice
+//!   (a few ms); call once and pass `&HostProbe` down.
+//!
+//! ## Containers — [`container`], [`spec`]
+//! - [`run(&ContainerSpec)`](run) → exit code (the command's; 128+N if killed by N):
+//!   clones pid 1 in new user/mount/pid/uts/ipc namespaces (host network), writes the
+//!   maps, mounts the root ([`RootMount::Overlay`] options from the `imago-overlay`
+//!   crate, or a bind), pivot_root, then the mount plan ([`mounts::plan`]: /proc, /dev
+//!   tmpfs + host device binds + devpts + shm + mqueue, /sys ro, /etc files, user
+//!   mounts, runc's masked and read-only paths), hostname, user (resolved in the
+//!   image's /etc/passwd), caps ([`caps::compute`] for `--cap-add/--cap-drop`),
+//!   seccomp ([`seccomp::program`]), no_new_privs, tiny init ([`init`]) and exec.
+//!   `-t`: a pty from the container's own devpts, relayed by [`tty::relay`].
+//!   Single-threaded callers only. Setup errors: [`ContainerError::Setup`] (chain kept).
+//!
+//! Errors carry `hint()` methods ([`IdMapError::hint`], [`ChildError::hint`]).
+
+pub mod caps;
+pub mod child;
+pub mod container;
+pub mod idmap;
+pub mod init;
+pub mod mounts;
+pub mod probe;
+pub mod seccomp;
+pub mod spec;
+mod sys;
+pub mod tty;
+pub mod user;
+
+/// PATH when neither the image nor the user sets one (docker's default).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+pub use child::{run_in_mapping, ChildError, RemoteError};
+pub use container::{run, ContainerError};
+pub use idmap::{
+    IdMap, IdMapEntry, IdMapError, IdMapInput, IdMapWriter, IdRange, MapKind, Ownership,
+};
+pub use probe::{Fix, HostProbe, KernelVersion};
+pub use spec::{CapsPolicy, ContainerSpec, ProcessSpec, RootMount, UserMount, DEFAULT_CAPS};

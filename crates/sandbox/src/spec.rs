@@ -1,0 +1,126 @@
+//! What a container is asked to be: the root to mount, the mounts, the process and its
+//! security settings. Plain data built by the runtime crate from an image config and the
+//! user's flags; the sandbox never looks at images.
+//! Never: touches the kernel (mounts.rs, container.rs do).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::idmap::IdMap;
+
+/// How the container's root is mounted on [`ContainerSpec::rootfs`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RootMount {
+    /// Kernel overlayfs: `mount("overlay", rootfs, "overlay", 0, data)` made from `cwd`
+    /// (relative lowerdir names), after creating `links` (link, target).
+    Overlay {
+        /// chdir here before mounting.
+        cwd: Option<PathBuf>,
+        /// The options.
+        data: String,
+        /// Short links to create first.
+        links: Vec<(PathBuf, PathBuf)>,
+    },
+    /// Bind-mount a directory as the root (writes go to it).
+    Bind(PathBuf),
+}
+
+/// A mount the user asked for (`-v`, `--mount`, `--tmpfs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UserMount {
+    /// Bind `src` (host) on `dst` (container), read-only when `ro`.
+    Bind {
+        /// Host path.
+        src: PathBuf,
+        /// Container path.
+        dst: PathBuf,
+        /// Read-only.
+        ro: bool,
+    },
+    /// A tmpfs on `dst` with extra options (`size=…,mode=…`).
+    Tmpfs {
+        /// Container path.
+        dst: PathBuf,
+        /// Options passed to tmpfs.
+        options: String,
+    },
+}
+
+/// Capabilities of the container process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CapsPolicy {
+    /// Bound to this set (names like `CAP_CHOWN`); root keeps them effective.
+    Bounded(Vec<String>),
+    /// Keep every capability (of the user namespace): `--privileged`.
+    All,
+}
+
+/// The process to run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessSpec {
+    /// argv (argv[0] looked up in the container's PATH when it has no `/`).
+    pub args: Vec<String>,
+    /// `K=V` strings, complete (PATH, HOME, HOSTNAME, TERM already filled in).
+    pub env: Vec<String>,
+    /// Working directory (created when missing, as docker does).
+    pub cwd: String,
+    /// docker's `--user`: `name`, `uid`, `name:group`, `uid:gid`; empty = root.
+    pub user: String,
+    /// Allocate a pty (`-t`).
+    pub terminal: bool,
+    /// Keep stdin (`-i`); otherwise the process reads /dev/null.
+    pub stdin: bool,
+    /// Capabilities.
+    pub caps: CapsPolicy,
+    /// Install the default seccomp filter.
+    pub seccomp: bool,
+    /// Set no_new_privs.
+    pub no_new_privs: bool,
+}
+
+/// Everything the sandbox needs to start a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// The id mapping of the container's user namespace.
+    pub id_map: IdMap,
+    /// How the root is made.
+    pub root: RootMount,
+    /// An empty host dir to mount the root on.
+    pub rootfs: PathBuf,
+    /// The host name inside.
+    pub hostname: String,
+    /// Host files bound on /etc/hosts, /etc/hostname, /etc/resolv.conf: (src, dst).
+    pub etc_files: Vec<(PathBuf, PathBuf)>,
+    /// The user's mounts, in order.
+    pub mounts: Vec<UserMount>,
+    /// Remount / read-only at the end (`--read-only`).
+    pub readonly_root: bool,
+    /// Run a tiny init as pid 1 (`--no-init` turns it off).
+    pub init: bool,
+    /// `--privileged`: no masked or read-only /proc paths, all caps, no seccomp.
+    pub privileged: bool,
+    /// When Some, the container's pid 1 removes these dirs' contents after the process
+    /// ended, from inside the mapping (`--rm`: upper and work hold files of mapped ids).
+    pub cleanup: Vec<PathBuf>,
+    /// The process.
+    pub process: ProcessSpec,
+}
+
+/// docker's default capability set (moby `oci/caps/defaults.go`): CapBnd `a80425fb`.
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];

@@ -1,0 +1,216 @@
+//! The syscall seam: the few calls nix does not wrap safely, each `unsafe` block with its
+//! reason. Owns: fork/raw clone, `_exit`, pipes, seccomp installation, raw prctl and ioctl.
+//! Never: decides anything (callers plan; this only executes).
+
+#![allow(unsafe_code)]
+
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::unistd::{ForkResult, Pid};
+
+/// A pipe with both ends close-on-exec.
+pub fn pipe() -> Result<(OwnedFd, OwnedFd), Errno> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+}
+
+/// fork(2). The child must only do what the callers document (see child.rs).
+pub fn fork() -> Result<ForkResult, Errno> {
+    // SAFETY: glibc's fork runs its atfork handlers (malloc stays usable in the child); the
+    // callers' contract is that the child touches no lock another thread may hold.
+    unsafe { nix::unistd::fork() }
+}
+
+/// The raw `clone` syscall with namespace flags and no new stack (fork-like: the child
+/// continues on a copy of the caller's stack). Returns the child's pid in the parent and
+/// `None` in the child. Only while single-threaded: no atfork handlers run.
+pub fn clone_fork(flags: libc::c_int) -> Result<Option<Pid>, Errno> {
+    // SAFETY: with a null stack, clone behaves like fork (copy-on-write memory, same stack
+    // addresses); the caller is single-threaded (documented in runtime/irun), so no lock
+    // can be held by a thread that does not exist in the child. Argument order differs per
+    // arch only for tid/tls pointers, all null here.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => Ok(None),
+        pid => Ok(Some(Pid::from_raw(pid as i32))),
+    }
+}
+
+/// `_exit(2)`: end this (forked) process now, without running atexit handlers or
+/// flushing stdio buffers the parent also holds.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions; it never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// One read(2), retried on EINTR.
+pub fn read_some(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
+    loop {
+        match nix::unistd::read(fd, buf) {
+            Err(Errno::EINTR) => continue,
+            r => return r,
+        }
+    }
+}
+
+/// Make every mount of this (new) mount namespace private, recursively, so nothing
+/// mounted here propagates to the host (the host's / may be shared, NOTES.md #9 says
+/// private here, but other hosts differ).
+pub fn make_mounts_private() -> Result<(), Errno> {
+    use nix::mount::{mount, MsFlags};
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+}
+
+/// Install a classic BPF seccomp filter on this thread (and its future children).
+pub fn install_seccomp(prog: &[libc::sock_filter]) -> Result<(), Errno> {
+    let fprog = libc::sock_fprog {
+        len: prog.len() as libc::c_ushort,
+        filter: prog.as_ptr() as *mut _,
+    };
+    // SAFETY: fprog points to `prog`, alive for the duration of the call; the kernel copies
+    // the filter. PR_SET_SECCOMP with SECCOMP_MODE_FILTER takes exactly this pointer.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+            &fprog as *const libc::sock_fprog as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// prctl(PR_SET_NO_NEW_PRIVS, 1).
+pub fn set_no_new_privs() -> Result<(), Errno> {
+    // SAFETY: plain integer arguments.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_SET_NO_NEW_PRIVS,
+            1 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// prctl(PR_SET_PDEATHSIG, sig).
+pub fn set_parent_death_signal(sig: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: plain integer arguments.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            sig as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// Is `openat2(2)` implemented? (ENOSYS on kernels before 5.6, e.g. RHEL 8's 4.18.)
+pub fn has_openat2() -> bool {
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    let how = OpenHow {
+        flags: libc::O_RDONLY as u64 | libc::O_CLOEXEC as u64,
+        mode: 0,
+        resolve: 0,
+    };
+    // SAFETY: path is a valid C string, `how` lives across the call and its size is passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            c"/".as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if r >= 0 {
+        // SAFETY: the syscall returned a fresh fd that nothing else owns.
+        drop(unsafe { OwnedFd::from_raw_fd(r as i32) });
+        return true;
+    }
+    Errno::last() != Errno::ENOSYS
+}
+
+/// TIOCSCTTY: make the tty on `fd` the controlling terminal of this (session leader).
+pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    // SAFETY: TIOCSCTTY takes an int argument (0: do not steal).
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) };
+    Errno::result(r).map(drop)
+}
+
+/// TIOCGWINSZ on `fd`.
+pub fn get_winsize(fd: BorrowedFd<'_>) -> Result<libc::winsize, Errno> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one winsize into the pointer, which is valid and aligned.
+    let r = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::TIOCGWINSZ,
+            &mut ws as *mut libc::winsize,
+        )
+    };
+    Errno::result(r).map(|_| ws)
+}
+
+/// TIOCSWINSZ on `fd`.
+pub fn set_winsize(fd: BorrowedFd<'_>, ws: &libc::winsize) -> Result<(), Errno> {
+    // SAFETY: TIOCSWINSZ reads one winsize from the pointer, valid for the call.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, ws as *const libc::winsize) };
+    Errno::result(r).map(drop)
+}
+
+/// Mark every fd from `first` up close-on-exec, so a container never inherits irun's
+/// (or its caller's) other descriptors. close_range(CLOSE_RANGE_CLOEXEC) on Linux 5.11+,
+/// else each fd listed in /proc/self/fd.
+pub fn cloexec_from(first: u32) {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only changes fd flags here (CLOEXEC); no memory is passed.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    if r == 0 {
+        return;
+    }
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    for fd in fds.into_iter().filter(|fd| *fd >= first as i32) {
+        // SAFETY: F_SETFD on a descriptor number only changes its flags; an fd closed
+        // meanwhile (the read_dir's own) just fails with EBADF.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+}

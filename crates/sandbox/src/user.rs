@@ -1,0 +1,157 @@
+//! docker's `--user` / image `User` resolution against the container's own /etc/passwd
+//! and /etc/group (read after pivot_root, so they are the image's). Pure functions.
+//! Never: changes ids (container.rs does), reads host files.
+
+/// The ids a process runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ids {
+    /// uid.
+    pub uid: u32,
+    /// Primary gid.
+    pub gid: u32,
+    /// Supplementary groups (from /etc/group membership).
+    pub groups: Vec<u32>,
+    /// Home dir from passwd (`/` when unknown, as docker).
+    pub home: String,
+}
+
+/// `--user` could not be resolved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserError {
+    /// A name with no passwd entry.
+    #[error("unable to find user {0}: no matching entries in passwd file")]
+    NoUser(String),
+    /// A group name with no group entry.
+    #[error("unable to find group {0}: no matching entries in group file")]
+    NoGroup(String),
+}
+
+struct Pw<'a> {
+    name: &'a str,
+    uid: u32,
+    gid: u32,
+    home: &'a str,
+}
+
+fn passwd_entries(text: &str) -> impl Iterator<Item = Pw<'_>> {
+    text.lines().filter_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 6).then_some(())?;
+        Some(Pw {
+            name: f[0],
+            uid: f[2].parse().ok()?,
+            gid: f[3].parse().ok()?,
+            home: f[5],
+        })
+    })
+}
+
+fn group_entries(text: &str) -> impl Iterator<Item = (&str, u32, Vec<&str>)> {
+    text.lines().filter_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 4).then_some(())?;
+        let members = f[3]
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .collect();
+        Some((f[0], f[2].parse().ok()?, members))
+    })
+}
+
+/// Resolve `spec` (`""`, `name`, `uid`, `name:group`, `uid:gid`, …) like docker.
+pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<Ids, UserError> {
+    let (user, grp) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let user = if user.is_empty() { "0" } else { user };
+    let entry = match user.parse::<u32>() {
+        Ok(uid) => passwd_entries(passwd).find(|p| p.uid == uid),
+        Err(_) => Some(
+            passwd_entries(passwd)
+                .find(|p| p.name == user)
+                .ok_or_else(|| UserError::NoUser(user.into()))?,
+        ),
+    };
+    let uid = match (&entry, user.parse::<u32>()) {
+        (_, Ok(u)) => u,
+        (Some(e), _) => e.uid,
+        (None, Err(_)) => return Err(UserError::NoUser(user.into())),
+    };
+    let mut gid = entry.as_ref().map(|e| e.gid).unwrap_or(0);
+    let home = entry
+        .as_ref()
+        .map(|e| e.home.to_string())
+        .unwrap_or_else(|| "/".into());
+    let name = entry.as_ref().map(|e| e.name);
+    match grp {
+        Some(g) if !g.is_empty() => {
+            gid = match g.parse::<u32>() {
+                Ok(n) => n,
+                Err(_) => group_entries(group)
+                    .find(|(n, _, _)| *n == g)
+                    .map(|(_, id, _)| id)
+                    .ok_or_else(|| UserError::NoGroup(g.into()))?,
+            };
+        }
+        _ => {}
+    }
+    let mut groups: Vec<u32> = match (name, grp) {
+        // docker: an explicit group replaces the supplementary list
+        (Some(n), None) => group_entries(group)
+            .filter(|(_, _, m)| m.contains(&n))
+            .map(|(_, id, _)| id)
+            .collect(),
+        _ => vec![],
+    };
+    groups.retain(|g| *g != gid);
+    groups.insert(0, gid);
+    groups.dedup();
+    Ok(Ids {
+        uid,
+        gid,
+        groups,
+        home,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PW: &str = "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www:/var/www:/bin/sh\nbob:x:1000:1000::/home/bob:/bin/sh\n";
+    const GR: &str = "root:x:0:\nwww-data:x:33:\nstaff:x:50:bob,alice\nbob:x:1000:\n";
+
+    #[test]
+    fn default_is_root() {
+        let i = resolve("", PW, GR).unwrap();
+        assert_eq!((i.uid, i.gid, i.home.as_str()), (0, 0, "/root"));
+    }
+
+    #[test]
+    fn names_and_numbers() {
+        let i = resolve("www-data", PW, GR).unwrap();
+        assert_eq!((i.uid, i.gid), (33, 33));
+        let b = resolve("bob", PW, GR).unwrap();
+        assert_eq!(b.groups, vec![1000, 50]);
+        let n = resolve("1234", PW, GR).unwrap();
+        assert_eq!((n.uid, n.gid, n.home.as_str()), (1234, 0, "/"));
+        let ug = resolve("33:50", PW, GR).unwrap();
+        assert_eq!((ug.uid, ug.gid), (33, 50));
+        let ng = resolve("bob:www-data", PW, GR).unwrap();
+        assert_eq!((ng.uid, ng.gid, ng.groups.clone()), (1000, 33, vec![33]));
+    }
+
+    #[test]
+    fn unknown_names_fail_like_docker() {
+        assert_eq!(
+            resolve("nobody2", PW, GR),
+            Err(UserError::NoUser("nobody2".into()))
+        );
+        assert_eq!(
+            resolve("bob:nogroup", PW, GR),
+            Err(UserError::NoGroup("nogroup".into()))
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! fsck: every blob's digest, every reference index → manifest → config/layers, every
+//! unpacked layer's marker. Read-only; reports problems, fixes nothing (gc removes
+//! debris; a corrupt blob needs the image again).
+//! Never: writes to the store.
+
+use imago_oci::Digest;
+
+use crate::error::{IoCtx, Result};
+use crate::store::Store;
+
+/// One thing fsck found wrong.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Problem {
+    /// What it is about (`blob sha256:…`, `index.json entry busybox`, `layer <chain>`).
+    pub object: String,
+    pub what: String,
+}
+
+/// fsck's findings.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct FsckReport {
+    pub blobs_checked: usize,
+    pub images_checked: usize,
+    pub layers_checked: usize,
+    /// Entries in imago/tmp left by processes that are gone (`iimage gc` removes them):
+    /// not a problem, the store is consistent without them.
+    pub temp_debris: usize,
+    pub problems: Vec<Problem>,
+}
+
+impl FsckReport {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+    fn problem(&mut self, object: impl Into<String>, what: impl Into<String>) {
+        self.problems.push(Problem {
+            object: object.into(),
+            what: what.into(),
+        });
+    }
+}
+
+impl Store {
+    /// Check the whole store; see the module doc.
+    pub fn fsck(&self) -> Result<FsckReport> {
+        let mut r = FsckReport::default();
+        // 1. Blobs.
+        let blobs = self.layout.blobs();
+        for e in std::fs::read_dir(&blobs).ctx("read directory", &blobs)? {
+            let e = e.ctx("read directory", &blobs)?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Ok(d) = Digest::from_hex(&name) else {
+                r.problem(format!("blobs/sha256/{name}"), "not a sha256 blob name");
+                continue;
+            };
+            r.blobs_checked += 1;
+            if let Err(err) = self.verify_blob(&d) {
+                r.problem(format!("blob {d}"), err.to_string());
+            }
+        }
+        // 2. References.
+        let idx = match self.read_index() {
+            Ok(i) => i,
+            Err(e) => {
+                r.problem("index.json", e.to_string());
+                return Ok(r);
+            }
+        };
+        for e in &idx.manifests {
+            let label = match e.ref_name() {
+                Some(n) => format!("image {n} ({})", e.digest),
+                None => format!("image {}", e.digest),
+            };
+            match self.blob_size(&e.digest) {
+                Ok(s) if s != e.size => r.problem(
+                    &label,
+                    format!("index.json says {} bytes, the blob has {s}", e.size),
+                ),
+                Ok(_) => {}
+                Err(err) => {
+                    r.problem(&label, err.to_string());
+                    continue;
+                }
+            }
+        }
+        let images = self.images_checked(&idx, &mut r);
+        // 3. Unpacked layers.
+        let mode = self.owner_mode().unwrap_or(None);
+        for chain in self.unpacked_layers()? {
+            r.layers_checked += 1;
+            let label = format!("unpacked layer {chain}");
+            match self.layer_meta(&chain) {
+                Ok(m) => {
+                    if m.chain_id != chain {
+                        r.problem(&label, format!("layer.json names chain id {}", m.chain_id));
+                    }
+                    if Some(m.mode) != mode {
+                        r.problem(
+                            &label,
+                            format!(
+                                "unpacked with {} ownership, the store's MODE says {:?}",
+                                m.mode.as_str(),
+                                mode.map(|m| m.as_str())
+                            ),
+                        );
+                    }
+                    if !self.layout.layer_diff(&chain).is_dir() {
+                        r.problem(&label, "diff/ is missing");
+                    }
+                }
+                Err(err) => r.problem(&label, format!("no valid layer.json: {err}")),
+            }
+        }
+        for e in
+            std::fs::read_dir(self.layout.layers()).ctx("read directory", &self.layout.layers())?
+        {
+            let e = e.ctx("read directory", &self.layout.layers())?;
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n != "MODE" && Digest::from_hex(&n).is_err() {
+                r.problem(format!("imago/layers/{n}"), "unexpected entry");
+            }
+        }
+        let _ = images;
+        // 4. Debris.
+        let tmp = self.layout.tmp();
+        r.temp_debris = std::fs::read_dir(&tmp).ctx("read directory", &tmp)?.count();
+        Ok(r)
+    }
+
+    fn images_checked(&self, idx: &crate::index::IndexFile, r: &mut FsckReport) -> usize {
+        let mut seen = std::collections::HashSet::new();
+        for e in &idx.manifests {
+            if !seen.insert(e.digest.clone()) || !self.has_blob(&e.digest) {
+                continue;
+            }
+            r.images_checked += 1;
+            let label = format!("image {}", e.digest);
+            let img = match self.images_of(&crate::index::IndexFile {
+                schema_version: 2,
+                media_type: None,
+                manifests: vec![e.clone()],
+                extra: Default::default(),
+            }) {
+                Ok(v) if v.len() == 1 => v.into_iter().next(),
+                _ => None,
+            };
+            let Some(img) = img else {
+                r.problem(&label, "manifest or config missing or unreadable");
+                continue;
+            };
+            match (img.layers(), img.diff_ids()) {
+                (Ok(l), Ok(d)) => {
+                    if l.len() != d.len() {
+                        r.problem(
+                            &label,
+                            format!("{} layers but {} diff ids", l.len(), d.len()),
+                        );
+                    }
+                    for layer in l {
+                        match self.blob_size(&layer.digest) {
+                            Ok(s) if s != layer.size => r.problem(
+                                &label,
+                                format!(
+                                    "layer {} has {s} bytes, the manifest says {}",
+                                    layer.digest, layer.size
+                                ),
+                            ),
+                            Ok(_) => {}
+                            Err(err) => r.problem(&label, err.to_string()),
+                        }
+                    }
+                }
+                (Err(err), _) | (_, Err(err)) => r.problem(&label, err.to_string()),
+            }
+            if self.blob_size(&img.config_digest).ok() != Some(img.manifest.config().size()) {
+                r.problem(
+                    &label,
+                    format!(
+                        "config {} size differs from the manifest",
+                        img.config_digest
+                    ),
+                );
+            }
+        }
+        r.images_checked
+    }
+}

@@ -1,0 +1,286 @@
+//! Unpacked layers, keyed by chain id and shared by every image that has them:
+//! `imago/layers/<chainhex>/diff/` (the tree, stacked later as an overlay lower dir)
+//! and `layer.json` (chain id, diff id, blob digest, ownership mode). A layer is
+//! unpacked into a temp dir in the store and renamed into place, so a reader sees it
+//! whole or not at all; two processes unpacking the same layer both succeed (the
+//! loser of the rename drops its copy).
+//!
+//! Ownership: the whole store uses one [`OwnerMode`], recorded in `imago/layers/MODE`
+//! at the first unpack; a run asking for the other mode fails
+//! ([`StoreError::OwnerModeMismatch`]) rather than mixing them. Rootless with
+//! `Real`, the caller runs [`Store::unpack_layers`] inside the user namespace (the
+//! store itself never enters namespaces).
+//! Never: mounts anything, enters namespaces, parses tar entries itself (imago_oci's
+//! layer module does, with its escape checks).
+
+use std::path::PathBuf;
+
+use imago_oci::{Digest, HashingReader};
+
+use crate::atomic;
+use crate::error::{IoCtx, Result, StoreError};
+use crate::fsutil;
+use crate::images::Image;
+use crate::lock;
+use crate::store::Store;
+
+/// How file ownership is kept in unpacked layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OwnerMode {
+    /// lchown to the tar's uid/gid: as root, or inside a user namespace with a
+    /// subordinate id range.
+    Real,
+    /// Files stay owned by the caller; the tar's uid:gid:mode is kept in the
+    /// `user.containers.override_stat` xattr (single-id mapping, no subuid range).
+    Xattr,
+}
+
+impl OwnerMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OwnerMode::Real => "real",
+            OwnerMode::Xattr => "xattr",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s.trim() {
+            "real" => Some(OwnerMode::Real),
+            "xattr" => Some(OwnerMode::Xattr),
+            _ => None,
+        }
+    }
+}
+
+/// Limits applied while unpacking (default: no size cap, no devices).
+#[derive(Debug, Clone, Default)]
+pub struct UnpackLimits {
+    /// Apparent bytes one layer may write (sparse holes count); `None`: no cap.
+    pub max_bytes: Option<u64>,
+    /// Allow device nodes (only root outside a user namespace can make them).
+    pub allow_devices: bool,
+}
+
+/// `layer.json` beside an unpacked layer.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct LayerMeta {
+    pub chain_id: Digest,
+    pub diff_id: Digest,
+    /// The blob it was unpacked from.
+    pub digest: Digest,
+    pub mode: OwnerMode,
+}
+
+impl Store {
+    /// The ownership mode of this store's unpacked layers, if any were unpacked.
+    pub fn owner_mode(&self) -> Result<Option<OwnerMode>> {
+        let p = self.layout.layers_mode();
+        match std::fs::read_to_string(&p) {
+            Ok(s) => Ok(OwnerMode::parse(&s)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io("read", p, e)),
+        }
+    }
+
+    fn ensure_mode(&self, mode: OwnerMode) -> Result<()> {
+        let _g = lock::exclusive(&self.layout.index_lock())?;
+        match self.owner_mode()? {
+            Some(m) if m == mode => Ok(()),
+            Some(m) => Err(StoreError::OwnerModeMismatch {
+                existing: m.as_str(),
+                requested: mode.as_str(),
+            }),
+            None => atomic::write_file(
+                &self.layout.tmp(),
+                &self.layout.layers_mode(),
+                mode.as_str().as_bytes(),
+            ),
+        }
+    }
+
+    /// Record `mode` as the store's ownership mode, or fail when it has the other one.
+    pub(crate) fn ensure_mode_pub(&self, mode: OwnerMode) -> Result<()> {
+        self.ensure_mode(mode)
+    }
+
+    /// The unpacked tree of a layer, when it is unpacked.
+    pub fn layer_dir(&self, chain_id: &Digest) -> Option<PathBuf> {
+        let meta = self.layout.layer_meta(chain_id);
+        meta.is_file().then(|| self.layout.layer_diff(chain_id))
+    }
+
+    /// The metadata of an unpacked layer.
+    pub fn layer_meta(&self, chain_id: &Digest) -> Result<LayerMeta> {
+        let p = self.layout.layer_meta(chain_id);
+        let bytes = std::fs::read(&p).ctx("read", &p)?;
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::IndexJson { path: p, source: e })
+    }
+
+    /// Chain ids of every unpacked layer.
+    pub fn unpacked_layers(&self) -> Result<Vec<Digest>> {
+        let dir = self.layout.layers();
+        let mut out = vec![];
+        for e in std::fs::read_dir(&dir).ctx("read directory", &dir)? {
+            let e = e.ctx("read directory", &dir)?;
+            if let Some(d) = e
+                .file_name()
+                .to_str()
+                .and_then(|n| Digest::from_hex(n).ok())
+            {
+                out.push(d);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Unpack the image's layers (those not yet unpacked) and return their trees, bottom
+    /// to top (overlay wants lowerdir top first: reverse it). Each layer's uncompressed
+    /// content is checked against the config's diff id. Rootless with
+    /// [`OwnerMode::Real`], call this inside the user namespace.
+    pub fn unpack_layers(
+        &self,
+        image: &Image,
+        mode: OwnerMode,
+        limits: &UnpackLimits,
+    ) -> Result<Vec<PathBuf>> {
+        let layers = image.layers()?;
+        let diff_ids = image.diff_ids()?;
+        if layers.len() != diff_ids.len() {
+            return Err(StoreError::Other {
+                what: format!(
+                    "image {} lists {} layers but {} diff ids in its config",
+                    image.id().short(),
+                    layers.len(),
+                    diff_ids.len()
+                ),
+            });
+        }
+        let chain = crate::images::chain_ids(&diff_ids);
+        let mut out = Vec::with_capacity(layers.len());
+        for ((layer, diff_id), chain_id) in layers.iter().zip(&diff_ids).zip(&chain) {
+            if self.layer_dir(chain_id).is_none() {
+                self.ensure_mode(mode)?;
+                self.unpack_one(&layer.digest, diff_id, chain_id, mode, limits)?;
+            } else {
+                let meta = self.layer_meta(chain_id)?;
+                if meta.mode != mode {
+                    return Err(StoreError::OwnerModeMismatch {
+                        existing: meta.mode.as_str(),
+                        requested: mode.as_str(),
+                    });
+                }
+            }
+            out.push(self.layout.layer_diff(chain_id));
+        }
+        Ok(out)
+    }
+
+    fn unpack_one(
+        &self,
+        digest: &Digest,
+        diff_id: &Digest,
+        chain_id: &Digest,
+        mode: OwnerMode,
+        limits: &UnpackLimits,
+    ) -> Result<()> {
+        let tmp = self.temp_path("layer");
+        let diff = tmp.join("diff");
+        std::fs::create_dir_all(&diff).ctx("create directory", &diff)?;
+        let r = (|| {
+            let blob = self.open_blob(digest)?;
+            let wrap = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Unpack {
+                digest: digest.clone(),
+                chain_id: chain_id.clone(),
+                source: e,
+            };
+            let (_c, plain) = imago_oci::compress::auto_decompress(std::io::BufReader::new(blob))
+                .map_err(|e| wrap(e.into()))?;
+            let mut hr = HashingReader::new(plain);
+            crate::unpack::unpack_tar(&mut hr, &diff, mode, limits).map_err(wrap)?;
+            // The tar may end before its padding; hash the rest too.
+            std::io::copy(&mut hr, &mut std::io::sink()).map_err(|e| wrap(e.into()))?;
+            let (got, _) = hr.finish();
+            if &got != diff_id {
+                return Err(wrap(
+                    format!("uncompressed content hashes to {got}, the config says {diff_id}")
+                        .into(),
+                ));
+            }
+            let meta = LayerMeta {
+                chain_id: chain_id.clone(),
+                diff_id: diff_id.clone(),
+                digest: digest.clone(),
+                mode,
+            };
+            let bytes = serde_json::to_vec(&meta).map_err(|e| StoreError::Other {
+                what: e.to_string(),
+            })?;
+            atomic::write_file(&self.layout.tmp(), &tmp.join("layer.json"), &bytes)?;
+            atomic::sync_dir(&tmp)?;
+            let to = self.layout.layer(chain_id);
+            match std::fs::rename(&tmp, &to) {
+                Ok(()) => atomic::sync_dir(&self.layout.layers()),
+                // Someone else unpacked it first: theirs is as good as ours.
+                Err(_) if self.layer_dir(chain_id).is_some() => {
+                    let _ = fsutil::remove_tree(&tmp);
+                    Ok(())
+                }
+                Err(e) => Err(StoreError::io("rename into place", to, e)),
+            }
+        })();
+        if r.is_err() {
+            let _ = fsutil::remove_tree(&tmp);
+        }
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::images::{LayerRef, OCI_LAYER_GZIP};
+
+    fn tar_with(name: &str, data: &[u8]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        h.set_mtime(1_600_000_000);
+        h.set_cksum();
+        b.append_data(&mut h, name, data).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    fn image_of(s: &Store, tar: &[u8], diff_override: Option<Digest>) -> Image {
+        let (layer, diff): (LayerRef, Digest) = s.put_layer_tar(tar).unwrap();
+        assert_eq!(layer.media_type, OCI_LAYER_GZIP);
+        let diff = diff_override.unwrap_or(diff);
+        let cfg = serde_json::json!({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[diff]}});
+        let m = s.put_image_raw(&serde_json::to_vec(&cfg).unwrap(), &[layer]).unwrap();
+        s.resolve(&m.to_string()).unwrap()
+    }
+
+    #[test]
+    fn unpack_once_shared_and_verified() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path().join("s")).unwrap();
+        let img = image_of(&s, &tar_with("hello.txt", b"hi\n"), None);
+        let dirs = s.unpack_layers(&img, OwnerMode::Xattr, &UnpackLimits::default()).unwrap();
+        assert_eq!(std::fs::read(dirs[0].join("hello.txt")).unwrap(), b"hi\n");
+        assert_eq!(s.owner_mode().unwrap(), Some(OwnerMode::Xattr));
+        // Again: the same dir, nothing redone.
+        assert_eq!(s.unpack_layers(&img, OwnerMode::Xattr, &UnpackLimits::default()).unwrap(), dirs);
+        // The other mode is refused rather than mixed.
+        let e = s.unpack_layers(&img, OwnerMode::Real, &UnpackLimits::default()).unwrap_err();
+        assert!(matches!(e, StoreError::OwnerModeMismatch { .. }), "{e:?}");
+        assert!(s.fsck().unwrap().is_clean());
+        // A config whose diff id lies is caught, and nothing is left behind.
+        let bad = image_of(&s, &tar_with("other.txt", b"x"), Some(Digest::of(b"lie")));
+        let e = s.unpack_layers(&bad, OwnerMode::Xattr, &UnpackLimits::default()).unwrap_err();
+        assert!(format!("{e}: {:?}", std::error::Error::source(&e)).contains("hashes to"), "{e:?}");
+        assert_eq!(std::fs::read_dir(s.layout().tmp()).unwrap().count(), 0);
+        assert_eq!(s.unpacked_layers().unwrap().len(), 1);
+    }
+}

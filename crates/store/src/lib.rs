@@ -1,0 +1,84 @@
+//! imago's on-disk store: an OCI image layout at the root (`oci-layout`, `index.json`,
+//! `blobs/sha256/…`) that skopeo and umoci read as it is, tags as
+//! `org.opencontainers.image.ref.name` annotations, unpacked layers keyed by chain id
+//! beside it (`imago/layers/`), garbage collection and fsck. docs/store.md describes
+//! the layout and the crash/lock contract.
+//!
+//! Never: enters namespaces (callers run [`Store::unpack_layers`] and [`Store::gc`]
+//! inside the user's id mapping when rootless), talks to registries, prints.
+//!
+//! # Public API (stable; changes are additive)
+//!
+//! - [`Store::open(root)`](Store::open): creates the layout when missing, adopts an
+//!   existing one (e.g. made by skopeo). `root()`, `layout()` (every path: [`Layout`]),
+//!   `temp_path(what)` (a temp path on the store's file system, cleaned by gc once the
+//!   process is gone).
+//! - Blobs ([`blobs`]): `put_blob(reader, Option<(&Digest, size)>) -> BlobInfo`
+//!   (temp + hash while writing + fsync + rename + dir fsync; expected digest/size
+//!   enforced; idempotent), `put_blob_bytes`, `open_blob(&Digest) -> BlobReader`
+//!   (verifies the digest at EOF), `read_blob` (whole, verified), `verify_blob`,
+//!   `blob_path`, `has_blob`, `blob_size`.
+//! - [`Store::pin`] → [`Pin`]: hold from your first `put_blob` until your image is in
+//!   index.json (`put_manifest`/`put_image`/`tag`), so a concurrent gc cannot take your
+//!   blobs; gc waits for pins.
+//! - Images ([`images`]): `put_manifest(bytes, media_type) -> manifest Digest` (config
+//!   and layers must be stored; records it unnamed), `put_image(&ImageConfiguration,
+//!   &[LayerRef])` / `put_image_raw(config_bytes, &[LayerRef])` (writes config + OCI
+//!   manifest), `put_layer(reader, media_type) -> LayerRef`, `tag(name, &manifest_digest)
+//!   -> ImageName`, `untag(name)`, `remove_image(input, force) -> Removed` (docker rmi
+//!   semantics), `resolve(input) -> Image` (name[:tag], name@digest, full id, unique id
+//!   prefix else [`StoreError::Ambiguous`], manifest digest), `list_images()`.
+//!   [`Image`]: `id()` (= config digest), `manifest_digest`, `manifest`/`config` (oci_spec
+//!   types) and their raw bytes, `names`, `layers()`, `diff_ids()`, `chain_ids()`,
+//!   `size()`, `created()`. [`chain_ids`] for diff ids.
+//! - Names ([`names`]): a name is stored as docker's short form without `:latest`
+//!   (`busybox`, `busybox:1.36`, `localhost:5000/app:1`), so `skopeo copy
+//!   oci:$ROOT:busybox` works; input matches by raw ref.name or normalised reference.
+//! - Layers ([`layers`]): `unpack_layers(&Image, OwnerMode, &UnpackLimits) ->
+//!   Vec<PathBuf>` (diff dirs bottom → top; diff ids verified; rootless Real: call it
+//!   inside the user namespace), `layer_dir(&chain_id) -> Option<PathBuf>`,
+//!   `layer_meta`, `unpacked_layers()`, `owner_mode()`. [`OwnerMode`] {Real, Xattr}.
+//! - Import ([`import`]): `put_layer_tar(uncompressed tar) -> (LayerRef, diff_id)`
+//!   (gzip fast level, both digests in one pass), `import_layer(tar, parent_chain,
+//!   OwnerMode, &UnpackLimits) -> ImportedLayer` (store + unpack in one pass; refused
+//!   entries fail it, nothing kept). `Store` implements imago_oci's archive
+//!   `BlobSource` and `BlobSink`.
+//! - Build cache ([`cache`]): `cache_put(key, value, refs)`, `cache_get(key)`,
+//!   `cache_entries()`, `cache_remove(key)`; an entry keeps its `refs` blobs through gc
+//!   (dropped when a ref is gone, or all with `GcOptions::build_cache`).
+//! - [`Store::gc(&GcOptions)`](Store::gc) → [`GcReport`]; [`Store::fsck`] →
+//!   [`FsckReport`] (`is_clean()`, `problems`).
+//! - Index ([`index`]): `read_index()`, `update_index(f)` (read-modify-write under the
+//!   index lock; for callers with needs the methods above do not cover).
+//! - Errors: [`StoreError`] with `hint()`.
+
+pub mod atomic;
+pub mod blobs;
+pub mod cache;
+pub mod error;
+pub mod fsck;
+pub mod fsutil;
+pub mod gc;
+pub mod images;
+pub mod import;
+pub mod index;
+pub mod layers;
+pub mod layout;
+pub mod lock;
+pub mod names;
+pub mod store;
+mod unpack;
+
+pub use blobs::{BlobInfo, BlobReader};
+pub use error::{Result, StoreError};
+pub use fsck::{FsckReport, Problem};
+pub use gc::{GcOptions, GcReport};
+pub use images::{
+    chain_ids, Image, LayerRef, Removed, OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST,
+};
+pub use import::ImportedLayer;
+pub use index::{IndexEntry, IndexFile, REF_NAME};
+pub use layers::{LayerMeta, OwnerMode, UnpackLimits};
+pub use layout::Layout;
+pub use names::ImageName;
+pub use store::{Pin, Store};

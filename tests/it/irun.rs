@@ -1,0 +1,565 @@
+//! irun: the rootless runtime, driven as root, imago-sub (subuid range) and imago-nosub
+//! (single mapping). Issue 4's must-show list; each test loops over `users()`.
+
+#![allow(clippy::unwrap_used)] // test helpers: a failed setup step is a test failure
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use imago_it::{bin, users, Env, Out, User};
+
+use crate::irun_support::setup_store;
+
+fn env_for(user: User) -> Env {
+    let env = Env::new(user);
+    setup_store(&env);
+    env
+}
+
+fn irun(env: &Env, args: &[&str]) -> Out {
+    env.cmd("irun").args(args).run()
+}
+
+#[test]
+fn exit_codes_echo_exit7_sigkill_notfound_noexec() {
+    for u in users() {
+        let env = env_for(u);
+        let out = irun(&env, &["--rm", "busybox", "echo", "hi"]).success();
+        assert_eq!(out.stdout(), "hi\n", "{out}");
+        irun(&env, &["--rm", "busybox", "sh", "-c", "exit 7"]).code_is(7);
+        irun(&env, &["--rm", "busybox", "sh", "-c", "kill -9 $$"]).code_is(137);
+        let nf = irun(&env, &["--rm", "busybox", "no-such-command"]).code_is(127);
+        assert!(nf.stderr().contains("executable file not found"), "{nf}");
+        irun(&env, &["--rm", "busybox", "/etc/passwd"]).code_is(126);
+        irun(&env, &["--rm", "no-such-image"]).code_is(125);
+        // --rm left nothing behind
+        let left = std::fs::read_dir(env.root().join("containers"))
+            .map(|d| {
+                d.filter(|e| e.as_ref().map(|e| e.file_name() != "names").unwrap_or(true))
+                    .count()
+            })
+            .unwrap_or(0);
+        assert_eq!(left, 0, "[{}] --rm left container dirs", u.name());
+    }
+}
+
+#[test]
+fn isolation_ps_host_root_hostname() {
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    for u in users() {
+        let env = env_for(u);
+        // only the container's processes: init (1), sh (2), ps
+        let out = irun(
+            &env,
+            &[
+                "--rm",
+                "busybox",
+                "sh",
+                "-c",
+                "ps -o pid,comm > /tmp/ps; cat /tmp/ps",
+            ],
+        )
+        .success();
+        let pids: Vec<String> = out
+            .stdout()
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        assert_eq!(pids.len(), 3, "{out}");
+        assert!(
+            pids[0].starts_with("1 ") && pids[1] == "2 sh" && pids[2].ends_with(" ps"),
+            "{out}"
+        );
+        // writing to / goes to the container's upper dir, never the host's /
+        let marker = format!("imago-irun-marker-{}", std::process::id());
+        irun(
+            &env,
+            &[
+                "--rm",
+                "busybox",
+                "sh",
+                "-c",
+                &format!("echo x > /{marker} && cat /{marker}"),
+            ],
+        )
+        .success();
+        assert!(
+            !std::path::Path::new(&format!("/{marker}")).exists(),
+            "[{}] wrote to the host's /",
+            u.name()
+        );
+        // the host's files are not visible
+        let scratch = env.path("home").display().to_string();
+        irun(&env, &["--rm", "busybox", "ls", &scratch]).code_is(1);
+        // except a -v mount, read-write and read-only
+        let vol = env.mkdir("vol");
+        let spec = format!("{}:/vol", vol.display());
+        irun(
+            &env,
+            &[
+                "--rm",
+                "-v",
+                &spec,
+                "busybox",
+                "sh",
+                "-c",
+                "echo data > /vol/f",
+            ],
+        )
+        .success();
+        assert_eq!(std::fs::read_to_string(vol.join("f")).unwrap(), "data\n");
+        let ro = format!("{}:/vol:ro", vol.display());
+        irun(
+            &env,
+            &["--rm", "-v", &ro, "busybox", "sh", "-c", "echo no > /vol/g"],
+        )
+        .code_is(1);
+        assert!(!vol.join("g").exists());
+        // hostname: the short id by default, --hostname sets it
+        let h = irun(&env, &["--rm", "busybox", "hostname"])
+            .success()
+            .stdout();
+        assert_ne!(h.trim(), host_name.trim());
+        assert_eq!(h.trim().len(), 12, "{h}");
+        let h = irun(
+            &env,
+            &[
+                "--rm",
+                "--hostname",
+                "box1",
+                "busybox",
+                "cat",
+                "/etc/hostname",
+            ],
+        )
+        .success()
+        .stdout();
+        assert_eq!(h, "box1\n");
+    }
+}
+
+#[test]
+fn security_seccomp_caps_nnp_masked() {
+    // A masked path that exists on this host (kernels without /proc/kcore exist).
+    let masked = [
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/timer_list",
+        "/proc/interrupts",
+        "/proc/sched_debug",
+    ]
+    .into_iter()
+    .filter(|p| std::path::Path::new(p).exists())
+    .collect::<Vec<_>>();
+    if masked.is_empty() {
+        eprintln!("SKIP: no maskable /proc file exists on this host");
+    }
+    for u in users() {
+        let env = env_for(u);
+        let st = irun(&env, &["--rm", "busybox", "cat", "/proc/self/status"])
+            .success()
+            .stdout();
+        assert!(st.contains("Seccomp:\t2"), "{st}");
+        assert!(st.contains("CapBnd:\t00000000a80425fb"), "{st}");
+        assert!(st.contains("NoNewPrivs:\t0"), "{st}");
+        let st = irun(
+            &env,
+            &[
+                "--rm",
+                "--security-opt",
+                "no-new-privileges",
+                "busybox",
+                "cat",
+                "/proc/self/status",
+            ],
+        )
+        .success()
+        .stdout();
+        assert!(st.contains("NoNewPrivs:\t1"), "{st}");
+        let st = irun(
+            &env,
+            &[
+                "--rm",
+                "--cap-drop",
+                "ALL",
+                "--cap-add",
+                "CHOWN",
+                "busybox",
+                "cat",
+                "/proc/self/status",
+            ],
+        )
+        .success()
+        .stdout();
+        assert!(st.contains("CapBnd:\t0000000000000001"), "{st}");
+        let st = irun(
+            &env,
+            &[
+                "--rm",
+                "--privileged",
+                "busybox",
+                "cat",
+                "/proc/self/status",
+            ],
+        )
+        .success()
+        .stdout();
+        assert!(st.contains("Seccomp:\t0"), "{st}");
+        // the seccomp filter refuses mount and unshare
+        irun(&env, &["--rm", "busybox", "unshare", "-U", "true"]).code_is(1);
+        for p in &masked {
+            let out = irun(
+                &env,
+                &["--rm", "busybox", "sh", "-c", &format!("wc -c < {p}")],
+            )
+            .success();
+            assert_eq!(out.stdout().trim(), "0", "{p} not masked: {out}");
+        }
+        // /proc/sys is read-only
+        irun(
+            &env,
+            &[
+                "--rm",
+                "busybox",
+                "sh",
+                "-c",
+                "echo 1 > /proc/sys/kernel/domainname",
+            ],
+        )
+        .code_is(1);
+    }
+}
+
+#[test]
+fn file_ownership_in_layers() {
+    for u in users() {
+        let env = env_for(u);
+        let out = irun(
+            &env,
+            &[
+                "--rm",
+                "owned",
+                "stat",
+                "-c",
+                "%u:%g",
+                "/data/www/index.html",
+            ],
+        )
+        .success();
+        let want = if u == User::NoSub { "0:0" } else { "33:33" }; // single mapping: all root (docs/runtime.md)
+        assert_eq!(out.stdout().trim(), want, "[{}] {out}", u.name());
+    }
+}
+
+#[test]
+fn image_config_env_workdir_user() {
+    for u in users() {
+        let env = env_for(u);
+        if u == User::NoSub {
+            // USER www-data (33) cannot exist in a single mapping: a clear error, exit 125
+            irun(&env, &["--rm", "cfg"])
+                .code_is(125)
+                .fails_with("not mapped");
+            let out = irun(&env, &["--rm", "-u", "0", "cfg"]).success();
+            assert_eq!(out.stdout(), "from-image\n/app/sub\n0\n", "{out}");
+            continue;
+        }
+        let out = irun(&env, &["--rm", "cfg"]).success();
+        assert_eq!(out.stdout(), "from-image\n/app/sub\n33\n", "{out}");
+        let out = irun(
+            &env,
+            &[
+                "--rm",
+                "-e",
+                "FOO=flag",
+                "-w",
+                "/made/here",
+                "-u",
+                "33:0",
+                "cfg",
+                "sh",
+                "-c",
+                "echo $FOO $HOME; pwd; id -u; id -g",
+            ],
+        )
+        .success();
+        assert_eq!(out.stdout(), "flag /var/www\n/made/here\n33\n0\n", "{out}");
+    }
+}
+
+#[test]
+fn env_flags_and_env_file() {
+    for u in users() {
+        let env = env_for(u);
+        let f = env.write("envs", "# comment\nA=file\nB=file\n");
+        let out = env
+            .cmd("irun")
+            .env("FROM_HOST", "inherited")
+            .args(["--rm", "--env-file"])
+            .arg(&f)
+            .args([
+                "-e",
+                "B=flag",
+                "-e",
+                "FROM_HOST",
+                "-e",
+                "NOT_SET",
+                "busybox",
+                "sh",
+                "-c",
+                "echo $A $B $FROM_HOST ${NOT_SET-unset} $PATH",
+            ])
+            .run()
+            .success();
+        assert_eq!(out.stdout(), "file flag inherited unset /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n", "{out}");
+    }
+}
+
+fn row(env: &Env, image: &str, args: &[&str]) -> String {
+    let mut a = vec!["--rm", image];
+    a.extend_from_slice(args);
+    irun(env, &a).success().stdout()
+}
+
+#[test]
+fn entrypoint_cmd_table_rows() {
+    for u in users() {
+        let env = env_for(u);
+        irun(&env, &["--rm", "row-none-none"])
+            .code_is(125)
+            .fails_with("no command specified");
+        assert_eq!(row(&env, "row-none-exec", &[]), "cmd-exec\n");
+        assert_eq!(row(&env, "row-none-shell", &[]), "cmd-shell\n");
+        assert_eq!(row(&env, "row-exec-none", &[]), "ep-exec\n");
+        assert_eq!(row(&env, "row-exec-exec", &[]), "ep-exec cmd-exec\n");
+        assert_eq!(
+            row(&env, "row-exec-shell", &[]),
+            "ep-exec /bin/sh -c cmd-shell\n"
+        );
+        assert_eq!(row(&env, "row-shell-exec", &[]), "ep-shell\n");
+        // arguments replace CMD, --entrypoint replaces ENTRYPOINT and drops CMD
+        assert_eq!(row(&env, "row-exec-exec", &["x", "y"]), "ep-exec x y\n");
+        assert_eq!(row(&env, "row-none-exec", &["echo", "args"]), "args\n");
+        let out = irun(&env, &["--rm", "--entrypoint", "echo", "row-exec-exec"]).success();
+        assert_eq!(out.stdout(), "\n", "{out}");
+        let out = irun(
+            &env,
+            &["--rm", "--entrypoint", "", "row-exec-exec", "echo", "reset"],
+        )
+        .success();
+        assert_eq!(out.stdout(), "reset\n");
+    }
+}
+
+#[test]
+fn names_readonly_tmpfs_and_records() {
+    for u in users() {
+        let env = env_for(u);
+        irun(&env, &["--name", "web", "busybox", "true"]).success();
+        irun(&env, &["--name", "web", "busybox", "true"])
+            .code_is(125)
+            .fails_with("is already in use by container");
+        let recs: Vec<_> = std::fs::read_dir(env.root().join("containers"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().len() == 64)
+            .collect();
+        assert_eq!(recs.len(), 1, "one kept container");
+        let rec: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(recs[0].path().join("config.json")).unwrap())
+                .unwrap();
+        assert_eq!(rec["name"], "web");
+        assert_eq!(rec["exit_code"], 0);
+        irun(&env, &["--rm", "--read-only", "busybox", "touch", "/x"]).code_is(1);
+        irun(
+            &env,
+            &[
+                "--rm",
+                "--read-only",
+                "--tmpfs",
+                "/scratch",
+                "busybox",
+                "touch",
+                "/scratch/x",
+            ],
+        )
+        .success();
+        irun(
+            &env,
+            &[
+                "--rm",
+                "--mount",
+                "type=tmpfs,target=/t",
+                "busybox",
+                "sh",
+                "-c",
+                "grep -q ' /t tmpfs' /proc/mounts",
+            ],
+        )
+        .success();
+    }
+}
+
+#[test]
+fn stdin_pipe_200mb_exact() {
+    let irun_path = bin("irun");
+    for u in users() {
+        let env = env_for(u);
+        let script = format!(
+            "head -c 209715200 /dev/zero | {} -i --rm busybox wc -c",
+            irun_path.display()
+        );
+        let t = Instant::now();
+        let out = env.cmd_path("sh").args(["-c", &script]).run().success();
+        assert_eq!(out.stdout().trim(), "209715200", "{out}");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "slow pipe: {:?}",
+            t.elapsed()
+        );
+        // without -i the container reads /dev/null
+        let out = env
+            .cmd("irun")
+            .args(["--rm", "busybox", "wc", "-c"])
+            .stdin(Stdio::piped())
+            .run()
+            .success();
+        assert_eq!(out.stdout().trim(), "0");
+    }
+}
+
+/// Start `irun ARGS` (its command must create /vol/started) with a pid file; returns when
+/// the container's command runs, so a signal cannot hit irun before it blocks signals.
+fn spawn_with_pidfile(env: &Env, args: &str) -> (std::process::Child, std::path::PathBuf) {
+    let pidfile = env.path(&format!("irun-{}.pid", args.len()));
+    let vol = env.mkdir(&format!("vol-{}", args.len()));
+    let _ = std::fs::remove_file(vol.join("started"));
+    let script = format!(
+        "echo $$ > {}; exec {} -v {}:/vol {args}",
+        pidfile.display(),
+        bin("irun").display(),
+        vol.display()
+    );
+    let mut cmd = env.cmd_path("sh").args(["-c", &script]);
+    let child = cmd
+        .command()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !vol.join("started").exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "container did not start"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (child, pidfile)
+}
+
+fn wait_pid(pidfile: &std::path::Path) -> i32 {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(10) {
+        if let Ok(s) = std::fs::read_to_string(pidfile) {
+            if let Ok(p) = s.trim().parse() {
+                return p;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("no pid file {}", pidfile.display());
+}
+
+fn wait_exit(child: &mut std::process::Child, within: Duration) -> Option<i32> {
+    let t = Instant::now();
+    while t.elapsed() < within {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st.code();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    None
+}
+
+#[test]
+fn signals_reach_the_command_and_zombies_are_reaped() {
+    for u in users() {
+        let env = env_for(u);
+        for (sig, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+            let (mut child, pidfile) = spawn_with_pidfile(
+                &env,
+                "--rm busybox sh -c 'touch /vol/started; exec sleep 100'",
+            );
+            let pid = wait_pid(&pidfile);
+            // SAFETY: pid is our own child's (sh exec'd irun); a signal has no memory effects.
+            #[allow(unsafe_code)]
+            let r = unsafe { libc::kill(pid, sig) };
+            assert_eq!(r, 0);
+            let got = wait_exit(&mut child, Duration::from_secs(5));
+            assert_eq!(got, Some(code), "[{}] signal {sig}", u.name());
+            let _ = std::fs::remove_file(&pidfile);
+        }
+        // a trap in the command sees the forwarded signal
+        let (mut child, pidfile) = spawn_with_pidfile(&env, "--rm busybox sh -c 'trap \"echo got-term; exit 3\" TERM; touch /vol/started; sleep 100 & wait'");
+        let pid = wait_pid(&pidfile);
+        // SAFETY: as above.
+        #[allow(unsafe_code)]
+        let r = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(r, 0);
+        assert_eq!(wait_exit(&mut child, Duration::from_secs(5)), Some(3));
+        let mut s = String::new();
+        std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut s).unwrap();
+        assert_eq!(s, "got-term\n");
+        // orphans are re-parented to our init and reaped: no zombie remains
+        let out = irun(&env, &[
+            "--rm", "busybox", "sh", "-c",
+            "for i in 1 2 3 4 5; do (sleep 0.05 &); done; sleep 1; cat /proc/[0-9]*/stat | awk '{print $3}' | grep -c Z",
+        ]);
+        assert_eq!(out.stdout().trim(), "0", "[{}] zombies: {out}", u.name());
+    }
+}
+
+#[test]
+fn interactive_tty_under_script() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIP: `script` (util-linux) is not installed");
+        return;
+    }
+    for u in users() {
+        let env = env_for(u);
+        // Inside `script`'s pty: set an outer size, save the mode, run irun -it, compare.
+        let inner = format!(
+            "stty rows 33 cols 101; before=$(stty -g); {} -it --rm busybox sh -c 'tty; stty size; echo TERM=$TERM'; echo rc=$?; after=$(stty -g); [ \"$before\" = \"$after\" ] && echo mode-restored",
+            bin("irun").display()
+        );
+        let out = env
+            .cmd_path("script")
+            .args(["-qefc", &inner, "/dev/null"])
+            .run();
+        let s = out.stdout().replace('\r', "");
+        assert!(s.contains("/dev/pts/0\n"), "{out}");
+        assert!(s.contains("33 101\n"), "{out}");
+        assert!(s.contains("TERM=xterm\n"), "{out}");
+        assert!(s.contains("rc=0\n"), "{out}");
+        assert!(s.contains("mode-restored"), "{out}");
+        // -it with input: a line typed in reaches the shell, exit code comes back
+        let inner = format!(
+            "printf 'echo typed-$((6*7))\\nexit 5\\n' | {} -it --rm busybox sh; echo rc=$?",
+            bin("irun").display()
+        );
+        let out = env
+            .cmd_path("script")
+            .args(["-qefc", &inner, "/dev/null"])
+            .run();
+        let s = out.stdout().replace('\r', "");
+        assert!(s.contains("typed-42"), "{out}");
+        assert!(s.contains("rc=5"), "{out}");
+    }
+}

@@ -1,0 +1,150 @@
+//! Helpers for the store tests (iimage.rs, itag.rs): importing busybox, reading
+//! `iimage ls --format json`, podman as a test user, tar entry comparison.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use imago_it::{Env, User};
+
+/// `iimage import busybox-rootfs.tar NAME`, returns the printed image id.
+pub fn import_busybox(env: &Env, name: &str) -> String {
+    let tar = env.busybox_tar();
+    let out = env.cmd("iimage").args(["import"]).arg(&tar).arg(name).ok();
+    let id = out.stdout().trim().to_owned();
+    assert!(
+        id.starts_with("sha256:") && id.len() == 71,
+        "not an id: {out}"
+    );
+    id
+}
+
+/// The names (ref.names) per image id from `iimage ls --format json`.
+pub fn ls_names(env: &Env) -> BTreeMap<String, Vec<String>> {
+    let out = env.cmd("iimage").args(["ls", "--format", "json"]).ok();
+    let v: serde_json::Value =
+        serde_json::from_str(&out.stdout()).unwrap_or_else(|e| panic!("bad json ({e}): {out}"));
+    let mut m = BTreeMap::new();
+    for i in v.as_array().expect("array") {
+        let id = i["Id"].as_str().expect("Id").to_owned();
+        let names: Vec<String> = i["RefNames"]
+            .as_array()
+            .expect("RefNames")
+            .iter()
+            .map(|n| n.as_str().expect("str").to_owned())
+            .collect();
+        m.entry(id).or_insert_with(Vec::new).extend(names);
+    }
+    m
+}
+
+/// `iimage fsck` exits 0 and reports 0 problems.
+pub fn fsck_clean(env: &Env) {
+    let out = env.cmd("iimage").arg("fsck").run();
+    assert!(
+        out.output.status.success() && out.stdout().contains(" 0 problems"),
+        "fsck not clean: {out}"
+    );
+}
+
+/// A podman command as the env's user (XDG_RUNTIME_DIR set for unprivileged users;
+/// scripts/setup-host.sh prepares /run/user/UID and the user's containers.conf).
+pub fn podman(env: &Env) -> imago_it::Cmd {
+    let c = env.cmd_path("podman");
+    match env.user {
+        User::Root => c,
+        u => {
+            let (uid, _) = u.ids().expect("user");
+            c.env("XDG_RUNTIME_DIR", format!("/run/user/{uid}"))
+        }
+    }
+}
+
+/// Whether a program is installed.
+pub fn have(program: &str) -> bool {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .chain(["/usr/bin".into(), "/usr/sbin".into()])
+        .any(|d| d.join(program).is_file())
+}
+
+/// One tar entry, everything a round trip must keep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub kind: u8,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub mtime: u64,
+    pub link: Option<String>,
+    pub data: Vec<u8>,
+    pub xattrs: BTreeMap<String, Vec<u8>>,
+}
+
+/// Entries of a tar by path (`./` prefixes and trailing `/` dropped; the root skipped).
+pub fn entries(tar: &[u8]) -> BTreeMap<String, Entry> {
+    let mut a = tar::Archive::new(tar);
+    let mut out = BTreeMap::new();
+    for e in a.entries().expect("entries") {
+        let mut e = e.expect("entry");
+        let path = e.path_bytes().into_owned();
+        let mut path = String::from_utf8(path).expect("utf8 path");
+        while let Some(p) = path.strip_prefix("./") {
+            path = p.to_owned();
+        }
+        let path = path.trim_end_matches('/').to_owned();
+        if path.is_empty() || path == "." {
+            continue;
+        }
+        let mut xattrs = BTreeMap::new();
+        if let Ok(Some(pax)) = e.pax_extensions() {
+            for x in pax.flatten() {
+                if let Some(k) = x.key().ok().and_then(|k| k.strip_prefix("SCHILY.xattr.")) {
+                    xattrs.insert(k.to_owned(), x.value_bytes().to_vec());
+                }
+            }
+        }
+        let h = e.header().clone();
+        let mut data = vec![];
+        std::io::Read::read_to_end(&mut e, &mut data).expect("read entry");
+        let link = e.link_name_bytes().map(|l| {
+            String::from_utf8_lossy(&l)
+                .trim_start_matches("./")
+                .to_owned()
+        });
+        out.insert(
+            path,
+            Entry {
+                kind: h.entry_type().as_byte(),
+                mode: h.mode().expect("mode") & 0o7777,
+                uid: h.uid().expect("uid"),
+                gid: h.gid().expect("gid"),
+                mtime: h.mtime().expect("mtime"),
+                link,
+                data,
+                xattrs,
+            },
+        );
+    }
+    out
+}
+
+/// A snapshot of a tree: path → (size, mtime, mode), for "nothing changed" checks.
+pub fn snapshot(root: &Path) -> BTreeMap<String, (u64, i64, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = BTreeMap::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if let Ok(m) = p.symlink_metadata() {
+                out.insert(p.display().to_string(), (m.size(), m.mtime(), m.mode()));
+                if m.is_dir() {
+                    todo.push(p);
+                }
+            }
+        }
+    }
+    out
+}
