@@ -64,7 +64,7 @@ pub fn running_as_root() -> bool {
 /// and they exist; otherwise only ourselves. Prints why a user is skipped.
 pub fn users() -> Vec<User> {
     if !running_as_root() {
-        eprintln!("SKIP: not root, so only the current user runs (as `root` in the harness's terms is impossible); run scripts/test.sh as root for the full matrix");
+        skip("not root: only the current user runs; run scripts/test.sh as root for the full matrix");
         return vec![User::Root];
     }
     let mut v = vec![User::Root];
@@ -72,10 +72,18 @@ pub fn users() -> Vec<User> {
         if u.ids().is_some() {
             v.push(u);
         } else {
-            eprintln!("SKIP: test user {} does not exist; scripts/test.sh creates it", u.name());
+            skip(&format!("test user {} does not exist; scripts/test.sh creates it", u.name()));
         }
     }
     v
+}
+
+/// Say loudly that a part of a test did not run. Writes to the real stderr: libtest
+/// captures `eprintln!` of passing tests, which would hide the skip.
+pub fn skip(reason: &str) {
+    use std::io::Write;
+    // Ignoring a failed write: stderr is the last channel there is.
+    let _ = writeln!(std::io::stderr().lock(), "SKIP: {reason}");
 }
 
 /// The directory of the built binaries (target/<profile>), found from this test binary.
@@ -89,6 +97,7 @@ fn build_dir() -> PathBuf {
 pub fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
+        remove_stale_bin_dirs();
         let dir = scratch_base().join(format!("imago-bins-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create bin dir");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -105,6 +114,20 @@ pub fn bin_dir() -> &'static Path {
         }
         dir
     })
+}
+
+/// Statics are never dropped, so earlier test processes leave their `imago-bins-<pid>`
+/// behind: remove those whose process is gone.
+fn remove_stale_bin_dirs() {
+    let Ok(entries) = std::fs::read_dir(scratch_base()) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("imago-bins-")) else { continue };
+        if !Path::new("/proc").join(pid).exists() {
+            // Best effort: another test process may be removing it at the same time.
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// Path of one of our binaries in [`bin_dir`]; panics with a clear message when it was

@@ -833,7 +833,10 @@ fn copy_tree(env: &imago_it::Env, from: &std::path::Path, to: &std::path::Path) 
 fn ibuild_image_saved_runs_in_podman_like_in_irun() {
     for user in users() {
         if !has_subids(user) {
-            eprintln!("SKIP: {}: rootless podman needs a subuid range", user.name());
+            eprintln!(
+                "SKIP: {}: rootless podman needs a subuid range",
+                user.name()
+            );
             continue;
         }
         if !crate::ibuild_support::have("podman") {
@@ -841,24 +844,48 @@ fn ibuild_image_saved_runs_in_podman_like_in_irun() {
             continue;
         }
         let env = env_with_busybox(user);
-        copy_tree(&env, &imago_it::repo_root().join("examples/cowsay"), &env.path("cowsay"));
+        copy_tree(
+            &env,
+            &imago_it::repo_root().join("examples/cowsay"),
+            &env.path("cowsay"),
+        );
         ibuild(&env, "cowsay", &["-t", "ibcowsay"]).success();
         let ours = irun(&env, "ibcowsay", &["hello", "podman"]).success();
         assert!(ours.stdout().contains("< hello podman >"), "{ours}");
-        let ep = env.cmd("irun").args(["--rm", "--entrypoint", "echo", "ibcowsay", "replaced"]).ok();
-        assert_eq!(ep.stdout().trim(), "replaced", "--entrypoint replaces ENTRYPOINT");
+        let ep = env
+            .cmd("irun")
+            .args(["--rm", "--entrypoint", "echo", "ibcowsay", "replaced"])
+            .ok();
+        assert_eq!(
+            ep.stdout().trim(),
+            "replaced",
+            "--entrypoint replaces ENTRYPOINT"
+        );
         let saved = env.path("saved.tar");
-        env.cmd("iimage").args(["save", "-o"]).arg(&saved).arg("ibcowsay").ok();
+        env.cmd("iimage")
+            .args(["save", "-o"])
+            .arg(&saved)
+            .arg("ibcowsay")
+            .ok();
         let podman = crate::ibuild_support::podman;
         podman(&env).args(["load", "-q", "-i"]).arg(&saved).ok();
         let mut run = podman(&env).args(["run", "--rm", "--network", "none"]);
         if user == User::Root {
             // Root here lacks CAP_SYS_RESOURCE: podman's default rlimits cannot be set.
-            run = run.args(["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]);
+            run = run.args([
+                "--ulimit",
+                "nofile=1024:1024",
+                "--ulimit",
+                "nproc=1024:1024",
+            ]);
         }
         let theirs = run.args(["ibcowsay", "hello", "podman"]).run();
         let _ = podman(&env).args(["rmi", "-f", "ibcowsay"]).run();
         let theirs = theirs.success();
-        assert_eq!(theirs.stdout(), ours.stdout(), "podman and irun print the same");
+        assert_eq!(
+            theirs.stdout(),
+            ours.stdout(),
+            "podman and irun print the same"
+        );
     }
 }

@@ -2,7 +2,6 @@
 //! ls/itag/save → podman load + run, skopeo reading and writing the store, hostile
 //! layers, load killed at random moments, ownership round trips, info.
 
-use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
@@ -162,6 +161,15 @@ fn import_ls_tag_save_and_interop_with_podman_and_skopeo() {
         assert!(
             entries(&std::fs::read(env.path("p.tar")).expect("export")).contains_key("bin/busybox")
         );
+        if !out.output.status.success()
+            && out
+                .stderr()
+                .contains("cgroups in hybrid mode not supported")
+        {
+            // A host precondition, not our image: scripts/setup-host.sh moves hugetlb to v1.
+            eprintln!("SKIP: [{}] podman cannot run containers on this host (cgroup hybrid layout; run scripts/setup-host.sh): {}", user.name(), out.stderr().trim());
+            continue;
+        }
         assert!(
             out.output.status.success(),
             "podman run of our saved image failed: {out}"
@@ -250,6 +258,39 @@ fn inspect_rm_prune_export_and_change() {
             .args(["inspect", "app:2"])
             .run()
             .fails_with("image `app:2` not found");
+
+        // A directory and stdin as sources; a directory's files belong to root inside.
+        let d = env.mkdir("rootdir");
+        env.write("rootdir/hello.txt", "hi\n");
+        env.cmd("iimage").arg("import").arg(&d).arg("fromdir").ok();
+        env.cmd("iimage")
+            .args(["export", "-o"])
+            .arg(env.path("fromdir.tar"))
+            .arg("fromdir")
+            .ok();
+        let e = entries(&std::fs::read(env.path("fromdir.tar")).expect("export"));
+        let h = &e["hello.txt"];
+        assert_eq!(
+            (h.uid, h.gid, h.data.as_slice()),
+            (0, 0, &b"hi\n"[..]),
+            "[{}]",
+            user.name()
+        );
+        let stdin = std::fs::File::open(&tar).expect("open tar");
+        let o = env
+            .cmd("iimage")
+            .args(["import", "-", "fromstdin"])
+            .stdin(stdin)
+            .ok();
+        let v: serde_json::Value = serde_json::from_str(
+            &env.cmd("iimage")
+                .args(["inspect", "fromstdin"])
+                .ok()
+                .stdout(),
+        )
+        .expect("json");
+        assert_eq!(v[0]["Id"], o.stdout().trim());
+        env.cmd("iimage").args(["rm", "fromdir", "fromstdin"]).ok();
 
         // prune: unnamed images go.
         env.cmd("iimage").arg("import").arg(&tar).ok();
@@ -616,7 +657,21 @@ fn ownership_round_trips_through_import_and_export() {
             user.name()
         );
         fsck_clean(&env);
-        let _ = std::io::stderr().flush();
+        // rm + gc remove the unpacked layer, files of ids 33 and 65534 included (rootless:
+        // inside the mapping, since those files belong to subordinate ids).
+        env.cmd("iimage").args(["rm", "crafted"]).ok();
+        let left: Vec<String> = std::fs::read_dir(env.root().join("imago/layers"))
+            .expect("layers dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "MODE")
+            .collect();
+        assert!(
+            left.is_empty(),
+            "[{}] unpacked layers left after rm: {left:?}",
+            user.name()
+        );
+        fsck_clean(&env);
     }
 }
 
@@ -660,5 +715,79 @@ fn info_names_what_is_missing_and_the_fix() {
         let json = env.cmd("iimage").args(["info", "--format", "json"]).ok();
         let v: serde_json::Value = serde_json::from_str(&json.stdout()).expect("info json");
         assert!(v["host"]["fixes"].is_array(), "{json}");
+    }
+}
+
+#[test]
+fn concurrent_loads_imports_and_gcs_all_succeed() {
+    for user in users() {
+        let env = Env::new(user);
+        import_busybox(&env, "busybox");
+        let archive = env.path("bb.tar");
+        env.cmd("iimage")
+            .args(["save", "-o"])
+            .arg(&archive)
+            .arg("busybox")
+            .ok();
+        let target = env.path("shared");
+        let tar = env.busybox_tar();
+        let mut children = vec![];
+        for i in 0..9 {
+            let mut c = match i % 3 {
+                0 => env.cmd("iimage").args(["load", "-q", "-i"]).arg(&archive),
+                1 => env
+                    .cmd("iimage")
+                    .arg("import")
+                    .arg(&tar)
+                    .arg(format!("imp{i}")),
+                _ => env.cmd("iimage").arg("gc"),
+            }
+            .env("IMAGO_ROOT", &target);
+            let child = c
+                .command()
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn");
+            children.push((i, child));
+        }
+        for (i, ch) in children {
+            let out = ch.wait_with_output().expect("wait");
+            assert!(
+                out.status.success(),
+                "[{}] #{i} failed: {}",
+                user.name(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let names = env
+            .cmd("iimage")
+            .args(["ls"])
+            .env("IMAGO_ROOT", &target)
+            .ok()
+            .stdout();
+        for n in ["busybox", "imp1", "imp4", "imp7"] {
+            assert!(
+                names.lines().any(|l| l.starts_with(&format!("{n} "))),
+                "[{}] {n} missing: {names}",
+                user.name()
+            );
+        }
+        // Every image is whole: export works and fsck is clean.
+        env.cmd("iimage")
+            .args(["export", "-o"])
+            .arg(env.path("x.tar"))
+            .arg("imp4")
+            .env("IMAGO_ROOT", &target)
+            .ok();
+        let out = env
+            .cmd("iimage")
+            .arg("fsck")
+            .env("IMAGO_ROOT", &target)
+            .run();
+        assert!(
+            out.output.status.success() && out.stdout().contains(" 0 problems"),
+            "{out}"
+        );
     }
 }

@@ -195,6 +195,32 @@ fn htpasswd_login_push_head_skip_mount_pull_logout() {
         }
 
         ic(&env, "ilogin").args(["--logout", &reg.addr]).ok();
+
+        // A credential helper named by `credHelpers` (docker-credential-NAME get).
+        let helper_dir = env.mkdir("helperbin");
+        let helper = helper_dir.join("docker-credential-imagotest");
+        std::fs::write(
+            &helper,
+            "#!/bin/sh\nread -r server\n[ \"$1\" = get ] || exit 1\n\
+             printf '{\"ServerURL\":\"%s\",\"Username\":\"alice\",\"Secret\":\"s3cret\"}' \"$server\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        env.give(&helper);
+        let cfg = env.write(
+            "helper-config.json",
+            format!(r#"{{"credHelpers":{{"{}":"imagotest"}}}}"#, reg.addr),
+        );
+        ic(&env, "ipull")
+            .env("IMAGO_ROOT", env.path("store4"))
+            .env("REGISTRY_AUTH_FILE", &cfg)
+            .env(
+                "PATH",
+                format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", helper_dir.display()),
+            )
+            .arg(&repo)
+            .ok();
+
         ic(&env, "ipull")
             .env("IMAGO_ROOT", env.path("store3"))
             .arg(&repo)
@@ -211,6 +237,7 @@ fn token_auth_docker_hub_flow_with_mount_scopes() {
     let base = Scratch::new(User::Root);
     let ts = TokenServer::start(&base.path().join("token"), "bob", "hunter2");
     let reg = Registry::start(&base.path().join("reg"), ts.auth(), None);
+    let proxy = FaultProxy::start(&reg.addr);
     for user in users() {
         let env = Env::new(user);
         busybox_into_store(&env, "busybox");
@@ -271,6 +298,43 @@ fn token_auth_docker_hub_flow_with_mount_scopes() {
             .ok();
         let m = store_manifest(&env, &store2, &other);
         assert_eq!(m["layers"].as_array().map(Vec::len), Some(1));
+
+        // HTTPS_PROXY is used for the registry and the token realm alike; NO_PROXY skips it.
+        let proxy_url = format!("http://{}", proxy.addr);
+        let before = proxy.seen.lock().unwrap().len();
+        ic(&env, "ipull")
+            .env("IMAGO_ROOT", env.path("store4"))
+            .env("HTTPS_PROXY", &proxy_url)
+            .arg(&other)
+            .ok();
+        let seen = proxy.seen.lock().unwrap()[before..].to_vec();
+        let token_host = ts
+            .realm
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        assert!(
+            seen.iter().any(|r| r == &format!("CONNECT {token_host}")),
+            "the token request went through the proxy: {seen:?}"
+        );
+        assert!(
+            seen.iter().any(|r| r == &format!("CONNECT {}", reg.addr)),
+            "registry requests went through the proxy: {seen:?}"
+        );
+        let before = proxy.seen.lock().unwrap().len();
+        ic(&env, "ipull")
+            .env("IMAGO_ROOT", env.path("store5"))
+            .env("HTTPS_PROXY", &proxy_url)
+            .env("NO_PROXY", "127.0.0.1")
+            .arg(&other)
+            .ok();
+        assert_eq!(
+            proxy.seen.lock().unwrap().len(),
+            before,
+            "NO_PROXY bypasses the proxy"
+        );
 
         ic(&env, "ilogin").args(["--logout", &reg.addr]).ok();
         ic(&env, "ipull")
@@ -456,6 +520,32 @@ fn faults_are_retried_and_digests_verified() {
             store_manifest(&env, &env.path("store2"), &repo)["config"]["digest"],
             config.as_str()
         );
+
+        // An interrupted pull resumes from what the store committed: the layer fails for
+        // good (404) after the config was stored (one job: config first), then a rerun
+        // fetches the layer only.
+        let layer = remote_manifest(&env, &format!("{}/{}/flaky:1", reg.addr, user.name()), None)
+            ["layers"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let layer_path: &'static str = Box::leak(format!("/blobs/{layer}").into_boxed_str());
+        proxy.set_rules(vec![rule("GET", layer_path, Fault::Status(404, None), 0)]);
+        let store3 = env.path("store3");
+        ic(&env, "ipull")
+            .env("IMAGO_ROOT", &store3)
+            .args(["--jobs", "1", &repo])
+            .run()
+            .fails_with(&layer);
+        proxy.set_rules(Vec::new());
+        let out = ic(&env, "ipull")
+            .env("IMAGO_ROOT", &store3)
+            .args(["--jobs", "1", &repo])
+            .ok();
+        assert!(
+            out.stderr().contains("1 blobs fetched, 1 already present"),
+            "the rerun resumes: {out}"
+        );
     }
 }
 
@@ -563,4 +653,119 @@ fn tls_registry_needs_its_ca_from_certs_d_or_ssl_cert_file() {
             .ok();
         assert!(out.stdout().starts_with("sha256:"), "{out}");
     }
+}
+
+#[test]
+fn multi_platform_index_push_and_platform_choice_on_pull() {
+    if !tools_present(&[]) {
+        return;
+    }
+    let base = Scratch::new(User::Root);
+    let reg = Registry::start(&base.path().join("reg"), Auth::None, None);
+    for user in users() {
+        let env = Env::new(user);
+        busybox_into_store(&env, "busybox");
+        // A second, different image for "arm64": a one-file layer.
+        let d = env.mkdir("armroot");
+        std::fs::write(d.join("arm64"), "arm64\n").unwrap();
+        let tgz = env.path("arm.tar.gz");
+        let st = std::process::Command::new("tar")
+            .arg("-czf")
+            .arg(&tgz)
+            .arg("-C")
+            .arg(&d)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        env.give(&tgz);
+        env.cmd_path("skopeo")
+            .args(["copy", "-q"])
+            .arg(format!("tarball:{}", tgz.display()))
+            .arg(format!("oci:{}:armimg", env.root().display()))
+            .ok();
+        // An OCI index over both, named `multi` in the store (an OCI layout).
+        let index_path = env.root().join("index.json");
+        let mut index = json(&std::fs::read_to_string(&index_path).unwrap());
+        let entry = |name: &str| -> serde_json::Value {
+            index["manifests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == name)
+                .unwrap_or_else(|| panic!("{name} in {index}"))
+                .clone()
+        };
+        let (amd, arm) = (entry("busybox"), entry("armimg"));
+        let child = |m: &serde_json::Value, arch: &str| {
+            serde_json::json!({"mediaType": m["mediaType"], "digest": m["digest"], "size": m["size"],
+                               "platform": {"os": "linux", "architecture": arch}})
+        };
+        let multi = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                                       "manifests": [child(&amd, "amd64"), child(&arm, "arm64")]});
+        let bytes = serde_json::to_vec(&multi).unwrap();
+        let digest = imago_it_sha256(&env, &bytes);
+        env.write(&format!("store/blobs/sha256/{digest}"), &bytes);
+        index["manifests"].as_array_mut().unwrap().push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.index.v1+json", "digest": format!("sha256:{digest}"),
+            "size": bytes.len(), "annotations": {"org.opencontainers.image.ref.name": "multi"}}));
+        env.write("store/index.json", serde_json::to_vec(&index).unwrap());
+
+        let remote = format!("{}/{}/multi:1", reg.addr, user.name());
+        let out = ic(&env, "ipush").args(["multi", &remote]).ok();
+        assert_eq!(out.stdout().trim(), format!("sha256:{digest}"), "{out}");
+        let m = remote_manifest(&env, &remote, None);
+        assert_eq!(m["mediaType"], "application/vnd.oci.image.index.v1+json");
+        assert_eq!(m["manifests"].as_array().map(Vec::len), Some(2));
+
+        let config_of = |m: &serde_json::Value| -> String {
+            let d = m["digest"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("sha256:")
+                .to_owned();
+            let man =
+                json(&std::fs::read_to_string(env.root().join("blobs/sha256").join(d)).unwrap());
+            man["config"]["digest"].as_str().unwrap().to_owned()
+        };
+        let out = ic(&env, "ipull")
+            .env("IMAGO_ROOT", env.path("s2"))
+            .args(["--platform", "linux/arm64", &remote])
+            .ok();
+        assert_eq!(
+            out.stdout().trim(),
+            config_of(&arm),
+            "--platform picks arm64"
+        );
+        if std::env::consts::ARCH == "x86_64" {
+            let out = ic(&env, "ipull")
+                .env("IMAGO_ROOT", env.path("s3"))
+                .arg(&remote)
+                .ok();
+            assert_eq!(
+                out.stdout().trim(),
+                config_of(&amd),
+                "the host platform by default"
+            );
+        }
+        ic(&env, "ipull")
+            .env("IMAGO_ROOT", env.path("s4"))
+            .args(["--platform", "linux/s390x", &remote])
+            .run()
+            .fails_with("linux/arm64");
+    }
+}
+
+/// sha256 hex of `bytes`, with coreutils (the test crate has no hashing dependency).
+fn imago_it_sha256(env: &Env, bytes: &[u8]) -> String {
+    let p = env.write("tohash", bytes);
+    let out = std::process::Command::new("sha256sum")
+        .arg(&p)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
 }

@@ -496,6 +496,8 @@ pub struct FaultProxy {
     pub rules: Arc<Mutex<VecDeque<Rule>>>,
     /// Faults applied so far: "METHOD path -> fault".
     pub applied: Arc<Mutex<Vec<String>>>,
+    /// Every request seen: "METHOD target" (absolute URIs when used as an HTTP proxy).
+    pub seen: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -506,11 +508,13 @@ impl FaultProxy {
         let rules: Arc<Mutex<VecDeque<Rule>>> = Arc::default();
         let applied: Arc<Mutex<Vec<String>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let (r2, a2, s2, up) = (
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (r2, a2, s2, up, seen2) = (
             rules.clone(),
             applied.clone(),
             stop.clone(),
             upstream.to_owned(),
+            seen.clone(),
         );
         std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -518,14 +522,16 @@ impl FaultProxy {
                     return;
                 }
                 let Ok(conn) = conn else { continue };
-                let (rules, applied, up) = (r2.clone(), a2.clone(), up.clone());
-                std::thread::spawn(move || proxy_one(conn, &up, &rules, &applied));
+                let (rules, applied, up, seen) =
+                    (r2.clone(), a2.clone(), up.clone(), seen2.clone());
+                std::thread::spawn(move || proxy_one(conn, &up, &rules, &applied, &seen));
             }
         });
         FaultProxy {
             addr,
             rules,
             applied,
+            seen,
             stop,
         }
     }
@@ -559,17 +565,51 @@ fn take_fault(rules: &Mutex<VecDeque<Rule>>, head: &Head) -> Option<Fault> {
     Some(fault)
 }
 
+/// Serve one request. As an HTTP forward proxy (absolute-form request target), the
+/// request goes to the host it names; otherwise to `upstream`.
 fn proxy_one(
     client: TcpStream,
     upstream: &str,
     rules: &Mutex<VecDeque<Rule>>,
     applied: &Mutex<Vec<String>>,
+    seen: &Mutex<Vec<String>>,
 ) {
     let mut cw = client.try_clone().expect("clone");
     let mut cr = BufReader::new(client);
     let Some(head) = read_head(&mut cr) else {
         return;
     };
+    seen.lock()
+        .unwrap()
+        .push(format!("{} {}", head.method, head.path));
+    if head.method == "CONNECT" {
+        // An HTTPS_PROXY tunnel (ureq tunnels plain HTTP too): pipe both ways.
+        let Ok(up) = TcpStream::connect(&head.path) else {
+            respond(&mut cw, 502, "", b"");
+            return;
+        };
+        if cw
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .is_err()
+        {
+            return;
+        }
+        let (mut up_r, mut up_w) = (up.try_clone().expect("clone"), up);
+        let mut cw2 = cw.try_clone().expect("clone");
+        let t = std::thread::spawn(move || {
+            let _ = std::io::copy(&mut up_r, &mut cw2); // ends when either side closes
+            let _ = cw2.shutdown(Shutdown::Both);
+        });
+        let _ = std::io::copy(&mut cr, &mut up_w);
+        let _ = up_w.shutdown(Shutdown::Both);
+        let _ = t.join();
+        return;
+    }
+    let target = head
+        .path
+        .strip_prefix("http://")
+        .map(|rest| rest.split('/').next().unwrap_or(rest).to_owned());
+    let upstream = target.as_deref().unwrap_or(upstream);
     let len: usize = head
         .header("content-length")
         .and_then(|v| v.parse().ok())

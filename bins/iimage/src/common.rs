@@ -67,7 +67,12 @@ where
 {
     let map = IdMap::detect();
     let mode = owner_mode(&map);
-    Ok(run_in_mapping(&map, || f(mode))?)
+    match run_in_mapping(&map, || f(mode)) {
+        Ok(v) => Ok(v),
+        // The closure's own error: report it as ours, not as "in the mapping child".
+        Err(imago_sandbox::ChildError::Remote(r)) => Err(Box::new(r)),
+        Err(e) => Err(Box::new(e)),
+    }
 }
 
 /// docker's human size: 3 significant digits, decimal units (`4.26MB`).
@@ -163,6 +168,14 @@ pub fn ago(created: Option<&str>) -> String {
     } else {
         format!("{n} {unit}s ago")
     }
+}
+
+/// Pretty JSON on stdout. (imago_cli::output::print_json turns a closed pipe into an
+/// `Other` io error, which then is reported; this keeps the BrokenPipe kind.)
+pub fn print_json<T: Serialize>(v: &T) -> Res<()> {
+    let s = serde_json::to_string_pretty(v)?;
+    imago_cli::output::print_lines([s])?;
+    Ok(())
 }
 
 #[cfg(test)]

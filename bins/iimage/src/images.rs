@@ -1,11 +1,11 @@
 //! ls, inspect, rm, prune.
 
-use imago_cli::output::{print_json, print_lines, print_table};
+use imago_cli::output::{print_lines, print_table};
 use imago_cli::{GlobalOpts, OutputFormat};
 use imago_store::GcOptions;
 use serde_json::json;
 
-use crate::common::{ago, human_size, in_mapping, open_store, Res};
+use crate::common::{ago, human_size, in_mapping, open_store, print_json, Res};
 
 pub fn ls(g: &GlobalOpts, quiet: bool, no_trunc: bool, format: OutputFormat) -> Res<()> {
     let store = open_store(g)?;
@@ -106,7 +106,7 @@ pub fn rm(g: &GlobalOpts, inputs: &[String], force: bool) -> Res<()> {
     let store = open_store(g)?;
     let mut lines = vec![];
     let mut deleted_any = false;
-    let mut first_err = None;
+    let mut last_err = None;
     for input in inputs {
         match store.remove_image(input, force) {
             Ok(r) => {
@@ -115,8 +115,10 @@ pub fn rm(g: &GlobalOpts, inputs: &[String], force: bool) -> Res<()> {
                 deleted_any |= !r.deleted.is_empty();
             }
             Err(e) => {
-                eprintln!("error: {e}");
-                first_err.get_or_insert(e);
+                // Every failure but the last is printed here; the last is the exit report.
+                if let Some(prev) = last_err.replace(e) {
+                    eprintln!("error: {prev}");
+                }
             }
         }
     }
@@ -124,7 +126,7 @@ pub fn rm(g: &GlobalOpts, inputs: &[String], force: bool) -> Res<()> {
     if deleted_any {
         collect(&store)?;
     }
-    match first_err {
+    match last_err {
         Some(e) => Err(Box::new(e)),
         None => Ok(()),
     }

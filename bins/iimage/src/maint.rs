@@ -1,12 +1,12 @@
 //! fsck, gc, info.
 
-use imago_cli::output::{print_json, print_lines};
+use imago_cli::output::print_lines;
 use imago_cli::{GlobalOpts, OutputFormat};
 use imago_sandbox::HostProbe;
 use imago_store::{GcOptions, Store};
 use serde_json::{json, Value};
 
-use crate::common::{human_size, in_mapping, msg, open_store, Res};
+use crate::common::{human_size, in_mapping, msg, open_store, print_json, Res};
 
 pub fn fsck(g: &GlobalOpts, format: OutputFormat) -> Res<()> {
     let store = open_store(g)?;

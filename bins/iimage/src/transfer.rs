@@ -283,7 +283,14 @@ pub fn load(g: &GlobalOpts, input: Option<&Path>, quiet: bool) -> Res<()> {
                 source: e,
             }
         })?)),
-        None => Box::new(io::BufReader::new(io::stdin().lock())),
+        None => {
+            if io::stdin().is_terminal() {
+                return Err(msg(
+                    "no archive on stdin: pass -i FILE or pipe one in (iimage load < bb.tar)",
+                ));
+            }
+            Box::new(io::BufReader::new(io::stdin().lock()))
+        }
     };
     let pin = store.pin()?;
     let loaded = archive::read_archive(reader, &mut store, &LoadOptions::default())?;

@@ -775,14 +775,23 @@ fn cache_get(cx: &Ctx<'_>, key: &str) -> Option<CacheEntry> {
     }
     let bytes = cx.store.cache_get(key).ok()??;
     let e: CacheEntry = serde_json::from_slice(&bytes).ok()?;
-    let all = e.layers.iter().all(|l| l.digest.parse::<Digest>().map(|d| cx.store.has_blob(&d)).unwrap_or(false));
+    let all = e.layers.iter().all(|l| {
+        l.digest
+            .parse::<Digest>()
+            .map(|d| cx.store.has_blob(&d))
+            .unwrap_or(false)
+    });
     all.then_some(e)
 }
 
 /// Record a cache entry; its layer blobs stay alive as long as the entry (store gc).
 /// A failure only costs a future cache miss.
 fn cache_put(cx: &Ctx<'_>, key: &str, e: &CacheEntry) {
-    let refs: Vec<Digest> = e.layers.iter().filter_map(|l| l.digest.parse().ok()).collect();
+    let refs: Vec<Digest> = e
+        .layers
+        .iter()
+        .filter_map(|l| l.digest.parse().ok())
+        .collect();
     if let Ok(bytes) = serde_json::to_vec(e) {
         if let Err(err) = cx.store.cache_put(key, &bytes, &refs) {
             tracing::warn!("build cache entry {key} not recorded: {err}");
@@ -1477,7 +1486,7 @@ fn mount_for(
             Ok(UserMount::Bind {
                 src: host,
                 dst: target("/"),
-                ro: m.read_only,
+                ro: true, // always: BuildKit discards writes to an `rw` bind; ours would reach the context
             })
         }
         df::MountType::Cache => {

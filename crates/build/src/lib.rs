@@ -6,6 +6,17 @@
 //!
 //! # Public entry points
 //!
+//! - [`engine::build`]`(&Store, &BuildOptions, &mut dyn Sink) -> Result<Built, BuildError>`:
+//!   the whole build. [`engine::BuildOptions`]: context dir, Dockerfile text + name,
+//!   `.dockerignore` ([`imago_dockerfile::DockerIgnore`]), target, build args, no_cache,
+//!   labels, tags, network, SOURCE_DATE_EPOCH, secrets, quiet. [`engine::Built`]: image id
+//!   (config digest), manifest digest, names. Tags change only when the whole build
+//!   succeeded; each step's result is recorded in the store's build cache as it completes.
+//!   Must be called while the process is single-threaded (RUN clones the container
+//!   process; rootless file work forks into the id mapping). RUN output goes to stderr
+//!   (stdout stays for data), or nowhere with `quiet`.
+//!   Errors: [`engine::BuildError`] (`Step { n, line, text, source }` names the step and
+//!   its Dockerfile line; `StepError::Exit { code }` for a failed RUN) with `hint()`.
 //! - [`config`]: [`ImageConfig`] — the image config JSON as BuildKit writes it (Docker
 //!   extensions `Healthcheck`, `OnBuild`, `Shell`; history with `empty_layer`; unknown
 //!   fields kept), `env_set` (replace in place), `ensure_path`, `clamp_times`
@@ -22,7 +33,7 @@
 //! - [`perms`]: `--chmod` (octal/symbolic), `--chown` and `USER` resolution.
 //! - [`glob`]: Go `filepath.Match` + `**`.
 //! - [`fsview`]: a read-only overlay-semantics view of unpacked layer dirs.
-//! - [`events`]: progress events the bin draws.
+//! - [`events`]: progress events ([`events::Event`]) through a [`events::Sink`]; the bin draws them.
 
 pub mod cache;
 pub mod config;

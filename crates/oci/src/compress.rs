@@ -74,7 +74,7 @@ pub enum Level {
 }
 
 impl Level {
-    fn gzip(self) -> flate2::Compression {
+    pub(crate) fn gzip(self) -> flate2::Compression {
         match self {
             Self::Fast => flate2::Compression::new(1),
             Self::Default => flate2::Compression::new(6),
@@ -83,7 +83,7 @@ impl Level {
         }
     }
 
-    fn zstd(self) -> i32 {
+    pub(crate) fn zstd(self) -> i32 {
         match self {
             Self::Fast => 1,
             Self::Default => 3,

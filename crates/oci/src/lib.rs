@@ -7,24 +7,27 @@
 //! # Public entry points (contracts other crates code against)
 //!
 //! - [`digest`]: [`Digest`] (`sha256:<hex>`, parse/Display/serde, `of`, `short`),
-//!   [`Hasher`], [`HashingReader`], [`VerifyingReader`] (digest + size checked at EOF); `From<&Digest> for oci_spec::image::Digest` and
-//!   `TryFrom<&oci_spec::image::Digest> for Digest` (refuses non-sha256 by name).
-//! - [`reference`](mod@reference): [`Reference::parse`] normalises exactly like docker (`busybox` →
-//!   `docker.io/library/busybox:latest`; `:latest` only when neither tag nor digest);
+//!   [`Hasher`], [`HashingReader`], [`VerifyingReader`] (digest + size checked at EOF);
+//!   `From<&Digest> for oci_spec::image::Digest` and `TryFrom<&oci_spec::image::Digest>
+//!   for Digest` (refuses non-sha256 by name).
+//! - [`reference`](mod@reference): [`Reference::parse`] normalises exactly like docker
+//!   (`busybox` → `docker.io/library/busybox:latest`; `:latest` only when neither tag nor
+//!   digest);
 //!   `parse_without_default_tag`; `Display` = full form; `familiar()` /
 //!   `familiar_name()` = docker's short form; `registry()`, `registry_endpoint()`
 //!   (`docker.io` → `registry-1.docker.io`), `repository()`, `name()`, `tag()`, `digest()`,
-//!   `with_tag()`, `with_digest()`. Errors ([`ReferenceError`]) name the input.
+//!   `with_tag()`, `with_digest()`, `without_digest()`, `without_tag_or_digest()`,
+//!   `is_docker_hub()`; serde as the full string. Errors ([`ReferenceError`]) name the input.
 //! - [`media_type`]: constants for OCI and Docker schema 2 types, `is_manifest`,
 //!   `is_index`, `is_config`, `is_layer`, `is_foreign_layer`, `is_schema1`,
 //!   `layer_compression(mt) -> Option<Compression>`, [`ManifestFormat`] (`Oci`/`Docker`:
 //!   `manifest()`, `index()`, `config()`, `layer(Compression)`), `convert_layer`.
 //! - [`compress`]: [`Compression`] {None, Gzip, Zstd} (`detect(&[u8])`, FromStr/Display),
-//!   `sniff`, `detect_buffered`, `decompress(r, c) -> Decompressor<R>`, `auto_decompress(r)` (detect by
-//!   magic), [`Compressor`] (`new(w, c, Level)`, `finish() -> W`), [`Level`].
+//!   `sniff`, `detect_buffered`, `decompress(r, c) -> Decompressor<R>`,
+//!   `auto_decompress(r)` (detect by magic), [`Compressor`] (`new(w, c, Level)`,
+//!   `finish() -> W`), [`Level`] (Fast = gzip 1 / zstd 1, Default = 6 / 3, Best = 9 / 19).
 //! - [`spec`]: re-exports of the `oci_spec::image` model everybody uses (ImageManifest,
 //!   ImageIndex, ImageConfiguration, Descriptor, MediaType, …): use these, not your own.
-//!
 //! - [`layer`] (one layer tar ↔ one directory; docs/layers.md has the rules):
 //!   - `unpack(reader, dest, &UnpackOptions) -> Result<UnpackStats, LayerError>`: `reader`
 //!     is a layer tar, plain or gzip/zstd (detected by magic), `dest` an

@@ -287,6 +287,45 @@ fn whiteouts_become_overlay_whiteouts_and_back() {
         names,
         ["a/", "a/.wh.gone", "c/", "c/.wh..wh..opq", "c/new", "d"]
     );
+    // With whiteout entries shaped as pack writes them (moby's convention: `.wh.` 0600,
+    // the opaque marker with its dir's mode and mtime), the round trip is exact.
+    let mut b = TarBuilder::new();
+    b.add(E {
+        path: "a/",
+        kind: T::Directory,
+        mode: 0o755,
+        ..E::default()
+    })
+    .add(E {
+        path: "a/.wh.gone",
+        mode: 0o600,
+        mtime: 1_600_000_000,
+        ..E::default()
+    })
+    .add(E {
+        path: "c/",
+        kind: T::Directory,
+        mode: 0o750,
+        mtime: 1_500_000_000,
+        ..E::default()
+    })
+    .add(E {
+        path: "c/.wh..wh..opq",
+        mode: 0o750,
+        mtime: 1_500_000_000,
+        ..E::default()
+    })
+    .add(E {
+        path: "c/new",
+        data: b"new",
+        ..E::default()
+    });
+    let input = b.finish();
+    let dir = common::tempdir();
+    unpack(&input[..], dir.path(), &UnpackOptions::default()).unwrap();
+    let mut out = Vec::new();
+    pack(dir.path(), &mut out, &PackOptions::default()).unwrap();
+    assert_eq!(entries(&input), entries(&out));
 }
 
 #[test]
@@ -526,4 +565,53 @@ fn unpack_accepts_gzip_and_zstd_layers() {
             "{c}"
         );
     }
+}
+
+#[test]
+fn the_walk_resolver_is_really_used_when_forced() {
+    let dir = common::tempdir();
+    let opts = UnpackOptions {
+        owner: OwnerMode::Xattr,
+        resolver: imago_oci::layer::Resolver::Walk,
+        ..Default::default()
+    };
+    let mut b = TarBuilder::new();
+    b.add(E {
+        path: "a/b/c/d",
+        data: b"deep",
+        ..E::default()
+    });
+    let stats = unpack(&b.finish()[..], dir.path(), &opts).unwrap();
+    assert!(!stats.openat2);
+    assert_eq!(std::fs::read(dir.path().join("a/b/c/d")).unwrap(), b"deep");
+}
+
+#[test]
+fn flatten_of_many_deep_layers_stays_within_the_fd_budget() {
+    // 40 layers × 8 levels = 320 directory fds if all were held: the walk closes and
+    // reopens levels instead, and the merge is still right.
+    let deep = "a/b/c/d/e/f/g/h";
+    let tmp = common::tempdir();
+    let mut layers = Vec::new();
+    for n in 0..40 {
+        let l = tmp.path().join(format!("l{n:02}"));
+        std::fs::create_dir_all(l.join(deep)).unwrap();
+        std::fs::write(l.join(deep).join(format!("f{n:02}")), format!("{n}")).unwrap();
+        layers.push(l);
+    }
+    let mut out = Vec::new();
+    let opts = PackOptions {
+        owner: OwnerMode::Xattr,
+        default_owner: Some((0, 0)),
+        ..Default::default()
+    };
+    let stats = flatten(&layers, &mut out, &opts).unwrap();
+    assert_eq!(stats.entries, 8 + 40);
+    let files: Vec<_> = entries(&out)
+        .into_iter()
+        .filter(|e| e.kind == b'0')
+        .map(|e| (e.path, e.data))
+        .collect();
+    assert_eq!(files.len(), 40);
+    assert_eq!(files[7], (format!("{deep}/f07"), b"7".to_vec()));
 }

@@ -300,8 +300,13 @@ impl IdMap {
                 newuidmap,
                 newgidmap,
             } => {
-                run_helper(newuidmap, pid, &self.uid)?;
-                run_helper(newgidmap, pid, &self.gid)
+                // Both helpers run at once: each is a setuid exec of a few ms, the
+                // largest part of a container's start (they write different files).
+                let u = spawn_helper(newuidmap, pid, &self.uid)?;
+                let g = spawn_helper(newgidmap, pid, &self.gid);
+                let ru = finish_helper(u);
+                let rg = g.and_then(finish_helper);
+                ru.and(rg)
             }
             IdMapWriter::Direct => {
                 let proc = PathBuf::from(format!("/proc/{pid}"));
@@ -363,7 +368,15 @@ fn write_proc(path: &Path, what: &str) -> Result<(), IdMapError> {
     })
 }
 
-fn run_helper(bin: &Path, pid: i32, map: &[IdMapEntry]) -> Result<(), IdMapError> {
+/// A started helper: its path, arguments and process.
+struct Helper {
+    bin: PathBuf,
+    args: Vec<String>,
+    pid: i32,
+    child: std::process::Child,
+}
+
+fn spawn_helper(bin: &Path, pid: i32, map: &[IdMapEntry]) -> Result<Helper, IdMapError> {
     let mut args = vec![pid.to_string()];
     for e in map {
         args.extend([
@@ -372,17 +385,42 @@ fn run_helper(bin: &Path, pid: i32, map: &[IdMapEntry]) -> Result<(), IdMapError
             e.count.to_string(),
         ]);
     }
-    let out = Command::new(bin)
+    let child = Command::new(bin)
         .args(&args)
-        .output()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .map_err(|source| IdMapError::Spawn {
             bin: bin.to_path_buf(),
             pid,
             source,
         })?;
+    Ok(Helper {
+        bin: bin.to_path_buf(),
+        args,
+        pid,
+        child,
+    })
+}
+
+fn finish_helper(h: Helper) -> Result<(), IdMapError> {
+    let Helper {
+        bin,
+        args,
+        pid,
+        child,
+    } = h;
+    let out = child
+        .wait_with_output()
+        .map_err(|source| IdMapError::Spawn {
+            bin: bin.clone(),
+            pid,
+            source,
+        })?;
     if !out.status.success() {
         return Err(IdMapError::Helper {
-            bin: bin.to_path_buf(),
+            bin,
             args: args.join(" "),
             status: out.status,
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),

@@ -12,19 +12,35 @@ use crate::error::{IoCtx, Result};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// A fresh temp path in `tmp_dir`: `<pid>-<nanos>-<n>-<what>`.
+/// A short tag of this host (8 hex of the hostname's sha256), so gc on one node of a
+/// shared store never mistakes another node's live writer for a dead local process.
+pub fn host_tag() -> String {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        imago_oci::Digest::of(host.trim().as_bytes()).hex()[..8].to_owned()
+    })
+    .clone()
+}
+
+/// A fresh temp path in `tmp_dir`: `<pid>.<host>-<nanos>-<n>-<what>`.
 pub fn temp_path(tmp_dir: &Path, what: &str) -> PathBuf {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    tmp_dir.join(format!("{}-{nanos}-{n}-{what}", std::process::id()))
+    tmp_dir.join(format!(
+        "{}.{}-{nanos}-{n}-{what}",
+        std::process::id(),
+        host_tag()
+    ))
 }
 
-/// The pid a temp name was made by, if it is one of ours.
-pub fn temp_owner(name: &str) -> Option<u32> {
-    name.split('-').next()?.parse().ok()
+/// The pid and host tag a temp name was made by, if it is one of ours.
+pub fn temp_owner(name: &str) -> Option<(u32, &str)> {
+    let (pid, host) = name.split('-').next()?.split_once('.')?;
+    Some((pid.parse().ok()?, host))
 }
 
 /// Create a new temp file (exclusive) in `tmp_dir`.
@@ -77,7 +93,10 @@ mod tests {
     fn temp_names_carry_the_pid() {
         let p = temp_path(Path::new("/x"), "blob");
         let name = p.file_name().unwrap().to_str().unwrap();
-        assert_eq!(temp_owner(name), Some(std::process::id()));
+        assert_eq!(
+            temp_owner(name),
+            Some((std::process::id(), host_tag().as_str()))
+        );
         assert_eq!(temp_owner("junk"), None);
     }
 

@@ -1,7 +1,7 @@
 //! Small file-system helpers: removing trees that contain mode-000 directories (an
 //! overlay work dir, a hostile layer), without following symlinks.
-//! Never: crosses into another file system's mount? It does not check; callers only
-//! point it at store-owned trees.
+//! Never: follows symlinks or works outside the trees its callers (gc, failed unpacks)
+//! give it, which are always under the store root.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

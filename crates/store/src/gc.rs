@@ -2,6 +2,9 @@
 //! uses, and temp debris of processes that are gone. Runs under the exclusive gc lock,
 //! so writers holding a [`crate::Pin`] finish first.
 //!
+//! Temp entries carry their writer's pid and host tag: this host's are removed when the
+//! pid is gone, another host's (a store shared between nodes) after a day.
+//!
 //! Rootless with [`crate::OwnerMode::Real`], unpacked layers hold files owned by
 //! subordinate ids: the caller runs gc inside the user namespace to remove them.
 //! Never: removes anything outside the store root; touches index.json.
@@ -40,6 +43,9 @@ pub struct GcReport {
     #[serde(default)]
     pub cache_removed: usize,
 }
+
+/// Temp entries made on another host are removed only after this long.
+const FOREIGN_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 fn pid_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
@@ -105,8 +111,18 @@ impl Store {
         for e in std::fs::read_dir(&tmp).ctx("read directory", &tmp)? {
             let e = e.ctx("read directory", &tmp)?;
             let name = e.file_name().to_string_lossy().into_owned();
-            let owner = atomic::temp_owner(&name);
-            if owner.is_some_and(|p| p == me || pid_alive(p)) {
+            let live = match atomic::temp_owner(&name) {
+                Some((pid, host)) if host == atomic::host_tag() => pid == me || pid_alive(pid),
+                // Another node of a shared store: only when it is a day old.
+                Some(_) => e
+                    .metadata()
+                    .ok()
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|t| t.elapsed().ok())
+                    .is_none_or(|age| age < FOREIGN_TEMP_AGE),
+                None => false,
+            };
+            if live {
                 continue;
             }
             report.temp_removed += 1;

@@ -596,7 +596,9 @@ mod store_tests {
 
     /// An image with one fake layer; `salt` makes configs differ.
     fn image(s: &Store, salt: &str) -> (Digest, Digest) {
-        let layer = s.put_blob_bytes(format!("layer {salt}").as_bytes()).unwrap();
+        let layer = s
+            .put_blob_bytes(format!("layer {salt}").as_bytes())
+            .unwrap();
         let diff = Digest::of(salt.as_bytes());
         let config = serde_json::json!({
             "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
@@ -605,7 +607,14 @@ mod store_tests {
         });
         let bytes = serde_json::to_vec(&config).unwrap();
         let m = s
-            .put_image_raw(&bytes, &[LayerRef { media_type: OCI_LAYER_GZIP.into(), digest: layer.digest, size: layer.size }])
+            .put_image_raw(
+                &bytes,
+                &[LayerRef {
+                    media_type: OCI_LAYER_GZIP.into(),
+                    digest: layer.digest,
+                    size: layer.size,
+                }],
+            )
             .unwrap();
         (m, Digest::of(&bytes))
     }
@@ -629,8 +638,14 @@ mod store_tests {
         ] {
             assert_eq!(s.resolve(&input).unwrap().id(), &id, "{input}");
         }
-        assert!(matches!(s.resolve("nope"), Err(StoreError::ImageNotFound { .. })));
-        assert!(matches!(s.resolve("busybox:2"), Err(StoreError::ImageNotFound { .. })));
+        assert!(matches!(
+            s.resolve("nope"),
+            Err(StoreError::ImageNotFound { .. })
+        ));
+        assert!(matches!(
+            s.resolve("busybox:2"),
+            Err(StoreError::ImageNotFound { .. })
+        ));
         let idx = s.read_index().unwrap();
         let names: Vec<_> = idx.manifests.iter().filter_map(|e| e.ref_name()).collect();
         assert_eq!(names, ["busybox", "localhost:5000/x:1"]);
@@ -663,7 +678,10 @@ mod store_tests {
             n += 1;
         }
         let e = s.resolve(&first.hex()[..1]).unwrap_err();
-        assert!(matches!(e, StoreError::Ambiguous { ref candidates, .. } if candidates.len() >= 2), "{e:?}");
+        assert!(
+            matches!(e, StoreError::Ambiguous { ref candidates, .. } if candidates.len() >= 2),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -672,7 +690,10 @@ mod store_tests {
         let (m, id) = image(&s, "x");
         s.tag("a", &m).unwrap();
         s.tag("b", &m).unwrap();
-        assert!(matches!(s.remove_image(id.hex(), false), Err(StoreError::ImageHasNames { .. })));
+        assert!(matches!(
+            s.remove_image(id.hex(), false),
+            Err(StoreError::ImageHasNames { .. })
+        ));
         let r = s.remove_image("a", false).unwrap();
         assert_eq!((r.untagged, r.deleted.len()), (vec!["a".to_owned()], 0));
         let r = s.remove_image("b", false).unwrap();
@@ -694,10 +715,18 @@ mod store_tests {
         let layer = &img.layers().unwrap()[0];
         std::fs::write(s.blob_path(&layer.digest), b"tampered").unwrap();
         let r = s.fsck().unwrap();
-        assert!(r.problems.iter().any(|p| p.object.contains(&layer.digest.to_string())), "{r:?}");
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p.object.contains(&layer.digest.to_string())),
+            "{r:?}"
+        );
         std::fs::remove_file(s.blob_path(&layer.digest)).unwrap();
         let r = s.fsck().unwrap();
-        assert!(r.problems.iter().any(|p| p.what.contains("missing")), "{r:?}");
+        assert!(
+            r.problems.iter().any(|p| p.what.contains("missing")),
+            "{r:?}"
+        );
     }
 
     #[test]
@@ -708,7 +737,9 @@ mod store_tests {
             "schemaVersion": 2, "mediaType": OCI_MANIFEST,
             "config": {"mediaType": OCI_CONFIG, "digest": missing, "size": 1}, "layers": [],
         });
-        let e = s.put_manifest(&serde_json::to_vec(&m).unwrap(), OCI_MANIFEST).unwrap_err();
+        let e = s
+            .put_manifest(&serde_json::to_vec(&m).unwrap(), OCI_MANIFEST)
+            .unwrap_err();
         assert!(matches!(e, StoreError::BlobMissing { .. }));
         assert!(s.read_index().unwrap().manifests.is_empty());
     }
@@ -718,10 +749,19 @@ mod store_tests {
         let (_d, s) = store();
         let tmp = s.layout().tmp();
         // pid 0x7fffffff does not exist; our own pid does.
-        std::fs::create_dir_all(tmp.join("2147483647-1-0-layer/diff/d")).unwrap();
-        std::fs::write(tmp.join(format!("{}-1-0-blob", std::process::id())), b"mine").unwrap();
+        let host = crate::atomic::host_tag();
+        std::fs::create_dir_all(tmp.join(format!("2147483647.{host}-1-0-layer/diff/d"))).unwrap();
+        std::fs::write(
+            tmp.join(format!("{}.{host}-1-0-blob", std::process::id())),
+            b"mine",
+        )
+        .unwrap();
+        // Another host's entry (a shared store): young, so kept.
+        std::fs::write(tmp.join("2147483647.00000000-1-0-blob"), b"theirs").unwrap();
+        // Not ours at all: removed.
+        std::fs::write(tmp.join("junk"), b"?").unwrap();
         let g = s.gc(&crate::GcOptions::default()).unwrap();
-        assert_eq!(g.temp_removed, 1);
-        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 1);
+        assert_eq!(g.temp_removed, 2);
+        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 2);
     }
 }

@@ -53,7 +53,8 @@ pub struct ImportedLayer {
     pub media_type: String,
     pub diff_id: Digest,
     pub chain_id: Digest,
-    /// The newest mtime (seconds) in the unpacked tree: a deterministic `created`.
+    /// The newest mtime (seconds) of a non-directory in the layer (0 when none): a
+    /// deterministic `created` for imports.
     pub newest_mtime: i64,
 }
 
@@ -77,9 +78,12 @@ fn newest_mtime(dir: &std::path::Path) -> i64 {
         };
         for e in rd.flatten() {
             if let Ok(m) = e.path().symlink_metadata() {
-                newest = newest.max(m.mtime());
+                // Directories the tar does not list get the current time from the
+                // unpacker: only non-directories count, so the result is deterministic.
                 if m.is_dir() {
                     todo.push(e.path());
+                } else {
+                    newest = newest.max(m.mtime());
                 }
             }
         }

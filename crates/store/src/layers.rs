@@ -248,6 +248,8 @@ mod tests {
         h.set_mode(0o644);
         h.set_size(data.len() as u64);
         h.set_mtime(1_600_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
         h.set_cksum();
         b.append_data(&mut h, name, data).unwrap();
         b.into_inner().unwrap()
@@ -258,7 +260,9 @@ mod tests {
         assert_eq!(layer.media_type, OCI_LAYER_GZIP);
         let diff = diff_override.unwrap_or(diff);
         let cfg = serde_json::json!({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[diff]}});
-        let m = s.put_image_raw(&serde_json::to_vec(&cfg).unwrap(), &[layer]).unwrap();
+        let m = s
+            .put_image_raw(&serde_json::to_vec(&cfg).unwrap(), &[layer])
+            .unwrap();
         s.resolve(&m.to_string()).unwrap()
     }
 
@@ -267,19 +271,32 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let s = Store::open(d.path().join("s")).unwrap();
         let img = image_of(&s, &tar_with("hello.txt", b"hi\n"), None);
-        let dirs = s.unpack_layers(&img, OwnerMode::Xattr, &UnpackLimits::default()).unwrap();
+        let dirs = s
+            .unpack_layers(&img, OwnerMode::Xattr, &UnpackLimits::default())
+            .unwrap();
         assert_eq!(std::fs::read(dirs[0].join("hello.txt")).unwrap(), b"hi\n");
         assert_eq!(s.owner_mode().unwrap(), Some(OwnerMode::Xattr));
         // Again: the same dir, nothing redone.
-        assert_eq!(s.unpack_layers(&img, OwnerMode::Xattr, &UnpackLimits::default()).unwrap(), dirs);
+        assert_eq!(
+            s.unpack_layers(&img, OwnerMode::Xattr, &UnpackLimits::default())
+                .unwrap(),
+            dirs
+        );
         // The other mode is refused rather than mixed.
-        let e = s.unpack_layers(&img, OwnerMode::Real, &UnpackLimits::default()).unwrap_err();
+        let e = s
+            .unpack_layers(&img, OwnerMode::Real, &UnpackLimits::default())
+            .unwrap_err();
         assert!(matches!(e, StoreError::OwnerModeMismatch { .. }), "{e:?}");
         assert!(s.fsck().unwrap().is_clean());
         // A config whose diff id lies is caught, and nothing is left behind.
         let bad = image_of(&s, &tar_with("other.txt", b"x"), Some(Digest::of(b"lie")));
-        let e = s.unpack_layers(&bad, OwnerMode::Xattr, &UnpackLimits::default()).unwrap_err();
-        assert!(format!("{e}: {:?}", std::error::Error::source(&e)).contains("hashes to"), "{e:?}");
+        let e = s
+            .unpack_layers(&bad, OwnerMode::Xattr, &UnpackLimits::default())
+            .unwrap_err();
+        assert!(
+            format!("{e}: {:?}", std::error::Error::source(&e)).contains("hashes to"),
+            "{e:?}"
+        );
         assert_eq!(std::fs::read_dir(s.layout().tmp()).unwrap().count(), 0);
         assert_eq!(s.unpacked_layers().unwrap().len(), 1);
     }

@@ -4,7 +4,7 @@
 //! ROOT/oci-layout                 {"imageLayoutVersion":"1.0.0"}   (OCI image layout)
 //! ROOT/index.json                 the image index; tags = ref.name annotations
 //! ROOT/blobs/sha256/<hex>         content-addressed blobs (manifests, configs, layers)
-//! ROOT/imago/tmp/<pid>-<n>-<what> temp files and dirs of running writers (gc removes those
+//! ROOT/imago/tmp/<pid>.<host>-…   temp files and dirs of running writers (gc removes those
 //!                                 of dead processes)
 //! ROOT/imago/locks/index.lock     flock around index.json read-modify-write
 //! ROOT/imago/locks/gc.lock        shared by writers (pins), exclusive for gc

@@ -64,8 +64,8 @@ pub struct PackStats {
 /// opaque dirs become `.wh.` entries). The root directory itself gets no entry.
 pub fn pack<W: Write>(dir: &Path, w: W, opts: &PackOptions) -> Result<PackStats, LayerError> {
     let root = open_root(dir)?;
-    let mut p = Packer::new(w, opts, false);
-    p.walk(&[root], b"")?;
+    let mut p = Packer::new(w, opts, false, vec![root]);
+    p.walk(&[0], b"", None)?;
     p.finish()
 }
 
@@ -81,8 +81,9 @@ pub fn flatten<W: Write, P: AsRef<Path>>(
     for l in layers.iter().rev() {
         roots.push(open_root(l.as_ref())?);
     }
-    let mut p = Packer::new(w, opts, true);
-    p.walk(&roots, b"")?;
+    let all: Vec<usize> = (0..roots.len()).collect();
+    let mut p = Packer::new(w, opts, true, roots);
+    p.walk(&all, b"", None)?;
     p.finish()
 }
 
@@ -108,7 +109,16 @@ impl<W: Write> Write for CountingWriter<W> {
     }
 }
 
+/// Directory fds the walk may keep open across a recursion (layers × depth); beyond
+/// it, a level's fds are closed while a child is walked and reopened after, so a deep
+/// tree over many layers never runs into RLIMIT_NOFILE (often a soft 1024).
+const FD_BUDGET: usize = 256;
+
 struct Packer<'o, W: Write> {
+    /// The layer roots, topmost first.
+    roots: Vec<OwnedFd>,
+    /// Directory fds currently held by the walk.
+    held: usize,
     w: CountingWriter<W>,
     opts: &'o PackOptions,
     flatten: bool,
@@ -135,8 +145,10 @@ fn is_whiteout(st: &rustix::fs::Stat) -> bool {
 }
 
 impl<'o, W: Write> Packer<'o, W> {
-    fn new(w: W, opts: &'o PackOptions, flatten: bool) -> Self {
+    fn new(w: W, opts: &'o PackOptions, flatten: bool, roots: Vec<OwnedFd>) -> Self {
         Self {
+            roots,
+            held: 0,
             w: CountingWriter { inner: w, n: 0 },
             opts,
             flatten,
@@ -144,6 +156,23 @@ impl<'o, W: Write> Packer<'o, W> {
             stats: PackStats::default(),
             buf: vec![0u8; 128 * 1024],
         }
+    }
+
+    /// Open directory `prefix` (a tar prefix: empty or `a/b/`) in each of `layers`,
+    /// never through a symlink.
+    fn open_level(&self, layers: &[usize], prefix: &[u8]) -> Result<Vec<OwnedFd>, LayerError> {
+        let shown = || String::from_utf8_lossy(prefix).into_owned();
+        let mut out = Vec::with_capacity(layers.len());
+        for &l in layers {
+            let mut cur = fsops::open_child_dir(&self.roots[l], b".")
+                .map_err(|e| LayerError::fs("open directory", shown(), e))?;
+            for part in prefix.split(|b| *b == b'/').filter(|p| !p.is_empty()) {
+                cur = fsops::open_child_dir(&cur, part)
+                    .map_err(|e| LayerError::fs("open directory", shown(), e))?;
+            }
+            out.push(cur);
+        }
+        Ok(out)
     }
 
     fn finish(mut self) -> Result<PackStats, LayerError> {
@@ -181,10 +210,32 @@ impl<'o, W: Write> Packer<'o, W> {
 
     /// Emit the children of the directory whose layers (topmost first) are `dirs`, under
     /// the tar prefix `prefix` (empty or ending in `/`).
-    fn walk(&mut self, dirs: &[OwnedFd], prefix: &[u8]) -> Result<(), LayerError> {
+    fn walk(
+        &mut self,
+        layers: &[usize],
+        prefix: &[u8],
+        opened: Option<Vec<OwnedFd>>,
+    ) -> Result<(), LayerError> {
+        let mut dirs = match opened {
+            Some(d) => d,
+            None => self.open_level(layers, prefix)?,
+        };
+        self.held += dirs.len();
+        let r = self.walk_open(layers, &mut dirs, prefix);
+        self.held = self.held.saturating_sub(dirs.len());
+        r
+    }
+
+    /// `walk` with the level's fds open (`dirs[k]` is layer `layers[k]`).
+    fn walk_open(
+        &mut self,
+        layers: &[usize],
+        dirs: &mut Vec<OwnedFd>,
+        prefix: &[u8],
+    ) -> Result<(), LayerError> {
         let shown_dir = || String::from_utf8_lossy(prefix).into_owned();
         let mut names = BTreeSet::new();
-        for d in dirs {
+        for d in dirs.iter() {
             for n in
                 fsops::list_dir(d).map_err(|e| LayerError::fs("read directory", shown_dir(), e))?
             {
@@ -247,9 +298,7 @@ impl<'o, W: Write> Packer<'o, W> {
                     dpath.push(b'/');
                     self.emit(&dpath, &item, None)?;
                     let opaque = self.opaque(top, &name);
-                    let child = fsops::open_child_dir(top, &name)
-                        .map_err(|e| LayerError::fs("open directory", shown.clone(), e))?;
-                    let mut children = vec![child];
+                    let mut children = vec![layers[i]];
                     if !self.flatten && opaque {
                         let mut o = dpath.clone();
                         o.extend_from_slice(whiteout::OPAQUE.as_bytes());
@@ -269,15 +318,11 @@ impl<'o, W: Write> Packer<'o, W> {
                     }
                     if self.flatten && !opaque {
                         // Lower layers show through while they also have a directory here.
-                        for lower in &dirs[i + 1..] {
+                        for (k, lower) in dirs.iter().enumerate().skip(i + 1) {
                             match fsops::lstat_at(lower, &c) {
                                 Ok(Some(lst)) if fsops::file_type(&lst) == FileType::Directory => {
-                                    let fd = fsops::open_child_dir(lower, &name).map_err(|e| {
-                                        LayerError::fs("open directory", shown.clone(), e)
-                                    })?;
-                                    let stop = self.opaque(lower, &name);
-                                    children.push(fd);
-                                    if stop {
+                                    children.push(layers[k]);
+                                    if self.opaque(lower, &name) {
                                         break;
                                     }
                                 }
@@ -285,7 +330,27 @@ impl<'o, W: Write> Packer<'o, W> {
                             }
                         }
                     }
-                    self.walk(&children, &dpath)?;
+                    if self.held + children.len() > FD_BUDGET {
+                        // Close this level while the child is walked; reopen after.
+                        self.held = self.held.saturating_sub(dirs.len());
+                        dirs.clear();
+                        let r = self.walk(&children, &dpath, None);
+                        *dirs = self.open_level(layers, prefix)?;
+                        self.held += dirs.len();
+                        r?;
+                    } else {
+                        // Open the children from this level's fds (cheaper than from the roots).
+                        let mut fds = Vec::with_capacity(children.len());
+                        for l in &children {
+                            let k = layers.iter().position(|x| x == l).unwrap_or(i);
+                            fds.push(
+                                fsops::open_child_dir(&dirs[k], &name).map_err(|e| {
+                                    LayerError::fs("open directory", shown.clone(), e)
+                                })?,
+                            );
+                        }
+                        self.walk(&children, &dpath, Some(fds))?;
+                    }
                 }
                 FileType::RegularFile => {
                     let key = (st.st_dev, st.st_ino);

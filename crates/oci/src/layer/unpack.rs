@@ -317,9 +317,17 @@ impl Unpacker<'_> {
                         0,
                     )
                     .map_err(|e| LayerError::Whiteout {
-                        path: shown,
+                        path: shown.clone(),
                         source: e.into(),
                     })?;
+                    // The entry's mtime, so that packing the dir again is reproducible.
+                    let meta = self.meta(entry, &shown)?;
+                    let times = Timestamps {
+                        last_access: meta.atime,
+                        last_modification: meta.mtime,
+                    };
+                    rustix::fs::utimensat(&dir, c.as_c_str(), &times, AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(|e| LayerError::fs("set times of", shown, e))?;
                     self.stats.whiteouts += 1;
                     return Ok(());
                 }
