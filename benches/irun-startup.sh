@@ -35,6 +35,9 @@ cp "$IRUN" "$W/irun"; chmod 755 "$W/irun"
 "$REPO/scripts/make-busybox-rootfs.sh" "$W/busybox.tar"
 install -d "$W/rootfs"; tar -C "$W/rootfs" -xf "$W/busybox.tar"   # root-owned, read-only for $U
 chmod 755 "$W/rootfs"
+# irun --rootfs needs a root its container's uid 0 owns (files of unmapped ids cannot be
+# shadowed in the upper dir): a copy owned by the user.
+cp -a "$W/rootfs" "$W/rootfs-user"; chown -R "$U:$GID_" "$W/rootfs-user"
 # OCI layout (umoci), then into imago's store (an OCI layout itself) and podman's storage.
 ( umoci init --layout "$W/oci" && umoci new --image "$W/oci:latest" &&
   umoci raw add-layer --image "$W/oci:latest" "$W/busybox.tar" &&
@@ -71,8 +74,9 @@ R=$W/results; install -d -o "$U" -g "$GID_" "$R"
 declare -a IDS DESCS
 bench() { # bench ID "DESCRIPTION" RUNS -- COMMAND...
   local id=$1 desc=$2 runs=$3; shift 4
+  local warm=10; [ "$runs" -lt 20 ] && warm=1
   log "$id: $*"
-  if asu hyperfine -N --style none --warmup 10 --runs "$runs" --export-json "$R/$id.json" "$*" >"$W/logs/$id.log" 2>&1; then
+  if asu hyperfine -N --style none --warmup "$warm" --runs "$runs" --export-json "$R/$id.json" "$*" >"$W/logs/$id.log" 2>&1; then
     IDS+=("$id"); DESCS+=("$desc")
   else
     IDS+=("$id"); DESCS+=("$desc [n/a: $(tail -1 "$W/logs/$id.log" | cut -c1-80)]")
@@ -80,7 +84,7 @@ bench() { # bench ID "DESCRIPTION" RUNS -- COMMAND...
 }
 bench floor "unshare -Urmpf --mount-proc chroot ROOTFS /bin/true (floor)" "$RUNS" -- unshare -Urmpf --mount-proc chroot "$W/rootfs" /bin/true
 bench irun "irun --rm busybox true (overlay, userns+mnt+pid+uts+ipc, seccomp, caps, init)" "$RUNS" -- "$W/irun" --rm busybox true
-bench irun-rootfs "irun --rm --rootfs ROOTFS true (same, no store lookup)" "$RUNS" -- "$W/irun" --rm --rootfs "$W/rootfs" true
+bench irun-rootfs "irun --rm --rootfs ROOTFS true (same, no store lookup)" "$RUNS" -- "$W/irun" --rm --rootfs "$W/rootfs-user" true
 bench irun-noinit "irun --rm --no-init busybox true" "$RUNS" -- "$W/irun" --rm --no-init busybox true
 command -v ch-run >/dev/null && bench ch-run "ch-run ROOTFS -- true (charliecloud, no overlay)" "$RUNS" -- ch-run "$W/rootfs" -- true
 [ $CRUN_OK = 1 ] && command -v crun >/dev/null && bench crun "crun run (rootless bundle, no overlay)" "$RUNS" -- crun --root "$W/run/crun" run -b "$W/bundle" bench-crun

@@ -889,3 +889,30 @@ fn ibuild_image_saved_runs_in_podman_like_in_irun() {
         );
     }
 }
+
+#[test]
+fn e57_from_pulls_a_missing_base_from_its_registry() {
+    use crate::registry_support::{Auth, Registry};
+    if !crate::ibuild_support::have("docker-registry") {
+        eprintln!("SKIP: docker-registry not installed");
+        return;
+    }
+    for user in users() {
+        let env = env_with_busybox(user);
+        let reg = Registry::start(&env.path("registry"), Auth::None, None);
+        let repo = format!("{}/base/busybox:1", reg.addr);
+        env.cmd("ipush").args(["-q", "busybox", &repo]).ok();
+        // A second store without the base: FROM pulls it (a tag means that tag).
+        let clean = env.mkdir("store2");
+        context(&env, "pull", &[("Dockerfile", &format!("FROM {repo}\nRUN echo pulled > /p\n"))]);
+        let mut c = env.cmd("ibuild").args(["-t", "pulled"]).arg(env.path("pull")).env("IMAGO_ROOT", &clean);
+        c.command().current_dir(env.path("pull"));
+        c.ok();
+        let store = imago_store::Store::open(&clean).expect("store2");
+        assert!(store.resolve(&repo).is_ok(), "the base was pulled into the store");
+        assert!(store.resolve("pulled").is_ok());
+        // Missing and not pullable: a clear error naming the line.
+        context(&env, "nopull", &[("Dockerfile", &format!("FROM {}/nothere:1\n", reg.addr))]);
+        ibuild(&env, "nopull", &[]).fails_with("line 1");
+    }
+}

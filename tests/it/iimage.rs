@@ -88,7 +88,7 @@ fn import_ls_tag_save_and_interop_with_podman_and_skopeo() {
                 .ok();
             assert_eq!(o.stdout().trim(), id, "{o}");
         } else {
-            eprintln!("SKIP: skopeo not installed: skopeo interop not checked");
+            imago_it::skip("skopeo not installed: skopeo interop not checked");
         }
 
         // save → podman load → podman run.
@@ -120,7 +120,7 @@ fn import_ls_tag_save_and_interop_with_podman_and_skopeo() {
             fsck_clean(&env);
         }
         if !have("podman") {
-            eprintln!("SKIP: podman not installed: podman load not checked");
+            imago_it::skip("podman not installed: podman load not checked");
             continue;
         }
         podman(&env).args(["load", "-q", "-i"]).arg(&saved).ok();
@@ -167,7 +167,7 @@ fn import_ls_tag_save_and_interop_with_podman_and_skopeo() {
                 .contains("cgroups in hybrid mode not supported")
         {
             // A host precondition, not our image: scripts/setup-host.sh moves hugetlb to v1.
-            eprintln!("SKIP: [{}] podman cannot run containers on this host (cgroup hybrid layout; run scripts/setup-host.sh): {}", user.name(), out.stderr().trim());
+            imago_it::skip(&format!("[{}] podman cannot run containers on this host (cgroup hybrid layout; run scripts/setup-host.sh): {}", user.name(), out.stderr().trim()));
             continue;
         }
         assert!(

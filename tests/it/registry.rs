@@ -20,16 +20,15 @@ use crate::registry_support::{
 fn tools_present(extra: &[&str]) -> bool {
     for t in ["docker-registry", "skopeo"].iter().chain(extra) {
         if !have(t) {
-            eprintln!("SKIP: `{t}` is not installed (apt-get install docker-registry skopeo apache2-utils openssl)");
+            imago_it::skip(&format!("`{t}` is not installed (apt-get install docker-registry skopeo apache2-utils openssl)"));
             return false;
         }
     }
     true
 }
 
-/// One of our programs as `env`'s user. XDG_CONFIG_HOME is set explicitly because
-/// `runuser` resets HOME to the passwd entry (see coord/requests.md): credentials and
-/// certs.d then stay in this test's scratch home.
+/// One of our programs as `env`'s user, with XDG_CONFIG_HOME pinned to the scratch home
+/// too (credentials and certs.d must never reach the user's real home).
 fn ic(env: &Env, program: &str) -> imago_it::Cmd {
     env.cmd(program)
         .env("XDG_CONFIG_HOME", env.home().join(".config"))
@@ -114,7 +113,7 @@ fn htpasswd_login_push_head_skip_mount_pull_logout() {
             ic(&env, "itag").args(["busybox", &repo]).ok();
             ic(&env, "ipush").arg(&repo).ok()
         } else {
-            eprintln!("SKIP (part): itag is not built; pushing with `ipush busybox REPO`");
+            imago_it::skip("(part) itag is not built; pushing with `ipush busybox REPO`");
             ic(&env, "ipush").args(["busybox", &repo]).ok()
         };
         let digest = first.stdout().trim().to_owned();
@@ -366,7 +365,7 @@ fn skopeo_copy_then_ipull_then_run() {
         .to_owned();
     let irun = imago_it::bin_dir().join("irun").exists();
     if !irun {
-        eprintln!("SKIP (part): irun is not built; checking the pulled image with skopeo only");
+        imago_it::skip("(part) irun is not built; checking the pulled image with skopeo only");
     }
     for user in users() {
         let env = Env::new(user);

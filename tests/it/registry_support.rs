@@ -75,10 +75,16 @@ pub struct Registry {
 impl Registry {
     /// Start one in `dir` (created). Optionally with TLS (`cert`, `key` PEM files).
     pub fn start(dir: &Path, auth: Auth, tls: Option<(&Path, &Path)>) -> Registry {
+        Self::start_try(dir, &auth, tls, 3)
+    }
+
+    /// One try on a fresh port; another port when the registry dies before listening
+    /// (the port was taken between our probe and its bind).
+    fn start_try(dir: &Path, auth: &Auth, tls: Option<(&Path, &Path)>, tries: u32) -> Registry {
         std::fs::create_dir_all(dir).expect("registry dir");
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
-        let auth_yaml = match &auth {
+        let auth_yaml = match auth {
             Auth::None => String::new(),
             Auth::Htpasswd { user, password } => {
                 let out = Command::new("htpasswd").args(["-Bbn", user, password]).output().expect("run htpasswd");
@@ -120,8 +126,16 @@ impl Registry {
             dir: dir.to_owned(),
             _proc: Proc(child),
         };
+        let mut reg = reg;
         let deadline = Instant::now() + Duration::from_secs(15);
         while TcpStream::connect(&addr).is_err() {
+            if tries > 1 && reg._proc.0.try_wait().is_ok_and(|st| st.is_some()) {
+                eprintln!(
+                    "docker-registry exited before listening on {addr}; another port: {}",
+                    reg.log()
+                );
+                return Self::start_try(dir, auth, tls, tries - 1);
+            }
             assert!(
                 Instant::now() < deadline,
                 "docker-registry did not listen on {addr}: {}",

@@ -43,7 +43,7 @@ struct Opts {
     /// Network for RUN steps
     #[arg(long, value_name = "MODE", default_value = "host", value_parser = ["host", "none", "private", "default"])]
     network: String,
-    /// Always pull base images (accepted; pulling during builds is not supported yet)
+    /// Always pull base images from their registry (default: only when missing from the store)
     #[arg(long)]
     pull: bool,
     /// Target platform (only this machine's platform is supported)
@@ -281,6 +281,7 @@ fn run(opts: &Opts) -> Result<(), Error> {
         source_date_epoch: opts.source_date_epoch,
         secrets,
         quiet: opts.quiet,
+        pull: opts.pull,
     };
     let mut sink: Box<dyn Sink> = if opts.quiet {
         Box::new(imago_build::events::Quiet)

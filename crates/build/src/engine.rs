@@ -72,6 +72,8 @@ pub struct BuildOptions {
     pub secrets: BTreeMap<String, PathBuf>,
     /// `-q`: RUN output is discarded.
     pub quiet: bool,
+    /// `--pull`: pull base images even when the store has them.
+    pub pull: bool,
 }
 
 /// The result of a build.
@@ -102,12 +104,19 @@ pub enum BuildError {
         #[source]
         source: Box<StepError>,
     },
-    #[error("FROM {reference} (line {line}): image not found in the store (pulling during builds is not supported yet: `ipull {reference}` or `iimage import` it first)")]
+    #[error("FROM {reference} (line {line}): image not found in the store, and `{reference}` is not a pullable reference")]
     BaseNotFound {
         reference: String,
         line: usize,
         #[source]
         source: imago_store::StoreError,
+    },
+    #[error("FROM {reference} (line {line}): not in the store, and pulling it failed")]
+    Pull {
+        reference: String,
+        line: usize,
+        #[source]
+        source: imago_registry::RegistryError,
     },
     #[error("store")]
     Store(#[from] imago_store::StoreError),
@@ -399,14 +408,10 @@ fn build_stage(
             s
         }
         Source::Image(r) => {
-            let img = cx
-                .store
-                .resolve(&r)
-                .map_err(|source| BuildError::BaseNotFound {
-                    reference: r.clone(),
-                    line,
-                    source,
-                })?;
+            let img = resolve_or_pull(cx, &r, sink).map_err(|e| match e {
+                Fetch::Store(source) => BuildError::BaseNotFound { reference: r.clone(), line, source },
+                Fetch::Pull(source) => BuildError::Pull { reference: r.clone(), line, source },
+            })?;
             state_of_image(&img)?
         }
     };
@@ -438,6 +443,35 @@ fn build_stage(
         )?;
     }
     Ok(state)
+}
+
+/// Why a base image could not be had.
+enum Fetch {
+    Store(imago_store::StoreError),
+    Pull(imago_registry::RegistryError),
+}
+
+/// A base image from the store; pulled from its registry first when it is missing, or
+/// always with `--pull` (issue 5 item 2).
+fn resolve_or_pull(cx: &Ctx<'_>, r: &str, sink: &mut dyn Sink) -> Result<Image, Fetch> {
+    if !cx.opts.pull {
+        match cx.store.resolve(r) {
+            Ok(img) => return Ok(img),
+            Err(imago_store::StoreError::ImageNotFound { .. }) => {}
+            Err(e) => return Err(Fetch::Store(e)),
+        }
+    }
+    let reference = match imago_oci::Reference::parse(r) {
+        Ok(x) => x,
+        Err(_) => return cx.store.resolve(r).map_err(Fetch::Store),
+    };
+    sink.event(Event::Warning(format!("pulling {reference}")));
+    match imago_registry::pull_image(cx.store, &reference, &imago_registry::NoEvents) {
+        Ok(_) => cx.store.resolve(r).map_err(Fetch::Store),
+        // With --pull, an image we already have is still usable when the registry is not.
+        Err(e) if cx.opts.pull => cx.store.resolve(r).map_err(|_| Fetch::Pull(e)),
+        Err(e) => Err(Fetch::Pull(e)),
+    }
 }
 
 /// The state at a stored image.
@@ -1510,7 +1544,16 @@ fn mount_for(
                 .join("imago")
                 .join("build-cache-mounts")
                 .join(format!("{safe}-{}", &Digest::of(id.as_bytes()).hex()[..12]));
-            std::fs::create_dir_all(&host).map_err(io_err("create", &host))?;
+            if !host.is_dir() {
+                std::fs::create_dir_all(&host).map_err(io_err("create", &host))?;
+                // uid/gid/mode of a new cache dir (108), set inside the mapping.
+                if m.uid.is_some() || m.gid.is_some() || m.mode.is_some() {
+                    let (h, uid, gid, perm, mode) = (host.clone(), m.uid.unwrap_or(0), m.gid.unwrap_or(0), m.mode.unwrap_or(0o755), cx.mode);
+                    run_in_mapping(&cx.map, move || -> Result<(), StepError> {
+                        fsview::set_owner(&h, Kind::Dir, uid, gid, perm, mode).map_err(io_err("chown", &h))
+                    })?;
+                }
+            }
             Ok(UserMount::Bind {
                 src: host,
                 dst: target("/"),

@@ -35,9 +35,12 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
 
 /// Print one value as pretty JSON on stdout.
 pub fn print_json<T: serde::Serialize>(value: &T) -> io::Result<()> {
+    // Render first, then write: a closed pipe then surfaces as io::ErrorKind::BrokenPipe
+    // (which `report` turns into exit 0) instead of hiding inside a serde_json error.
+    let mut text = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+    text.push(b'\n');
     let mut out = io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value).map_err(io::Error::other)?;
-    writeln!(out)?;
+    out.write_all(&text)?;
     out.flush()
 }
 

@@ -252,7 +252,8 @@ fn fetch_blob(
     let url = client.url(&format!("/v2/{repo}/blobs/{}", desc.digest));
     events.blob_start(&desc.digest, desc.size, kind);
     let attempts = 5;
-    for attempt in 0.. {
+    let mut attempt = 0;
+    loop {
         let req = Request {
             method: "GET",
             url: url.clone(),
@@ -292,6 +293,7 @@ fn fetch_blob(
             {
                 events.note(&format!("{}: {e}; retrying", desc.digest.short()));
                 std::thread::sleep(std::time::Duration::from_millis(200 << attempt));
+                attempt += 1;
             }
             Err(LayoutError::SizeMismatch {
                 digest,
@@ -308,5 +310,4 @@ fn fetch_blob(
             Err(e) => return Err(e.into()),
         }
     }
-    unreachable!("the loop returns on its last attempt")
 }

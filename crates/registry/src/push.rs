@@ -435,7 +435,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn start_session(&self) -> Result<(String, Option<u64>), RegistryError> {
+    fn start_session(&self, digest: &Digest) -> Result<(String, Option<u64>), RegistryError> {
         let scope = self.scope(&[]);
         let url = self
             .client
@@ -456,7 +456,7 @@ impl Ctx<'_> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok());
         let loc = location(&url, &resp)
-            .ok_or_else(|| self.upload_err(&Digest::of(b""), "202 without a Location header"))?;
+            .ok_or_else(|| self.upload_err(digest, "202 without a Location header"))?;
         Ok((loc, min))
     }
 
@@ -476,7 +476,7 @@ impl Ctx<'_> {
         for _ in 0..3 {
             let (loc, min) = match session.take() {
                 Some(l) => (l, None),
-                None => self.start_session()?,
+                None => self.start_session(&b.digest)?,
             };
             match self.upload_in(b, &path, loc, min) {
                 Ok(()) => return Ok(()),

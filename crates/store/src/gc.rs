@@ -42,6 +42,9 @@ pub struct GcReport {
     pub temp_removed: usize,
     #[serde(default)]
     pub cache_removed: usize,
+    /// Unreferenced unpacked layers kept because a container holds them.
+    #[serde(default)]
+    pub layers_in_use: usize,
 }
 
 /// Temp entries made on another host are removed only after this long.
@@ -168,9 +171,14 @@ impl Store {
             if !opts.all_layers && chains.contains(&chain) {
                 continue;
             }
+            let from = self.layout.layer(&chain);
+            // A running container holds its layers (Store::hold_layers): keep those.
+            let Some(_busy_check) = lock::try_exclusive(&from)? else {
+                report.layers_in_use += 1;
+                continue;
+            };
             if !opts.dry_run {
                 // Rename first so a half-removed layer never looks unpacked.
-                let from = self.layout.layer(&chain);
                 let to = self.temp_path("gc-layer");
                 std::fs::rename(&from, &to).ctx("move away", &from)?;
                 fsutil::remove_tree(&to)?;

@@ -62,6 +62,14 @@ pub struct UnpackLimits {
     pub allow_devices: bool,
 }
 
+/// Unpacked layers a running container uses: gc keeps them while this is held (a
+/// shared flock on each layer's directory). Hold it in the process that lives as long
+/// as the container (e.g. its monitor); a forked child shares it.
+#[derive(Debug)]
+pub struct LayerHold {
+    _guards: Vec<crate::lock::LockGuard>,
+}
+
 /// `layer.json` beside an unpacked layer.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct LayerMeta {
@@ -102,6 +110,27 @@ impl Store {
     /// Record `mode` as the store's ownership mode, or fail when it has the other one.
     pub(crate) fn ensure_mode_pub(&self, mode: OwnerMode) -> Result<()> {
         self.ensure_mode(mode)
+    }
+
+    /// Keep the unpacked layers `chain_ids` from gc until the hold is dropped. Fails with
+    /// [`StoreError::Other`] naming a layer that is not unpacked (unpack first).
+    pub fn hold_layers(&self, chain_ids: &[Digest]) -> Result<LayerHold> {
+        let mut guards = Vec::with_capacity(chain_ids.len());
+        for c in chain_ids {
+            if self.layer_dir(c).is_none() {
+                return Err(StoreError::Other {
+                    what: format!("layer {c} is not unpacked, so it cannot be held"),
+                });
+            }
+            guards.push(crate::lock::shared_on(&self.layout.layer(c))?);
+            // gc may have moved it away between the check and the lock.
+            if self.layer_dir(c).is_none() {
+                return Err(StoreError::Other {
+                    what: format!("layer {c} was collected while being held; unpack again"),
+                });
+            }
+        }
+        Ok(LayerHold { _guards: guards })
     }
 
     /// The unpacked tree of a layer, when it is unpacked.
@@ -299,5 +328,15 @@ mod tests {
         );
         assert_eq!(std::fs::read_dir(s.layout().tmp()).unwrap().count(), 0);
         assert_eq!(s.unpacked_layers().unwrap().len(), 1);
+        // A held layer survives a gc that would take it; released, it goes.
+        let chain = img.chain_ids().unwrap();
+        s.remove_image(&img.manifest_digest.to_string(), true)
+            .unwrap();
+        let hold = s.hold_layers(&chain).unwrap();
+        let g = s.gc(&crate::GcOptions::default()).unwrap();
+        assert_eq!((g.layers_removed.len(), g.layers_in_use), (0, 1));
+        drop(hold);
+        let g = s.gc(&crate::GcOptions::default()).unwrap();
+        assert_eq!(g.layers_removed, chain);
     }
 }

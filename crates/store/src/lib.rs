@@ -38,6 +38,8 @@
 //!   Vec<PathBuf>` (diff dirs bottom → top; diff ids verified; rootless Real: call it
 //!   inside the user namespace), `layer_dir(&chain_id) -> Option<PathBuf>`,
 //!   `layer_meta`, `unpacked_layers()`, `owner_mode()`. [`OwnerMode`] {Real, Xattr}.
+//!   `hold_layers(&[chain_id]) -> LayerHold`: a running container's layers stay through
+//!   gc while the hold lives (shared flock on each layer dir; gc skips busy ones).
 //! - Import ([`import`]): `put_layer_tar(uncompressed tar) -> (LayerRef, diff_id)`
 //!   (gzip fast level, both digests in one pass), `import_layer(tar, parent_chain,
 //!   OwnerMode, &UnpackLimits) -> ImportedLayer` (store + unpack in one pass; refused
@@ -78,7 +80,7 @@ pub use images::{
 };
 pub use import::ImportedLayer;
 pub use index::{IndexEntry, IndexFile, REF_NAME};
-pub use layers::{LayerMeta, OwnerMode, UnpackLimits};
+pub use layers::{LayerHold, LayerMeta, OwnerMode, UnpackLimits};
 pub use layout::Layout;
 pub use names::ImageName;
 pub use store::{Pin, Store};

@@ -51,6 +51,37 @@ pub fn exclusive(path: &Path) -> Result<LockGuard> {
     take(path, FlockOperation::LockExclusive)
 }
 
+/// Take `path` exclusively if nobody holds it; `Ok(None)` when it is busy.
+pub fn try_exclusive(path: &Path) -> Result<Option<LockGuard>> {
+    let file = std::fs::File::open(path).map_err(|e| StoreError::io("open", path, e))?;
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(LockGuard { _file: file })),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(StoreError::Lock {
+            path: path.into(),
+            source: e.into(),
+        }),
+    }
+}
+
+/// Hold `path` (a file or a directory) shared, blocking while someone holds it
+/// exclusively.
+pub fn shared_on(path: &Path) -> Result<LockGuard> {
+    let file = std::fs::File::open(path).map_err(|e| StoreError::io("open", path, e))?;
+    loop {
+        match flock(&file, FlockOperation::LockShared) {
+            Ok(()) => return Ok(LockGuard { _file: file }),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => {
+                return Err(StoreError::Lock {
+                    path: path.into(),
+                    source: e.into(),
+                })
+            }
+        }
+    }
+}
+
 /// Block until we hold `path` shared.
 pub fn shared(path: &Path) -> Result<LockGuard> {
     take(path, FlockOperation::LockShared)

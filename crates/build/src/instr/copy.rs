@@ -792,7 +792,10 @@ mod tests {
             gid: me.1,
             ..nd
         };
-        apply(&items, &f.out, &below, nd, OwnerMode::Real)?;
+        // Unprivileged (outside any mapping) only our own ids exist: record ownership in
+        // the override xattr, as a single-id mapping does.
+        let mode = if me.0 == 0 { OwnerMode::Real } else { OwnerMode::Xattr };
+        apply(&items, &f.out, &below, nd, mode)?;
         let mut m = BTreeMap::new();
         walk(&f.out, &f.out, &mut m);
         Ok(m)
