@@ -193,7 +193,7 @@ fn e54_empty_from_fails() {
 }
 
 #[test]
-fn e56_copy_from_sibling_copies_files_not_config() {
+fn e56_f63_copy_from_sibling_files_not_config_relative_to_stage_root() {
     for user in users() {
         let env = env_with_busybox(user);
         context(
@@ -208,6 +208,19 @@ fn e56_copy_from_sibling_copies_files_not_config() {
         ibuild(&env, "sib", &["-t", "sib"]).success();
         assert_eq!(config(&env, "sib")["config"]["Labels"]["marker"], "base");
         assert_eq!(find(&env, "sib", "s").unwrap().data, b"s\n");
+        // F63: a relative source of COPY --from is taken from the stage's root, not its
+        // WORKDIR; a relative destination is under the current WORKDIR.
+        context(
+            &env,
+            "rel",
+            &[(
+                "Dockerfile",
+                "FROM busybox AS a\nRUN mkdir -p /w && echo root > /f && echo wd > /w/f\nWORKDIR /w\n\
+                 FROM busybox\nWORKDIR /dst\nCOPY --from=a f got\n",
+            )],
+        );
+        ibuild(&env, "rel", &["-t", "rel"]).success();
+        assert_eq!(find(&env, "rel", "dst/got").unwrap().data, b"root\n");
     }
 }
 
@@ -480,7 +493,8 @@ fn j108_run_mounts_cache_tmpfs_bind() {
                     "Dockerfile",
                     "FROM busybox\nRUN --mount=type=cache,target=/cache echo x >> /cache/log && wc -l < /cache/log > /count\n\
                      RUN --mount=type=tmpfs,target=/scratch touch /scratch/t && ls /scratch > /seen\n\
-                     RUN --mount=target=/ctx cat /ctx/data > /copied\n",
+                     RUN --mount=target=/ctx cat /ctx/data > /copied\n\
+                     RUN --mount=type=cache,target=/c2,uid=33,gid=33,mode=0751 stat -c '%u %g %a' /c2 > /cstat\n",
                 ),
                 ("data", "from-context"),
             ],
@@ -492,6 +506,9 @@ fn j108_run_mounts_cache_tmpfs_bind() {
             find(&env, "mnt", "scratch/t").is_none(),
             "tmpfs content is not in a layer"
         );
+        if has_subids(user) {
+            assert_eq!(find(&env, "mnt", "cstat").unwrap().data, b"33 33 751\n");
+        }
         // The cache mount persists across builds (a --no-cache rebuild runs it again).
         ibuild(&env, "mnt", &["-t", "mnt", "--no-cache"]).success();
         assert_eq!(find(&env, "mnt", "count").unwrap().data, b"2\n");
@@ -529,7 +546,7 @@ fn j109_secret_never_in_a_layer() {
 }
 
 #[test]
-fn k117_onbuild_triggers_run_once() {
+fn k117_k118_onbuild_triggers_run_once() {
     for user in users() {
         let env = env_with_busybox(user);
         context(
@@ -550,6 +567,18 @@ fn k117_onbuild_triggers_run_once() {
         );
         ibuild(&env, "ob3", &["-t", "ob-grand"]).success();
         assert_eq!(find(&env, "ob-grand", "foo").unwrap().data, b"11");
+        // K118: in one Dockerfile, `FROM base AS mid` runs base's triggers once and a
+        // stage FROM mid does not run them again.
+        context(
+            &env,
+            "ob4",
+            &[(
+                "Dockerfile",
+                "FROM busybox AS base\nONBUILD RUN echo -n x >> /t\nFROM base AS mid\nFROM mid\nRUN cat /t > /seen\n",
+            )],
+        );
+        ibuild(&env, "ob4", &["-t", "ob4"]).success();
+        assert_eq!(find(&env, "ob4", "seen").unwrap().data, b"x");
         assert!(config(&env, "ob-child")["config"].get("OnBuild").is_none());
     }
 }
@@ -904,15 +933,151 @@ fn e57_from_pulls_a_missing_base_from_its_registry() {
         env.cmd("ipush").args(["-q", "busybox", &repo]).ok();
         // A second store without the base: FROM pulls it (a tag means that tag).
         let clean = env.mkdir("store2");
-        context(&env, "pull", &[("Dockerfile", &format!("FROM {repo}\nRUN echo pulled > /p\n"))]);
-        let mut c = env.cmd("ibuild").args(["-t", "pulled"]).arg(env.path("pull")).env("IMAGO_ROOT", &clean);
+        context(
+            &env,
+            "pull",
+            &[(
+                "Dockerfile",
+                &format!("FROM {repo}\nRUN echo pulled > /p\n"),
+            )],
+        );
+        let mut c = env
+            .cmd("ibuild")
+            .args(["-t", "pulled"])
+            .arg(env.path("pull"))
+            .env("IMAGO_ROOT", &clean);
         c.command().current_dir(env.path("pull"));
         c.ok();
         let store = imago_store::Store::open(&clean).expect("store2");
-        assert!(store.resolve(&repo).is_ok(), "the base was pulled into the store");
+        assert!(
+            store.resolve(&repo).is_ok(),
+            "the base was pulled into the store"
+        );
         assert!(store.resolve("pulled").is_ok());
         // Missing and not pullable: a clear error naming the line.
-        context(&env, "nopull", &[("Dockerfile", &format!("FROM {}/nothere:1\n", reg.addr))]);
+        context(
+            &env,
+            "nopull",
+            &[("Dockerfile", &format!("FROM {}/nothere:1\n", reg.addr))],
+        );
         ibuild(&env, "nopull", &[]).fails_with("line 1");
+    }
+}
+
+/// busybox httpd on a free loopback port, killed on drop.
+struct Httpd(std::process::Child, u16);
+
+impl Drop for Httpd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn httpd(dir: &std::path::Path) -> Httpd {
+    for _ in 0..5 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let child = std::process::Command::new("busybox")
+            .args(["httpd", "-f", "-p", &format!("127.0.0.1:{port}"), "-h"])
+            .arg(dir)
+            .spawn()
+            .expect("spawn busybox httpd");
+        let mut h = Httpd(child, port);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return h;
+            }
+            if h.0.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = h.0.kill();
+    }
+    panic!("busybox httpd did not start");
+}
+
+#[test]
+fn h94_h96_add_url_with_checksum() {
+    for user in users() {
+        let env = env_with_busybox(user);
+        let www = env.mkdir("www");
+        std::fs::write(www.join("file.txt"), "remote\n").expect("write");
+        let srv = httpd(&www);
+        let url = format!("http://127.0.0.1:{}/file.txt", srv.1);
+        let hex = imago_oci::Digest::of(b"remote\n").hex().to_string();
+        context(
+            &env,
+            "url",
+            &[(
+                "Dockerfile",
+                &format!(
+                    "FROM busybox\nADD {url} /dl/\nADD --checksum=sha256:{hex} {url} /named\nADD --chmod=755 {url} /x\n"
+                ),
+            )],
+        );
+        ibuild(&env, "url", &["-t", "url"]).success();
+        let dl = find(&env, "url", "dl/file.txt").expect("dl/file.txt");
+        assert_eq!((dl.data.as_slice(), dl.mode), (&b"remote\n"[..], 0o600));
+        assert_eq!(find(&env, "url", "named").expect("named").data, b"remote\n");
+        assert_eq!(find(&env, "url", "x").expect("x").mode, 0o755);
+        for (sum, err) in [
+            (format!("sha256:{}", "0".repeat(64)), "digest mismatch"),
+            ("md5:0123".to_string(), "unsupported digest algorithm"),
+            ("nocolon".to_string(), "invalid checksum digest format"),
+        ] {
+            context(
+                &env,
+                "bad",
+                &[(
+                    "Dockerfile",
+                    &format!("FROM busybox\nADD --checksum={sum} {url} /x\n"),
+                )],
+            );
+            ibuild(&env, "bad", &[]).fails_with(err);
+        }
+        context(
+            &env,
+            "local",
+            &[
+                (
+                    "Dockerfile",
+                    &format!("FROM busybox\nADD --checksum=sha256:{hex} f /x\n"),
+                ),
+                ("f", "f"),
+            ],
+        );
+        ibuild(&env, "local", &[]).fails_with("checksum requires HTTP(S) or Git sources");
+    }
+}
+
+#[test]
+fn j108_run_mount_bind_from_a_stage() {
+    for user in users() {
+        let env = env_with_busybox(user);
+        context(
+            &env,
+            "bfrom",
+            &[(
+                "Dockerfile",
+                "FROM busybox AS src\nRUN mkdir /out && echo from-stage > /out/s && rm /bin/vi\n\
+                 FROM busybox\nRUN --mount=type=bind,from=src,source=/out,target=/m cat /m/s > /got\n\
+                 RUN --mount=type=bind,from=src,target=/r,rw touch /r/written && ls /r/bin/vi 2>/dev/null > /vi || true\n",
+            )],
+        );
+        ibuild(&env, "bfrom", &["-t", "bfrom"]).success();
+        assert_eq!(
+            find(&env, "bfrom", "got").expect("got").data,
+            b"from-stage\n"
+        );
+        assert_eq!(
+            find(&env, "bfrom", "vi").expect("vi").data,
+            b"",
+            "the stage's whiteout applies"
+        );
+        assert!(find(&env, "bfrom", "r/written").is_none() && find(&env, "bfrom", "m").is_none());
     }
 }

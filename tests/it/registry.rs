@@ -480,6 +480,8 @@ fn faults_are_retried_and_digests_verified() {
             rule("POST", "/blobs/uploads/", Fault::Status(503, None), 1),
             rule("PATCH", "/blobs/uploads/", Fault::DropRequest, 1),
             rule("PATCH", "/blobs/uploads/", Fault::Status(413, None), 1),
+            // A lost upload session on the closing PUT: a fresh session from the start.
+            rule("PUT", "/blobs/uploads/", Fault::Status(404, None), 1),
             rule("PUT", "/manifests/", Fault::Status(500, None), 1),
         ]);
         // Small chunks force the PATCH path for the 1 MiB layer.

@@ -182,8 +182,10 @@ pub enum StepError {
     },
     #[error("pack layer")]
     Pack(#[from] imago_oci::layer::LayerError),
-    #[error("base image `{0}` not found in the store (pull or import it first)")]
+    #[error("image `{0}` not found in the store, and it is not a pullable reference")]
     NoImage(String),
+    #[error("pull `{0}`")]
+    Pull(String, #[source] imago_registry::RegistryError),
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StepError + 'a {
@@ -409,8 +411,16 @@ fn build_stage(
         }
         Source::Image(r) => {
             let img = resolve_or_pull(cx, &r, sink).map_err(|e| match e {
-                Fetch::Store(source) => BuildError::BaseNotFound { reference: r.clone(), line, source },
-                Fetch::Pull(source) => BuildError::Pull { reference: r.clone(), line, source },
+                Fetch::Store(source) => BuildError::BaseNotFound {
+                    reference: r.clone(),
+                    line,
+                    source,
+                },
+                Fetch::Pull(source) => BuildError::Pull {
+                    reference: r.clone(),
+                    line,
+                    source,
+                },
             })?;
             state_of_image(&img)?
         }
@@ -767,7 +777,7 @@ fn dispatch(
                 sink,
             );
         }
-        InstructionKind::Run(r) => return run_step(cx, state, r, n, sink),
+        InstructionKind::Run(r) => return run_step(cx, infos, i, states, state, r, n, sink),
     }
     Ok(false)
 }
@@ -1076,14 +1086,6 @@ fn ids_of(view: &LowerView, user: &str) -> Result<(u32, u32), StepError> {
     Ok((ids.uid, ids.gid))
 }
 
-/// A view of the build context for COPY sources.
-fn context_view(opts: &BuildOptions) -> LowerView {
-    LowerView {
-        dirs: vec![opts.context_dir.clone()],
-        mode: OwnerMode::Real,
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn copy_step(
     cx: &mut Ctx<'_>,
@@ -1094,9 +1096,38 @@ fn copy_step(
     from: Option<Source>,
     hist_sources: &[String],
     _n: usize,
-    _sink: &mut dyn Sink,
+    sink: &mut dyn Sink,
 ) -> Result<bool, StepError> {
     let history = meta::copy_history(spec.add, hist_sources, &spec.dest);
+    // ADD of URLs: download them into a temp dir that then serves as the context.
+    let mut url_dir: Option<TempTree> = None;
+    if spec.add && spec.sources.iter().any(|s| is_url(s)) {
+        if !spec.sources.iter().all(|s| is_url(s)) || from.is_some() {
+            return Err(StepError::Invalid(
+                "ADD cannot mix URL and local sources (yet): use one ADD per URL".into(),
+            ));
+        }
+        let dir = TempTree(cx.store.temp_path("add-url"));
+        std::fs::create_dir_all(&dir.0).map_err(io_err("create", &dir.0))?;
+        let mut names = Vec::new();
+        for u in &spec.sources {
+            names.push(fetch_url(u, &dir.0, spec.checksum.as_deref())?);
+        }
+        spec.sources = names;
+        spec.checksum = None;
+        // A URL is not extracted unless --unpack=true (94).
+        spec.unpack = Some(spec.unpack == Some(true));
+        url_dir = Some(dir);
+    }
+    let ctx_dir = url_dir
+        .as_ref()
+        .map(|d| d.0.clone())
+        .unwrap_or_else(|| cx.opts.context_dir.clone());
+    let ignore = if url_dir.is_some() {
+        None
+    } else {
+        cx.opts.ignore.clone()
+    };
     // The source: the context, a stage's layers or an image's layers.
     let (src_layers, src_key): (Option<Vec<LayerRef>>, String) = match &from {
         None => (None, String::new()),
@@ -1108,10 +1139,10 @@ fn copy_step(
             (Some(s.layers.clone()), s.key.clone())
         }
         Some(Source::Image(r)) => {
-            let img = cx
-                .store
-                .resolve(r)
-                .map_err(|_| StepError::NoImage(r.clone()))?;
+            let img = resolve_or_pull(cx, r, sink).map_err(|e| match e {
+                Fetch::Store(_) => StepError::NoImage(r.clone()),
+                Fetch::Pull(source) => StepError::Pull(r.clone(), source),
+            })?;
             let s = state_of_image(&img).map_err(|e| StepError::Invalid(e.to_string()))?;
             (Some(s.layers), s.key)
         }
@@ -1122,8 +1153,11 @@ fn copy_step(
         spec.chmod, spec.excludes, spec.parents, spec.unpack, spec.workdir
     );
     let sources_digest = if src_layers.is_none() {
-        let view = context_view(cx.opts);
-        let ig = cx.opts.ignore.clone();
+        let view = LowerView {
+            dirs: vec![ctx_dir.clone()],
+            mode: OwnerMode::Real,
+        };
+        let ig = ignore.clone();
         let ignored = move |p: &str| ig.as_ref().is_some_and(|i| i.is_excluded(p));
         let src = Sources {
             view: &view,
@@ -1149,8 +1183,6 @@ fn copy_step(
     let created = created(cx);
     let (store, mode, layers) = (cx.store, cx.mode, state.layers.clone());
     let epoch = cx.opts.source_date_epoch;
-    let ctx_dir = cx.opts.context_dir.clone();
-    let ignore = cx.opts.ignore.clone();
     spec.chown = None;
     let c = run_in_mapping(&cx.map, move || -> Result<Committed, StepError> {
         let lowers = unpack(store, &layers, mode)?;
@@ -1223,6 +1255,84 @@ fn copy_step(
     Ok(false)
 }
 
+/// A temp dir removed on drop (owned by the building user: no mapping needed).
+struct TempTree(PathBuf);
+
+impl Drop for TempTree {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn is_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://")
+}
+
+/// Download `url` into `dir` (ADD, 94/96): the file is named after the URL path's last
+/// segment, gets mode 0600 and the `Last-Modified` time; `--checksum` is verified.
+fn fetch_url(url: &str, dir: &Path, checksum: Option<&str>) -> Result<String, StepError> {
+    let want = match checksum {
+        None => None,
+        Some(c) => match c.split_once(':') {
+            None => {
+                return Err(StepError::Invalid(format!(
+                    "invalid checksum digest format: {c}"
+                )))
+            }
+            Some(("sha256", hex)) => Some(format!("sha256:{}", hex.to_ascii_lowercase())),
+            Some((alg, _)) => {
+                return Err(StepError::Invalid(format!(
+                    "unsupported digest algorithm: {alg}"
+                )))
+            }
+        },
+    };
+    let rest = url.split_once("://").map(|x| x.1).unwrap_or(url);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let path = rest.split(['?', '#']).next().unwrap_or(rest);
+    let name = path
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty() && !path.ends_with('/') && path.contains('/'))
+        .unwrap_or("download");
+    let fail = |what: String| StepError::Invalid(format!("download {url}: {what}"));
+    let agent = imago_registry::transport::agent_for(
+        authority,
+        &imago_registry::TransportOptions::default(),
+    )
+    .map_err(|e| fail(e.to_string()))?;
+    let resp = agent.get(url).call().map_err(|e| fail(e.to_string()))?;
+    if !resp.status().is_success() {
+        return Err(fail(format!("HTTP {}", resp.status())));
+    }
+    let modified = resp
+        .headers()
+        .get("last-modified")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| jiff::fmt::rfc2822::parse(t).ok())
+        .map(|z| z.timestamp().as_second());
+    let file = dir.join(name);
+    let mut out = std::fs::File::create(&file).map_err(io_err("create", &file))?;
+    let mut hw = HashWriter {
+        inner: &mut out,
+        hasher: imago_oci::Hasher::new(),
+    };
+    std::io::copy(&mut resp.into_body().into_reader(), &mut hw)
+        .map_err(io_err("download into", &file))?;
+    let got = hw.hasher.finish().to_string();
+    drop(out);
+    if let Some(w) = want {
+        if w != got {
+            return Err(fail(format!("digest mismatch: expected {w}, got {got}")));
+        }
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+        .map_err(io_err("chmod", &file))?;
+    fsview::set_mtime(&file, modified.unwrap_or(0)).map_err(io_err("set mtime", &file))?;
+    Ok(name.to_string())
+}
+
 /// The argv of a RUN, heredocs included (107).
 fn run_argv(config: &ImageConfig, r: &df::Run) -> Vec<String> {
     match &r.command {
@@ -1257,8 +1367,12 @@ fn run_argv(config: &ImageConfig, r: &df::Run) -> Vec<String> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_step(
     cx: &mut Ctx<'_>,
+    infos: &[StageInfo],
+    i: usize,
+    states: &BTreeMap<usize, State>,
     state: &mut State,
     r: &df::Run,
     _n: usize,
@@ -1284,12 +1398,41 @@ fn run_step(
         .iter()
         .map(|m| df::Mount::parse(m).map_err(StepError::Invalid))
         .collect::<Result<_, _>>()?;
+    // `--mount=type=bind,from=<stage|image>`: that state's layers, flattened later.
+    let mut from_layers: Vec<Option<Vec<LayerRef>>> = Vec::new();
+    let mut from_keys = String::new();
+    for m in &mounts {
+        let Some(f) = m.from.as_deref().filter(|_| m.kind == df::MountType::Bind) else {
+            from_layers.push(None);
+            continue;
+        };
+        let (layers, key) = match stage::resolve_from(infos, i, f, 0)? {
+            Source::Scratch => (Vec::new(), "scratch".to_string()),
+            Source::Stage(j) => {
+                let s = states
+                    .get(&j)
+                    .ok_or_else(|| StepError::Invalid(format!("stage {j} was not built")))?;
+                (s.layers.clone(), s.key.clone())
+            }
+            Source::Image(r) => {
+                let img = resolve_or_pull(cx, &r, sink).map_err(|e| match e {
+                    Fetch::Store(_) => StepError::NoImage(r.clone()),
+                    Fetch::Pull(source) => StepError::Pull(r.clone(), source),
+                })?;
+                let s = state_of_image(&img).map_err(|e| StepError::Invalid(e.to_string()))?;
+                (s.layers, s.key)
+            }
+        };
+        from_keys.push_str(&key);
+        from_keys.push(' ');
+        from_layers.push(Some(layers));
+    }
     let key = cache::step_key(&KeyParts {
         parent: &state.key,
         instruction: &history,
         args: used.clone(),
         extra: &format!(
-            "{network:?} {:?} user={} wd={}",
+            "{network:?} {:?} user={} wd={} from={from_keys}",
             r.mounts, state.config.config.user, state.config.config.working_dir
         ),
         ..Default::default()
@@ -1326,11 +1469,24 @@ fn run_step(
     let dir = store.temp_path("run");
     // 1. In the mapping: unpack the parent's layers, make upper/work/rootfs dirs.
     let d2 = dir.clone();
+    let fl = from_layers.clone();
     let lowers: Vec<PathBuf> =
         run_in_mapping(&cx.map, move || -> Result<Vec<PathBuf>, StepError> {
             let lowers = unpack(store, &layers, mode)?;
             for sub in ["upper", "work", "rootfs", "links", "empty"] {
                 std::fs::create_dir_all(d2.join(sub)).map_err(io_err("create", &d2))?;
+            }
+            // Bind sources from other states: a flattened copy each (writes are dropped).
+            for (n, l) in fl.iter().enumerate() {
+                if let Some(l) = l {
+                    let dirs = unpack(store, l, mode)?;
+                    flatten_into(
+                        &dirs,
+                        &d2.join(format!("from-{n}")),
+                        &d2.join(format!("from-{n}.tar")),
+                        mode,
+                    )?;
+                }
             }
             Ok(lowers)
         })?;
@@ -1354,8 +1510,8 @@ fn run_step(
         let imago_overlay::RootfsPlan::Kernel(k) =
             imago_overlay::plan(imago_overlay::RootfsMethod::Kernel, &layers)?;
         let mut user_mounts = Vec::new();
-        for m in &mounts {
-            user_mounts.push(mount_for(cx, m, &dir)?);
+        for (n, m) in mounts.iter().enumerate() {
+            user_mounts.push(mount_for(cx, m, &dir, n)?);
         }
         let spec = imago_sandbox::spec::ContainerSpec {
             id_map: map.clone(),
@@ -1474,6 +1630,42 @@ fn drop_mount_points(upper: &Path, below: &LowerView, targets: &[String]) {
     }
 }
 
+/// Inside the mapping: merge layer dirs (bottom first) into a fresh dir `dest`, through a
+/// flattened tar at `tar` (whiteouts applied, ownership kept).
+fn flatten_into(
+    dirs: &[PathBuf],
+    dest: &Path,
+    tar: &Path,
+    mode: OwnerMode,
+) -> Result<(), StepError> {
+    std::fs::create_dir_all(dest).map_err(io_err("create", dest))?;
+    if dirs.is_empty() {
+        return Ok(());
+    }
+    let owner = match mode {
+        OwnerMode::Real => imago_oci::layer::OwnerMode::Real,
+        OwnerMode::Xattr => imago_oci::layer::OwnerMode::Xattr,
+    };
+    let f = std::fs::File::create(tar).map_err(io_err("create", tar))?;
+    let mut w = std::io::BufWriter::new(f);
+    let popts = imago_oci::layer::PackOptions {
+        owner,
+        default_owner: Some((0, 0)),
+        ..Default::default()
+    };
+    imago_oci::layer::flatten(dirs, &mut w, &popts)?;
+    w.flush().map_err(io_err("write", tar))?;
+    drop(w);
+    let r = std::io::BufReader::new(std::fs::File::open(tar).map_err(io_err("open", tar))?);
+    let uopts = imago_oci::layer::UnpackOptions {
+        owner,
+        ..Default::default()
+    };
+    imago_oci::layer::unpack(r, dest, &uopts)?;
+    let _ = std::fs::remove_file(tar);
+    Ok(())
+}
+
 /// /etc/hosts, /etc/hostname, /etc/resolv.conf for a RUN container.
 fn etc_files(dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>, StepError> {
     let hosts = dir.join("hosts");
@@ -1501,6 +1693,7 @@ fn mount_for(
     cx: &Ctx<'_>,
     m: &df::Mount,
     dir: &Path,
+    n: usize,
 ) -> Result<imago_sandbox::spec::UserMount, StepError> {
     use imago_sandbox::spec::UserMount;
     let target = |d: &str| PathBuf::from(m.target.clone().unwrap_or_else(|| d.to_string()));
@@ -1511,9 +1704,14 @@ fn mount_for(
         }),
         df::MountType::Bind => {
             if m.from.is_some() {
-                return Err(StepError::Invalid(
-                    "RUN --mount=type=bind,from=… is not supported yet by ibuild".into(),
-                ));
+                // A private flattened copy of the stage/image (made in run_step).
+                let src = fsview::components(m.source.as_deref().unwrap_or("/"));
+                let host = fsview::host_path(&dir.join(format!("from-{n}")), &src);
+                return Ok(UserMount::Bind {
+                    src: host,
+                    dst: target("/"),
+                    ro: m.read_only,
+                });
             }
             let src = fsview::components(m.source.as_deref().unwrap_or("/"));
             let host = fsview::host_path(&cx.opts.context_dir, &src);
@@ -1548,9 +1746,16 @@ fn mount_for(
                 std::fs::create_dir_all(&host).map_err(io_err("create", &host))?;
                 // uid/gid/mode of a new cache dir (108), set inside the mapping.
                 if m.uid.is_some() || m.gid.is_some() || m.mode.is_some() {
-                    let (h, uid, gid, perm, mode) = (host.clone(), m.uid.unwrap_or(0), m.gid.unwrap_or(0), m.mode.unwrap_or(0o755), cx.mode);
+                    let (h, uid, gid, perm, mode) = (
+                        host.clone(),
+                        m.uid.unwrap_or(0),
+                        m.gid.unwrap_or(0),
+                        m.mode.unwrap_or(0o755),
+                        cx.mode,
+                    );
                     run_in_mapping(&cx.map, move || -> Result<(), StepError> {
-                        fsview::set_owner(&h, Kind::Dir, uid, gid, perm, mode).map_err(io_err("chown", &h))
+                        fsview::set_owner(&h, Kind::Dir, uid, gid, perm, mode)
+                            .map_err(io_err("chown", &h))
                     })?;
                 }
             }

@@ -101,7 +101,7 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connect to `endpoint` (host[:port]) serving `registry` (its normalised name, used
+    /// Connect to `endpoint` (`host[:port]`) serving `registry` (its normalised name, used
     /// for credentials and messages): probes `GET /v2/` over HTTPS, then plain HTTP when
     /// allowed, and remembers the challenge.
     pub fn connect(

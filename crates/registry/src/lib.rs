@@ -18,6 +18,10 @@
 //! - [`ImageStore`]: what pull/push need of a store; implemented for `imago_store::Store`
 //!   (store_adapter.rs) and for a plain OCI layout directory ([`OciLayout`]).
 //! - [`Events`]: progress as data ([`NoEvents`] to ignore). [`RegistryError::hint`].
+//! - [`open_store(root)`](open_store): the store the bins use (`imago_store::Store`; with
+//!   the default `store` feature off, an [`OciLayout`] — only for building while the store
+//!   crate is broken).
+//! - Credentials: [`AuthFiles::from_env`] (podman's order), `lookup`, `store`, `remove`.
 //!
 //! # HTTP stack, and why
 //!
@@ -164,4 +168,33 @@ pub fn login(
 pub fn logout(registry_arg: &str, opts: &ConnectOptions) -> Result<Vec<PathBuf>, RegistryError> {
     let (name, _) = registry_of(registry_arg);
     Ok(opts.auth_files.remove(&name)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_arguments_map_docker_hub_to_its_endpoint() {
+        for a in [
+            "docker.io",
+            "index.docker.io",
+            "https://index.docker.io/v1/",
+        ] {
+            assert_eq!(
+                registry_of(a),
+                ("docker.io".into(), "registry-1.docker.io".into()),
+                "{a}"
+            );
+        }
+        assert_eq!(
+            registry_of("127.0.0.1:5000"),
+            ("127.0.0.1:5000".into(), "127.0.0.1:5000".into())
+        );
+        let r = Reference::parse("busybox").unwrap();
+        assert_eq!(
+            (r.registry(), r.registry_endpoint(), r.repository()),
+            ("docker.io", "registry-1.docker.io", "library/busybox")
+        );
+    }
 }

@@ -185,6 +185,9 @@ fn write(p: &Path, data: &[u8]) -> Result<(), RunError> {
 /// 128+N for a signal). Call while single-threaded (see `imago_sandbox::run`).
 pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     let map = IdMap::detect();
+    // Clone the container's pid 1 first: newuidmap/newgidmap (a few ms of setuid execs)
+    // then write its maps while we look up the image and make the container's dir.
+    let pending = imago_sandbox::prepare(&map)?;
     let (lowers, defaults, image_label, image_id) = prepare_image(opts, &map)?;
     let id = ContainerId::random();
     let hostname = opts
@@ -282,7 +285,7 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
                 no_new_privs: opts.no_new_privs,
             },
         };
-        let code = imago_sandbox::run(&spec)?;
+        let code = pending.start(&spec)?;
         if !opts.rm {
             rec.state = "exited".into();
             rec.exit_code = Some(code);

@@ -38,7 +38,7 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use crate::child::RemoteError;
-use crate::idmap::{IdMapError, MapKind};
+use crate::idmap::{IdMap, IdMapError, MapKind, MapWrite};
 use crate::mounts::{self, OLD_ROOT};
 use crate::spec::{CapsPolicy, ContainerSpec, ProcessSpec, RootMount};
 use crate::sys;
@@ -47,8 +47,8 @@ use crate::user::{self, Ids};
 /// Messages on the control channel.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Msg {
-    /// irun → C: the maps are written.
-    Go,
+    /// irun → C: the maps are written; here is what to be.
+    Go(Box<ContainerSpec>),
     /// C → irun: setup failed.
     Failed(RemoteError),
     /// C → irun: the pty master is attached to this message.
@@ -151,7 +151,29 @@ enum SetupError {
 /// Run the container described by `spec` in the foreground and return the exit code
 /// irun should exit with: the command's status, 128+N when it was killed by signal N.
 /// Call only while single-threaded (the clone does not run atfork handlers).
+/// Same as `prepare(&spec.id_map)?.start(spec)`.
 pub fn run(spec: &ContainerSpec) -> Result<i32, ContainerError> {
+    prepare(&spec.id_map)?.start(spec)
+}
+
+/// A container's pid 1, cloned into its namespaces and waiting for its spec, with its id
+/// maps being written (newuidmap/newgidmap run meanwhile). Made early by [`prepare`] so
+/// the helpers' few milliseconds overlap the caller's own work (image lookup, dirs).
+/// Dropping it without [`Pending::start`] kills the waiting child.
+#[must_use = "dropping a Pending kills the waiting container"]
+pub struct Pending {
+    pid: Pid,
+    chan: Option<OwnedFd>,
+    maps: Option<MapWrite>,
+    forwarded: SigSet,
+    old_mask: SigSet,
+    started: bool,
+}
+
+/// Clone the container's pid 1 (new user, mount, pid, uts and ipc namespaces; the host's
+/// network) and start writing `map`. Blocks the forwarded signals until the container
+/// ends (or the Pending is dropped). Single-threaded callers only.
+pub fn prepare(map: &IdMap) -> Result<Pending, ContainerError> {
     let forwarded = forwarded_signals();
     let mut old_mask = SigSet::empty();
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), Some(&mut old_mask))
@@ -159,10 +181,138 @@ pub fn run(spec: &ContainerSpec) -> Result<i32, ContainerError> {
             what: "block signals",
             errno,
         })?;
-    let r = run_blocked(spec, &forwarded);
-    // Ignoring a failure to restore the mask: irun exits right after.
-    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
-    r
+    let restore = |old: &SigSet| {
+        // Ignoring a failure to restore the mask: irun exits right after.
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(old), None);
+    };
+    let (chan_p, chan_c) = match socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    ) {
+        Ok(p) => p,
+        Err(errno) => {
+            restore(&old_mask);
+            return Err(ContainerError::Channel {
+                what: "socketpair",
+                errno,
+            });
+        }
+    };
+    let flags = libc::CLONE_NEWUSER
+        | libc::CLONE_NEWNS
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWIPC;
+    let pid = match sys::clone_fork(flags) {
+        Ok(None) => {
+            drop(chan_p);
+            let code = container_main(chan_c);
+            sys::exit_now(code)
+        }
+        Ok(Some(pid)) => pid,
+        Err(e) => {
+            restore(&old_mask);
+            return Err(ContainerError::Clone(e));
+        }
+    };
+    drop(chan_c);
+    let mut pending = Pending {
+        pid,
+        chan: Some(chan_p),
+        maps: None,
+        forwarded,
+        old_mask,
+        started: false,
+    };
+    pending.maps = Some(
+        map.start_write(pid.as_raw())
+            .map_err(ContainerError::IdMap)?,
+    );
+    Ok(pending)
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.started {
+            let _ = kill(self.pid, Signal::SIGKILL); // it waits for Go: nothing to undo
+            if let Some(m) = self.maps.take() {
+                let _ = m.finish(); // reap the helpers; their result no longer matters
+            }
+            reap(self.pid);
+        }
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.old_mask), None);
+    }
+}
+
+impl Pending {
+    /// The container's pid 1 (in irun's pid namespace).
+    pub fn pid(&self) -> i32 {
+        self.pid.as_raw()
+    }
+
+    /// Finish the id maps, hand `spec` to the container and run it in the foreground;
+    /// returns irun's exit code (see [`run`]). `spec.id_map` must be the map given to
+    /// [`prepare`].
+    pub fn start(mut self, spec: &ContainerSpec) -> Result<i32, ContainerError> {
+        if let Some(m) = self.maps.take() {
+            m.finish().map_err(ContainerError::IdMap)?;
+        }
+        let chan_p = self.chan.take().ok_or(ContainerError::Channel {
+            what: "reuse",
+            errno: Errno::EBADF,
+        })?;
+        send(chan_p.as_fd(), &Msg::Go(Box::new(spec.clone())), None).map_err(|errno| {
+            ContainerError::Channel {
+                what: "send the spec",
+                errno,
+            }
+        })?;
+        self.started = true;
+        let pid = self.pid;
+        let forwarded = &self.forwarded;
+        let mut master: Option<OwnedFd> = None;
+        loop {
+            match recv(chan_p.as_fd()) {
+                Ok(Some((Msg::Failed(e), _))) => {
+                    reap(pid);
+                    return Err(ContainerError::Setup(e));
+                }
+                Ok(Some((Msg::Pty, fd))) => {
+                    let fd = fd.ok_or(ContainerError::Tty {
+                        what: "no pty fd received",
+                        errno: Errno::EBADMSG,
+                    })?;
+                    if let Ok(ws) = sys::get_winsize(std::io::stdin().as_fd()) {
+                        let _ = sys::set_winsize(fd.as_fd(), &ws); // best effort: a default 0x0 size
+                    }
+                    master = Some(fd);
+                    send(chan_p.as_fd(), &Msg::PtyReady, None).map_err(|errno| {
+                        ContainerError::Channel {
+                            what: "send pty-ready",
+                            errno,
+                        }
+                    })?;
+                }
+                Ok(Some((Msg::Running, _))) | Ok(None) => break,
+                Ok(Some((_, _))) => continue,
+                Err(errno) => {
+                    let _ = kill(pid, Signal::SIGKILL);
+                    reap(pid);
+                    return Err(ContainerError::Channel {
+                        what: "receive",
+                        errno,
+                    });
+                }
+            }
+        }
+        drop(chan_p);
+        match master {
+            Some(m) => crate::tty::relay(pid, m, spec.process.stdin, forwarded),
+            None => Ok(wait_forwarding(pid, forwarded)),
+        }
+    }
 }
 
 fn forwarded_signals() -> SigSet {
@@ -181,82 +331,6 @@ fn forwarded_signals() -> SigSet {
         s.add(sig);
     }
     s
-}
-
-fn run_blocked(spec: &ContainerSpec, forwarded: &SigSet) -> Result<i32, ContainerError> {
-    let (chan_p, chan_c) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(|errno| ContainerError::Channel {
-        what: "socketpair",
-        errno,
-    })?;
-    let flags = libc::CLONE_NEWUSER
-        | libc::CLONE_NEWNS
-        | libc::CLONE_NEWPID
-        | libc::CLONE_NEWUTS
-        | libc::CLONE_NEWIPC;
-    let pid = match sys::clone_fork(flags).map_err(ContainerError::Clone)? {
-        None => {
-            drop(chan_p);
-            let code = container_main(spec, chan_c);
-            sys::exit_now(code)
-        }
-        Some(pid) => pid,
-    };
-    drop(chan_c);
-    if let Err(e) = spec.id_map.write(pid.as_raw()) {
-        let _ = kill(pid, Signal::SIGKILL); // it waits for Go; nothing else to undo
-        reap(pid);
-        return Err(ContainerError::IdMap(e));
-    }
-    send(chan_p.as_fd(), &Msg::Go, None).map_err(|errno| ContainerError::Channel {
-        what: "send go",
-        errno,
-    })?;
-    let mut master: Option<OwnedFd> = None;
-    loop {
-        match recv(chan_p.as_fd()) {
-            Ok(Some((Msg::Failed(e), _))) => {
-                reap(pid);
-                return Err(ContainerError::Setup(e));
-            }
-            Ok(Some((Msg::Pty, fd))) => {
-                let fd = fd.ok_or(ContainerError::Tty {
-                    what: "no pty fd received",
-                    errno: Errno::EBADMSG,
-                })?;
-                if let Ok(ws) = sys::get_winsize(std::io::stdin().as_fd()) {
-                    let _ = sys::set_winsize(fd.as_fd(), &ws); // best effort: a default 0x0 size
-                }
-                master = Some(fd);
-                send(chan_p.as_fd(), &Msg::PtyReady, None).map_err(|errno| {
-                    ContainerError::Channel {
-                        what: "send pty-ready",
-                        errno,
-                    }
-                })?;
-            }
-            Ok(Some((Msg::Running, _))) | Ok(None) => break,
-            Ok(Some((_, _))) => continue,
-            Err(errno) => {
-                let _ = kill(pid, Signal::SIGKILL);
-                reap(pid);
-                return Err(ContainerError::Channel {
-                    what: "receive",
-                    errno,
-                });
-            }
-        }
-    }
-    drop(chan_p);
-    match master {
-        Some(m) => crate::tty::relay(pid, m, spec.process.stdin, forwarded),
-        None => Ok(wait_forwarding(pid, forwarded)),
-    }
 }
 
 /// Wait for `pid`, forwarding every other signal in `set` to it.
@@ -318,7 +392,7 @@ fn send(fd: BorrowedFd<'_>, msg: &Msg, pass: Option<RawFd>) -> Result<(), Errno>
 }
 
 fn recv(fd: BorrowedFd<'_>) -> Result<Option<(Msg, Option<OwnedFd>)>, Errno> {
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; 1024 * 1024]; // a spec with a large environment fits
     let mut cbuf = nix::cmsg_space!([RawFd; 1]);
     let (n, got) = loop {
         let mut iov = [IoSliceMut::new(&mut buf)];
@@ -360,11 +434,12 @@ fn unsafe_owned(fd: RawFd) -> OwnedFd {
 // ---------------------------------------------------------------------------------------
 // Inside: the container's pid 1.
 
-fn container_main(spec: &ContainerSpec, chan: OwnedFd) -> i32 {
-    match recv(chan.as_fd()) {
-        Ok(Some((Msg::Go, _))) => {}
-        _ => return 125, // irun failed to map us and said so itself
-    }
+fn container_main(chan: OwnedFd) -> i32 {
+    let spec = match recv(chan.as_fd()) {
+        Ok(Some((Msg::Go(spec), _))) => spec,
+        _ => return 125, // irun failed to map us (or went away) and says so itself
+    };
+    let spec = &*spec;
     // If irun dies (SIGKILL), so does the whole container: pid 1 going takes the pid
     // namespace with it.
     let _ = sys::set_parent_death_signal(libc::SIGKILL);

@@ -295,18 +295,29 @@ impl IdMap {
     /// Write the maps of `pid`, a child that has just entered a new user namespace and
     /// waits. Helper status and stderr are checked (habit 10).
     pub fn write(&self, pid: i32) -> Result<(), IdMapError> {
+        self.start_write(pid)?.finish()
+    }
+
+    /// Start writing the maps of `pid`: the direct writes happen now; the helpers
+    /// (newuidmap and newgidmap, both at once: each is a setuid exec of a few ms, the
+    /// largest part of a container's start) are spawned and waited for by
+    /// [`MapWrite::finish`], so the caller can work meanwhile.
+    pub fn start_write(&self, pid: i32) -> Result<MapWrite, IdMapError> {
         match &self.writer {
             IdMapWriter::Helper {
                 newuidmap,
                 newgidmap,
             } => {
-                // Both helpers run at once: each is a setuid exec of a few ms, the
-                // largest part of a container's start (they write different files).
                 let u = spawn_helper(newuidmap, pid, &self.uid)?;
-                let g = spawn_helper(newgidmap, pid, &self.gid);
-                let ru = finish_helper(u);
-                let rg = g.and_then(finish_helper);
-                ru.and(rg)
+                match spawn_helper(newgidmap, pid, &self.gid) {
+                    Ok(g) => Ok(MapWrite {
+                        helpers: vec![u, g],
+                    }),
+                    Err(e) => {
+                        let _ = finish_helper(u); // reap it; the spawn error is the news
+                        Err(e)
+                    }
+                }
             }
             IdMapWriter::Direct => {
                 let proc = PathBuf::from(format!("/proc/{pid}"));
@@ -317,9 +328,30 @@ impl IdMap {
                     write_proc(&proc.join("setgroups"), "deny")?;
                 }
                 write_proc(&proc.join("uid_map"), &render(&self.uid))?;
-                write_proc(&proc.join("gid_map"), &render(&self.gid))
+                write_proc(&proc.join("gid_map"), &render(&self.gid))?;
+                Ok(MapWrite { helpers: vec![] })
             }
         }
+    }
+}
+
+/// Id maps being written by the helpers; [`MapWrite::finish`] waits and checks them.
+#[must_use = "finish() reaps the helpers and reports their failure"]
+pub struct MapWrite {
+    helpers: Vec<Helper>,
+}
+
+impl MapWrite {
+    /// Wait for every helper; the first failure (status and stderr) is returned.
+    pub fn finish(self) -> Result<(), IdMapError> {
+        let mut first = Ok(());
+        for h in self.helpers {
+            let r = finish_helper(h);
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
     }
 }
 

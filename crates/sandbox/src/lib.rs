@@ -50,6 +50,12 @@
 //!   seccomp ([`seccomp::program`]), no_new_privs, tiny init ([`init`]) and exec.
 //!   `-t`: a pty from the container's own devpts, relayed by [`tty::relay`].
 //!   Single-threaded callers only. Setup errors: [`ContainerError::Setup`] (chain kept).
+//! - [`prepare(&IdMap)`](prepare) → [`Pending`], then [`Pending::start(&spec)`](Pending::start):
+//!   the same in two steps — clone pid 1 and start newuidmap/newgidmap first, do your own
+//!   work (image lookup, dirs) while they run, then hand over the spec (sent as JSON over
+//!   the control channel). Dropping a `Pending` kills the waiting child.
+//! - [`IdMap::start_write(pid)`](IdMap::start_write) → [`MapWrite`] (`finish()`): the
+//!   helpers run concurrently; [`IdMap::write`] is both in one call.
 //!
 //! Errors carry `hint()` methods ([`IdMapError::hint`], [`ChildError::hint`]).
 
@@ -70,9 +76,9 @@ pub mod user;
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 pub use child::{run_in_mapping, ChildError, RemoteError};
-pub use container::{run, ContainerError};
+pub use container::{prepare, run, ContainerError, Pending};
 pub use idmap::{
-    IdMap, IdMapEntry, IdMapError, IdMapInput, IdMapWriter, IdRange, MapKind, Ownership,
+    IdMap, IdMapEntry, IdMapError, IdMapInput, IdMapWriter, IdRange, MapKind, MapWrite, Ownership,
 };
 pub use probe::{Fix, HostProbe, KernelVersion};
 pub use spec::{CapsPolicy, ContainerSpec, ProcessSpec, RootMount, UserMount, DEFAULT_CAPS};

@@ -794,7 +794,11 @@ mod tests {
         };
         // Unprivileged (outside any mapping) only our own ids exist: record ownership in
         // the override xattr, as a single-id mapping does.
-        let mode = if me.0 == 0 { OwnerMode::Real } else { OwnerMode::Xattr };
+        let mode = if me.0 == 0 {
+            OwnerMode::Real
+        } else {
+            OwnerMode::Xattr
+        };
         apply(&items, &f.out, &below, nd, mode)?;
         let mut m = BTreeMap::new();
         walk(&f.out, &f.out, &mut m);

@@ -270,6 +270,33 @@ mod tests {
     }
 
     #[test]
+    fn cache_refreshes_before_expiry_and_widens_scopes() {
+        let mut c = TokenCache::default();
+        let pull = Scope::repository("a", &["pull"]);
+        let push = Scope::repository("a", &["pull", "push"]);
+        assert!(c.valid_for(&pull).is_none());
+        c.token = Some(Token {
+            value: "t".into(),
+            scope: pull.clone(),
+            refresh_at: Instant::now() + Duration::from_secs(60),
+        });
+        assert!(c.valid_for(&pull).is_some());
+        assert!(
+            c.valid_for(&push).is_none(),
+            "a wider scope needs a new token"
+        );
+        c.token = Some(Token {
+            value: "t".into(),
+            scope: push.clone(),
+            refresh_at: Instant::now() - Duration::from_secs(1),
+        });
+        assert!(
+            c.valid_for(&pull).is_none(),
+            "past its refresh time the token is not used"
+        );
+    }
+
+    #[test]
     fn percent_encoding() {
         assert_eq!(
             percent_encode("repository:a/b:pull,push"),
