@@ -524,7 +524,7 @@ fn j109_secret_never_in_a_layer() {
             "sec",
             &[(
                 "Dockerfile",
-                "FROM busybox\nRUN --mount=type=secret,id=tok cat /run/secrets/tok > /used\n",
+                "FROM busybox\nRUN --mount=type=secret,id=tok cat /run/secrets/tok > /used\nRUN --mount=type=secret,id=tok,env=TOK echo \"$TOK\" > /env-used\n",
             )],
         );
         let secret = env.write("tok.txt", "s3cret");
@@ -541,6 +541,12 @@ fn j109_secret_never_in_a_layer() {
         .success();
         let _ = (d, out);
         assert_eq!(find(&env, "sec", "used").unwrap().data, b"s3cret");
+        assert_eq!(find(&env, "sec", "env-used").unwrap().data, b"s3cret\n");
+        let c = config(&env, "sec");
+        assert!(
+            !c.to_string().contains("s3cret"),
+            "the secret is not in the config or history"
+        );
         assert!(find(&env, "sec", "run/secrets/tok").is_none());
     }
 }

@@ -432,12 +432,16 @@ fn build_stage(
     });
     // ONBUILD triggers of the base run now, then are cleared (117, 118).
     if let Some(triggers) = state.config.config.on_build.take() {
+        let mut parsed = Vec::new();
         for t in triggers {
             let text = format!("FROM scratch\n{t}\n");
-            let parsed = df::parse(&text, "ONBUILD").map_err(|e| BuildError::Parse(e.render()))?;
-            for ins in parsed.stages.into_iter().flat_map(|s| s.instructions) {
-                step(cx, infos, i, states, &mut state, &ins, line, sink)?;
-            }
+            let df = df::parse(&text, "ONBUILD").map_err(|e| BuildError::Parse(e.render()))?;
+            parsed.extend(df.stages.into_iter().flat_map(|s| s.instructions));
+        }
+        // The triggers' steps count in the total shown as `[n/total]`.
+        cx.total += parsed.iter().filter(|x| shows_step(&x.kind)).count();
+        for ins in &parsed {
+            step(cx, infos, i, states, &mut state, ins, line, sink)?;
         }
     }
     for ins in &st.instructions {
@@ -1510,7 +1514,28 @@ fn run_step(
         let imago_overlay::RootfsPlan::Kernel(k) =
             imago_overlay::plan(imago_overlay::RootfsMethod::Kernel, &layers)?;
         let mut user_mounts = Vec::new();
+        let mut penv = env.clone();
         for (n, m) in mounts.iter().enumerate() {
+            // `type=secret,env=VAR`: the secret in the environment (and as a file only
+            // when a target is given too). Never in a layer or in the history.
+            if let (df::MountType::Secret, Some(var)) = (m.kind, &m.env) {
+                let id = m.id.clone().unwrap_or_default();
+                match cx.opts.secrets.get(&id) {
+                    Some(src) => {
+                        let v = std::fs::read_to_string(src).map_err(io_err("read secret", src))?;
+                        penv.push(format!("{var}={v}"));
+                    }
+                    None if m.required => {
+                        return Err(StepError::Invalid(format!(
+                            "secret {id} not found (pass --secret id={id},src=FILE)"
+                        )))
+                    }
+                    None => {}
+                }
+                if m.target.is_none() {
+                    continue;
+                }
+            }
             user_mounts.push(mount_for(cx, m, &dir, n)?);
         }
         let spec = imago_sandbox::spec::ContainerSpec {
@@ -1530,7 +1555,7 @@ fn run_step(
             cleanup: vec![],
             process: imago_sandbox::spec::ProcessSpec {
                 args: argv.clone(),
-                env: env.clone(),
+                env: penv,
                 cwd: cwd.clone(),
                 user: user.clone(),
                 terminal: false,
@@ -1815,4 +1840,72 @@ fn with_output_redirected<T>(quiet: bool, f: impl FnOnce() -> T) -> T {
         let _ = rustix::stdio::dup2_stderr(&fd);
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(cmd: &str, heredocs: &[(&str, &str)]) -> df::Run {
+        df::Run {
+            command: CommandLine::Shell(cmd.into()),
+            mounts: vec![],
+            network: None,
+            security: None,
+            heredocs: heredocs
+                .iter()
+                .map(|(n, c)| df::Heredoc {
+                    name: n.to_string(),
+                    expand: false,
+                    chomp: false,
+                    fd: 0,
+                    content: c.to_string(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn j107_run_heredoc_argv() {
+        let c = ImageConfig::scratch();
+        assert_eq!(
+            run_argv(&c, &run("<<EOF", &[("EOF", "echo a\n")])),
+            ["/bin/sh", "-c", "echo a\n"]
+        );
+        let a = run_argv(&c, &run("cat <<A > /f", &[("A", "body\n")]));
+        assert_eq!(a[2], "cat <<A > /f\nbody\nA");
+        let s = run_argv(&c, &run("<<EOF", &[("EOF", "#!/bin/sh\necho x\n")]));
+        assert!(
+            s[2].contains("#!/bin/sh\necho x\n") && s[2].contains("chmod +x"),
+            "{s:?}"
+        );
+        let mut c2 = ImageConfig::scratch();
+        meta::shell(&mut c2, &["/bin/bash".into(), "-c".into()]);
+        assert_eq!(run_argv(&c2, &run("echo hi", &[]))[0], "/bin/bash");
+    }
+
+    #[test]
+    fn mount_points_are_dropped_from_the_upper_dir() {
+        let t = tempfile::tempdir().unwrap();
+        let (lower, upper) = (t.path().join("lower"), t.path().join("upper"));
+        std::fs::create_dir_all(lower.join("etc")).unwrap();
+        std::fs::create_dir_all(upper.join("etc")).unwrap();
+        std::fs::create_dir_all(upper.join("run/secrets")).unwrap();
+        std::fs::write(upper.join("etc/hosts"), "").unwrap();
+        std::fs::write(upper.join("etc/kept"), "x").unwrap();
+        std::fs::write(upper.join("run/secrets/tok"), "").unwrap();
+        std::fs::create_dir_all(upper.join("cache")).unwrap();
+        let below = LowerView::from_bottom_first(vec![lower], OwnerMode::Real);
+        drop_mount_points(
+            &upper,
+            &below,
+            &[
+                "/etc/hosts".into(),
+                "/run/secrets/tok".into(),
+                "/cache".into(),
+            ],
+        );
+        assert!(!upper.join("etc/hosts").exists() && upper.join("etc/kept").exists());
+        assert!(!upper.join("run").exists() && !upper.join("cache").exists());
+    }
 }

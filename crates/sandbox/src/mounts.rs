@@ -65,8 +65,13 @@ pub enum MountOp {
     Shm,
     /// mqueue on /dev/mqueue.
     Mqueue,
-    /// The host's /sys, recursively bound, read-only.
-    Sys,
+    /// The host's /sys, recursively bound, read-only; `submounts_ro`: each mount under it
+    /// too (needed for real root's identity map, whose uid 0 owns the host's cgroupfs
+    /// files; unprivileged maps cannot write files of unmapped owners anyway).
+    Sys {
+        /// Remount every submount read-only as well.
+        submounts_ro: bool,
+    },
     /// Bind a host path (file or dir) on a container path.
     Bind {
         /// Host path.
@@ -131,7 +136,9 @@ pub fn plan(spec: &ContainerSpec) -> Vec<MountOp> {
         MountOp::Symlink("/dev/core", "/proc/kcore"),
         MountOp::Shm,
         MountOp::Mqueue,
-        MountOp::Sys,
+        MountOp::Sys {
+            submounts_ro: spec.id_map.kind == crate::idmap::MapKind::Identity,
+        },
     ]);
     for (src, dst) in &spec.etc_files {
         ops.push(MountOp::Bind {
@@ -293,7 +300,7 @@ pub fn apply(ops: &[MountOp]) -> Result<(), MountError> {
                     None,
                 )?;
             }
-            MountOp::Sys => {
+            MountOp::Sys { submounts_ro } => {
                 // A fresh sysfs needs a network namespace owned by our user namespace; we
                 // share the host's network (part 1), so bind the host's /sys recursively
                 // (a non-recursive bind is refused: its submounts are locked) and make
@@ -308,14 +315,16 @@ pub fn apply(ops: &[MountOp]) -> Result<(), MountError> {
                     MsFlags::MS_BIND | MsFlags::MS_REC,
                     None,
                 )?;
-                for m in mounts_under("/sys") {
+                remount_ro(d)?;
+                let subs = if *submounts_ro {
+                    mounts_under("/sys")
+                } else {
+                    vec![]
+                };
+                for m in subs.into_iter().filter(|m| m != Path::new("/sys")) {
                     // Ignoring failures on submounts: some (e.g. a locked fusectl) refuse
-                    // remounts; /sys itself must succeed.
-                    if m == Path::new("/sys") {
-                        remount_ro(&m)?;
-                    } else {
-                        let _ = remount_ro(&m);
-                    }
+                    // remounts; /sys itself succeeded above.
+                    let _ = remount_ro(&m);
                 }
             }
             MountOp::Bind { src, dst, ro } => {

@@ -43,6 +43,8 @@ pub enum CopyError {
         #[source]
         err: std::io::Error,
     },
+    #[error("refusing to write through the symlink `{0}` made by this same instruction")]
+    ThroughSymlink(String),
     #[error("extract archive `{path}`")]
     Extract {
         path: PathBuf,
@@ -522,7 +524,7 @@ pub fn apply(
                 if it.mode == u32::MAX {
                     ensure_parents(out, below, &comps, new_dirs, mode)?;
                 } else {
-                    if !host.is_dir() {
+                    if !std::fs::symlink_metadata(&host).is_ok_and(|m| m.is_dir()) {
                         let _ = std::fs::remove_file(&host);
                         std::fs::create_dir(&host).map_err(werr)?;
                     }
@@ -600,8 +602,21 @@ pub fn ensure_parents(
 ) -> Result<(), CopyError> {
     for n in 1..=comps.len() {
         let host = host_path(out, &comps[..n]);
-        if host.is_dir() {
-            continue;
+        match std::fs::symlink_metadata(&host) {
+            Ok(m) if m.is_dir() => continue,
+            // A symlink this COPY/ADD wrote (its target is a container path, meaningless
+            // on the host): never write through it.
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(CopyError::ThroughSymlink(format!(
+                    "/{}",
+                    comps[..n].join("/")
+                )));
+            }
+            Ok(_) => {
+                // A file in the way of a directory: replaced, as a copy onto it would.
+                let _ = std::fs::remove_file(&host);
+            }
+            Err(_) => {}
         }
         let werr = |err| CopyError::Write {
             path: host.clone(),
@@ -684,7 +699,7 @@ fn extract(
         };
         let et = h.entry_type();
         if et.is_dir() {
-            if !host.is_dir() {
+            if !std::fs::symlink_metadata(&host).is_ok_and(|m| m.is_dir()) {
                 remove_any(&host);
                 std::fs::create_dir(&host).map_err(werr)?;
             }
@@ -705,7 +720,19 @@ fn extract(
                 .map_err(xerr)?
                 .map(|l| l.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let target = host_path(out, &join(&dest, &components(&t)));
+            let tcomps = join(&dest, &components(&t));
+            if let Some((_, parent)) = tcomps.split_last() {
+                for n in 1..=parent.len() {
+                    let p = host_path(out, &parent[..n]);
+                    if std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+                        return Err(CopyError::ThroughSymlink(format!(
+                            "/{}",
+                            parent[..n].join("/")
+                        )));
+                    }
+                }
+            }
+            let target = host_path(out, &tcomps);
             std::fs::hard_link(target, &host).map_err(werr)?;
             continue;
         } else if et.is_file() {
@@ -1063,6 +1090,38 @@ mod tests {
         std::fs::copy(&tarp, f2.ctx.join("a.tar.gz")).unwrap();
         let m = run(&f2, s, &none).unwrap();
         assert!(m.contains_key("keep/a.tar.gz"));
+    }
+
+    #[test]
+    fn never_writes_through_a_symlink_it_made() {
+        // A tar that makes `x -> /etc` (or any host path) then writes `x/evil`.
+        let f = fx(&[]);
+        let outside = f.out.parent().unwrap().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        let tarp = f.ctx.join("evil.tar");
+        {
+            let mut b = tar::Builder::new(std::fs::File::create(&tarp).unwrap());
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            h.set_mode(0o777);
+            h.set_cksum();
+            b.append_link(&mut h, "x", &outside).unwrap();
+            let mut h = tar::Header::new_gnu();
+            h.set_size(4);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, "x/evil", &b"evil"[..]).unwrap();
+            b.finish().unwrap();
+        }
+        let mut s = spec(&["evil.tar"], "/d");
+        s.add = true;
+        let e = run(&f, s, &none).unwrap_err();
+        assert!(matches!(e, CopyError::ThroughSymlink(_)), "{e}");
+        assert!(
+            !outside.join("evil").exists(),
+            "wrote outside the layer dir"
+        );
     }
 
     #[test]
