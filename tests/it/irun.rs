@@ -32,6 +32,9 @@ fn exit_codes_echo_exit7_sigkill_notfound_noexec() {
         assert!(nf.stderr().contains("executable file not found"), "{nf}");
         irun(&env, &["--rm", "busybox", "/etc/passwd"]).code_is(126);
         irun(&env, &["--rm", "no-such-image"]).code_is(125);
+        // files of other owners and mode-000 dirs in the upper dir are removed too
+        let messy = "mkdir -p /tmp/d/e; touch /tmp/d/e/f; chown -R 33:33 /tmp/d 2>/dev/null; chmod 000 /tmp/d";
+        irun(&env, &["--rm", "busybox", "sh", "-c", messy]).success();
         // --rm left nothing behind
         let left = std::fs::read_dir(env.root().join("containers"))
             .map(|d| {
@@ -116,6 +119,25 @@ fn isolation_ps_host_root_hostname() {
         )
         .code_is(1);
         assert!(!vol.join("g").exists());
+        // --network none: a namespace of its own with only lo, up
+        let out = irun(
+            &env,
+            &[
+                "--rm",
+                "--network",
+                "none",
+                "busybox",
+                "sh",
+                "-c",
+                "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; ip link show lo",
+            ],
+        )
+        .success();
+        assert!(out.stdout().starts_with("lo\n"), "{out}");
+        assert!(out.stdout().contains("LOOPBACK,UP"), "{out}");
+        irun(&env, &["--rm", "--network", "bridge", "busybox", "true"])
+            .code_is(125)
+            .fails_with("not supported yet");
         // hostname: the short id by default, --hostname sets it
         let h = irun(&env, &["--rm", "busybox", "hostname"])
             .success()
@@ -549,6 +571,18 @@ fn interactive_tty_under_script() {
         assert!(s.contains("TERM=xterm\n"), "{out}");
         assert!(s.contains("rc=0\n"), "{out}");
         assert!(s.contains("mode-restored"), "{out}");
+        // SIGWINCH: the outer terminal is resized while the container runs; the inner
+        // size follows (the second `stty size` runs at least 2 s in, after the resize).
+        let inner = format!(
+            "stty rows 33 cols 101; (sleep 1; stty rows 40 cols 120 < /dev/tty) & {} -it --rm busybox sh -c 'stty size; sleep 2; stty size'; wait",
+            bin("irun").display()
+        );
+        let out = env
+            .cmd_path("script")
+            .args(["-qefc", &inner, "/dev/null"])
+            .run();
+        let s = out.stdout().replace('\r', "");
+        assert!(s.trim_end().ends_with("40 120"), "{out}");
         // -it with input: a line typed in reaches the shell, exit code comes back
         let inner = format!(
             "printf 'echo typed-$((6*7))\\nexit 5\\n' | {} -it --rm busybox sh; echo rc=$?",
@@ -561,5 +595,26 @@ fn interactive_tty_under_script() {
         let s = out.stdout().replace('\r', "");
         assert!(s.contains("typed-42"), "{out}");
         assert!(s.contains("rc=5"), "{out}");
+        // Ctrl-C typed at the terminal (no -t: irun, its init and the command share the
+        // terminal's foreground group) ends `irun busybox sleep` at once with 130.
+        // (The shell running irun traps INT, so it lives to print irun's status.)
+        let inner = format!(
+            "trap true INT; {} --rm busybox sleep 30; echo rc=$?",
+            bin("irun").display()
+        );
+        let t = Instant::now();
+        let out = env
+            .cmd_path("sh")
+            .args([
+                "-c",
+                &format!("(sleep 1.5; printf '\\003'; sleep 1) | script -qefc '{inner}' /dev/null"),
+            ])
+            .run();
+        assert!(out.stdout().contains("rc=130"), "{out}");
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "Ctrl-C did not end it: {:?}",
+            t.elapsed()
+        );
     }
 }

@@ -71,6 +71,14 @@ struct Opts {
     /// Security options: no-new-privileges[:true|false], seccomp=unconfined
     #[arg(long, value_name = "OPT")]
     security_opt: Vec<String>,
+    /// Network: host (the host's, default) or none (only a loopback interface)
+    #[arg(
+        long,
+        visible_alias = "net",
+        value_name = "MODE",
+        default_value = "host"
+    )]
+    network: String,
     /// Do not run an init as pid 1 (the command becomes pid 1)
     #[arg(long)]
     no_init: bool,
@@ -133,6 +141,15 @@ fn options(o: &Opts) -> Result<RunOptions, Box<dyn std::error::Error>> {
             }
         }
     }
+    let network = match o.network.as_str() {
+        "host" => imago_runtime::Network::Host,
+        "none" => imago_runtime::Network::None,
+        other => {
+            return Err(Box::new(FlagError(format!(
+                "network `{other}` is not supported yet: use host or none"
+            ))))
+        }
+    };
     Ok(RunOptions {
         store_root: o.global.store_root()?,
         image,
@@ -156,6 +173,7 @@ fn options(o: &Opts) -> Result<RunOptions, Box<dyn std::error::Error>> {
         privileged: o.privileged,
         no_new_privs: nnp,
         seccomp,
+        network,
     })
 }
 

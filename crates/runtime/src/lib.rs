@@ -20,5 +20,6 @@ pub mod config;
 pub mod record;
 pub mod run;
 
+pub use imago_sandbox::Network;
 pub use record::{ContainerId, ContainerRecord, Containers};
 pub use run::{run, RunError, RunOptions};

@@ -62,6 +62,8 @@ pub struct RunOptions {
     pub no_new_privs: bool,
     /// `--security-opt seccomp=unconfined` clears it.
     pub seccomp: bool,
+    /// `--network host|none`.
+    pub network: imago_sandbox::Network,
 }
 
 /// Failures of the run path (exit 125 in irun).
@@ -187,7 +189,7 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     let map = IdMap::detect();
     // Clone the container's pid 1 first: newuidmap/newgidmap (a few ms of setuid execs)
     // then write its maps while we look up the image and make the container's dir.
-    let pending = imago_sandbox::prepare(&map)?;
+    let pending = imago_sandbox::prepare_with(&map, opts.network)?;
     let (lowers, defaults, image_label, image_id) = prepare_image(opts, &map)?;
     let id = ContainerId::random();
     let hostname = opts

@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use crate::child::RemoteError;
 use crate::idmap::{IdMap, IdMapError, MapKind, MapWrite};
 use crate::mounts::{self, OLD_ROOT};
-use crate::spec::{CapsPolicy, ContainerSpec, ProcessSpec, RootMount};
+use crate::spec::{CapsPolicy, ContainerSpec, Network, ProcessSpec, RootMount};
 use crate::sys;
 use crate::user::{self, Ids};
 
@@ -48,7 +48,7 @@ use crate::user::{self, Ids};
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Msg {
     /// irun → C: the maps are written; here is what to be.
-    Go(Box<ContainerSpec>),
+    Go(Box<ContainerSpec>, Network),
     /// C → irun: setup failed.
     Failed(RemoteError),
     /// C → irun: the pty master is attached to this message.
@@ -168,12 +168,19 @@ pub struct Pending {
     forwarded: SigSet,
     old_mask: SigSet,
     started: bool,
+    network: Network,
 }
 
 /// Clone the container's pid 1 (new user, mount, pid, uts and ipc namespaces; the host's
 /// network) and start writing `map`. Blocks the forwarded signals until the container
 /// ends (or the Pending is dropped). Single-threaded callers only.
 pub fn prepare(map: &IdMap) -> Result<Pending, ContainerError> {
+    prepare_with(map, Network::Host)
+}
+
+/// [`prepare`] with a choice of network: [`Network::None`] adds a new network namespace
+/// whose `lo` the container brings up.
+pub fn prepare_with(map: &IdMap, network: Network) -> Result<Pending, ContainerError> {
     let forwarded = forwarded_signals();
     let mut old_mask = SigSet::empty();
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), Some(&mut old_mask))
@@ -200,11 +207,14 @@ pub fn prepare(map: &IdMap) -> Result<Pending, ContainerError> {
             });
         }
     };
-    let flags = libc::CLONE_NEWUSER
+    let mut flags = libc::CLONE_NEWUSER
         | libc::CLONE_NEWNS
         | libc::CLONE_NEWPID
         | libc::CLONE_NEWUTS
         | libc::CLONE_NEWIPC;
+    if network == Network::None {
+        flags |= libc::CLONE_NEWNET;
+    }
     let pid = match sys::clone_fork(flags) {
         Ok(None) => {
             drop(chan_p);
@@ -225,6 +235,7 @@ pub fn prepare(map: &IdMap) -> Result<Pending, ContainerError> {
         forwarded,
         old_mask,
         started: false,
+        network,
     };
     pending.maps = Some(
         map.start_write(pid.as_raw())
@@ -263,11 +274,14 @@ impl Pending {
             what: "reuse",
             errno: Errno::EBADF,
         })?;
-        send(chan_p.as_fd(), &Msg::Go(Box::new(spec.clone())), None).map_err(|errno| {
-            ContainerError::Channel {
-                what: "send the spec",
-                errno,
-            }
+        send(
+            chan_p.as_fd(),
+            &Msg::Go(Box::new(spec.clone()), self.network),
+            None,
+        )
+        .map_err(|errno| ContainerError::Channel {
+            what: "send the spec",
+            errno,
         })?;
         self.started = true;
         let pid = self.pid;
@@ -436,10 +450,21 @@ fn unsafe_owned(fd: RawFd) -> OwnedFd {
 
 fn container_main(chan: OwnedFd) -> i32 {
     let spec = match recv(chan.as_fd()) {
-        Ok(Some((Msg::Go(spec), _))) => spec,
+        Ok(Some((Msg::Go(spec, network), _))) => (spec, network),
         _ => return 125, // irun failed to map us (or went away) and says so itself
     };
-    let spec = &*spec;
+    let (spec, network) = (&*spec.0, spec.1);
+    if network == Network::None {
+        if let Err(e) = sys::set_loopback_up() {
+            let msg = format!("bring up lo in the container's network namespace: {e}");
+            let _ = send(
+                chan.as_fd(),
+                &Msg::Failed(RemoteError { msg, cause: None }),
+                None,
+            );
+            return 125;
+        }
+    }
     // If irun dies (SIGKILL), so does the whole container: pid 1 going takes the pid
     // namespace with it.
     let _ = sys::set_parent_death_signal(libc::SIGKILL);

@@ -54,6 +54,8 @@
 //!   the same in two steps — clone pid 1 and start newuidmap/newgidmap first, do your own
 //!   work (image lookup, dirs) while they run, then hand over the spec (sent as JSON over
 //!   the control channel). Dropping a `Pending` kills the waiting child.
+//!   [`prepare_with(&IdMap, Network)`](prepare_with): [`Network::None`] gives the container
+//!   a network namespace of its own with only `lo` (up); `prepare` = `Network::Host`.
 //! - [`IdMap::start_write(pid)`](IdMap::start_write) → [`MapWrite`] (`finish()`): the
 //!   helpers run concurrently; [`IdMap::write`] is both in one call.
 //!
@@ -76,9 +78,11 @@ pub mod user;
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 pub use child::{run_in_mapping, ChildError, RemoteError};
-pub use container::{prepare, run, ContainerError, Pending};
+pub use container::{prepare, prepare_with, run, ContainerError, Pending};
 pub use idmap::{
     IdMap, IdMapEntry, IdMapError, IdMapInput, IdMapWriter, IdRange, MapKind, MapWrite, Ownership,
 };
 pub use probe::{Fix, HostProbe, KernelVersion};
-pub use spec::{CapsPolicy, ContainerSpec, ProcessSpec, RootMount, UserMount, DEFAULT_CAPS};
+pub use spec::{
+    CapsPolicy, ContainerSpec, Network, ProcessSpec, RootMount, UserMount, DEFAULT_CAPS,
+};

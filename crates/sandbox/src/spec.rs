@@ -124,3 +124,14 @@ pub const DEFAULT_CAPS: &[&str] = &[
     "CAP_KILL",
     "CAP_AUDIT_WRITE",
 ];
+
+/// The container's network (chosen at clone time, see `container::prepare_with`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Network {
+    /// The host's network namespace (part 1's default).
+    #[default]
+    Host,
+    /// A new network namespace with only `lo`, brought up.
+    None,
+}

@@ -214,3 +214,39 @@ pub fn cloexec_from(first: u32) {
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
 }
+
+/// Bring the loopback interface of this (new) network namespace up (SIOCSIFFLAGS).
+pub fn set_loopback_up() -> Result<(), Errno> {
+    // SAFETY: a plain socket() call; the fd is owned below.
+    let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if s < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel just gave us `s`; nothing else owns it.
+    let sock = unsafe { OwnedFd::from_raw_fd(s) };
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, c) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *c as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS fills ifr_flags of the ifreq we pass, valid for the call.
+    let r = unsafe {
+        libc::ioctl(
+            sock.as_raw_fd(),
+            libc::SIOCGIFFLAGS,
+            &mut req as *mut libc::ifreq,
+        )
+    };
+    Errno::result(r)?;
+    // SAFETY: ifr_flags is the union member SIOCGIFFLAGS just set.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads the ifreq we pass, valid for the call.
+    let r = unsafe {
+        libc::ioctl(
+            sock.as_raw_fd(),
+            libc::SIOCSIFFLAGS,
+            &req as *const libc::ifreq,
+        )
+    };
+    Errno::result(r).map(drop)
+}
