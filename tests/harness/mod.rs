@@ -64,7 +64,9 @@ pub fn running_as_root() -> bool {
 /// and they exist; otherwise only ourselves. Prints why a user is skipped.
 pub fn users() -> Vec<User> {
     if !running_as_root() {
-        skip("not root: only the current user runs; run scripts/test.sh as root for the full matrix");
+        skip(
+            "not root: only the current user runs; run scripts/test.sh as root for the full matrix",
+        );
         return vec![User::Root];
     }
     let mut v = vec![User::Root];
@@ -72,7 +74,10 @@ pub fn users() -> Vec<User> {
         if u.ids().is_some() {
             v.push(u);
         } else {
-            skip(&format!("test user {} does not exist; scripts/test.sh creates it", u.name()));
+            skip(&format!(
+                "test user {} does not exist; scripts/test.sh creates it",
+                u.name()
+            ));
         }
     }
     v
@@ -90,7 +95,10 @@ pub fn skip(reason: &str) {
 fn build_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     // target/<profile>/deps/it-<hash>
-    exe.parent().and_then(Path::parent).expect("test binary under target/<profile>/deps").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary under target/<profile>/deps")
+        .to_path_buf()
 }
 
 /// A world-readable copy of every built `i*` binary, made once per test process.
@@ -109,7 +117,8 @@ pub fn bin_dir() -> &'static Path {
             if is_ours && entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
                 let to = dir.join(&*name);
                 std::fs::copy(entry.path(), &to).expect("copy binary");
-                std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+                std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755))
+                    .expect("chmod");
             }
         }
         dir
@@ -119,10 +128,14 @@ pub fn bin_dir() -> &'static Path {
 /// Statics are never dropped, so earlier test processes leave their `imago-bins-<pid>`
 /// behind: remove those whose process is gone.
 fn remove_stale_bin_dirs() {
-    let Ok(entries) = std::fs::read_dir(scratch_base()) else { return };
+    let Ok(entries) = std::fs::read_dir(scratch_base()) else {
+        return;
+    };
     for e in entries.flatten() {
         let name = e.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("imago-bins-")) else { continue };
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("imago-bins-")) else {
+            continue;
+        };
         if !Path::new("/proc").join(pid).exists() {
             // Best effort: another test process may be removing it at the same time.
             let _ = std::fs::remove_dir_all(e.path());
@@ -134,18 +147,26 @@ fn remove_stale_bin_dirs() {
 /// not built (run `cargo build --workspace` first, as scripts/test.sh does).
 pub fn bin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
-    assert!(p.exists(), "{name} not built: run `cargo build --workspace` before the tests");
+    assert!(
+        p.exists(),
+        "{name} not built: run `cargo build --workspace` before the tests"
+    );
     p
 }
 
 /// Where scratch dirs go: `$IMAGO_TEST_TMP`, else the system temp dir.
 pub fn scratch_base() -> PathBuf {
-    std::env::var_os("IMAGO_TEST_TMP").map(PathBuf::from).unwrap_or_else(std::env::temp_dir)
+    std::env::var_os("IMAGO_TEST_TMP")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
 }
 
 /// The repository root (for scripts/).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
 }
 
 /// A scratch directory owned by `user`, removed on drop.
@@ -155,8 +176,12 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new(user: User) -> Self {
-        let dir = tempfile::Builder::new().prefix("imago-it-").tempdir_in(scratch_base()).expect("tempdir");
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let dir = tempfile::Builder::new()
+            .prefix("imago-it-")
+            .tempdir_in(scratch_base())
+            .expect("tempdir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
         if user != User::Root && running_as_root() {
             let (uid, gid) = user.ids().expect("test user exists");
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown scratch");
@@ -237,18 +262,29 @@ impl Env {
             // -m: keep the environment set below; plain runuser would reset HOME, USER,
             // SHELL and LOGNAME to the passwd entry and leak state into the real home.
             let mut c = Command::new("runuser");
-            c.args(["-m", "-u", self.user.name(), "--"]).arg(program.as_ref());
+            c.args(["-m", "-u", self.user.name(), "--"])
+                .arg(program.as_ref());
             c
         };
         c.current_dir(self.scratch.path())
             .env_clear()
-            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
             .env("HOME", self.home())
             .env("USER", self.user.name())
             .env("LANG", "C.UTF-8")
             .env("IMAGO_ROOT", self.root())
             .stdin(Stdio::null());
-        Cmd { inner: c, label: format!("[{}] {}", self.user.name(), program.as_ref().to_string_lossy()) }
+        Cmd {
+            inner: c,
+            label: format!(
+                "[{}] {}",
+                self.user.name(),
+                program.as_ref().to_string_lossy()
+            ),
+        }
     }
 
     /// The busybox rootfs tar from scripts/make-busybox-rootfs.sh, readable by the user.
@@ -303,8 +339,14 @@ impl Cmd {
     }
 
     pub fn run(mut self) -> Out {
-        let output = self.inner.output().unwrap_or_else(|e| panic!("spawn {}: {e}", self.label));
-        Out { label: self.label, output }
+        let output = self
+            .inner
+            .output()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.label));
+        Out {
+            label: self.label,
+            output,
+        }
     }
 
     /// Run and assert exit 0; returns the output.
@@ -347,7 +389,10 @@ impl Out {
     /// Panic unless the command failed and its stderr contains `needle`.
     pub fn fails_with(self, needle: &str) -> Self {
         assert!(!self.output.status.success(), "expected failure: {self}");
-        assert!(self.stderr().contains(needle), "stderr lacks {needle:?}: {self}");
+        assert!(
+            self.stderr().contains(needle),
+            "stderr lacks {needle:?}: {self}"
+        );
         self
     }
 }

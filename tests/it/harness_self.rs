@@ -12,11 +12,17 @@ fn each_user_runs_as_itself() {
         }
         if u == User::Sub {
             let subuid = std::fs::read_to_string("/etc/subuid").unwrap_or_default();
-            assert!(subuid.lines().any(|l| l.starts_with("imago-sub:")), "imago-sub has no subuid range");
+            assert!(
+                subuid.lines().any(|l| l.starts_with("imago-sub:")),
+                "imago-sub has no subuid range"
+            );
         }
         if u == User::NoSub {
             let subuid = std::fs::read_to_string("/etc/subuid").unwrap_or_default();
-            assert!(!subuid.lines().any(|l| l.starts_with("imago-nosub:")), "imago-nosub must have no subuid range");
+            assert!(
+                !subuid.lines().any(|l| l.starts_with("imago-nosub:")),
+                "imago-nosub must have no subuid range"
+            );
         }
     }
 }

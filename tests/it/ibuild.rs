@@ -285,7 +285,10 @@ fn f61_workdir_owned_by_user_and_g77_g78_copy_ownership() {
 fn f64_f67_user_ids_in_run() {
     for user in users() {
         if !has_subids(user) {
-            imago_it::skip(&format!("{}: no subuid range, a RUN as uid 33 is impossible in a single-id mapping", user.name()));
+            imago_it::skip(&format!(
+                "{}: no subuid range, a RUN as uid 33 is impossible in a single-id mapping",
+                user.name()
+            ));
             continue;
         }
         let env = env_with_busybox(user);
@@ -744,7 +747,10 @@ fn two_builds_at_once_on_one_store() {
 fn rootless_run_chown_33_is_committed_as_33() {
     for user in users() {
         if !has_subids(user) {
-            imago_it::skip(&format!("{}: no subuid range: chown to 33 needs one (or the sandbox's fakeroot filter)", user.name()));
+            imago_it::skip(&format!(
+                "{}: no subuid range: chown to 33 needs one (or the sandbox's fakeroot filter)",
+                user.name()
+            ));
             continue;
         }
         let env = env_with_busybox(user);
@@ -860,7 +866,10 @@ fn copy_tree(env: &imago_it::Env, from: &std::path::Path, to: &std::path::Path) 
 fn ibuild_image_saved_runs_in_podman_like_in_irun() {
     for user in users() {
         if !has_subids(user) {
-            imago_it::skip(&format!("{}: rootless podman needs a subuid range", user.name()));
+            imago_it::skip(&format!(
+                "{}: rootless podman needs a subuid range",
+                user.name()
+            ));
             continue;
         }
         if !crate::ibuild_support::have("podman") {
@@ -1074,5 +1083,59 @@ fn j108_run_mount_bind_from_a_stage() {
             "the stage's whiteout applies"
         );
         assert!(find(&env, "bfrom", "r/written").is_none() && find(&env, "bfrom", "m").is_none());
+    }
+}
+
+/// Issue 5 item 9: RUN gets the host's network by default; `RUN --network=none` and
+/// `ibuild --network none` give a namespace whose only interface is `lo`.
+#[test]
+fn j107_run_network_none_has_only_loopback() {
+    let interfaces = |data: &[u8]| -> Vec<String> {
+        // /proc/net/dev: two header lines, then `name: counters…` per interface.
+        String::from_utf8_lossy(data)
+            .lines()
+            .skip(2)
+            .filter_map(|l| l.split(':').next().map(|n| n.trim().to_string()))
+            .collect()
+    };
+    for user in users() {
+        let env = env_with_busybox(user);
+        context(
+            &env,
+            "net",
+            &[(
+                "Dockerfile",
+                "FROM busybox\nRUN cat /proc/net/dev > /host-net\n\
+                 RUN --network=none cat /proc/net/dev > /none-net\n",
+            )],
+        );
+        ibuild(&env, "net", &["-t", "net"]).success();
+        let host = interfaces(&find(&env, "net", "host-net").expect("host-net").data);
+        let none = interfaces(&find(&env, "net", "none-net").expect("none-net").data);
+        assert_eq!(
+            none,
+            vec!["lo".to_string()],
+            "[{}] RUN --network=none",
+            user.name()
+        );
+        assert!(
+            host.len() > 1,
+            "[{}] default RUN sees the host's interfaces: {host:?}",
+            user.name()
+        );
+
+        context(
+            &env,
+            "net2",
+            &[("Dockerfile", "FROM busybox\nRUN cat /proc/net/dev > /n\n")],
+        );
+        ibuild(&env, "net2", &["--network", "none", "-t", "net2"]).success();
+        let n = interfaces(&find(&env, "net2", "n").expect("n").data);
+        assert_eq!(
+            n,
+            vec!["lo".to_string()],
+            "[{}] ibuild --network none",
+            user.name()
+        );
     }
 }

@@ -175,7 +175,7 @@ fn security_seccomp_caps_nnp_masked() {
     .filter(|p| std::path::Path::new(p).exists())
     .collect::<Vec<_>>();
     if masked.is_empty() {
-        eprintln!("SKIP: no maskable /proc file exists on this host");
+        imago_it::skip("no maskable /proc file exists on this host");
     }
     for u in users() {
         let env = env_for(u);
@@ -551,7 +551,7 @@ fn interactive_tty_under_script() {
         .output()
         .is_err()
     {
-        eprintln!("SKIP: `script` (util-linux) is not installed");
+        imago_it::skip("`script` (util-linux) is not installed");
         return;
     }
     for u in users() {

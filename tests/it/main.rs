@@ -2,12 +2,12 @@
 //! as root and as the unprivileged test users (see the harness).
 
 mod harness_self;
-mod registry;
-mod registry_support;
-mod irun;
-mod irun_support;
 mod ibuild;
 mod ibuild_support;
 mod iimage;
+mod irun;
+mod irun_support;
 mod itag;
+mod registry;
+mod registry_support;
 mod store_support;

@@ -1444,10 +1444,12 @@ fn run_step(
     if cached(cx, state, &key) {
         return Ok(true);
     }
-    if network != Network::Host {
-        sink.event(Event::Warning(format!(
-            "RUN network `{network:?}` is not available yet: the step uses the host's network"
-        )));
+    if network == Network::Private {
+        sink.event(Event::Warning(
+            "RUN network `private` (outbound through pasta/slirp) is not available yet: \
+             the step uses the host's network; use `none` for no network"
+                .to_string(),
+        ));
     }
     let created = created(cx);
     let mut env: Vec<String> = state
@@ -1570,7 +1572,13 @@ fn run_step(
                 no_new_privs: false,
             },
         };
-        let code = with_output_redirected(cx.opts.quiet, || imago_sandbox::container::run(&spec))?;
+        let sandbox_net = match network {
+            Network::None => imago_sandbox::Network::None,
+            Network::Host | Network::Private => imago_sandbox::Network::Host,
+        };
+        let code = with_output_redirected(cx.opts.quiet, || {
+            imago_sandbox::prepare_with(&spec.id_map, sandbox_net)?.start(&spec)
+        })?;
         Ok(code)
     })();
     let code = match result {

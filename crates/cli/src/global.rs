@@ -9,7 +9,13 @@ pub struct GlobalOpts {
     #[arg(long, global = true, value_name = "DIR")]
     pub root: Option<PathBuf>,
     /// Log level: error, warn, info, debug, trace (or a tracing filter)
-    #[arg(long, global = true, value_name = "LEVEL", default_value = "warn", env = "IMAGO_LOG")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "LEVEL",
+        default_value = "warn",
+        env = "IMAGO_LOG"
+    )]
     pub log_level: String,
 }
 
@@ -76,8 +82,14 @@ mod tests {
 
     #[test]
     fn imago_root_then_xdg_then_home() {
-        assert_eq!(resolve_store_root(None, p("/i"), p("/x"), p("/h")).unwrap(), PathBuf::from("/i"));
-        assert_eq!(resolve_store_root(None, None, p("/x"), p("/h")).unwrap(), PathBuf::from("/x/imago"));
+        assert_eq!(
+            resolve_store_root(None, p("/i"), p("/x"), p("/h")).unwrap(),
+            PathBuf::from("/i")
+        );
+        assert_eq!(
+            resolve_store_root(None, None, p("/x"), p("/h")).unwrap(),
+            PathBuf::from("/x/imago")
+        );
         assert_eq!(
             resolve_store_root(None, p(""), None, p("/h")).unwrap(),
             PathBuf::from("/h/.local/share/imago")
