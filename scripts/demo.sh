@@ -28,7 +28,7 @@ iimage import --change 'CMD ["sh"]' "$IMAGO_ROOT/busybox-rootfs.tar" busybox:lat
 ibuild -t cowsay "$work/examples/cowsay"
 iimage ls
 irun --rm cowsay
-irun --rm cowsay "hello from $(id -un), rootless and daemonless"
+irun --rm cowsay "hello from $(id -un), no daemon"
 iimage rm cowsay busybox >/dev/null
 rm -rf "$IMAGO_ROOT" 2>/dev/null || true
 DEMO

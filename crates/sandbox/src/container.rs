@@ -501,13 +501,13 @@ fn container_main(chan: OwnedFd) -> i32 {
     };
     if !spec.init {
         let _ = send(chan.as_fd(), &Msg::Running, None);
-        exec_process(&spec.process, &ids, spec.id_map.setgroups_deny, slave)
+        exec_process(&spec.process, &ids, &spec.id_map, slave)
     }
     let child = match sys::fork() {
         Ok(nix::unistd::ForkResult::Child) => {
             drop(chan);
             drop(cleanup);
-            exec_process(&spec.process, &ids, spec.id_map.setgroups_deny, slave)
+            exec_process(&spec.process, &ids, &spec.id_map, slave)
         }
         Ok(nix::unistd::ForkResult::Parent { child }) => child,
         Err(e) => {
@@ -682,7 +682,7 @@ fn open_pty(chan: BorrowedFd<'_>) -> Result<OwnedFd, SetupError> {
 /// Become the container's process and exec it. Never returns: on failure prints
 /// `irun: …` on the process's stderr and exits 127 (not found), 126 (cannot execute)
 /// or 125 (setup).
-fn exec_process(p: &ProcessSpec, ids: &Ids, setgroups_deny: bool, slave: Option<OwnedFd>) -> ! {
+fn exec_process(p: &ProcessSpec, ids: &Ids, map: &IdMap, slave: Option<OwnedFd>) -> ! {
     let fail = |code: i32, msg: String| -> ! {
         let _ = writeln!(std::io::stderr(), "irun: {msg}");
         sys::exit_now(code)
@@ -722,11 +722,12 @@ fn exec_process(p: &ProcessSpec, ids: &Ids, setgroups_deny: bool, slave: Option<
         }
     }
     if p.seccomp {
-        if let Err(e) = crate::seccomp::install_default() {
+        // Under the single mapping the fakeroot variant (chown & co succeed, doing nothing).
+        if let Err(e) = crate::seccomp::install(crate::seccomp::Filter::for_map(map.kind)) {
             fail(125, format!("install the seccomp filter: {e}"));
         }
     }
-    if !setgroups_deny {
+    if !map.setgroups_deny {
         let groups: Vec<nix::unistd::Gid> = ids
             .groups
             .iter()

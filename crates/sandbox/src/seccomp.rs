@@ -6,20 +6,134 @@
 //! whose flags we can inspect — docker does the same); foreign ABIs (x32, i386 on
 //! x86_64) → EPERM.
 //!
+//! The fakeroot variant ([`Filter::Fakeroot`], DESIGN's fallback ladder: "single mapping
+//! and seccomp fakeroot for chown & co", like charliecloud's `ch-run --seccomp`): the
+//! same filter plus, in front of it, answers of success (return 0, nothing done) for the calls
+//! the kernel would refuse under a single mapping, where only id 0 exists:
+//! - `chown`, `lchown`, `fchown`, `fchownat` naming an id other than 0 and -1 (the kernel
+//!   says EINVAL: unmapped id); chown to 0 or -1 runs for real (errors such as ENOENT and
+//!   the clearing of set-id bits kept);
+//! - `setuid`, `setgid`, `setreuid`, `setregid`, `setresuid`, `setresgid` naming an id
+//!   other than 0 and -1 (EINVAL); the process stays uid/gid 0;
+//! - `setgroups`, always (EPERM: setgroups is `deny` in a single mapping);
+//! - `mknod`, `mknodat` of a block device or a character device other than 0:0 (EPERM
+//!   in any user namespace): no node is created. A 0:0 character device (an overlay
+//!   whiteout, allowed since Linux 5.8), fifos, sockets and files run for real.
+//!
+//! `setfsuid`/`setfsgid` never fail (they return the old id), so they are left alone;
+//! `capset` works in the namespace. [`Filter::for_map`] picks the variant: fakeroot only
+//! for [`MapKind::Single`] (there the container's user is always 0:0, so faking set*id
+//! cannot leave a process with other ids than asked by the spec).
+//!
 //! Why not docker's profile through libseccomp or `seccompiler`: this is ~60 BPF
 //! instructions, no C library and no extra crate to compile; the list is a table here.
-//! Never: decides whether to install (the spec does), touches capabilities.
+//! Never: decides whether to install (the spec does: no filter at all, hence no fakeroot,
+//! with `--privileged` or `seccomp=unconfined`), touches capabilities.
 
 use nix::errno::Errno;
 
+use crate::idmap::MapKind;
+
 const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
 const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
+/// SECCOMP_RET_ERRNO with data 0: the syscall returns 0 without running.
+const FAKE_SUCCESS: u32 = SECCOMP_RET_ERRNO;
 
 const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
 const BPF_JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
 const BPF_JGE_K: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
 const BPF_JSET_K: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
 const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+const BPF_AND_K: u16 = (libc::BPF_ALU | libc::BPF_AND | libc::BPF_K) as u16;
+
+/// Offset of the low 32 bits of `seccomp_data.args[i]` (little-endian targets only).
+const fn arg_lo(i: u32) -> u32 {
+    16 + 8 * i
+}
+
+/// Which filter a container gets (when the spec asks for one at all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filter {
+    /// The docker-like denylist ([`program`]).
+    Default,
+    /// [`Filter::Default`] plus the fakeroot answers (module doc).
+    Fakeroot,
+}
+
+impl Filter {
+    /// Fakeroot for [`MapKind::Single`], the default filter for the other mappings (where
+    /// chown and set*id to the mapped ids work for real).
+    pub fn for_map(kind: MapKind) -> Filter {
+        match kind {
+            MapKind::Single => Filter::Fakeroot,
+            MapKind::Identity | MapKind::SubIds => Filter::Default,
+        }
+    }
+}
+
+/// Calls faked under [`Filter::Fakeroot`] when one of the id arguments (by index) is
+/// neither 0 nor -1: (name, number, id argument indexes).
+pub fn fake_id_calls() -> Vec<(&'static str, libc::c_long, &'static [u32])> {
+    let mut v: Vec<(&'static str, libc::c_long, &'static [u32])> = vec![
+        ("fchown", libc::SYS_fchown, &[1, 2]),
+        ("fchownat", libc::SYS_fchownat, &[2, 3]),
+        ("setuid", libc::SYS_setuid, &[0]),
+        ("setgid", libc::SYS_setgid, &[0]),
+        ("setreuid", libc::SYS_setreuid, &[0, 1]),
+        ("setregid", libc::SYS_setregid, &[0, 1]),
+        ("setresuid", libc::SYS_setresuid, &[0, 1, 2]),
+        ("setresgid", libc::SYS_setresgid, &[0, 1, 2]),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    v.extend([
+        ("chown", libc::SYS_chown, &[1u32, 2] as &'static [u32]),
+        ("lchown", libc::SYS_lchown, &[1, 2]),
+    ]);
+    v
+}
+
+/// mknod-family calls faked for devices: (name, number, mode argument, dev argument).
+fn fake_mknod_calls() -> Vec<(&'static str, libc::c_long, u32, u32)> {
+    let mut v = vec![("mknodat", libc::SYS_mknodat, 2, 3)];
+    #[cfg(target_arch = "x86_64")]
+    v.push(("mknod", libc::SYS_mknod, 1, 2));
+    v
+}
+
+/// The fakeroot instructions; they expect the syscall number in A and leave it there
+/// when they fall through (syscall not theirs).
+fn fakeroot_blocks() -> Vec<libc::sock_filter> {
+    let mut p = Vec::new();
+    for (_, nr, args) in fake_id_calls() {
+        // jeq nr; per arg: ld, jeq 0 (→ next arg), jeq -1 (→ next arg, else → fake);
+        // ret allow; ret fake.
+        let n = args.len() as u8;
+        let len = 1 + 3 * n + 2;
+        p.push(jump(BPF_JEQ_K, nr as u32, 0, len - 1));
+        for (k, i) in args.iter().enumerate() {
+            let k = k as u8;
+            p.push(stmt(BPF_LD_W_ABS, arg_lo(*i)));
+            p.push(jump(BPF_JEQ_K, 0, 1, 0));
+            p.push(jump(BPF_JEQ_K, u32::MAX, 0, 3 * (n - k) - 2));
+        }
+        p.push(stmt(BPF_RET_K, SECCOMP_RET_ALLOW));
+        p.push(stmt(BPF_RET_K, FAKE_SUCCESS));
+    }
+    p.push(jump(BPF_JEQ_K, libc::SYS_setgroups as u32, 0, 1));
+    p.push(stmt(BPF_RET_K, FAKE_SUCCESS));
+    for (_, nr, mode, dev) in fake_mknod_calls() {
+        p.push(jump(BPF_JEQ_K, nr as u32, 0, 8));
+        p.push(stmt(BPF_LD_W_ABS, arg_lo(mode)));
+        p.push(stmt(BPF_AND_K, libc::S_IFMT));
+        p.push(jump(BPF_JEQ_K, libc::S_IFBLK, 4, 0));
+        p.push(jump(BPF_JEQ_K, libc::S_IFCHR, 0, 2));
+        p.push(stmt(BPF_LD_W_ABS, arg_lo(dev)));
+        p.push(jump(BPF_JEQ_K, 0, 0, 1));
+        p.push(stmt(BPF_RET_K, SECCOMP_RET_ALLOW));
+        p.push(stmt(BPF_RET_K, FAKE_SUCCESS));
+    }
+    p
+}
 
 #[cfg(target_arch = "x86_64")]
 const AUDIT_ARCH: u32 = 0xc000_003e; // AUDIT_ARCH_X86_64
@@ -115,8 +229,13 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
     libc::sock_filter { code, jt, jf, k }
 }
 
-/// The filter program (pure; unit-tested for shape).
+/// The default filter program (pure; unit-tested for shape): `program_for(Filter::Default)`.
 pub fn program() -> Vec<libc::sock_filter> {
+    program_for(Filter::Default)
+}
+
+/// The program of one [`Filter`] (pure; unit-tested by evaluation).
+pub fn program_for(filter: Filter) -> Vec<libc::sock_filter> {
     let eperm = SECCOMP_RET_ERRNO | libc::EPERM as u32;
     let enosys = SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
     let mut p = vec![
@@ -131,6 +250,9 @@ pub fn program() -> Vec<libc::sock_filter> {
     {
         p.push(jump(BPF_JGE_K, X32_SYSCALL_BIT, 0, 1));
         p.push(stmt(BPF_RET_K, eperm));
+    }
+    if filter == Filter::Fakeroot {
+        p.extend(fakeroot_blocks());
     }
     for (_, nr) in denied() {
         p.push(jump(BPF_JEQ_K, nr as u32, 0, 1));
@@ -150,7 +272,13 @@ pub fn program() -> Vec<libc::sock_filter> {
 /// Install [`program`] on the calling thread (inherited by its children and kept across
 /// exec). Needs no_new_privs or CAP_SYS_ADMIN in the current user namespace.
 pub fn install_default() -> Result<(), Errno> {
-    crate::sys::install_seccomp(&program())
+    install(Filter::Default)
+}
+
+/// Install [`program_for(filter)`](program_for) on the calling thread, like
+/// [`install_default`].
+pub fn install(filter: Filter) -> Result<(), Errno> {
+    crate::sys::install_seccomp(&program_for(filter))
 }
 
 #[cfg(test)]
@@ -193,13 +321,13 @@ mod tests {
         );
     }
 
-    /// Interpret the program for one syscall (a tiny BPF evaluator for the opcodes used).
-    fn eval(nr: u32, arg0: u32) -> u32 {
-        let p = program();
+    /// Interpret a program for one syscall (a tiny BPF evaluator for the opcodes used);
+    /// `args` are the low words of args[0..6].
+    fn run(p: &[libc::sock_filter], nr: u32, args: [u32; 6]) -> u32 {
         let data = |off: u32| match off {
             0 => nr,
             4 => AUDIT_ARCH,
-            16 => arg0,
+            o if (16..64).contains(&o) && (o - 16) % 8 == 0 => args[((o - 16) / 8) as usize],
             _ => 0,
         };
         let (mut pc, mut a) = (0usize, 0u32);
@@ -207,6 +335,7 @@ mod tests {
             let i = p[pc];
             match i.code {
                 BPF_LD_W_ABS => a = data(i.k),
+                BPF_AND_K => a &= i.k,
                 BPF_RET_K => return i.k,
                 BPF_JEQ_K | BPF_JGE_K | BPF_JSET_K => {
                     let t = match i.code {
@@ -220,6 +349,10 @@ mod tests {
             }
             pc += 1;
         }
+    }
+
+    fn eval(nr: u32, arg0: u32) -> u32 {
+        run(&program(), nr, [arg0, 0, 0, 0, 0, 0])
     }
 
     #[test]
@@ -240,5 +373,131 @@ mod tests {
             eval(libc::SYS_clone3 as u32, 0),
             SECCOMP_RET_ERRNO | libc::ENOSYS as u32
         );
+    }
+
+    fn fake(nr: libc::c_long, args: [u32; 6]) -> u32 {
+        run(&program_for(Filter::Fakeroot), nr as u32, args)
+    }
+
+    fn default(nr: libc::c_long, args: [u32; 6]) -> u32 {
+        run(&program_for(Filter::Default), nr as u32, args)
+    }
+
+    const M1: u32 = u32::MAX; // -1: "leave unchanged"
+
+    #[test]
+    fn filter_for_map_kind() {
+        assert_eq!(Filter::for_map(MapKind::Single), Filter::Fakeroot);
+        assert_eq!(Filter::for_map(MapKind::SubIds), Filter::Default);
+        assert_eq!(Filter::for_map(MapKind::Identity), Filter::Default);
+        assert_eq!(program_for(Filter::Default), program());
+    }
+
+    #[test]
+    fn fakeroot_program_shape() {
+        let p = program_for(Filter::Fakeroot);
+        assert!(p.len() < 255, "{}", p.len());
+        let last = p.last().unwrap();
+        assert_eq!((last.code, last.k), (BPF_RET_K, SECCOMP_RET_ALLOW));
+        for (i, ins) in p
+            .iter()
+            .enumerate()
+            .filter(|(_, ins)| ins.code & 0x07 == libc::BPF_JMP as u16)
+        {
+            assert!(i + 1 + (ins.jt.max(ins.jf) as usize) < p.len());
+        }
+    }
+
+    #[test]
+    fn fakeroot_fakes_chown_to_unmapped_ids_only() {
+        let eperm = SECCOMP_RET_ERRNO | libc::EPERM as u32;
+        // fchown(fd, uid, gid) and fchownat(dirfd, path, uid, gid, flags)
+        for (nr, at) in [(libc::SYS_fchown, 1usize), (libc::SYS_fchownat, 2)] {
+            let with = |uid: u32, gid: u32| {
+                let mut a = [7u32; 6];
+                a[at] = uid;
+                a[at + 1] = gid;
+                a
+            };
+            assert_eq!(fake(nr, with(33, 33)), FAKE_SUCCESS, "{nr}");
+            assert_eq!(fake(nr, with(0, 33)), FAKE_SUCCESS, "{nr}");
+            assert_eq!(fake(nr, with(33, M1)), FAKE_SUCCESS, "{nr}");
+            assert_eq!(fake(nr, with(M1, 65534)), FAKE_SUCCESS, "{nr}");
+            assert_eq!(fake(nr, with(0, 0)), SECCOMP_RET_ALLOW, "{nr}");
+            assert_eq!(fake(nr, with(M1, 0)), SECCOMP_RET_ALLOW, "{nr}");
+            assert_eq!(fake(nr, with(M1, M1)), SECCOMP_RET_ALLOW, "{nr}");
+            assert_eq!(default(nr, with(33, 33)), SECCOMP_RET_ALLOW, "{nr}");
+        }
+        #[cfg(target_arch = "x86_64")]
+        for nr in [libc::SYS_chown, libc::SYS_lchown] {
+            assert_eq!(fake(nr, [9, 33, 33, 0, 0, 0]), FAKE_SUCCESS);
+            assert_eq!(fake(nr, [9, 0, 0, 0, 0, 0]), SECCOMP_RET_ALLOW);
+        }
+        // the rest of the default filter still applies
+        assert_eq!(fake(libc::SYS_mount, [0; 6]), eperm);
+        assert_eq!(fake(libc::SYS_read, [33; 6]), SECCOMP_RET_ALLOW);
+        assert_eq!(
+            fake(libc::SYS_clone, [libc::CLONE_NEWUSER as u32, 0, 0, 0, 0, 0]),
+            eperm
+        );
+    }
+
+    #[test]
+    fn fakeroot_fakes_set_ids_and_setgroups() {
+        assert_eq!(fake(libc::SYS_setuid, [33, 0, 0, 0, 0, 0]), FAKE_SUCCESS);
+        assert_eq!(
+            fake(libc::SYS_setuid, [0, 5, 5, 5, 5, 5]),
+            SECCOMP_RET_ALLOW
+        );
+        assert_eq!(fake(libc::SYS_setgid, [65534, 0, 0, 0, 0, 0]), FAKE_SUCCESS);
+        assert_eq!(fake(libc::SYS_setreuid, [M1, 42, 0, 0, 0, 0]), FAKE_SUCCESS);
+        assert_eq!(
+            fake(libc::SYS_setregid, [M1, M1, 9, 0, 0, 0]),
+            SECCOMP_RET_ALLOW
+        );
+        assert_eq!(fake(libc::SYS_setresuid, [0, 0, 42, 0, 0, 0]), FAKE_SUCCESS);
+        assert_eq!(
+            fake(libc::SYS_setresuid, [0, 0, 0, 1, 1, 1]),
+            SECCOMP_RET_ALLOW
+        );
+        assert_eq!(
+            fake(libc::SYS_setresgid, [42, 0, M1, 0, 0, 0]),
+            FAKE_SUCCESS
+        );
+        assert_eq!(fake(libc::SYS_setgroups, [0, 0, 0, 0, 0, 0]), FAKE_SUCCESS);
+        assert_eq!(fake(libc::SYS_setgroups, [1, 0, 0, 0, 0, 0]), FAKE_SUCCESS);
+        assert_eq!(default(libc::SYS_setgroups, [1; 6]), SECCOMP_RET_ALLOW);
+        assert_eq!(default(libc::SYS_setuid, [33; 6]), SECCOMP_RET_ALLOW);
+        // never-failing or unrelated calls untouched
+        assert_eq!(fake(libc::SYS_setfsuid, [33; 6]), SECCOMP_RET_ALLOW);
+        assert_eq!(fake(libc::SYS_getuid, [33; 6]), SECCOMP_RET_ALLOW);
+    }
+
+    #[test]
+    fn fakeroot_fakes_device_nodes_only() {
+        let mut calls = vec![(libc::SYS_mknodat, 2usize)];
+        #[cfg(target_arch = "x86_64")]
+        calls.push((libc::SYS_mknod, 1));
+        for (nr, at) in calls {
+            let with = |mode: u32, dev: u32| {
+                let mut a = [3u32; 6];
+                a[at] = mode;
+                a[at + 1] = dev;
+                a
+            };
+            let makedev = (1u32 << 8) | 3; // c 1 3 (/dev/null)
+            assert_eq!(fake(nr, with(libc::S_IFCHR | 0o666, makedev)), FAKE_SUCCESS);
+            assert_eq!(fake(nr, with(libc::S_IFBLK | 0o660, 0)), FAKE_SUCCESS);
+            assert_eq!(
+                fake(nr, with(libc::S_IFCHR, 0)),
+                SECCOMP_RET_ALLOW,
+                "whiteout"
+            );
+            assert_eq!(fake(nr, with(libc::S_IFIFO | 0o644, 0)), SECCOMP_RET_ALLOW);
+            assert_eq!(fake(nr, with(libc::S_IFREG | 0o644, 0)), SECCOMP_RET_ALLOW);
+            assert_eq!(fake(nr, with(libc::S_IFSOCK, 0)), SECCOMP_RET_ALLOW);
+            assert_eq!(fake(nr, with(0o644, 0)), SECCOMP_RET_ALLOW);
+            assert_eq!(default(nr, with(libc::S_IFCHR, makedev)), SECCOMP_RET_ALLOW);
+        }
     }
 }
