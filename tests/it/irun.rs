@@ -618,3 +618,223 @@ fn interactive_tty_under_script() {
         );
     }
 }
+
+/// DESIGN's seccomp fakeroot: under the single mapping (imago-nosub) chown to other ids,
+/// set*id to other ids, setgroups and mknod of devices succeed without doing anything
+/// (the kernel said EINVAL/EPERM); with a real mapping they run for real. No filter, no
+/// fakeroot: `--security-opt seccomp=unconfined` and `--privileged` get the kernel's answer.
+#[test]
+fn fakeroot_chown_setid_mknod_under_single_mapping() {
+    let script = "touch /x && chown 33:33 /x && echo ok && stat -c %u:%g /x";
+    for u in users() {
+        let env = env_for(u);
+        let single = u == User::NoSub;
+        let out = irun(&env, &["--rm", "busybox", "sh", "-c", script]).success();
+        let want = if single { "ok\n0:0\n" } else { "ok\n33:33\n" };
+        assert_eq!(out.stdout(), want, "[{}] {out}", u.name());
+        // a device node: faked (nothing created) under single, EPERM in any user namespace
+        let mk = "mknod /n c 1 3 && echo made; test -e /n && echo exists || echo absent";
+        let out = irun(&env, &["--rm", "busybox", "sh", "-c", mk]).success();
+        if single {
+            assert_eq!(out.stdout(), "made\nabsent\n", "[{}] {out}", u.name());
+        } else {
+            assert_eq!(out.stdout(), "absent\n", "[{}] {out}", u.name());
+            assert!(
+                out.stderr().contains("not permitted"),
+                "[{}] {out}",
+                u.name()
+            );
+        }
+        // fifos are real
+        let out = irun(
+            &env,
+            &[
+                "--rm",
+                "busybox",
+                "sh",
+                "-c",
+                "mkfifo /f && test -p /f && echo fifo",
+            ],
+        )
+        .success();
+        assert_eq!(out.stdout(), "fifo\n", "[{}] {out}", u.name());
+        // set*id + setgroups (what su does): faked under single, the process stays root
+        let su = "su -s /bin/sh -c 'id -u; id -g' nobody";
+        let out = irun(&env, &["--rm", "busybox", "sh", "-c", su]).success();
+        let want = if single { "0\n0\n" } else { "65534\n65534\n" };
+        assert_eq!(out.stdout(), want, "[{}] {out}", u.name());
+        if single {
+            for flag in [
+                &["--security-opt", "seccomp=unconfined"][..],
+                &["--privileged"],
+            ] {
+                let mut args = vec!["--rm"];
+                args.extend_from_slice(flag);
+                args.extend(["busybox", "chown", "33:33", "/bin"]);
+                let out = irun(&env, &args).code_is(1);
+                assert!(out.stderr().contains("Invalid argument"), "{flag:?} {out}");
+            }
+        }
+    }
+}
+
+// --- netpriv: `--network private` (pasta, else slirp4netns) ---------------------------
+
+/// The helper irun would use for `--network private`, if any is on PATH.
+fn net_helper() -> Option<&'static str> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    ["pasta", "slirp4netns"]
+        .into_iter()
+        .find(|h| std::env::split_paths(&path).any(|d| d.join(h).is_file()))
+}
+
+#[test]
+fn network_private_has_an_interface_and_reaches_the_host() {
+    let Some(helper) = net_helper() else {
+        imago_it::skip("network_private: neither pasta (passt) nor slirp4netns is installed");
+        return;
+    };
+    // A TCP server on the host's loopback: reached through the gateway address (pasta's
+    // default mapping; slirp4netns maps 10.0.2.2, its gateway, the same way).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { continue };
+            let _ = std::io::Write::write_all(&mut s, b"imago-net-ok\n");
+        }
+    });
+    let script = format!(
+        "ip -o -4 addr show; ip -o link show; \
+         gw=$(ip route | awk '/^default/ {{print $3}}'); echo gw=$gw; \
+         timeout 10 nc $gw {port} </dev/null; true"
+    );
+    for u in users() {
+        let env = env_for(u);
+        let out = irun(
+            &env,
+            &[
+                "--rm",
+                "--network",
+                "private",
+                "busybox",
+                "sh",
+                "-c",
+                &script,
+            ],
+        );
+        let out = out.success();
+        let text = out.stdout();
+        let tag = format!("[{} via {helper}]", u.name());
+        assert!(
+            text.lines()
+                .any(|l| l.contains(" lo ") && l.contains("127.0.0.1")),
+            "{tag} lo has no 127.0.0.1: {out}"
+        );
+        let other: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains(" inet ") && !l.contains(" lo "))
+            .collect();
+        assert_eq!(other.len(), 1, "{tag} one interface with an address: {out}");
+        let name = other[0]
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("?")
+            .to_string();
+        assert!(
+            text.lines()
+                .any(|l| l.contains(&format!(" {name}:"))
+                    && (l.contains(",UP") || l.contains("<UP"))),
+            "{tag} {name} is not up: {out}"
+        );
+        assert!(!text.contains("gw=\n"), "{tag} no default route: {out}");
+        assert!(
+            text.contains("imago-net-ok"),
+            "{tag} host server unreachable: {out}"
+        );
+        // a host network namespace would show the host's interfaces, none would have no
+        // second interface: make sure this differs from --network none
+        let none = irun(
+            &env,
+            &[
+                "--rm",
+                "--network",
+                "none",
+                "busybox",
+                "sh",
+                "-c",
+                "ip -o -4 addr show",
+            ],
+        )
+        .success();
+        assert!(
+            none.stdout().lines().all(|l| l.contains(" lo ")),
+            "{tag} --network none: {none}"
+        );
+    }
+    // the fallback: slirp4netns alone on PATH (with the id-map helpers; runuser in sbin)
+    if helper == "pasta" && std::path::Path::new("/usr/bin/slirp4netns").is_file() {
+        let dir = imago_it::Scratch::new(User::Root);
+        for tool in ["slirp4netns", "newuidmap", "newgidmap"] {
+            let _ = std::os::unix::fs::symlink(format!("/usr/bin/{tool}"), dir.path().join(tool));
+        }
+        for u in users() {
+            let env = env_for(u);
+            let out = env
+                .cmd("irun")
+                .env("PATH", format!("{}:/usr/sbin:/sbin", dir.path().display()))
+                .args([
+                    "--rm",
+                    "--network",
+                    "private",
+                    "busybox",
+                    "sh",
+                    "-c",
+                    &script,
+                ])
+                .run()
+                .success();
+            let tag = format!("[{} via slirp4netns]", u.name());
+            assert!(out.stdout().contains("imago-net-ok"), "{tag} {out}");
+        }
+    }
+    // irun stops and reaps its helper: none is left whose container is gone (pasta given
+    // a pid does not quit by itself when that namespace goes away)
+    let leaked = leaked_net_helpers();
+    assert!(
+        leaked.is_empty(),
+        "helpers outliving their container: {leaked:?}"
+    );
+}
+
+/// pasta/slirp4netns processes whose target pid (their last argument) no longer exists.
+fn leaked_net_helpers() -> Vec<String> {
+    let mut leaked = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = raw
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let is_helper = args
+            .iter()
+            .any(|a| a == "--config-net" || a == "--configure");
+        let prog = args.first().map(String::as_str).unwrap_or("");
+        if !is_helper || !(prog.contains("pasta") || prog.contains("slirp4netns")) {
+            continue;
+        }
+        // slirp4netns ends with the tap name, pasta with the pid
+        let target = args
+            .iter()
+            .rev()
+            .find_map(|a| a.parse::<u32>().ok())
+            .unwrap_or(0);
+        if target != 0 && !std::path::Path::new(&format!("/proc/{target}")).exists() {
+            leaked.push(args.join(" "));
+        }
+    }
+    leaked
+}

@@ -492,7 +492,7 @@ mod tty {
         while let Some(c) = chars.next() {
             match c {
                 '\x1b' => {
-                    // CSI `ESC [ params letter`, or a two-char escape `ESC x`.
+                    // CSI `ESC [ params letter`, else `ESC intermediates… final`.
                     if chars.peek() == Some(&'[') {
                         chars.next();
                         for c in chars.by_ref() {
@@ -501,6 +501,7 @@ mod tty {
                             }
                         }
                     } else {
+                        while chars.next_if(|c| (' '..='/').contains(c)).is_some() {}
                         chars.next();
                     }
                 }
@@ -570,6 +571,8 @@ mod tty {
         /// The active step: its number and its `[n/total] text` header.
         step: Option<(usize, String)>,
         style: ProgressStyle,
+        /// [`Tty::finish`] ran.
+        ended: bool,
     }
 
     impl Tty {
@@ -578,8 +581,8 @@ mod tty {
             let _ = std::io::stderr().flush();
             let saved = rustix::io::fcntl_dupfd_cloexec(std::io::stderr().as_fd(), 3)
                 .map_err(|e| TtyError::Dup(e.into()))?;
-            let term_fd = rustix::io::fcntl_dupfd_cloexec(&saved, 3)
-                .map_err(|e| TtyError::Dup(e.into()))?;
+            let term_fd =
+                rustix::io::fcntl_dupfd_cloexec(&saved, 3).map_err(|e| TtyError::Dup(e.into()))?;
             // std's pipe ends are close-on-exec: only fd 2 reaches the containers.
             let (mut reader, writer) = std::io::pipe().map_err(TtyError::Pipe)?;
             let shared = Arc::new(Mutex::new(Shared::default()));
@@ -636,6 +639,7 @@ mod tty {
                 done: Some(rx),
                 step: None,
                 style,
+                ended: false,
             })
         }
 
@@ -668,6 +672,14 @@ mod tty {
         /// Ends the display. On failure, the failed step is marked `ERROR` and its last
         /// [`TAIL`] output lines are printed on the real stderr (the error follows).
         pub fn finish(mut self, failed: bool) {
+            self.end(failed);
+        }
+
+        fn end(&mut self, failed: bool) {
+            if self.ended {
+                return;
+            }
+            self.ended = true;
             if failed {
                 if let Some((n, _)) = self.step {
                     self.end_step(n, "ERROR");
@@ -691,11 +703,10 @@ mod tty {
     }
 
     impl Drop for Tty {
+        /// Without [`Tty::finish`] (a panic): as a failure, so that the panic message, which
+        /// went to the pipe, is printed with the tail.
         fn drop(&mut self) {
-            if let Some(b) = lock(&self.shared).bar.take() {
-                b.finish_and_clear();
-            }
-            self.restore();
+            self.end(true);
         }
     }
 

@@ -71,7 +71,8 @@ struct Opts {
     /// Security options: no-new-privileges[:true|false], seccomp=unconfined
     #[arg(long, value_name = "OPT")]
     security_opt: Vec<String>,
-    /// Network: host (the host's, default) or none (only a loopback interface)
+    /// Network: host (the host's, default), none (only a loopback interface) or private
+    /// (a namespace of its own with outbound access through pasta or slirp4netns)
     #[arg(
         long,
         visible_alias = "net",
@@ -144,9 +145,10 @@ fn options(o: &Opts) -> Result<RunOptions, Box<dyn std::error::Error>> {
     let network = match o.network.as_str() {
         "host" => imago_runtime::Network::Host,
         "none" => imago_runtime::Network::None,
+        "private" => imago_runtime::Network::Private,
         other => {
             return Err(Box::new(FlagError(format!(
-                "network `{other}` is not supported yet: use host or none"
+                "network `{other}` is not supported yet: use host, none or private"
             ))))
         }
     };

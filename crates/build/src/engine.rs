@@ -1444,13 +1444,6 @@ fn run_step(
     if cached(cx, state, &key) {
         return Ok(true);
     }
-    if network == Network::Private {
-        sink.event(Event::Warning(
-            "RUN network `private` (outbound through pasta/slirp) is not available yet: \
-             the step uses the host's network; use `none` for no network"
-                .to_string(),
-        ));
-    }
     let created = created(cx);
     let mut env: Vec<String> = state
         .scope
@@ -1574,7 +1567,8 @@ fn run_step(
         };
         let sandbox_net = match network {
             Network::None => imago_sandbox::Network::None,
-            Network::Host | Network::Private => imago_sandbox::Network::Host,
+            Network::Host => imago_sandbox::Network::Host,
+            Network::Private => imago_sandbox::Network::Private,
         };
         let code = with_output_redirected(cx.opts.quiet, || {
             imago_sandbox::prepare_with(&spec.id_map, sandbox_net)?.start(&spec)

@@ -62,7 +62,7 @@ pub struct RunOptions {
     pub no_new_privs: bool,
     /// `--security-opt seccomp=unconfined` clears it.
     pub seccomp: bool,
-    /// `--network host|none`.
+    /// `--network host|none|private`.
     pub network: imago_sandbox::Network,
 }
 

@@ -9,7 +9,9 @@
 //! Processes:
 //! - **irun** (the caller of [`run`], single-threaded: see the `clone_fork` contract)
 //!   clones **C** with CLONE_NEWUSER|NEWNS|NEWPID|NEWUTS|NEWIPC; C is pid 1 of the new
-//!   pid namespace. The network namespace is the host's (part 1 of the runtime).
+//!   pid namespace. The network namespace is the host's unless the caller asks for
+//!   `Network::None` or `Network::Private` (CLONE_NEWNET; with Private, irun starts the
+//!   helper of net.rs once the maps are written and before `Go`, and reaps it at the end).
 //! - irun writes C's maps, sends `Go`; C mounts the root and pivots, applies the mount
 //!   plan, and (with `-t`) opens a pty in the container's own devpts and passes the
 //!   master back over the channel (SCM_RIGHTS), so `tty` inside prints `/dev/pts/0`.
@@ -83,6 +85,9 @@ pub enum ContainerError {
     /// The container ended before it said it was running.
     #[error("the container ended during setup ({0})")]
     Died(String),
+    /// The private network's helper (pasta/slirp4netns) failed.
+    #[error("set up the private network")]
+    Net(#[source] crate::net::NetError),
     /// The terminal could not be handled.
     #[error("terminal ({what})")]
     Tty {
@@ -169,6 +174,7 @@ pub struct Pending {
     old_mask: SigSet,
     started: bool,
     network: Network,
+    net: Option<crate::net::Helper>,
 }
 
 /// Clone the container's pid 1 (new user, mount, pid, uts and ipc namespaces; the host's
@@ -212,7 +218,7 @@ pub fn prepare_with(map: &IdMap, network: Network) -> Result<Pending, ContainerE
         | libc::CLONE_NEWPID
         | libc::CLONE_NEWUTS
         | libc::CLONE_NEWIPC;
-    if network == Network::None {
+    if network != Network::Host {
         flags |= libc::CLONE_NEWNET;
     }
     let pid = match sys::clone_fork(flags) {
@@ -236,6 +242,7 @@ pub fn prepare_with(map: &IdMap, network: Network) -> Result<Pending, ContainerE
         old_mask,
         started: false,
         network,
+        net: None,
     };
     pending.maps = Some(
         map.start_write(pid.as_raw())
@@ -269,6 +276,11 @@ impl Pending {
     pub fn start(mut self, spec: &ContainerSpec) -> Result<i32, ContainerError> {
         if let Some(m) = self.maps.take() {
             m.finish().map_err(ContainerError::IdMap)?;
+        }
+        if self.network == Network::Private {
+            // Before Go: the container starts with its network configured. Dropped (killed
+            // and reaped) with self, after the container ended.
+            self.net = Some(crate::net::start(self.pid.as_raw()).map_err(ContainerError::Net)?);
         }
         let chan_p = self.chan.take().ok_or(ContainerError::Channel {
             what: "reuse",
@@ -454,7 +466,7 @@ fn container_main(chan: OwnedFd) -> i32 {
         _ => return 125, // irun failed to map us (or went away) and says so itself
     };
     let (spec, network) = (&*spec.0, spec.1);
-    if network == Network::None {
+    if network != Network::Host {
         if let Err(e) = sys::set_loopback_up() {
             let msg = format!("bring up lo in the container's network namespace: {e}");
             let _ = send(

@@ -47,7 +47,10 @@
 //!   tmpfs + host device binds + devpts + shm + mqueue, /sys ro, /etc files, user
 //!   mounts, runc's masked and read-only paths), hostname, user (resolved in the
 //!   image's /etc/passwd), caps ([`caps::compute`] for `--cap-add/--cap-drop`),
-//!   seccomp ([`seccomp::program`]), no_new_privs, tiny init ([`init`]) and exec.
+//!   seccomp ([`seccomp::program_for`]`(`[`seccomp::Filter::for_map`]`(kind))`: the
+//!   docker-like filter, or under [`MapKind::Single`] the fakeroot variant where chown &
+//!   co to unmapped ids, setgroups and mknod of devices succeed doing nothing; none with
+//!   `spec.process.seccomp == false`), no_new_privs, tiny init ([`init`]) and exec.
 //!   `-t`: a pty from the container's own devpts, relayed by [`tty::relay`].
 //!   Single-threaded callers only. Setup errors: [`ContainerError::Setup`] (chain kept).
 //! - [`prepare(&IdMap)`](prepare) → [`Pending`], then [`Pending::start(&spec)`](Pending::start):
@@ -55,7 +58,10 @@
 //!   work (image lookup, dirs) while they run, then hand over the spec (sent as JSON over
 //!   the control channel). Dropping a `Pending` kills the waiting child.
 //!   [`prepare_with(&IdMap, Network)`](prepare_with): [`Network::None`] gives the container
-//!   a network namespace of its own with only `lo` (up); `prepare` = `Network::Host`.
+//!   a network namespace of its own with only `lo` (up); `prepare` = `Network::Host`;
+//!   [`Network::Private`] adds a tap interface with outbound access through `pasta` (else
+//!   `slirp4netns`), started by [`Pending::start`] and reaped when the container ends
+//!   (a missing helper: [`ContainerError::Net`] with [`net::NetError::Missing`]).
 //! - [`IdMap::start_write(pid)`](IdMap::start_write) → [`MapWrite`] (`finish()`): the
 //!   helpers run concurrently; [`IdMap::write`] is both in one call.
 //!
@@ -67,6 +73,7 @@ pub mod container;
 pub mod idmap;
 pub mod init;
 pub mod mounts;
+pub mod net;
 pub mod probe;
 pub mod seccomp;
 pub mod spec;

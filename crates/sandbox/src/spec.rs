@@ -134,4 +134,7 @@ pub enum Network {
     Host,
     /// A new network namespace with only `lo`, brought up.
     None,
+    /// A new network namespace with `lo` and a tap interface to the outside through
+    /// `pasta` (else `slirp4netns`), started and reaped by the caller (see net.rs).
+    Private,
 }
