@@ -1,7 +1,7 @@
 //! BuildKit conformance: the parser corpus (33 positive cases dumped byte for byte, 4
 //! negative cases rejected, the line-number fixture) and the shell-lexer fixtures
-//! (`envVarTest`, `wordsTest`). The corpus is read at test time from
-//! `$IMAGO_CONFORMANCE_DIR`, else `<manifest>/../../../shared/conformance`.
+//! (`envVarTest`, `wordsTest`). The corpus is vendored in `tests/conformance/` (BuildKit's
+//! fixtures, Apache-2.0, see its NOTICE); `$IMAGO_CONFORMANCE_DIR` points elsewhere.
 #![allow(clippy::unwrap_used)] // helpers outside #[test] fns panic on purpose
 
 use imago_dockerfile::{dump, parse_syntax, ShellLex};
@@ -17,7 +17,7 @@ fn tally(line: String) {
 fn corpus() -> PathBuf {
     match std::env::var_os("IMAGO_CONFORMANCE_DIR") {
         Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/conformance"),
     }
 }
 

@@ -1,4 +1,4 @@
-//! One test per item of shared/conformance/SEMANTICS.md sections A–D and I that is about
+//! One test per item of docs/semantics.md sections A–D and I that is about
 //! parsing, expansion, scoping or .dockerignore; the item id is in the test name.
 #![allow(clippy::unwrap_used)] // helpers outside #[test] fns panic on purpose
 
