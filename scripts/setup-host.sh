@@ -37,7 +37,9 @@ chmod 666 /dev/net/tun
 
 # cgroup v1 "hybrid" with hugetlb on v2: crun (podman's runtime) refuses that layout.
 # Binding hugetlb to a v1 hierarchy leaves v2 without controllers. imago itself needs no cgroups.
-if [ -s /sys/fs/cgroup/unified/cgroup.controllers ] && ! mountpoint -q /sys/fs/cgroup/hugetlb; then
+# (cgroupfs files report size 0, so read the file rather than testing its size.)
+if grep -qw hugetlb /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null \
+   && ! mountpoint -q /sys/fs/cgroup/hugetlb; then
   mkdir -p /sys/fs/cgroup/hugetlb
   mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb || echo "WARN: could not move hugetlb to v1" >&2
 fi
