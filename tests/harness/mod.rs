@@ -2,8 +2,12 @@
 //! and as the unprivileged test users, each with a store of its own in a scratch dir.
 //!
 //! - Users: `root` (when the tests run as root), `imago-sub` (has an /etc/subuid range)
-//!   and `imago-nosub` (has none). `scripts/test.sh` creates them. A user that is
-//!   missing is skipped *loudly* (a line on stderr), never counted as a pass.
+//!   and `imago-nosub` (has none). `scripts/test.sh` creates them.
+//! - Skips: [`skip`] is for a host that lacks something (a tool, a user, a kernel
+//!   feature). It prints loudly, and with `IMAGO_TEST_STRICT=1` (CI) it fails the test:
+//!   a skip is a pass that checked nothing. [`inherent_skip`] is for the few cases that
+//!   cannot apply to a user at all (a user without a subuid range cannot RUN as uid 33);
+//!   they print and are listed in `$IMAGO_SKIP_LOG` (scripts/test.sh prints the list).
 //! - Binaries are copied once per test process to a world-readable temp dir, because
 //!   the checkout may sit where the test users cannot enter.
 //! - Scratch space: `$IMAGO_TEST_TMP` (scripts/test.sh mounts a tmpfs there; the root
@@ -28,6 +32,8 @@ pub enum User {
     Sub,
     /// An unprivileged user without one (HPC style).
     NoSub,
+    /// Whoever runs the tests, when that is not root (no user switching possible).
+    Current,
 }
 
 impl User {
@@ -36,11 +42,17 @@ impl User {
             User::Root => "root",
             User::Sub => "imago-sub",
             User::NoSub => "imago-nosub",
+            User::Current => "current-user",
         }
     }
 
     /// uid and gid from /etc/passwd, if the user exists.
     pub fn ids(self) -> Option<(u32, u32)> {
+        if self == User::Current {
+            // SAFETY: getuid/getgid have no preconditions and cannot fail.
+            #[allow(unsafe_code)]
+            return Some(unsafe { (libc::getuid(), libc::getgid()) });
+        }
         let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
         passwd.lines().find_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
@@ -67,7 +79,7 @@ pub fn users() -> Vec<User> {
         skip(
             "not root: only the current user runs; run scripts/test.sh as root for the full matrix",
         );
-        return vec![User::Root];
+        return vec![User::Current];
     }
     let mut v = vec![User::Root];
     for u in [User::Sub, User::NoSub] {
@@ -83,12 +95,43 @@ pub fn users() -> Vec<User> {
     v
 }
 
-/// Say loudly that a part of a test did not run. Writes to the real stderr: libtest
-/// captures `eprintln!` of passing tests, which would hide the skip.
+/// Say loudly that a part of a test did not run because this host lacks something.
+/// With `IMAGO_TEST_STRICT=1` (CI) this fails the test instead.
 pub fn skip(reason: &str) {
+    if strict() {
+        panic!("SKIP is a failure under IMAGO_TEST_STRICT=1: {reason}");
+    }
+    say(&format!("SKIP: {reason}"));
+}
+
+/// Say that a part of a test cannot apply (not a host problem): printed, and listed in
+/// `$IMAGO_SKIP_LOG` for scripts/test.sh's summary. Never fails, also not in CI.
+pub fn inherent_skip(reason: &str) {
+    use std::io::Write;
+    say(&format!("SKIP (inherent): {reason}"));
+    if let Some(log) = std::env::var_os("IMAGO_SKIP_LOG") {
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .and_then(|mut f| writeln!(f, "{reason}"));
+        if let Err(e) = appended {
+            say(&format!("(could not add it to $IMAGO_SKIP_LOG: {e})"));
+        }
+    }
+}
+
+/// Is `IMAGO_TEST_STRICT=1` set (skips caused by the host fail)?
+pub fn strict() -> bool {
+    std::env::var_os("IMAGO_TEST_STRICT").is_some_and(|v| v == "1")
+}
+
+/// A line on the real stderr: libtest captures `eprintln!` of passing tests, which
+/// would hide it.
+fn say(line: &str) {
     use std::io::Write;
     // Ignoring a failed write: stderr is the last channel there is.
-    let _ = writeln!(std::io::stderr().lock(), "SKIP: {reason}");
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 /// The directory of the built binaries (target/<profile>), found from this test binary.
@@ -141,6 +184,14 @@ fn remove_stale_bin_dirs() {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
+}
+
+/// Whether a program is installed (on PATH, or in /usr/bin or /usr/sbin, which
+/// runuser's PATH may lack).
+pub fn have(program: &str) -> bool {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .chain(["/usr/bin".into(), "/usr/sbin".into()])
+        .any(|d| d.join(program).is_file())
 }
 
 /// Path of one of our binaries in [`bin_dir`]; panics with a clear message when it was
@@ -205,7 +256,16 @@ impl Env {
         let scratch = Scratch::new(user);
         let env = Self { user, scratch };
         env.mkdir("home");
+        let run = env.mkdir("run");
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).expect("chmod");
         env
+    }
+
+    /// This user's own runtime dir (0700), the `$XDG_RUNTIME_DIR` of the peers' tools:
+    /// without one, skopeo and podman fall back to `/run/containers/UID`, which fails
+    /// for everyone once root's podman has made `/run/containers` 0700.
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.path("run")
     }
 
     /// The store root (`IMAGO_ROOT`) of this environment.
@@ -277,6 +337,11 @@ impl Env {
             .env("LANG", "C.UTF-8")
             .env("IMAGO_ROOT", self.root())
             .stdin(Stdio::null());
+        if !Path::new(program.as_ref()).starts_with(bin_dir()) {
+            // A peer's tool (skopeo, podman): a runtime dir and so an auth file of this
+            // user's own. imago's programs run without one, as on an HPC login node.
+            c.env("XDG_RUNTIME_DIR", self.runtime_dir());
+        }
         Cmd {
             inner: c,
             label: format!(
@@ -284,6 +349,20 @@ impl Env {
                 self.user.name(),
                 program.as_ref().to_string_lossy()
             ),
+        }
+    }
+
+    /// podman as this user: rootless podman keeps its pause process and state under
+    /// `/run/user/UID`, which scripts/setup-host.sh prepares with the user's
+    /// containers.conf (cgroupfs, file events).
+    pub fn podman(&self) -> Cmd {
+        let c = self.cmd_path("podman");
+        match self.user {
+            User::Root | User::Current => c,
+            u => {
+                let (uid, _) = u.ids().expect("user");
+                c.env("XDG_RUNTIME_DIR", format!("/run/user/{uid}"))
+            }
         }
     }
 

@@ -285,7 +285,7 @@ fn f61_workdir_owned_by_user_and_g77_g78_copy_ownership() {
 fn f64_f67_user_ids_in_run() {
     for user in users() {
         if !has_subids(user) {
-            imago_it::skip(&format!(
+            imago_it::inherent_skip(&format!(
                 "{}: no subuid range, a RUN as uid 33 is impossible in a single-id mapping",
                 user.name()
             ));
@@ -867,7 +867,7 @@ fn copy_tree(env: &imago_it::Env, from: &std::path::Path, to: &std::path::Path) 
 fn ibuild_image_saved_runs_in_podman_like_in_irun() {
     for user in users() {
         if !has_subids(user) {
-            imago_it::skip(&format!(
+            imago_it::inherent_skip(&format!(
                 "{}: rootless podman needs a subuid range",
                 user.name()
             ));

@@ -165,22 +165,9 @@ pub fn irun(env: &Env, image: &str, args: &[&str]) -> Out {
         .run()
 }
 
-/// podman as the env's user (rootless podman needs XDG_RUNTIME_DIR; setup-host.sh makes
-/// /run/user/UID).
+/// podman as the env's user.
 pub fn podman(env: &Env) -> imago_it::Cmd {
-    let c = env.cmd_path("podman");
-    match env.user {
-        User::Root => c,
-        u => {
-            let (uid, _) = u.ids().expect("user");
-            c.env("XDG_RUNTIME_DIR", format!("/run/user/{uid}"))
-        }
-    }
+    env.podman()
 }
 
-/// Whether a program is installed.
-pub fn have(program: &str) -> bool {
-    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .chain(["/usr/bin".into(), "/usr/sbin".into()])
-        .any(|d| d.join(program).is_file())
-}
+pub use imago_it::have;

@@ -40,14 +40,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// True when a program is on PATH.
-pub fn have(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
+pub use imago_it::have;
 
 /// How a test registry authenticates.
 pub enum Auth {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use imago_it::{Env, User};
+use imago_it::Env;
 
 /// `iimage import busybox-rootfs.tar NAME`, returns the printed image id.
 pub fn import_busybox(env: &Env, name: &str) -> String {
@@ -46,25 +46,12 @@ pub fn fsck_clean(env: &Env) {
     );
 }
 
-/// A podman command as the env's user (XDG_RUNTIME_DIR set for unprivileged users;
-/// scripts/setup-host.sh prepares /run/user/UID and the user's containers.conf).
+/// podman as the env's user.
 pub fn podman(env: &Env) -> imago_it::Cmd {
-    let c = env.cmd_path("podman");
-    match env.user {
-        User::Root => c,
-        u => {
-            let (uid, _) = u.ids().expect("user");
-            c.env("XDG_RUNTIME_DIR", format!("/run/user/{uid}"))
-        }
-    }
+    env.podman()
 }
 
-/// Whether a program is installed.
-pub fn have(program: &str) -> bool {
-    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .chain(["/usr/bin".into(), "/usr/sbin".into()])
-        .any(|d| d.join(program).is_file())
-}
+pub use imago_it::have;
 
 /// One tar entry, everything a round trip must keep.
 #[derive(Debug, Clone, PartialEq, Eq)]
