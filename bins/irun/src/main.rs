@@ -65,10 +65,14 @@ struct Opts {
     /// Drop a capability (e.g. CHOWN, ALL)
     #[arg(long)]
     cap_drop: Vec<String>,
-    /// All capabilities (of the user namespace), no seccomp, no masked paths
+    /// All capabilities (of the user namespace), no seccomp, no masked or read-only
+    /// paths. Run by root this is host root, as docker's --privileged: the container
+    /// can write host-wide sysctls (/proc/sys), remount /sys read-write and change
+    /// kernel.core_pattern. Run by any other user it stays within that user's rights.
     #[arg(long)]
     privileged: bool,
-    /// Security options: no-new-privileges[:true|false], seccomp=unconfined
+    /// Security options: no-new-privileges[:true|false], seccomp=unconfined. As root,
+    /// seccomp=unconfined with --cap-add SYS_ADMIN is as strong as --privileged.
     #[arg(long, value_name = "OPT")]
     security_opt: Vec<String>,
     /// Network: host (the host's, default), none (only a loopback interface) or private
