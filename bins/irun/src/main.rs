@@ -90,8 +90,9 @@ struct Opts {
     /// Run a directory as the container's (read-only, overlaid) root instead of an image
     #[arg(long, value_name = "DIR")]
     rootfs: Option<std::path::PathBuf>,
-    /// IMAGE [COMMAND] [ARG...] (with --rootfs: COMMAND [ARG...])
-    #[arg(allow_hyphen_values = true, value_name = "IMAGE [COMMAND]")]
+    /// IMAGE [COMMAND] [ARG...] (with --rootfs: COMMAND [ARG...]). Options go before
+    /// the image; from the image on, everything (`-l` too) belongs to the command.
+    #[arg(value_name = "IMAGE [COMMAND]")]
     rest: Vec<String>,
 }
 
@@ -184,18 +185,9 @@ fn options(o: &Opts) -> Result<RunOptions, Box<dyn std::error::Error>> {
 }
 
 fn main() -> ExitCode {
-    let opts = match Opts::try_parse() {
+    let opts = match imago_cli::args::parse::<Opts>() {
         Ok(o) => o,
-        Err(e) => {
-            let code = if e.use_stderr() {
-                ExitCodes::IMAGO_FAILED
-            } else {
-                ExitCodes::OK
-            };
-            // Ignoring a failed print: nothing else can be said.
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
+        Err(code) => return code,
     };
     imago_cli::logging::init(&opts.global.log_level);
     let run_opts = match options(&opts) {

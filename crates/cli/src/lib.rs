@@ -1,10 +1,11 @@
 //! What every imago program shares: the global flags (`--root`, `--log-level`,
-//! `--format`), the store location rules, error reporting with hints, the
+//! `--format`), command-line parsing with docker's exit codes, the store location rules, error reporting with hints, the
 //! documented exit codes and the table/json output helpers.
 //!
 //! Never: talks to the store, the kernel or the network. Libraries never depend
 //! on this crate; only the bins do.
 
+pub mod args;
 pub mod exit;
 pub mod global;
 pub mod logging;
