@@ -3,6 +3,7 @@
 
 mod harness_self;
 mod ibuild;
+mod ibuild_regress;
 mod ibuild_support;
 mod iimage;
 mod irun;

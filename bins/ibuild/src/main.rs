@@ -12,6 +12,7 @@ use std::time::Instant;
 use clap::Parser;
 use imago_build::engine::{self, BuildOptions, Network};
 use imago_build::events::{Event, Sink};
+use imago_build::temp::TempPath;
 use imago_cli::{ExitCodes, GlobalOpts};
 
 /// Build an image from a Dockerfile.
@@ -80,6 +81,8 @@ enum CliError {
     NoDockerfile(PathBuf),
     #[error("the build context `{0}` is not a directory")]
     NoContext(PathBuf),
+    #[error("make the build context path `{0}` absolute")]
+    ContextPath(PathBuf, #[source] std::io::Error),
     #[error("read the build context tar from stdin")]
     ContextTar(#[source] std::io::Error),
     #[error("`-f -` and a context on stdin (`-`) cannot both read stdin")]
@@ -147,26 +150,29 @@ fn run(opts: &Opts) -> Result<(), Error> {
             return Err(CliError::Platform(p.clone(), host).into());
         }
     }
-    // The context: a dir, or a tar on stdin extracted into a temp dir of the store.
+    // The context: a dir, or a tar on stdin extracted into a temp dir of the store
+    // (removed however the build ends). Absolute from here on: the engine's RUN mounts
+    // are made from another working directory.
     let mut _tmp_ctx = None;
     let context_dir = if opts.context == "-" {
         if opts.file.as_deref() == Some("-") {
             return Err(CliError::BothStdin.into());
         }
-        let dir = store.temp_path("context");
+        let tmp = TempPath::new(store.temp_path("context"));
+        let dir = tmp.path().to_path_buf();
+        _tmp_ctx = Some(tmp);
         std::fs::create_dir_all(&dir).map_err(CliError::ContextTar)?;
         let mut ar = tar::Archive::new(std::io::stdin().lock());
         ar.set_preserve_permissions(true);
         ar.set_preserve_ownerships(false);
         ar.unpack(&dir).map_err(CliError::ContextTar)?;
-        _tmp_ctx = Some(TempDir(dir.clone()));
-        dir
+        std::path::absolute(&dir).map_err(|e| CliError::ContextPath(dir.clone(), e))?
     } else {
         let d = PathBuf::from(&opts.context);
         if !d.is_dir() {
             return Err(CliError::NoContext(d).into());
         }
-        d
+        std::path::absolute(&d).map_err(|e| CliError::ContextPath(d.clone(), e))?
     };
     // The Dockerfile.
     let (text, name) = match opts.file.as_deref() {
@@ -323,14 +329,6 @@ fn run(opts: &Opts) -> Result<(), Error> {
         let _ = writeln!(std::io::stdout(), "{}", built.id);
     }
     Ok(())
-}
-
-/// A temp dir removed on drop.
-struct TempDir(PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Plain progress lines on stderr: `[3/9] RUN …`, then `[3/9] CACHED` or `DONE 0.1s`.

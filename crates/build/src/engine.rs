@@ -31,6 +31,7 @@ use crate::instr::copy::{self, CopySpec, Item, NewDirs, Sources};
 use crate::instr::meta::{self, CommandForm, Health, HealthOpts};
 use crate::perms::{self, Chmod};
 use crate::stage::{self, Source, StageInfo};
+use crate::temp::{remove_tree, TempError, TempPath};
 
 /// The network RUN steps get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -47,7 +48,8 @@ pub enum Network {
 /// What to build.
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
-    /// The build context directory.
+    /// The build context directory, absolute (RUN bind mounts are made from another
+    /// working directory).
     pub context_dir: PathBuf,
     /// The Dockerfile's text and its name (for messages).
     pub dockerfile: String,
@@ -94,9 +96,15 @@ pub enum BuildError {
     Parse(String),
     #[error(transparent)]
     Stage(#[from] stage::StageError),
-    #[error("expand build args")]
-    Expand(#[source] df::ExpandError),
-    #[error("step {n} (line {line}) `{text}`")]
+    #[error("the ARGs before the first FROM")]
+    Global(#[source] df::ScopeError),
+    #[error("FROM (line {line})")]
+    Expand {
+        line: usize,
+        #[source]
+        source: df::ExpandError,
+    },
+    #[error("{}", step_title(*n, *line, text))]
     Step {
         n: usize,
         line: usize,
@@ -111,6 +119,15 @@ pub enum BuildError {
         #[source]
         source: imago_store::StoreError,
     },
+    /// The store could not be read (not "the image is missing"): e.g. a damaged
+    /// index.json.
+    #[error("FROM {reference} (line {line}): the store could not be searched for it")]
+    BaseStore {
+        reference: String,
+        line: usize,
+        #[source]
+        source: imago_store::StoreError,
+    },
     #[error("FROM {reference} (line {line}): not in the store, and pulling it failed")]
     Pull {
         reference: String,
@@ -120,6 +137,16 @@ pub enum BuildError {
     },
     #[error("store")]
     Store(#[from] imago_store::StoreError),
+    #[error("the build context `{0}` must be an absolute path")]
+    RelativeContext(PathBuf),
+    /// index.json cannot be read: without this check every base image would look
+    /// missing, and the build would blame the image's name.
+    #[error("the store's index `{path}` is damaged or unreadable")]
+    StoreIndex {
+        path: PathBuf,
+        #[source]
+        source: imago_store::StoreError,
+    },
     #[error("tag `{name}`")]
     Tag {
         name: String,
@@ -140,11 +167,36 @@ impl BuildError {
                 StepError::Copy(copy::CopyError::NotFound(_)) => {
                     Some("is the file in the build context, or excluded by .dockerignore?".into())
                 }
+                StepError::Copy(copy::CopyError::LinkOutside { .. }) => Some(
+                    "COPY and ADD resolve symlinks inside the build context (as BuildKit does): copy the file it points to into the context"
+                        .into(),
+                ),
+                StepError::Store(e) => e.hint(),
                 _ => None,
             },
-            BuildError::Store(e) => e.hint(),
+            BuildError::BaseStore { source, .. } | BuildError::Store(source) => source.hint(),
+            BuildError::StoreIndex { source, .. } => match source {
+                imago_store::StoreError::Io { source: io, .. }
+                    if io.kind() == std::io::ErrorKind::PermissionDenied =>
+                {
+                    source.hint()
+                }
+                _ => Some(
+                    "run `iimage fsck` to see what is damaged; restore index.json from a backup, or build into another store (--root)"
+                        .into(),
+                ),
+            },
             _ => None,
         }
+    }
+}
+
+/// `step 3 (line 7) `RUN x``; metadata instructions have no step number.
+fn step_title(n: usize, line: usize, text: &str) -> String {
+    if n == 0 {
+        format!("line {line} `{text}`")
+    } else {
+        format!("step {n} (line {line}) `{text}`")
     }
 }
 
@@ -161,6 +213,8 @@ pub enum StepError {
     Perm(#[from] perms::PermError),
     #[error(transparent)]
     Expand(#[from] df::ExpandError),
+    #[error(transparent)]
+    Scope(#[from] df::ScopeError),
     #[error(transparent)]
     Stage(#[from] stage::StageError),
     #[error("{0}")]
@@ -182,6 +236,10 @@ pub enum StepError {
     },
     #[error("pack layer")]
     Pack(#[from] imago_oci::layer::LayerError),
+    #[error(transparent)]
+    Temp(#[from] TempError),
+    #[error(transparent)]
+    Context(#[from] crate::context::ContextError),
     #[error("image `{0}` not found in the store, and it is not a pullable reference")]
     NoImage(String),
     #[error("pull `{0}`")]
@@ -224,23 +282,51 @@ struct Ctx<'a> {
     escape: char,
     step: usize,
     total: usize,
+    /// The context with .dockerignore applied, for RUN bind mounts; made by the first
+    /// RUN that needs it and removed when the build ends.
+    bind_context: Option<TempPath>,
+}
+
+impl Ctx<'_> {
+    /// The directory a RUN `--mount=type=bind` of the context shows: the filtered copy
+    /// when there is a .dockerignore, else the context itself.
+    fn bind_root(&mut self) -> Result<PathBuf, StepError> {
+        let Some(ignore) = &self.opts.ignore else {
+            return Ok(self.opts.context_dir.clone());
+        };
+        if let Some(t) = &self.bind_context {
+            return Ok(t.path().to_path_buf());
+        }
+        let t = TempPath::new(self.store.temp_path("bind-context"));
+        crate::context::filtered_copy(&self.opts.context_dir, t.path(), ignore)?;
+        let root = t.path().to_path_buf();
+        self.bind_context = Some(t);
+        Ok(root)
+    }
 }
 
 /// Build the Dockerfile in `opts` into `store`.
 pub fn build(store: &Store, opts: &BuildOptions, sink: &mut dyn Sink) -> Result<Built, BuildError> {
+    if !opts.context_dir.is_absolute() {
+        return Err(BuildError::RelativeContext(opts.context_dir.clone()));
+    }
     let dfile = df::parse(&opts.dockerfile, &opts.dockerfile_name)
         .map_err(|e| BuildError::Parse(e.render()))?;
     let target_name = Predefined::target_stage_name(&dfile, opts.target.as_deref());
     let mut predef = Predefined::host();
     predef.target_stage = Some(target_name);
-    let global = GlobalScope::new(&dfile, &opts.build_args, &predef).map_err(BuildError::Expand)?;
+    let global = GlobalScope::new(&dfile, &opts.build_args, &predef).map_err(BuildError::Global)?;
 
     // The stage graph, with FROM expanded.
     let mut infos = Vec::new();
     for st in &dfile.stages {
-        let (base, _platform) = global
-            .expand_from(st, dfile.escape)
-            .map_err(BuildError::Expand)?;
+        let (base, _platform) =
+            global
+                .expand_from(st, dfile.escape)
+                .map_err(|source| BuildError::Expand {
+                    line: st.span.start_line as usize,
+                    source,
+                })?;
         let mut from_refs = Vec::new();
         for ins in &st.instructions {
             let line = ins.span.start_line;
@@ -280,6 +366,12 @@ pub fn build(store: &Store, opts: &BuildOptions, sink: &mut dyn Sink) -> Result<
         })
         .sum();
 
+    store
+        .read_index()
+        .map_err(|source| BuildError::StoreIndex {
+            path: store.layout().index(),
+            source,
+        })?;
     let map = IdMap::detect();
     let mode = match map.ownership() {
         Ownership::Real => OwnerMode::Real,
@@ -295,6 +387,7 @@ pub fn build(store: &Store, opts: &BuildOptions, sink: &mut dyn Sink) -> Result<
         escape: dfile.escape,
         step: 0,
         total,
+        bind_context: None,
     };
     let mut states: BTreeMap<usize, State> = BTreeMap::new();
     for &i in &order {
@@ -411,7 +504,14 @@ fn build_stage(
         }
         Source::Image(r) => {
             let img = resolve_or_pull(cx, &r, sink).map_err(|e| match e {
-                Fetch::Store(source) => BuildError::BaseNotFound {
+                Fetch::Store(source @ imago_store::StoreError::ImageNotFound { .. }) => {
+                    BuildError::BaseNotFound {
+                        reference: r.clone(),
+                        line,
+                        source,
+                    }
+                }
+                Fetch::Store(source) => BuildError::BaseStore {
                     reference: r.clone(),
                     line,
                     source,
@@ -620,14 +720,14 @@ fn dispatch(
     match kind {
         InstructionKind::Env(kvs) => {
             let pairs = kv(kvs);
-            let t = meta::env(&mut state.config, &pairs);
             for (k, v) in &pairs {
-                state.scope.set_env(k, v);
+                state.scope.set_env(k, v)?;
             }
+            let t = meta::env(&mut state.config, &pairs);
             meta_done(state, t);
         }
         InstructionKind::Arg(decls) => {
-            state.scope.apply(kind, &cx.global, &cx.opts.build_args);
+            state.scope.apply(kind, &cx.global, &cx.opts.build_args)?;
             let args: Vec<(String, Option<String>)> = decls
                 .iter()
                 .map(|d| (d.name.clone(), d.default.clone()))
@@ -911,14 +1011,16 @@ fn commit_dir(
     if empty {
         return Ok(None);
     }
-    let tmp = store.temp_path("layer.tar.gz");
-    let f = std::fs::File::create(&tmp).map_err(io_err("create", &tmp))?;
+    // Removed on every way out, e.g. ENOSPC while packing (the store copies it into a blob).
+    let guard = TempPath::new(store.temp_path("layer.tar.gz"));
+    let tmp = guard.path();
+    let f = std::fs::File::create(tmp).map_err(io_err("create", tmp))?;
     let gz = imago_oci::Compressor::new(
         std::io::BufWriter::new(f),
         imago_oci::Compression::Gzip,
         imago_oci::Level::Fast,
     )
-    .map_err(io_err("compress", &tmp))?;
+    .map_err(io_err("compress", tmp))?;
     let mut hw = HashWriter {
         inner: gz,
         hasher: imago_oci::Hasher::new(),
@@ -934,13 +1036,12 @@ fn commit_dir(
     };
     imago_oci::layer::pack(dir, &mut hw, &opts)?;
     let diff_id = hw.hasher.finish();
-    let mut w = hw.inner.finish().map_err(io_err("compress", &tmp))?;
-    w.flush().map_err(io_err("write", &tmp))?;
+    let mut w = hw.inner.finish().map_err(io_err("compress", tmp))?;
+    w.flush().map_err(io_err("write", tmp))?;
     drop(w);
-    let f = std::fs::File::open(&tmp).map_err(io_err("open", &tmp))?;
-    let r = store.put_layer(f, OCI_LAYER_GZIP);
-    let _ = std::fs::remove_file(&tmp);
-    let l = r?;
+    let f = std::fs::File::open(tmp).map_err(io_err("open", tmp))?;
+    let l = store.put_layer(f, OCI_LAYER_GZIP)?;
+    guard.remove()?;
     Ok(Some(LayerRef {
         digest: l.digest.to_string(),
         diff_id: diff_id.to_string(),
@@ -962,27 +1063,6 @@ impl<W: Write> Write for HashWriter<W> {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
-    }
-}
-
-/// Remove a temp tree (inside the mapping: it may hold files of mapped ids, mode-000 dirs).
-fn remove_tree(p: &Path) {
-    fn chmod_all(p: &Path) {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(m) = std::fs::symlink_metadata(p) {
-            if m.is_dir() {
-                let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700));
-                if let Ok(rd) = std::fs::read_dir(p) {
-                    for e in rd.flatten() {
-                        chmod_all(&e.path());
-                    }
-                }
-            }
-        }
-    }
-    if std::fs::remove_dir_all(p).is_err() {
-        chmod_all(p);
-        let _ = std::fs::remove_dir_all(p);
     }
 }
 
@@ -1057,18 +1137,17 @@ fn workdir(cx: &mut Ctx<'_>, state: &mut State, w: &str) -> Result<bool, StepErr
             return Ok(Committed { layer: None });
         }
         let (uid, gid) = ids_of(&below, &user)?;
-        let out = store.temp_path("workdir");
-        std::fs::create_dir_all(&out).map_err(io_err("create", &out))?;
+        let out = TempPath::new(store.temp_path("workdir"));
+        std::fs::create_dir_all(out.path()).map_err(io_err("create", out.path()))?;
         let nd = NewDirs {
             uid,
             gid,
             mode: 0o755,
         };
-        let r = copy::ensure_parents(&out, &below, &comps, nd, mode)
-            .map_err(StepError::from)
-            .and_then(|_| commit_dir(store, &out, mode, epoch));
-        remove_tree(&out);
-        Ok(Committed { layer: r? })
+        copy::ensure_parents(out.path(), &below, &comps, nd, mode)?;
+        let layer = commit_dir(store, out.path(), mode, epoch)?;
+        out.remove()?;
+        Ok(Committed { layer })
     })?;
     finish_layer(state, key, c.layer, text, created);
     record(cx, state);
@@ -1104,18 +1183,18 @@ fn copy_step(
 ) -> Result<bool, StepError> {
     let history = meta::copy_history(spec.add, hist_sources, &spec.dest);
     // ADD of URLs: download them into a temp dir that then serves as the context.
-    let mut url_dir: Option<TempTree> = None;
+    let mut url_dir: Option<TempPath> = None;
     if spec.add && spec.sources.iter().any(|s| is_url(s)) {
         if !spec.sources.iter().all(|s| is_url(s)) || from.is_some() {
             return Err(StepError::Invalid(
                 "ADD cannot mix URL and local sources (yet): use one ADD per URL".into(),
             ));
         }
-        let dir = TempTree(cx.store.temp_path("add-url"));
-        std::fs::create_dir_all(&dir.0).map_err(io_err("create", &dir.0))?;
+        let dir = TempPath::new(cx.store.temp_path("add-url"));
+        std::fs::create_dir_all(dir.path()).map_err(io_err("create", dir.path()))?;
         let mut names = Vec::new();
         for u in &spec.sources {
-            names.push(fetch_url(u, &dir.0, spec.checksum.as_deref())?);
+            names.push(fetch_url(u, dir.path(), spec.checksum.as_deref())?);
         }
         spec.sources = names;
         spec.checksum = None;
@@ -1125,7 +1204,7 @@ fn copy_step(
     }
     let ctx_dir = url_dir
         .as_ref()
-        .map(|d| d.0.clone())
+        .map(|d| d.path().to_path_buf())
         .unwrap_or_else(|| cx.opts.context_dir.clone());
     let ignore = if url_dir.is_some() {
         None
@@ -1144,7 +1223,10 @@ fn copy_step(
         }
         Some(Source::Image(r)) => {
             let img = resolve_or_pull(cx, r, sink).map_err(|e| match e {
-                Fetch::Store(_) => StepError::NoImage(r.clone()),
+                Fetch::Store(imago_store::StoreError::ImageNotFound { .. }) => {
+                    StepError::NoImage(r.clone())
+                }
+                Fetch::Store(e) => StepError::Store(e),
                 Fetch::Pull(source) => StepError::Pull(r.clone(), source),
             })?;
             let s = state_of_image(&img).map_err(|e| StepError::Invalid(e.to_string()))?;
@@ -1236,11 +1318,11 @@ fn copy_step(
             .as_ref()
             .map(|c| c.apply(0o755, true))
             .unwrap_or(0o755);
-        let out = store.temp_path("copy");
-        std::fs::create_dir_all(&out).map_err(io_err("create", &out))?;
-        let r = copy::apply(
+        let out = TempPath::new(store.temp_path("copy"));
+        std::fs::create_dir_all(out.path()).map_err(io_err("create", out.path()))?;
+        copy::apply(
             &items,
-            &out,
+            out.path(),
             &below,
             NewDirs {
                 uid,
@@ -1248,24 +1330,14 @@ fn copy_step(
                 mode: dmode,
             },
             mode,
-        )
-        .map_err(StepError::from)
-        .and_then(|_| commit_dir(store, &out, mode, epoch));
-        remove_tree(&out);
-        Ok(Committed { layer: r? })
+        )?;
+        let layer = commit_dir(store, out.path(), mode, epoch)?;
+        out.remove()?;
+        Ok(Committed { layer })
     })?;
     finish_layer(state, key, c.layer, history, created);
     record(cx, state);
     Ok(false)
-}
-
-/// A temp dir removed on drop (owned by the building user: no mapping needed).
-struct TempTree(PathBuf);
-
-impl Drop for TempTree {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn is_url(s: &str) -> bool {
@@ -1420,7 +1492,10 @@ fn run_step(
             }
             Source::Image(r) => {
                 let img = resolve_or_pull(cx, &r, sink).map_err(|e| match e {
-                    Fetch::Store(_) => StepError::NoImage(r.clone()),
+                    Fetch::Store(imago_store::StoreError::ImageNotFound { .. }) => {
+                        StepError::NoImage(r.clone())
+                    }
+                    Fetch::Store(e) => StepError::Store(e),
                     Fetch::Pull(source) => StepError::Pull(r.clone(), source),
                 })?;
                 let s = state_of_image(&img).map_err(|e| StepError::Invalid(e.to_string()))?;
@@ -1431,12 +1506,26 @@ fn run_step(
         from_keys.push(' ');
         from_layers.push(Some(layers));
     }
+    // Context bind mounts: what they show (.dockerignore applied) is part of the key.
+    let mut bind_root = None;
+    let mut context_keys = String::new();
+    for m in &mounts {
+        if m.kind == df::MountType::Bind && m.from.is_none() {
+            let root = match &bind_root {
+                Some(r) => r,
+                None => bind_root.insert(cx.bind_root()?),
+            };
+            let src = crate::context::bind_source(root, m.source.as_deref());
+            context_keys.push_str(&crate::context::tree_digest(&src)?);
+            context_keys.push(' ');
+        }
+    }
     let key = cache::step_key(&KeyParts {
         parent: &state.key,
         instruction: &history,
         args: used.clone(),
         extra: &format!(
-            "{network:?} {:?} user={} wd={} from={from_keys}",
+            "{network:?} {:?} user={} wd={} from={from_keys} context={context_keys}",
             r.mounts, state.config.config.user, state.config.config.working_dir
         ),
         ..Default::default()
@@ -1465,7 +1554,10 @@ fn run_step(
     let user = state.config.config.user.clone();
     let (store, mode, layers, map) = (cx.store, cx.mode, state.layers.clone(), cx.map.clone());
     let epoch = cx.opts.source_date_epoch;
-    let dir = store.temp_path("run");
+    // Holds files of mapped ids (the upper dir): removed inside the mapping, on every
+    // way out of this step.
+    let run_dir = TempPath::in_mapping(store.temp_path("run"), &cx.map);
+    let dir = run_dir.path().to_path_buf();
     // 1. In the mapping: unpack the parent's layers, make upper/work/rootfs dirs.
     let d2 = dir.clone();
     let fl = from_layers.clone();
@@ -1489,12 +1581,6 @@ fn run_step(
             }
             Ok(lowers)
         })?;
-    let cleanup = |map: &IdMap, dir: PathBuf| {
-        let _ = run_in_mapping(map, move || -> Result<(), StepError> {
-            remove_tree(&dir);
-            Ok(())
-        });
-    };
     let result = (|| -> Result<i32, StepError> {
         let mut top_first: Vec<PathBuf> = lowers.iter().rev().cloned().collect();
         if top_first.is_empty() {
@@ -1531,7 +1617,7 @@ fn run_step(
                     continue;
                 }
             }
-            user_mounts.push(mount_for(cx, m, &dir, n)?);
+            user_mounts.push(mount_for(cx, m, &dir, n, bind_root.as_deref())?);
         }
         let spec = imago_sandbox::spec::ContainerSpec {
             id_map: map.clone(),
@@ -1575,15 +1661,8 @@ fn run_step(
         })?;
         Ok(code)
     })();
-    let code = match result {
-        Ok(c) => c,
-        Err(e) => {
-            cleanup(&cx.map, dir);
-            return Err(e);
-        }
-    };
+    let code = result?;
     if code != 0 {
-        cleanup(&cx.map, dir);
         return Err(StepError::Exit {
             cmd: argv.join(" "),
             code,
@@ -1605,17 +1684,12 @@ fn run_step(
     let c = run_in_mapping(&cx.map, move || -> Result<Committed, StepError> {
         let below = LowerView::from_bottom_first(lowers2, mode);
         drop_mount_points(&d3.join("upper"), &below, &targets);
-        let r = commit_dir(store, &d3.join("upper"), mode, epoch);
-        remove_tree(&d3);
-        Ok(Committed { layer: r? })
-    });
-    let c = match c {
-        Ok(c) => c,
-        Err(e) => {
-            cleanup(&cx.map, dir);
-            return Err(e.into());
-        }
-    };
+        let layer = commit_dir(store, &d3.join("upper"), mode, epoch)?;
+        // Removed here, where no extra child is needed; the guard then finds nothing.
+        remove_tree(&d3)?;
+        Ok(Committed { layer })
+    })?;
+    run_dir.remove()?;
     finish_layer(state, key, c.layer, history, created);
     record(cx, state);
     Ok(false)
@@ -1673,6 +1747,7 @@ fn flatten_into(
         OwnerMode::Real => imago_oci::layer::OwnerMode::Real,
         OwnerMode::Xattr => imago_oci::layer::OwnerMode::Xattr,
     };
+    let tar_guard = TempPath::new(tar.to_path_buf());
     let f = std::fs::File::create(tar).map_err(io_err("create", tar))?;
     let mut w = std::io::BufWriter::new(f);
     let popts = imago_oci::layer::PackOptions {
@@ -1689,7 +1764,7 @@ fn flatten_into(
         ..Default::default()
     };
     imago_oci::layer::unpack(r, dest, &uopts)?;
-    let _ = std::fs::remove_file(tar);
+    tar_guard.remove()?;
     Ok(())
 }
 
@@ -1721,6 +1796,7 @@ fn mount_for(
     m: &df::Mount,
     dir: &Path,
     n: usize,
+    bind_root: Option<&Path>,
 ) -> Result<imago_sandbox::spec::UserMount, StepError> {
     use imago_sandbox::spec::UserMount;
     let target = |d: &str| PathBuf::from(m.target.clone().unwrap_or_else(|| d.to_string()));
@@ -1740,10 +1816,9 @@ fn mount_for(
                     ro: m.read_only,
                 });
             }
-            let src = fsview::components(m.source.as_deref().unwrap_or("/"));
-            let host = fsview::host_path(&cx.opts.context_dir, &src);
+            let root = bind_root.unwrap_or(&cx.opts.context_dir);
             Ok(UserMount::Bind {
-                src: host,
+                src: crate::context::bind_source(root, m.source.as_deref()),
                 dst: target("/"),
                 ro: true, // always: BuildKit discards writes to an `rw` bind; ours would reach the context
             })

@@ -322,6 +322,59 @@ impl LowerView {
     }
 }
 
+impl LowerView {
+    /// The first symlink met while resolving `path` (as [`LowerView::resolve`] does,
+    /// following the last one too) whose target leaves the view's root: an absolute
+    /// target, or one with more `..` than it has parents. Returns the link's path and
+    /// its target. Such links are resolved inside the root; this says why the result
+    /// may then be missing.
+    pub fn escaping_link(&self, path: &str) -> Option<(String, String)> {
+        // Each pending component remembers the link whose target it came from.
+        let mut todo: Vec<(String, Option<usize>)> = components(path)
+            .into_iter()
+            .rev()
+            .map(|c| (c, None))
+            .collect();
+        let mut links: Vec<(String, String)> = Vec::new();
+        let mut done: Vec<String> = Vec::new();
+        while let Some((c, from)) = todo.pop() {
+            if c == ".." {
+                if done.pop().is_none() {
+                    if let Some(i) = from {
+                        return links.get(i).cloned();
+                    }
+                }
+                continue;
+            }
+            done.push(c);
+            let Some(e) = self.lookup(&done) else {
+                continue;
+            };
+            if e.kind != Kind::Symlink || links.len() >= 40 {
+                continue;
+            }
+            let target = std::fs::read_link(&e.host)
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            links.push((done.join("/"), target.clone()));
+            if target.starts_with('/') {
+                return links.last().cloned();
+            }
+            done.pop();
+            let i = links.len() - 1;
+            todo.extend(
+                target
+                    .split('/')
+                    .filter(|s| !s.is_empty() && *s != ".")
+                    .rev()
+                    .map(|s| (s.to_string(), Some(i))),
+            );
+        }
+        None
+    }
+}
+
 /// Join components under a host dir.
 pub fn host_path(root: &Path, comps: &[String]) -> PathBuf {
     let mut p = root.to_path_buf();
@@ -355,6 +408,30 @@ mod tests {
         assert_eq!(v.lookup(&components("/bin")).unwrap().kind, Kind::Symlink);
         assert_eq!(v.read_dir(&components("/usr/bin")), ["a"]);
         assert!(v.lookup(&components("/nope")).is_none());
+    }
+
+    #[test]
+    fn links_leaving_the_root_are_named() {
+        let t = tempfile::tempdir().unwrap();
+        let ctx = t.path().join("ctx");
+        w(&ctx.join("dir/f"), "x");
+        std::os::unix::fs::symlink("/etc/passwd", ctx.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../../outside", ctx.join("dir/up")).unwrap();
+        std::os::unix::fs::symlink("dir/f", ctx.join("inside")).unwrap();
+        std::os::unix::fs::symlink("../dir", ctx.join("dir/self")).unwrap();
+        let v = LowerView::from_bottom_first(vec![ctx], OwnerMode::Real);
+        assert_eq!(
+            v.escaping_link("abs"),
+            Some(("abs".into(), "/etc/passwd".into()))
+        );
+        assert_eq!(
+            v.escaping_link("dir/up"),
+            Some(("dir/up".into(), "../../outside".into()))
+        );
+        assert_eq!(v.escaping_link("inside"), None);
+        assert_eq!(v.escaping_link("dir/self/f"), None);
+        // A `..` written in the path itself is not a link's doing.
+        assert_eq!(v.escaping_link("../x"), None);
     }
 
     #[test]

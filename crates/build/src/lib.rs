@@ -34,9 +34,14 @@
 //! - [`glob`]: Go `filepath.Match` + `**`.
 //! - [`fsview`]: a read-only overlay-semantics view of unpacked layer dirs.
 //! - [`events`]: progress events ([`events::Event`]) through a [`events::Sink`]; the bin draws them.
+//! - [`context`]: the context a `RUN --mount=type=bind` sees (`.dockerignore` applied,
+//!   `source=` resolved inside it).
+//! - [`temp`]: [`temp::TempPath`], the guard every temp file and tree of a build is held
+//!   by (removed on success, error and unwinding; inside the id mapping when needed).
 
 pub mod cache;
 pub mod config;
+pub mod context;
 pub mod engine;
 pub mod events;
 pub mod fsview;
@@ -44,5 +49,6 @@ pub mod glob;
 pub mod instr;
 pub mod perms;
 pub mod stage;
+pub mod temp;
 
 pub use config::ImageConfig;

@@ -93,10 +93,27 @@ pub enum ExpandErrorKind {
     /// imago's guard against stack exhaustion; BuildKit has no limit.
     #[error("substitutions nested more than {MAX_NESTING} deep")]
     TooDeep,
+    /// imago's guard against memory exhaustion (`ENV A=$A$A` repeated doubles the value
+    /// each line); BuildKit has no limit.
+    #[error("the expansion is longer than imago's limit of {limit} bytes (for a word, and for all the expanded words of an instruction together)")]
+    TooLong { limit: usize },
+    /// imago's guard against CPU exhaustion: `${v/pattern/r}` on a long value costs
+    /// length² × pattern steps; BuildKit has no limit.
+    #[error("the pattern ({pattern}) takes more than {MAX_MATCH_STEPS} steps to match")]
+    TooExpensive { pattern: String },
 }
 
 /// How deeply `${...}` may nest (`${a:-${b:-...}}`); real Dockerfiles use two or three.
 pub const MAX_NESTING: usize = 128;
+
+/// The longest result of one expansion, in bytes (1 MiB). Also the bound of every
+/// intermediate string (a default word, a replacement), so memory stays within a few
+/// times this whatever the input.
+pub const MAX_EXPANDED_LEN: usize = 1 << 20;
+
+/// The pattern-matching work one expansion may do (`${v#p}`, `${v/p/r}`), in
+/// character × pattern-token steps: ample for real patterns, well under a second.
+pub const MAX_MATCH_STEPS: u64 = 1 << 26;
 
 /// The result of one expansion with the names it looked up.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -193,9 +210,23 @@ impl ShellLex {
         Ok(self.expand(word, env)?.words)
     }
 
-    /// Both forms at once, plus the names looked up.
+    /// Both forms at once, plus the names looked up. Fails with
+    /// [`ExpandErrorKind::TooLong`] beyond [`MAX_EXPANDED_LEN`] bytes.
     pub fn expand(&self, word: &str, env: &dyn Lookup) -> Result<Expansion, ExpandError> {
+        self.expand_within(word, env, MAX_EXPANDED_LEN)
+    }
+
+    /// [`ShellLex::expand`] with a smaller length limit (an instruction's remaining
+    /// budget); `limit` is capped at [`MAX_EXPANDED_LEN`].
+    pub fn expand_within(
+        &self,
+        word: &str,
+        env: &dyn Lookup,
+        limit: usize,
+    ) -> Result<Expansion, ExpandError> {
         let mut sw = ShellWord {
+            limit: limit.min(MAX_EXPANDED_LEN),
+            steps_left: MAX_MATCH_STEPS,
             lex: *self,
             chars: word.chars().collect(),
             pos: 0,
@@ -288,6 +319,10 @@ impl Words {
 
 struct ShellWord<'a> {
     lex: ShellLex,
+    /// The longest string this expansion may build (see [`MAX_EXPANDED_LEN`]).
+    limit: usize,
+    /// Pattern-matching work left (see [`MAX_MATCH_STEPS`]).
+    steps_left: u64,
     chars: Vec<char>,
     pos: usize,
     env: &'a dyn Lookup,
@@ -309,6 +344,14 @@ impl ShellWord<'_> {
             self.pos += 1;
         }
         c
+    }
+
+    fn too_long(&self) -> ExpandErrorKind {
+        // The fixed limit, not what is left of an instruction's budget: that is what a
+        // user can look up.
+        ExpandErrorKind::TooLong {
+            limit: MAX_EXPANDED_LEN,
+        }
     }
 
     fn get_env(&mut self, name: &str) -> Option<String> {
@@ -354,6 +397,9 @@ impl ShellWord<'_> {
                     '"' => self.process_double_quote()?,
                     _ => self.process_possible_heredoc(),
                 };
+                if result.len() + tmp.len() > self.limit {
+                    return Err(self.too_long());
+                }
                 result.push_str(&tmp);
                 if ch == '$' {
                     words.add_string(&tmp);
@@ -377,6 +423,9 @@ impl ShellWord<'_> {
                     words.add_char(ch);
                 }
                 result.push(ch);
+                if result.len() > self.limit {
+                    return Err(self.too_long());
+                }
             }
         }
         if let Some(stop) = stop {
@@ -420,7 +469,12 @@ impl ShellWord<'_> {
                     }
                     return Ok(result);
                 }
-                Some(c) => result.push(c),
+                Some(c) => {
+                    result.push(c);
+                    if result.len() > self.limit {
+                        return Err(self.too_long());
+                    }
+                }
             }
         }
     }
@@ -443,6 +497,9 @@ impl ShellWord<'_> {
                 }
                 Some('$') => {
                     let v = self.process_dollar()?;
+                    if result.len() + v.len() > self.limit {
+                        return Err(self.too_long());
+                    }
                     result.push_str(&v);
                 }
                 Some(_) => {
@@ -461,6 +518,9 @@ impl ShellWord<'_> {
                         }
                     }
                     result.push(ch);
+                    if result.len() > self.limit {
+                        return Err(self.too_long());
+                    }
                 }
             }
         }
@@ -563,10 +623,11 @@ impl ShellWord<'_> {
                         }
                         let value = value.unwrap_or_default();
                         let tokens = pattern_tokens(pat)?;
+                        let mut m = Matcher::new(&tokens, pat, &mut self.steps_left);
                         if c == '%' {
-                            Ok(trim_suffix(&tokens, &value, greedy))
+                            m.trim_suffix(&value, greedy)
                         } else {
-                            Ok(trim_prefix(&tokens, &value, greedy))
+                            m.trim_prefix(&value, greedy)
                         }
                     }
                     _ => Err(ExpandErrorKind::UnsupportedModifier(chs)),
@@ -603,7 +664,13 @@ impl ShellWord<'_> {
                     return Ok(String::new());
                 };
                 let tokens = pattern_tokens(&pattern)?;
-                Ok(replace(&tokens, &value, &replacement, replace_all))
+                let limit = self.limit;
+                Matcher::new(&tokens, &pattern, &mut self.steps_left).replace(
+                    &value,
+                    &replacement,
+                    replace_all,
+                    limit,
+                )
             }
             _ => Err(ExpandErrorKind::UnsupportedModifier(chs)),
         }
@@ -674,120 +741,180 @@ fn pattern_tokens(pattern: &str) -> R<Vec<Tok>> {
     Ok(out)
 }
 
-/// The end positions (in chars) at which `tokens` matches `text[start..]`, computed by
-/// NFA simulation (no backtracking, so no blow-up). Returns (shortest, longest).
-fn match_ends(tokens: &[Tok], text: &[char], start: usize) -> Option<(usize, usize)> {
-    let m = tokens.len();
-    let mut cur = vec![false; m + 1];
-    let mut next = vec![false; m + 1];
-    let close = |set: &mut Vec<bool>| {
-        for j in 0..m {
-            if set[j] && tokens[j] == Tok::Star {
-                set[j + 1] = true;
-            }
+/// Matches one `${v#p}` / `${v/p/r}` pattern, charging its work to the expansion's
+/// step budget ([`MAX_MATCH_STEPS`]).
+struct Matcher<'a> {
+    tokens: &'a [Tok],
+    pattern: &'a str,
+    steps_left: &'a mut u64,
+}
+
+impl<'a> Matcher<'a> {
+    fn new(tokens: &'a [Tok], pattern: &'a str, steps_left: &'a mut u64) -> Self {
+        Matcher {
+            tokens,
+            pattern,
+            steps_left,
         }
-    };
-    cur[0] = true;
-    close(&mut cur);
-    let mut first = None;
-    let mut last = None;
-    let mut i = start;
-    loop {
-        if cur[m] {
-            first.get_or_insert(i);
-            last = Some(i);
-        }
-        let Some(&c) = text.get(i) else { break };
-        next.iter_mut().for_each(|x| *x = false);
-        let mut any = false;
-        for j in 0..m {
-            if !cur[j] {
-                continue;
+    }
+
+    fn charge(&mut self, steps: u64) -> R<()> {
+        match self.steps_left.checked_sub(steps) {
+            Some(left) => {
+                *self.steps_left = left;
+                Ok(())
             }
-            let ok = match tokens[j] {
-                Tok::Star => {
-                    next[j] = true;
-                    any = true;
+            None => Err(ExpandErrorKind::TooExpensive {
+                pattern: self.pattern.to_string(),
+            }),
+        }
+    }
+
+    /// The end positions (in chars) at which the pattern matches `text[start..]`, computed
+    /// by NFA simulation (no backtracking). Returns (shortest, longest).
+    fn match_ends(&mut self, text: &[char], start: usize) -> R<Option<(usize, usize)>> {
+        let tokens = self.tokens;
+        let m = tokens.len();
+        let mut cur = vec![false; m + 1];
+        let mut next = vec![false; m + 1];
+        let close = |set: &mut Vec<bool>| {
+            for j in 0..m {
+                if set[j] && tokens[j] == Tok::Star {
+                    set[j + 1] = true;
+                }
+            }
+        };
+        cur[0] = true;
+        close(&mut cur);
+        let mut first = None;
+        let mut last = None;
+        let mut i = start;
+        loop {
+            self.charge(m as u64 + 1)?;
+            if cur[m] {
+                first.get_or_insert(i);
+                last = Some(i);
+            }
+            let Some(&c) = text.get(i) else { break };
+            next.iter_mut().for_each(|x| *x = false);
+            let mut any = false;
+            for j in 0..m {
+                if !cur[j] {
                     continue;
                 }
-                Tok::Any => true,
-                Tok::Lit(l) => l == c,
+                let ok = match tokens[j] {
+                    Tok::Star => {
+                        next[j] = true;
+                        any = true;
+                        continue;
+                    }
+                    Tok::Any => true,
+                    Tok::Lit(l) => l == c,
+                };
+                if ok {
+                    next[j + 1] = true;
+                    any = true;
+                }
+            }
+            if !any {
+                break;
+            }
+            close(&mut next);
+            std::mem::swap(&mut cur, &mut next);
+            i += 1;
+        }
+        Ok(first.zip(last))
+    }
+
+    fn trim_prefix(&mut self, value: &str, greedy: bool) -> R<String> {
+        let chars: Vec<char> = value.chars().collect();
+        Ok(match self.match_ends(&chars, 0)? {
+            Some((short, long)) => {
+                let end = if greedy { long } else { short };
+                chars[end..].iter().collect()
+            }
+            None => value.to_string(),
+        })
+    }
+
+    fn trim_suffix(&mut self, value: &str, greedy: bool) -> R<String> {
+        let rev_tokens: Vec<Tok> = self.tokens.iter().rev().copied().collect();
+        let rev: String = value.chars().rev().collect();
+        let mut m = Matcher::new(&rev_tokens, self.pattern, self.steps_left);
+        Ok(m.trim_prefix(&rev, greedy)?.chars().rev().collect())
+    }
+
+    /// Go's `regexp.ReplaceAllString` / first-match replacement with a greedy pattern,
+    /// including its `$name` template expansion of the replacement; the result stays
+    /// within `limit` bytes.
+    fn replace(&mut self, value: &str, replacement: &str, all: bool, limit: usize) -> R<String> {
+        let chars: Vec<char> = value.chars().collect();
+        let too_long = || ExpandErrorKind::TooLong {
+            limit: MAX_EXPANDED_LEN,
+        };
+        let find = |m: &mut Self, from: usize| -> R<Option<(usize, usize)>> {
+            for s in from..=chars.len() {
+                if let Some((_, e)) = m.match_ends(&chars, s)? {
+                    return Ok(Some((s, e)));
+                }
+            }
+            Ok(None)
+        };
+        let slice = |a: usize, b: usize| chars[a..b].iter().collect::<String>();
+        if !all {
+            let out = match find(self, 0)? {
+                Some((s, e)) => {
+                    format!("{}{}{}", slice(0, s), replacement, slice(e, chars.len()))
+                }
+                None => value.to_string(),
             };
-            if ok {
-                next[j + 1] = true;
-                any = true;
+            if out.len() > limit {
+                return Err(too_long());
+            }
+            return Ok(out);
+        }
+        let mut out = String::new();
+        let mut last_end = 0;
+        let mut search = 0;
+        while search <= chars.len() {
+            let Some((a0, a1)) = find(self, search)? else {
+                break;
+            };
+            out.push_str(&slice(last_end, a0));
+            if a1 > last_end || a0 == 0 {
+                let room = limit.saturating_sub(out.len());
+                out.push_str(
+                    &expand_template(replacement, &slice(a0, a1), room).ok_or_else(too_long)?,
+                );
+            }
+            if out.len() > limit {
+                return Err(too_long());
+            }
+            last_end = a1;
+            if search + 1 > a1 {
+                search += 1;
+            } else {
+                search = a1;
             }
         }
-        if !any {
-            break;
+        out.push_str(&slice(last_end.min(chars.len()), chars.len()));
+        if out.len() > limit {
+            return Err(too_long());
         }
-        close(&mut next);
-        std::mem::swap(&mut cur, &mut next);
-        i += 1;
+        Ok(out)
     }
-    Some((first?, last?))
-}
-
-fn trim_prefix(tokens: &[Tok], value: &str, greedy: bool) -> String {
-    let chars: Vec<char> = value.chars().collect();
-    match match_ends(tokens, &chars, 0) {
-        Some((short, long)) => {
-            let end = if greedy { long } else { short };
-            chars[end..].iter().collect()
-        }
-        None => value.to_string(),
-    }
-}
-
-fn trim_suffix(tokens: &[Tok], value: &str, greedy: bool) -> String {
-    let rev_tokens: Vec<Tok> = tokens.iter().rev().copied().collect();
-    let rev: String = value.chars().rev().collect();
-    trim_prefix(&rev_tokens, &rev, greedy)
-        .chars()
-        .rev()
-        .collect()
-}
-
-/// Go's `regexp.ReplaceAllString` / first-match replacement with a greedy pattern,
-/// including its `$name` template expansion of the replacement.
-fn replace(tokens: &[Tok], value: &str, replacement: &str, all: bool) -> String {
-    let chars: Vec<char> = value.chars().collect();
-    let find = |from: usize| -> Option<(usize, usize)> {
-        (from..=chars.len()).find_map(|s| match_ends(tokens, &chars, s).map(|(_, e)| (s, e)))
-    };
-    let slice = |a: usize, b: usize| chars[a..b].iter().collect::<String>();
-    if !all {
-        return match find(0) {
-            Some((s, e)) => format!("{}{}{}", slice(0, s), replacement, slice(e, chars.len())),
-            None => value.to_string(),
-        };
-    }
-    let mut out = String::new();
-    let mut last_end = 0;
-    let mut search = 0;
-    while search <= chars.len() {
-        let Some((a0, a1)) = find(search) else { break };
-        out.push_str(&slice(last_end, a0));
-        if a1 > last_end || a0 == 0 {
-            out.push_str(&expand_template(replacement, &slice(a0, a1)));
-        }
-        last_end = a1;
-        if search + 1 > a1 {
-            search += 1;
-        } else {
-            search = a1;
-        }
-    }
-    out.push_str(&slice(last_end.min(chars.len()), chars.len()));
-    out
 }
 
 /// Go's `Regexp.Expand` for a pattern without capture groups: `$$` is `$`, `$0`/`${0}`
 /// the match, any other `$name` empty, a `$` not followed by a name stays literal.
-fn expand_template(template: &str, whole: &str) -> String {
+/// None when the result would be longer than `limit` bytes.
+fn expand_template(template: &str, whole: &str, limit: usize) -> Option<String> {
     let mut out = String::new();
     let mut rest = template;
     while let Some(i) = rest.find('$') {
+        if out.len() > limit {
+            return None;
+        }
         out.push_str(&rest[..i]);
         rest = &rest[i + 1..];
         if let Some(r) = rest.strip_prefix('$') {
@@ -823,7 +950,7 @@ fn expand_template(template: &str, whole: &str) -> String {
         rest = after;
     }
     out.push_str(rest);
-    out
+    (out.len() <= limit).then_some(out)
 }
 
 #[cfg(test)]
@@ -888,6 +1015,91 @@ mod tests {
         assert_eq!(e.kind, ExpandErrorKind::TooDeep);
         let ok = format!("{}x{}", "${a:-".repeat(50), "}".repeat(50));
         assert_eq!(expand_word(&ok, &NoVars).unwrap(), "x");
+    }
+
+    #[test]
+    fn doubling_bomb_stops_at_the_limit() {
+        // `ENV A=<1000 chars>` then `ENV A=$A$A` again and again: 1000 · 2ⁿ bytes.
+        let mut a = "x".repeat(1000);
+        let t0 = std::time::Instant::now();
+        let mut doublings = 0;
+        let err = loop {
+            match expand_word("$A$A", &env(&[("A", &a)])) {
+                Ok(v) => {
+                    a = v;
+                    doublings += 1;
+                }
+                Err(e) => break e,
+            }
+            assert!(a.len() <= 4 << 20, "no limit: {} bytes", a.len());
+        };
+        assert_eq!(doublings, 10, "1000 · 2^10 fits in 1 MiB, 2^11 does not");
+        assert_eq!(
+            err.kind,
+            ExpandErrorKind::TooLong {
+                limit: MAX_EXPANDED_LEN
+            }
+        );
+        assert!(t0.elapsed() < std::time::Duration::from_secs(2));
+        // The same inside quotes, defaults and replacements.
+        let big = "y".repeat(MAX_EXPANDED_LEN / 2 + 1);
+        let e = env(&[("B", big.as_str()), ("S", "ab")]);
+        for w in [
+            "\"$B$B\"",
+            "${U:-$B$B}",
+            "${S//?/$B}",
+            "${S//?/$0$B}",
+            "$B''$B",
+        ] {
+            let r = expand_word(w, &e).unwrap_err();
+            assert!(
+                matches!(r.kind, ExpandErrorKind::TooLong { .. }),
+                "{w}: {r}"
+            );
+        }
+        // A literal word longer than the limit too.
+        let long = "z".repeat(MAX_EXPANDED_LEN + 1);
+        assert!(matches!(
+            expand_word(&long, &NoVars).unwrap_err().kind,
+            ExpandErrorKind::TooLong { .. }
+        ));
+    }
+
+    #[test]
+    fn template_bomb_is_bounded() {
+        // A replacement of many `$0` (Go's template for "the match"), each the whole
+        // quarter-MiB value. (`$0` in a Dockerfile word is expanded, as a variable,
+        // before this step; the bound holds for any template all the same.)
+        let v = "v".repeat(MAX_EXPANDED_LEN / 4);
+        let template = "$0".repeat(10_000);
+        assert_eq!(expand_template(&template, &v, MAX_EXPANDED_LEN), None);
+        assert_eq!(expand_template("<$0>", "ab", 4).as_deref(), Some("<ab>"));
+        let mut steps = MAX_MATCH_STEPS;
+        let tokens = [Tok::Star];
+        let r =
+            Matcher::new(&tokens, "*", &mut steps).replace(&v, &template, true, MAX_EXPANDED_LEN);
+        assert_eq!(
+            r,
+            Err(ExpandErrorKind::TooLong {
+                limit: MAX_EXPANDED_LEN
+            })
+        );
+    }
+
+    #[test]
+    fn quadratic_patterns_are_cut_short() {
+        // Every start position scans to the end: length² steps without the budget.
+        let v = "x".repeat(200_000);
+        let t0 = std::time::Instant::now();
+        let e = expand_word("${V/x*y/z}", &env(&[("V", v.as_str())])).unwrap_err();
+        assert!(
+            matches!(e.kind, ExpandErrorKind::TooExpensive { .. }),
+            "{e}"
+        );
+        assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+        // Ordinary patterns on ordinary values are far from it.
+        let e = env(&[("P", "/usr/local/lib/python3.11/site-packages")]);
+        assert_eq!(expand_word("${P//\\//_}", &e).unwrap().len(), 39);
     }
 
     #[test]

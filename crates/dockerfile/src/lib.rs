@@ -21,14 +21,20 @@
 //! * [`ShellLex`]`::new(escape)` with `expand_word` (ProcessWord), `expand_words`
 //!   (ProcessWords, for EXPOSE), `expand` (both + names matched/unmatched, for cache
 //!   keys); shortcuts [`expand_word`] and [`expand_words`] use `\`. Errors:
-//!   [`ExpandError`] (`failed to process "<word>": ...`).
+//!   [`ExpandError`] (`failed to process "<word>": ...`). Bounded: a result (and every
+//!   intermediate string) longer than [`MAX_EXPANDED_LEN`] (1 MiB) is
+//!   [`ExpandErrorKind::TooLong`], and so are an instruction's expanded words together
+//!   ([`Instruction::expand`]); pattern matching has a step budget
+//!   ([`ExpandErrorKind::TooExpensive`]).
 //! * [`Lookup`]: where expansion reads variables (implemented for `HashMap`,
 //!   `BTreeMap`, `[(String, String)]`/`Vec` (last wins), [`FnLookup`], [`NoVars`],
 //!   [`GlobalScope`], [`StageScope`]).
 //! * Scoping ([`scope`]): [`GlobalScope::new`]`(&df, &build_args, &Predefined)` evaluates
 //!   predefined platform args and the meta ARGs; [`StageScope`] tracks one stage's ARGs
 //!   and ENV (`apply` an expanded ENV/ARG, `run_env` for RUN, `env` for the image
-//!   config; clone it for a stage `FROM` another stage). [`PROXY_ARGS`].
+//!   config; clone it for a stage `FROM` another stage). [`PROXY_ARGS`]. Both bound
+//!   their variables: 1 MiB a value, [`MAX_SCOPE_TOTAL`] (2 MiB) together, else
+//!   [`ScopeError`].
 //! * Typed values ([`values`]): [`Chmod`] (`parse`, `apply`), [`PortSpec::parse`] (EXPOSE
 //!   after expansion), [`Mount::parse`] (`RUN --mount` after expansion),
 //!   [`parse_go_duration`].
@@ -60,14 +66,17 @@ pub use dump::{dump, go_quote};
 pub use error::{ParseError, ParseErrorKind, Span};
 pub use expand::{
     expand_word, expand_words, ExpandError, ExpandErrorKind, Expansion, FnLookup, Lookup, NoVars,
-    ShellLex,
+    ShellLex, MAX_EXPANDED_LEN,
 };
 pub use ignore::{ignore_file_candidates, DockerIgnore};
 pub use model::{
     Add, ArgDecl, ArgInstruction, CommandLine, Copy, Dockerfile, Healthcheck, Instruction,
     InstructionKind, KeyValue, Onbuild, Run, Source, Stage,
 };
-pub use scope::{BuildArgs, GlobalScope, Platform, Predefined, StageScope, PROXY_ARGS};
+pub use scope::{
+    BuildArgs, GlobalScope, Platform, Predefined, ScopeError, StageScope, MAX_SCOPE_TOTAL,
+    PROXY_ARGS,
+};
 pub use syntax::{parse_syntax, Directives, Heredoc, Node, SyntaxTree, Warning};
 pub use values::{parse_go_duration, Chmod, Mount, MountType, PortSpec, Proto, Sharing};
 

@@ -303,34 +303,63 @@ pub const KEYWORDS: [&str; 18] = [
 // ---------------------------------------------------------------------------------------
 // expansion
 
-fn ex(lex: &ShellLex, env: &dyn Lookup, w: &str) -> Result<String, ExpandError> {
-    lex.expand_word(w, env)
+/// Expands the words of one instruction with one environment, within one length budget
+/// ([`crate::expand::MAX_EXPANDED_LEN`] for all the words together), so that many words
+/// each just under the limit (`LABEL a=$X b=$X …`) cannot add up to gigabytes either.
+struct Expander<'a> {
+    lex: &'a ShellLex,
+    env: &'a dyn Lookup,
+    left: std::cell::Cell<usize>,
 }
 
-fn ex_opt(
-    lex: &ShellLex,
-    env: &dyn Lookup,
-    w: &Option<String>,
-) -> Result<Option<String>, ExpandError> {
-    w.as_deref().map(|w| ex(lex, env, w)).transpose()
-}
+impl<'a> Expander<'a> {
+    fn new(lex: &'a ShellLex, env: &'a dyn Lookup) -> Self {
+        Expander {
+            lex,
+            env,
+            left: std::cell::Cell::new(crate::expand::MAX_EXPANDED_LEN),
+        }
+    }
 
-fn ex_sources(lex: &ShellLex, env: &dyn Lookup, s: &[Source]) -> Result<Vec<Source>, ExpandError> {
-    s.iter()
-        .map(|s| match s {
-            Source::Path(p) => Ok(Source::Path(ex(lex, env, p)?)),
-            Source::Heredoc {
-                name,
-                content,
-                expand: true,
-            } => Ok(Source::Heredoc {
-                name: name.clone(),
-                content: ShellLex::for_heredoc('\\').expand_word(content, env)?,
-                expand: false,
-            }),
-            other => Ok(other.clone()),
-        })
-        .collect()
+    fn expansion(&self, lex: &ShellLex, w: &str) -> Result<crate::Expansion, ExpandError> {
+        let x = lex.expand_within(w, self.env, self.left.get())?;
+        // The expander has checked `x.result` against the budget it was given.
+        self.left
+            .set(self.left.get().saturating_sub(x.result.len()));
+        Ok(x)
+    }
+
+    fn word(&self, w: &str) -> Result<String, ExpandError> {
+        Ok(self.expansion(self.lex, w)?.result)
+    }
+
+    fn words(&self, w: &str) -> Result<Vec<String>, ExpandError> {
+        Ok(self.expansion(self.lex, w)?.words)
+    }
+
+    fn opt(&self, w: &Option<String>) -> Result<Option<String>, ExpandError> {
+        w.as_deref().map(|w| self.word(w)).transpose()
+    }
+
+    fn sources(&self, s: &[Source]) -> Result<Vec<Source>, ExpandError> {
+        s.iter()
+            .map(|s| match s {
+                Source::Path(p) => Ok(Source::Path(self.word(p)?)),
+                Source::Heredoc {
+                    name,
+                    content,
+                    expand: true,
+                } => Ok(Source::Heredoc {
+                    name: name.clone(),
+                    content: self
+                        .expansion(&ShellLex::for_heredoc('\\'), content)?
+                        .result,
+                    expand: false,
+                }),
+                other => Ok(other.clone()),
+            })
+            .collect()
+    }
 }
 
 impl Instruction {
@@ -344,14 +373,15 @@ impl Instruction {
     /// MAINTAINER, ONBUILD (expanded when the trigger runs), COPY `--from`.
     pub fn expand(&self, lex: &ShellLex, env: &dyn Lookup) -> Result<Instruction, ExpandError> {
         use InstructionKind as I;
+        let x = Expander::new(lex, env);
         let kind = match &self.kind {
             I::Env(kvs) | I::Label(kvs) => {
                 let out = kvs
                     .iter()
                     .map(|kv| {
                         Ok(KeyValue {
-                            key: ex(lex, env, &kv.key)?,
-                            value: ex(lex, env, &kv.value)?,
+                            key: x.word(&kv.key)?,
+                            value: x.word(&kv.value)?,
                             legacy: kv.legacy,
                         })
                     })
@@ -367,65 +397,61 @@ impl Instruction {
                     .iter()
                     .map(|d| {
                         Ok(ArgDecl {
-                            name: ex(lex, env, &d.name)?,
-                            default: ex_opt(lex, env, &d.default)?,
+                            name: x.word(&d.name)?,
+                            default: x.opt(&d.default)?,
                         })
                     })
                     .collect::<Result<_, ExpandError>>()?,
             ),
             I::Copy(c) => I::Copy(Copy {
-                sources: ex_sources(lex, env, &c.sources)?,
-                dest: ex(lex, env, &c.dest)?,
+                sources: x.sources(&c.sources)?,
+                dest: x.word(&c.dest)?,
                 from: c.from.clone(),
-                chown: ex_opt(lex, env, &c.chown)?,
-                chmod: ex_opt(lex, env, &c.chmod)?,
+                chown: x.opt(&c.chown)?,
+                chmod: x.opt(&c.chmod)?,
                 link: c.link,
                 parents: c.parents,
                 exclude: c
                     .exclude
                     .iter()
-                    .map(|e| ex(lex, env, e))
+                    .map(|e| x.word(e))
                     .collect::<Result<_, _>>()?,
             }),
             I::Add(a) => I::Add(Add {
-                sources: ex_sources(lex, env, &a.sources)?,
-                dest: ex(lex, env, &a.dest)?,
-                chown: ex_opt(lex, env, &a.chown)?,
-                chmod: ex_opt(lex, env, &a.chmod)?,
+                sources: x.sources(&a.sources)?,
+                dest: x.word(&a.dest)?,
+                chown: x.opt(&a.chown)?,
+                chmod: x.opt(&a.chmod)?,
                 link: a.link,
                 keep_git_dir: a.keep_git_dir,
-                checksum: ex_opt(lex, env, &a.checksum)?,
+                checksum: x.opt(&a.checksum)?,
                 exclude: a
                     .exclude
                     .iter()
-                    .map(|e| ex(lex, env, e))
+                    .map(|e| x.word(e))
                     .collect::<Result<_, _>>()?,
                 unpack: a.unpack,
             }),
             I::Expose(ports) => {
                 let mut out = Vec::new();
                 for p in ports {
-                    out.extend(lex.expand_words(p, env)?);
+                    out.extend(x.words(p)?);
                 }
                 I::Expose(out)
             }
-            I::Workdir(w) => I::Workdir(ex(lex, env, w)?),
-            I::User(w) => I::User(ex(lex, env, w)?),
-            I::StopSignal(w) => I::StopSignal(ex(lex, env, w)?),
-            I::Volume(v) => I::Volume(
-                v.iter()
-                    .map(|p| ex(lex, env, p))
-                    .collect::<Result<_, _>>()?,
-            ),
+            I::Workdir(w) => I::Workdir(x.word(w)?),
+            I::User(w) => I::User(x.word(w)?),
+            I::StopSignal(w) => I::StopSignal(x.word(w)?),
+            I::Volume(v) => I::Volume(v.iter().map(|p| x.word(p)).collect::<Result<_, _>>()?),
             I::Run(r) => I::Run(Run {
                 command: r.command.clone(),
                 mounts: r
                     .mounts
                     .iter()
-                    .map(|m| ex(lex, env, m))
+                    .map(|m| x.word(m))
                     .collect::<Result<_, _>>()?,
-                network: ex_opt(lex, env, &r.network)?,
-                security: ex_opt(lex, env, &r.security)?,
+                network: x.opt(&r.network)?,
+                security: x.opt(&r.security)?,
                 heredocs: r.heredocs.clone(),
             }),
             other => other.clone(),
@@ -1120,6 +1146,22 @@ pub(crate) fn from_syntax(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_instructions_words_share_one_budget() {
+        // Each word is under the limit; together they are not.
+        let x = "x".repeat(crate::MAX_EXPANDED_LEN / 2 + 1);
+        let env = vec![("X".to_string(), x)];
+        let df = crate::parse("FROM x\nLABEL a=$X\nLABEL a=$X b=$X c=$X\n", "Dockerfile").unwrap();
+        let lex = ShellLex::new('\\');
+        df.stages[0].instructions[0].expand(&lex, &env).unwrap();
+        let e = df.stages[0].instructions[1].expand(&lex, &env).unwrap_err();
+        assert_eq!(e.word, "$X");
+        assert!(
+            matches!(e.kind, crate::ExpandErrorKind::TooLong { .. }),
+            "{e}"
+        );
+    }
     use crate::parse;
 
     fn first(text: &str) -> InstructionKind {

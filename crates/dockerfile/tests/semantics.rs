@@ -54,7 +54,7 @@ fn run_stage(
     let mut out = Vec::new();
     for ins in &d.stages[stage].instructions {
         let e = ins.expand(&lex, &scope).unwrap();
-        scope.apply(&e.kind, global, b);
+        scope.apply(&e.kind, global, b).unwrap();
         out.push(e);
     }
     (scope, out)

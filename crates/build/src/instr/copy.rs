@@ -21,6 +21,12 @@ use crate::perms::Chmod;
 pub enum CopyError {
     #[error("\"/{0}\": not found")]
     NotFound(String),
+    #[error("\"/{path}\": not found: the symlink `{link}` points outside the build context (to `{target}`)")]
+    LinkOutside {
+        path: String,
+        link: String,
+        target: String,
+    },
     #[error("source can't be a URL for COPY")]
     UrlForCopy,
     #[error("ADD of a URL (`{0}`) is not supported yet by ibuild; download it in a RUN step or into the context")]
@@ -196,6 +202,16 @@ pub fn plan(
             if visible && (real.is_empty() || src.view.lookup(&real).is_some()) {
                 matches.push(real);
             } else {
+                // Say why when a symlink leads out of the context (it was resolved inside).
+                if let Some((link, target)) = src.view.escaping_link(&pattern) {
+                    if src.context {
+                        return Err(CopyError::LinkOutside {
+                            path: pattern,
+                            link,
+                            target,
+                        });
+                    }
+                }
                 return Err(CopyError::NotFound(pattern));
             }
         }
@@ -249,6 +265,10 @@ pub fn plan(
                     let mut it = item_for(spec, src, &entry, join(&dest, &[]))?;
                     it.kind = Kind::Dir;
                     it.data = Some(Data::Archive(entry.host.clone()));
+                    // The destination is a directory made like COPY's parents (0755, or
+                    // --chmod), never given the archive file's own mode (0644 would
+                    // leave it without the search bit).
+                    it.mode = u32::MAX;
                     items.push(it);
                 } else {
                     items.push(item_for(spec, src, &entry, target)?);
@@ -1121,6 +1141,53 @@ mod tests {
         assert!(
             !outside.join("evil").exists(),
             "wrote outside the layer dir"
+        );
+    }
+
+    #[test]
+    fn add_tar_keeps_climbing_entries_inside_and_dest_searchable() {
+        let f = fx(&[]);
+        let tarp = f.ctx.join("up.tar");
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mut b = tar::Builder::new(std::fs::File::create(&tarp).unwrap());
+            let mut h = tar::Header::new_ustar();
+            // Raw name: the tar crate's set_path refuses `..`, other tar writers do not.
+            h.as_ustar_mut().expect("ustar header").name[..7].copy_from_slice(b"../../f");
+            h.set_size(2);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append(&h, &b"up"[..]).unwrap();
+            b.finish().unwrap();
+            std::fs::set_permissions(&tarp, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let mut s = spec(&["up.tar"], "/dst/");
+        s.add = true;
+        let m = run(&f, s, &none).unwrap();
+        assert_eq!(m["dst/f"], "up");
+        let owner = if rustix::process::getuid().is_root() {
+            OwnerMode::Real
+        } else {
+            OwnerMode::Xattr
+        };
+        let e = fsview::stat(&f.out.join("dst"), owner).unwrap();
+        assert_eq!(e.mode, 0o755, "destination mode {:o}", e.mode);
+    }
+
+    #[test]
+    fn copy_of_a_link_out_of_the_context_says_so() {
+        let f = fx(&["a"]);
+        std::os::unix::fs::symlink("/etc/hostname", f.ctx.join("link")).unwrap();
+        let e = run(&f, spec(&["link"], "/x"), &none).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "\"/link\": not found: the symlink `link` points outside the build context (to `/etc/hostname`)"
+        );
+        // A link that stays inside is followed as before.
+        std::os::unix::fs::symlink("a", f.ctx.join("ok")).unwrap();
+        assert_eq!(
+            run(&f, spec(&["ok"], "/x"), &none).unwrap()["x"],
+            "data of a"
         );
     }
 

@@ -1,0 +1,172 @@
+//! Temp files and trees of a build (in the store's tmp dir, or the context extracted
+//! from stdin): each is held by a [`TempPath`] guard that removes it on every way out of
+//! the code that made it — success, error (ENOSPC while packing a layer) or unwinding —
+//! so a failed build leaves nothing behind in the store.
+//!
+//! Never: decides where temp paths go (the store's `temp_path`) or what is in them.
+
+use std::path::{Path, PathBuf};
+
+use imago_sandbox::{run_in_mapping, IdMap};
+
+/// Removing a temp path failed (only from [`TempPath::remove`]; `Drop` logs instead).
+#[derive(Debug, thiserror::Error)]
+pub enum TempError {
+    #[error("remove the temp path `{path}`")]
+    Remove {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("remove the temp path `{path}` in the build's id mapping")]
+    Mapping {
+        path: PathBuf,
+        #[source]
+        source: imago_sandbox::ChildError,
+    },
+}
+
+/// A temp file or directory tree, removed when the guard is dropped (or by
+/// [`TempPath::remove`], which reports failures). Nothing needs to exist at the path yet.
+#[must_use = "dropping the guard removes the path at once"]
+#[derive(Debug)]
+pub struct TempPath {
+    path: PathBuf,
+    /// Remove inside this mapping: the tree holds files of mapped ids (a RUN's upper dir)
+    /// that only the mapping's root may delete.
+    map: Option<IdMap>,
+    armed: bool,
+}
+
+impl TempPath {
+    /// A path the current process may remove itself (inside the mapping already, or
+    /// files of the building user).
+    pub fn new(path: PathBuf) -> Self {
+        TempPath {
+            path,
+            map: None,
+            armed: true,
+        }
+    }
+
+    /// A path removed from inside `map` (a child forked for it), for trees written in
+    /// the build's id mapping.
+    pub fn in_mapping(path: PathBuf, map: &IdMap) -> Self {
+        TempPath {
+            path,
+            map: Some(map.clone()),
+            armed: true,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Remove now and say whether it worked.
+    pub fn remove(mut self) -> Result<(), TempError> {
+        self.armed = false;
+        remove(&self.path, self.map.as_ref())
+    }
+
+    /// Keep the path (it became something permanent); returns it.
+    pub fn keep(mut self) -> PathBuf {
+        self.armed = false;
+        std::mem::take(&mut self.path)
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Err(e) = remove(&self.path, self.map.as_ref()) {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+}
+
+fn remove(path: &Path, map: Option<&IdMap>) -> Result<(), TempError> {
+    // Nothing there (never made, or removed by the code that used it): no child to fork.
+    if std::fs::symlink_metadata(path).is_err() {
+        return Ok(());
+    }
+    match map {
+        None => remove_tree(path),
+        Some(map) => {
+            let p = path.to_path_buf();
+            run_in_mapping(map, move || remove_tree(&p)).map_err(|source| TempError::Mapping {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    }
+}
+
+/// Remove a file or a tree, making directories writable first when needed (layer trees
+/// have mode-000 and read-only dirs).
+pub fn remove_tree(p: &Path) -> Result<(), TempError> {
+    fn chmod_all(p: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = std::fs::symlink_metadata(p) {
+            if m.is_dir() {
+                // Ignoring a failure: the removal below reports what is left.
+                let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700));
+                if let Ok(rd) = std::fs::read_dir(p) {
+                    for e in rd.flatten() {
+                        chmod_all(&e.path());
+                    }
+                }
+            }
+        }
+    }
+    let rm = |p: &Path| match std::fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(p),
+        Ok(_) => std::fs::remove_file(p),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    };
+    if rm(p).is_err() {
+        chmod_all(p);
+        rm(p).map_err(|source| TempError::Remove {
+            path: p.to_path_buf(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropped_guard_removes_read_only_trees_and_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let tree = t.path().join("tree");
+        std::fs::create_dir_all(tree.join("ro/sub")).unwrap();
+        std::fs::write(tree.join("ro/sub/f"), "x").unwrap();
+        std::fs::set_permissions(tree.join("ro"), std::fs::Permissions::from_mode(0o555)).unwrap();
+        let file = t.path().join("layer.tar.gz");
+        std::fs::write(&file, "x").unwrap();
+        {
+            let _a = TempPath::new(tree.clone());
+            let _b = TempPath::new(file.clone());
+            let _c = TempPath::new(t.path().join("never-made"));
+        }
+        assert!(!tree.exists() && !file.exists());
+    }
+
+    #[test]
+    fn kept_paths_stay() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("f");
+        std::fs::write(&f, "x").unwrap();
+        let kept = TempPath::new(f.clone()).keep();
+        assert_eq!(kept, f);
+        assert!(f.exists());
+        TempPath::new(f.clone()).remove().unwrap();
+        assert!(!f.exists());
+    }
+}
