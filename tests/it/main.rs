@@ -11,4 +11,5 @@ mod irun_support;
 mod itag;
 mod registry;
 mod registry_support;
+mod store_regress;
 mod store_support;

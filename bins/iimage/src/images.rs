@@ -2,7 +2,9 @@
 
 use imago_cli::output::{print_lines, print_table};
 use imago_cli::{GlobalOpts, OutputFormat};
-use imago_store::GcOptions;
+use std::time::Duration;
+
+use imago_store::{GcOptions, GcReport, Store, StoreError};
 use serde_json::json;
 
 use crate::common::{ago, human_size, in_mapping, open_store, print_json, Res};
@@ -132,10 +134,41 @@ pub fn rm(g: &GlobalOpts, inputs: &[String], force: bool) -> Res<()> {
     }
 }
 
-/// gc inside the mapping (unpacked layers may hold files of other ids).
-fn collect(store: &imago_store::Store) -> Res<imago_store::GcReport> {
+/// How long the gc after rm/prune waits for running writers before it is skipped.
+const RM_GC_WAIT: Duration = Duration::from_secs(10);
+
+/// The gc after rm/prune: done, or skipped (and why).
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Collected {
+    Done(GcReport),
+    Skipped(String),
+}
+
+/// gc inside the mapping (unpacked layers may hold files of other ids). A damaged or
+/// busy store skips it with a warning rather than failing: the names are removed
+/// either way, and a later `iimage gc` collects.
+fn collect(store: &Store) -> Res<GcReport> {
     let root = store.root().to_path_buf();
-    in_mapping(move |_| imago_store::Store::open(&root)?.gc(&GcOptions::default()))
+    let opts = GcOptions {
+        wait: RM_GC_WAIT,
+        ..GcOptions::default()
+    };
+    let r = in_mapping(move |_| match Store::open(&root)?.gc(&opts) {
+        Ok(r) => Ok(Collected::Done(r)),
+        Err(
+            e @ (StoreError::StoreDamaged { .. }
+            | StoreError::StoreBusy { .. }
+            | StoreError::IndexDamaged { .. }),
+        ) => Ok(Collected::Skipped(e.to_string())),
+        Err(e) => Err(e),
+    })?;
+    match r {
+        Collected::Done(r) => Ok(r),
+        Collected::Skipped(why) => {
+            eprintln!("warning: garbage not collected: {why}");
+            Ok(GcReport::default())
+        }
+    }
 }
 
 pub fn prune(g: &GlobalOpts) -> Res<()> {

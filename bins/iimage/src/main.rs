@@ -127,6 +127,14 @@ enum Cmd {
         /// Also drop every build cache entry
         #[arg(long)]
         build_cache: bool,
+        /// Collect a store that has damaged manifests or configs (deletes what only
+        /// they reference); without it gc refuses such a store
+        #[arg(long)]
+        force: bool,
+        /// Seconds to wait for running builds, imports, loads and pulls before giving
+        /// up (writers that start meanwhile wait for the gc)
+        #[arg(long, value_name = "SECONDS", default_value_t = imago_store::gc::DEFAULT_GC_WAIT.as_secs())]
+        wait: u64,
     },
     /// Show the store and what this host allows (user namespaces, overlay, FUSE, id
     /// mapping), with a fix for each missing item
@@ -175,7 +183,18 @@ fn main() -> ExitCode {
             layers,
             dry_run,
             build_cache,
-        } => maint::gc(g, layers, dry_run, build_cache),
+            force,
+            wait,
+        } => maint::gc(
+            g,
+            maint::GcFlags {
+                layers,
+                dry_run,
+                build_cache,
+                force,
+                wait: std::time::Duration::from_secs(wait),
+            },
+        ),
         Cmd::Info { format } => maint::info(g, format),
     };
     match r {

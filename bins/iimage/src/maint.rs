@@ -41,17 +41,37 @@ pub fn fsck(g: &GlobalOpts, format: OutputFormat) -> Res<()> {
     }
 }
 
-pub fn gc(g: &GlobalOpts, layers: bool, dry_run: bool, build_cache: bool) -> Res<()> {
+/// `iimage gc` flags.
+#[derive(Debug, Clone, Copy)]
+pub struct GcFlags {
+    pub layers: bool,
+    pub dry_run: bool,
+    pub build_cache: bool,
+    pub force: bool,
+    pub wait: std::time::Duration,
+}
+
+pub fn gc(g: &GlobalOpts, f: GcFlags) -> Res<()> {
     let store = open_store(g)?;
     let root = store.root().to_path_buf();
     let r = in_mapping(move |_| {
         Store::open(&root)?.gc(&GcOptions {
-            all_layers: layers,
-            dry_run,
-            build_cache,
+            all_layers: f.layers,
+            dry_run: f.dry_run,
+            build_cache: f.build_cache,
+            force: f.force,
+            wait: f.wait,
         })
     })?;
-    let verb = if dry_run { "would remove" } else { "removed" };
+    for d in &r.damaged {
+        eprintln!("warning: damaged: {d}");
+    }
+    if !r.damaged.is_empty() && !f.force {
+        eprintln!(
+            "warning: the store is damaged: gc refuses to run without --force; run `iimage fsck`"
+        );
+    }
+    let verb = if f.dry_run { "would remove" } else { "removed" };
     print_lines([format!(
         "{verb} {} blobs ({}), {} unpacked layers, {} build cache entries, {} temp entries",
         r.blobs_removed.len(),

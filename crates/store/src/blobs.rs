@@ -140,7 +140,7 @@ impl Store {
     }
 
     /// Open a blob for reading; the reader fails at EOF (io error wrapping
-    /// [`StoreError::BlobCorrupt`]) when the content does not hash to `d`.
+    /// [`StoreError::BlobDamaged`]) when the content does not hash to `d`.
     pub fn open_blob(&self, d: &Digest) -> Result<BlobReader> {
         let p = self.layout.blob(d);
         let f = match File::open(&p) {
@@ -230,8 +230,8 @@ impl Read for BlobReader {
             if actual != self.expected {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    StoreError::BlobCorrupt {
-                        expected: self.expected.clone(),
+                    StoreError::BlobDamaged {
+                        digest: self.expected.clone(),
                         actual,
                         size,
                     },
@@ -263,7 +263,8 @@ mod tests {
         // Corrupt it on disk: reading fails, naming the digest.
         std::fs::write(s.blob_path(&b.digest), b"hellO").unwrap();
         let e = s.read_blob(&b.digest).unwrap_err();
-        assert!(matches!(e, StoreError::BlobCorrupt { .. }), "{e:?}");
+        assert!(matches!(e, StoreError::BlobDamaged { .. }), "{e:?}");
+        assert!(e.to_string().contains("iimage fsck"), "{e}");
     }
 
     #[test]

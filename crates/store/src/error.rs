@@ -26,9 +26,18 @@ pub enum StoreError {
     NotALayout { root: PathBuf, why: String },
     #[error("blob {digest} is missing from the store")]
     BlobMissing { digest: Digest },
+    /// Incoming content (a pull, a load, an expected digest) that does not hash to the
+    /// digest it was announced with. Nothing was stored.
     #[error("blob {expected} is corrupt: its content hashes to {actual} ({size} bytes)")]
     BlobCorrupt {
         expected: Digest,
+        actual: Digest,
+        size: u64,
+    },
+    /// A stored blob whose content no longer hashes to its name (damaged on disk).
+    #[error("blob {digest} in the store is damaged: its content hashes to {actual} ({size} bytes), not to its name; run `iimage fsck`")]
+    BlobDamaged {
+        digest: Digest,
         actual: Digest,
         size: u64,
     },
@@ -45,12 +54,34 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// A JSON file of the store other than index.json and blobs (`layer.json`).
     #[error("parse `{}`", path.display())]
-    IndexJson {
+    FileJson {
         path: PathBuf,
         #[source]
         source: serde_json::Error,
     },
+    /// index.json is missing (while blobs exist), unreadable or not a valid image
+    /// index: distinct from [`StoreError::ImageNotFound`], which only a readable index
+    /// can tell.
+    #[error("the store's index `{}` is damaged: {why}; run `iimage fsck`", path.display())]
+    IndexDamaged { path: PathBuf, why: String },
+    /// An image whose name (or digest) index.json has, but whose manifest or config
+    /// cannot be read.
+    #[error("image `{input}` is damaged; run `iimage fsck`")]
+    ImageDamaged {
+        input: String,
+        #[source]
+        source: Box<StoreError>,
+    },
+    /// gc found damage that makes it blind to what some images reference; it deleted
+    /// nothing.
+    #[error("the store is damaged, so gc would delete blobs the damaged images still reference ({}); run `iimage fsck`", problems.join("; "))]
+    StoreDamaged { problems: Vec<String> },
+    /// gc waited this long for writers that keep the store (builds, imports, loads,
+    /// pulls) and gave up; it deleted nothing.
+    #[error("the store is busy: writers (builds, imports, loads, pulls) still hold it after {} s", waited.as_secs())]
+    StoreBusy { waited: std::time::Duration },
     #[error("image `{input}` not found")]
     ImageNotFound { input: String },
     #[error("image id prefix `{input}` is ambiguous: it matches {}", candidates.join(", "))]
@@ -93,9 +124,22 @@ impl StoreError {
                 "the store belongs to another user? pick your own with --root or $IMAGO_ROOT".into(),
             ),
             StoreError::BlobCorrupt { .. } | StoreError::BlobSize { .. } => {
-                Some("run `iimage fsck`; remove the image and pull/load it again".into())
+                Some("the source sent other content than it announced: pull or load it again".into())
+            }
+            StoreError::BlobDamaged { .. } => {
+                Some("remove the images that use it (`iimage rm`), then pull or load them again".into())
             }
             StoreError::BlobMissing { .. } => Some("run `iimage fsck`; pull or load the image again".into()),
+            StoreError::IndexDamaged { .. } => Some(
+                "restore index.json from a backup, or start a new store (--root); `iimage fsck` lists what the blobs still hold".into(),
+            ),
+            StoreError::ImageDamaged { .. } => Some("remove the image (`iimage rm`), then pull or load it again".into()),
+            StoreError::StoreDamaged { .. } => Some(
+                "remove the damaged images (`iimage rm`) or load/pull them again, then gc; `iimage gc --force` collects anyway".into(),
+            ),
+            StoreError::StoreBusy { .. } => Some(
+                "run gc again when they finish, or let it wait longer: `iimage gc --wait SECONDS`".into(),
+            ),
             StoreError::ImageNotFound { .. } => Some("`iimage ls` lists the images in this store".into()),
             StoreError::Ambiguous { .. } => Some("give more digits of the image id".into()),
             StoreError::ImageHasNames { .. } => Some("pass -f to remove the image and all its names".into()),

@@ -5,7 +5,7 @@
 
 use imago_oci::Digest;
 
-use crate::error::{IoCtx, Result};
+use crate::error::{IoCtx, Result, StoreError};
 use crate::store::Store;
 
 /// One thing fsck found wrong.
@@ -54,13 +54,22 @@ impl Store {
                 continue;
             };
             r.blobs_checked += 1;
-            if let Err(err) = self.verify_blob(&d) {
-                r.problem(format!("blob {d}"), err.to_string());
+            match self.verify_blob(&d) {
+                Ok(_) => {}
+                Err(StoreError::BlobDamaged { actual, size, .. }) => r.problem(
+                    format!("blob {d}"),
+                    format!("damaged: its content hashes to {actual} ({size} bytes)"),
+                ),
+                Err(err) => r.problem(format!("blob {d}"), err.to_string()),
             }
         }
         // 2. References.
         let idx = match self.read_index() {
             Ok(i) => i,
+            Err(StoreError::IndexDamaged { why, .. }) => {
+                r.problem("index.json", format!("damaged: {why}"));
+                return Ok(r);
+            }
             Err(e) => {
                 r.problem("index.json", e.to_string());
                 return Ok(r);

@@ -333,9 +333,15 @@ impl Store {
 
     /// docker rmi: by name, remove that name and delete the image when it was its last
     /// name; by id/digest, delete the image, refused when it has more than one name
-    /// unless `force`. Blobs go at the next gc.
+    /// unless `force`. Blobs go at the next gc. A damaged image (its manifest or config
+    /// unreadable) is removed by name or manifest digest: its index entries go, so gc
+    /// no longer refuses the store and the image can be pulled or loaded again.
     pub fn remove_image(&self, input: &str, force: bool) -> Result<Removed> {
-        let img = self.resolve(input)?;
+        let img = match self.resolve(input) {
+            Ok(img) => img,
+            Err(StoreError::ImageDamaged { .. }) => return self.remove_damaged(input),
+            Err(e) => return Err(e),
+        };
         let by_name = img
             .names
             .iter()
@@ -369,6 +375,41 @@ impl Store {
         removed.untagged = total_names;
         removed.deleted.push(id);
         Ok(removed)
+    }
+
+    /// Drop the index entries of a damaged image named by `input` (a name: that entry,
+    /// and the image's unnamed entry; a manifest digest: every entry of it).
+    fn remove_damaged(&self, input: &str) -> Result<Removed> {
+        let hex = input.rsplit_once('@').map_or(input, |(_, d)| d);
+        let hex = hex.strip_prefix("sha256:").unwrap_or(hex);
+        let by_digest = Digest::from_hex(hex).ok();
+        self.update_index(|idx| {
+            let named = idx
+                .manifests
+                .iter()
+                .find(|e| e.ref_name().is_some_and(|n| names::matches(n, input)))
+                .map(|e| e.digest.clone());
+            let Some(digest) = named.clone().or(by_digest) else {
+                return Err(StoreError::ImageNotFound {
+                    input: input.into(),
+                });
+            };
+            let mut removed = Removed::default();
+            idx.manifests.retain(|e| {
+                let goes = e.digest == digest
+                    && (named.is_none() || e.ref_name().is_none_or(|n| names::matches(n, input)));
+                if goes {
+                    removed.untagged.extend(e.ref_name().map(str::to_owned));
+                }
+                !goes
+            });
+            // The image goes with its last entry; its id (config) is unreadable, so the
+            // manifest digest stands for it.
+            if !idx.manifests.iter().any(|e| e.digest == digest) {
+                removed.deleted.push(digest);
+            }
+            Ok((true, removed))
+        })
     }
 
     /// Load the image behind one index entry (following an image index to the host's
@@ -491,7 +532,8 @@ impl Store {
     /// Find the image `input` names: name[:tag], `name@digest`, full id, id prefix
     /// (unique, else [`StoreError::Ambiguous`]), or manifest digest.
     pub fn resolve(&self, input: &str) -> Result<Image> {
-        let images = self.list_images()?;
+        let idx = self.read_index()?;
+        let images = self.images_of(&idx)?;
         let not_found = || StoreError::ImageNotFound {
             input: input.into(),
         };
@@ -501,6 +543,24 @@ impl Store {
             .find(|i| i.names.iter().any(|n| names::matches(&n.ref_name, input)))
         {
             return Ok(i.clone());
+        }
+        // The index names it (or has its digest) but the image did not load: say it is
+        // damaged, not missing (a build would otherwise try to pull it).
+        let hex = input.rsplit_once('@').map_or(input, |(_, d)| d);
+        let hex = hex.strip_prefix("sha256:").unwrap_or(hex);
+        let digest = Digest::from_hex(hex).ok();
+        if let Some(e) = idx.manifests.iter().find(|e| {
+            e.ref_name().is_some_and(|n| names::matches(n, input))
+                || digest.as_ref() == Some(&e.digest)
+        }) {
+            if !images.iter().any(|i| i.index_digest == e.digest) {
+                if let Err(err) = self.load_image(&e.digest, &e.media_type, vec![]) {
+                    return Err(StoreError::ImageDamaged {
+                        input: input.into(),
+                        source: Box::new(err),
+                    });
+                }
+            }
         }
         // 2. name@digest: the digest decides.
         if let Some((_, d)) = input.rsplit_once('@') {

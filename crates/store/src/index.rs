@@ -105,11 +105,27 @@ impl IndexFile {
 }
 
 impl Store {
-    /// Read index.json (no lock: it is always replaced atomically).
+    /// Read index.json (no lock: it is always replaced atomically). A missing,
+    /// unreadable or invalid file is [`StoreError::IndexDamaged`]; permission denied
+    /// stays [`StoreError::Io`] (another user's store, not damage).
     pub fn read_index(&self) -> Result<IndexFile> {
         let p = self.layout.index();
-        let bytes = std::fs::read(&p).map_err(|e| StoreError::io("read", &p, e))?;
-        serde_json::from_slice(&bytes).map_err(|e| StoreError::IndexJson { path: p, source: e })
+        let damaged = |why: String| StoreError::IndexDamaged {
+            path: p.clone(),
+            why,
+        };
+        let bytes = match std::fs::read(&p) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Store::open creates it in an empty store, so blobs without it are damage.
+                return Err(damaged("it is missing".into()));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(StoreError::io("read", &p, e))
+            }
+            Err(e) => return Err(damaged(format!("cannot read it: {e}"))),
+        };
+        serde_json::from_slice(&bytes).map_err(|e| damaged(format!("not a valid image index: {e}")))
     }
 
     /// Read-modify-write index.json under the index lock. `f` returns whether it

@@ -143,7 +143,7 @@ impl Store {
     pub fn layer_meta(&self, chain_id: &Digest) -> Result<LayerMeta> {
         let p = self.layout.layer_meta(chain_id);
         let bytes = std::fs::read(&p).ctx("read", &p)?;
-        serde_json::from_slice(&bytes).map_err(|e| StoreError::IndexJson { path: p, source: e })
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::FileJson { path: p, source: e })
     }
 
     /// Chain ids of every unpacked layer.
@@ -224,18 +224,31 @@ impl Store {
                 chain_id: chain_id.clone(),
                 source: e,
             };
-            let (_c, plain) = imago_oci::compress::auto_decompress(std::io::BufReader::new(blob))
-                .map_err(|e| wrap(e.into()))?;
-            let mut hr = HashingReader::new(plain);
-            crate::unpack::unpack_tar(&mut hr, &diff, mode, limits).map_err(wrap)?;
-            // The tar may end before its padding; hash the rest too.
-            std::io::copy(&mut hr, &mut std::io::sink()).map_err(|e| wrap(e.into()))?;
-            let (got, _) = hr.finish();
-            if &got != diff_id {
-                return Err(wrap(
-                    format!("uncompressed content hashes to {got}, the config says {diff_id}")
-                        .into(),
-                ));
+            let unpacked = (|| {
+                let (_c, plain) =
+                    imago_oci::compress::auto_decompress(std::io::BufReader::new(blob))
+                        .map_err(|e| wrap(e.into()))?;
+                let mut hr = HashingReader::new(plain);
+                crate::unpack::unpack_tar(&mut hr, &diff, mode, limits).map_err(wrap)?;
+                // The tar may end before its padding; hash the rest too.
+                std::io::copy(&mut hr, &mut std::io::sink()).map_err(|e| wrap(e.into()))?;
+                let (got, _) = hr.finish();
+                if &got != diff_id {
+                    return Err(wrap(
+                        format!("uncompressed content hashes to {got}, the config says {diff_id}")
+                            .into(),
+                    ));
+                }
+                Ok(())
+            })();
+            if let Err(e) = unpacked {
+                // A blob damaged on disk mostly fails in the decompressor before the digest
+                // check at EOF is reached: hash it whole, so the user learns which blob is
+                // damaged rather than "corrupt deflate stream".
+                return Err(match self.verify_blob(digest) {
+                    Err(damage @ StoreError::BlobDamaged { .. }) => damage,
+                    _ => e,
+                });
             }
             let meta = LayerMeta {
                 chain_id: chain_id.clone(),
@@ -338,5 +351,29 @@ mod tests {
         drop(hold);
         let g = s.gc(&crate::GcOptions::default()).unwrap();
         assert_eq!(g.layers_removed, chain);
+    }
+
+    #[test]
+    fn a_damaged_layer_blob_is_reported_as_damaged_not_as_bad_deflate() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path().join("s")).unwrap();
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+        let img = image_of(&s, &tar_with("f", &data), None);
+        let layer = img.layers().unwrap()[0].digest.clone();
+        let p = s.blob_path(&layer);
+        let mut b = std::fs::read(&p).unwrap();
+        let mid = b.len() / 2;
+        for x in &mut b[mid..mid + 64] {
+            *x ^= 0xa5;
+        }
+        std::fs::write(&p, b).unwrap();
+        let e = s
+            .unpack_layers(&img, OwnerMode::Xattr, &UnpackLimits::default())
+            .unwrap_err();
+        assert!(
+            matches!(&e, StoreError::BlobDamaged { digest, .. } if digest == &layer),
+            "{e:?}"
+        );
+        assert_eq!(std::fs::read_dir(s.layout().tmp()).unwrap().count(), 0);
     }
 }

@@ -8,6 +8,7 @@
 //!                                 of dead processes)
 //! ROOT/imago/locks/index.lock     flock around index.json read-modify-write
 //! ROOT/imago/locks/gc.lock        shared by writers (pins), exclusive for gc
+//! ROOT/imago/locks/gc-gate.lock   a pending gc holds it so new pins queue behind it
 //! ROOT/imago/cache/<key>[.refs]  build cache entries (value; JSON list of blobs kept)
 //! ROOT/imago/layers/MODE          `real` or `xattr`: the ownership mode of unpacked layers
 //! ROOT/imago/layers/<chainhex>/   one unpacked layer: `diff/` (the tree) + `layer.json`
@@ -57,6 +58,9 @@ impl Layout {
     }
     pub fn gc_lock(&self) -> PathBuf {
         self.locks().join("gc.lock")
+    }
+    pub fn gc_gate_lock(&self) -> PathBuf {
+        self.locks().join("gc-gate.lock")
     }
     pub fn cache(&self) -> PathBuf {
         self.imago().join("cache")

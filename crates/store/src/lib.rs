@@ -20,7 +20,8 @@
 //!   `blob_path`, `has_blob`, `blob_size`.
 //! - [`Store::pin`] → [`Pin`]: hold from your first `put_blob` until your image is in
 //!   index.json (`put_manifest`/`put_image`/`tag`), so a concurrent gc cannot take your
-//!   blobs; gc waits for pins.
+//!   blobs; gc waits for pins, and pins taken while a gc is pending wait for it (one
+//!   pin per process: lock.rs).
 //! - Images ([`images`]): `put_manifest(bytes, media_type) -> manifest Digest` (config
 //!   and layers must be stored; records it unnamed), `put_image(&ImageConfiguration,
 //!   &[LayerRef])` / `put_image_raw(config_bytes, &[LayerRef])` (writes config + OCI
@@ -48,11 +49,17 @@
 //! - Build cache ([`cache`]): `cache_put(key, value, refs)`, `cache_get(key)`,
 //!   `cache_entries()`, `cache_remove(key)`; an entry keeps its `refs` blobs through gc
 //!   (dropped when a ref is gone, or all with `GcOptions::build_cache`).
-//! - [`Store::gc(&GcOptions)`](Store::gc) → [`GcReport`]; [`Store::fsck`] →
-//!   [`FsckReport`] (`is_clean()`, `problems`).
+//! - [`Store::gc(&GcOptions)`](Store::gc) → [`GcReport`] (refuses a damaged store
+//!   unless `force`; gives up after `wait` with [`StoreError::StoreBusy`]);
+//!   [`Store::fsck`] → [`FsckReport`] (`is_clean()`, `problems`).
 //! - Index ([`index`]): `read_index()`, `update_index(f)` (read-modify-write under the
 //!   index lock; for callers with needs the methods above do not cover).
-//! - Errors: [`StoreError`] with `hint()`.
+//! - Errors: [`StoreError`] with `hint()`. Damage has its own variants, distinct from
+//!   "not found": `IndexDamaged` (index.json missing while blobs exist, unreadable or
+//!   invalid), `ImageDamaged` (a name or digest the index has, whose manifest or config
+//!   cannot be read), `BlobDamaged` (a stored blob that no longer hashes to its name),
+//!   `StoreDamaged` (gc refused). `BlobCorrupt` is incoming content that does not match
+//!   the digest it was announced with.
 
 pub mod atomic;
 pub mod blobs;

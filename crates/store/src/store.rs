@@ -87,7 +87,10 @@ impl Store {
         if !l.index().exists() {
             // Under the index lock so two first opens don't race.
             let _g = lock::exclusive(&l.index_lock())?;
-            if !l.index().exists() {
+            // Only a store without blobs gets a fresh index: blobs without index.json are
+            // a damaged store, and an empty index would let gc delete every blob
+            // (read_index reports it instead).
+            if !l.index().exists() && !has_entries(&l.blobs())? {
                 atomic::write_file(&l.tmp(), &l.index(), EMPTY_INDEX)?;
             }
         }
@@ -111,10 +114,19 @@ impl Store {
     }
 
     /// Keep gc from collecting blobs this process is writing; hold it until the image
-    /// is recorded in index.json. Blocks while a gc runs.
+    /// is recorded in index.json. Blocks while a gc runs or waits to run (bounded by
+    /// the gc's wait). Take one pin per process: a second one taken while holding the
+    /// first would wait for a pending gc that waits for the first.
     pub fn pin(&self) -> Result<Pin> {
-        Ok(Pin {
-            _guard: lock::shared(&self.layout.gc_lock())?,
-        })
+        // Through the gate, so that a pending gc is not overtaken (lock.rs).
+        let gate = lock::exclusive(&self.layout.gc_gate_lock())?;
+        let guard = lock::shared(&self.layout.gc_lock())?;
+        drop(gate);
+        Ok(Pin { _guard: guard })
     }
+}
+
+fn has_entries(dir: &Path) -> Result<bool> {
+    let mut rd = std::fs::read_dir(dir).ctx("read directory", dir)?;
+    Ok(rd.next().is_some())
 }
