@@ -2,6 +2,8 @@
 //! as root and as the unprivileged test users (see the harness).
 
 mod harness_self;
+mod hostile_image;
+mod hostile_support;
 mod ibuild;
 mod ibuild_regress;
 mod ibuild_support;

@@ -1,10 +1,12 @@
 //! Starting a container and waiting for it: the parent side (id maps, handshake, signal
-//! forwarding, the pty relay) and the container's pid 1 (root mount, pivot_root, the
-//! mount plan, hostname, the process setup, the tiny init).
+//! forwarding, the pty relay) and the container's pid 1 (root mount, the mount plan,
+//! pivot_root, hostname, the process setup, the tiny init).
 //! Owns: the clone into new user/mount/pid/uts/ipc namespaces, the control channel,
-//! exit statuses. Never: reads images or the store, decides the mapping or the mounts
-//! (idmap.rs, mounts.rs), prints anything except the exec failure of the container
-//! process itself (on the container's stderr, like docker's runtime).
+//! exit statuses, the order of the setup. Never: reads images or the store, decides the
+//! mapping or the mounts (idmap.rs, mounts.rs), touches a container path except through
+//! [`InRoot`] (before pivot_root) or from inside the pivoted root, prints anything except
+//! the exec failure of the container process itself (on the container's stderr, like
+//! docker's runtime).
 //!
 //! Processes:
 //! - **irun** (the caller of [`run`], single-threaded: see the `clone_fork` contract)
@@ -12,8 +14,10 @@
 //!   pid namespace. The network namespace is the host's unless the caller asks for
 //!   `Network::None` or `Network::Private` (CLONE_NEWNET; with Private, irun starts the
 //!   helper of net.rs once the maps are written and before `Go`, and reaps it at the end).
-//! - irun writes C's maps, sends `Go`; C mounts the root and pivots, applies the mount
-//!   plan, and (with `-t`) opens a pty in the container's own devpts and passes the
+//! - irun writes C's maps, sends `Go`; C closes every fd it inherited but the channel,
+//!   mounts the root, applies the mount plan with every container path resolved inside
+//!   the root (inroot.rs), makes the working dir, reads the image's passwd and group
+//!   (bounded), pivots and detaches the old root at once, and (with `-t`) opens a pty in the container's own devpts and passes the
 //!   master back over the channel (SCM_RIGHTS), so `tty` inside prints `/dev/pts/0`.
 //! - With init (default) C forks the command (pid 2), reaps every child, forwards every
 //!   signal to the command and exits with its status (128+N when killed by N). With
@@ -22,11 +26,13 @@
 //!   without `-i`, fd 0 is the container's /dev/null.
 //!
 //! Control channel: a SOCK_SEQPACKET socketpair (close-on-exec), one JSON [`Msg`] per
-//! packet. A setup failure in C comes back as `Failed(RemoteError)` with its chain.
+//! message, sent in frames of 32 KiB (a header byte: more / last) so that a spec of any
+//! size up to [`MAX_MESSAGE`] (64 MiB) passes; one seqpacket message is limited by the
+//! socket buffer. A setup failure in C comes back as `Failed(RemoteError)` with its chain.
 
 use std::ffi::CString;
 use std::io::{IoSlice, IoSliceMut, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -41,7 +47,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::child::RemoteError;
 use crate::idmap::{IdMap, IdMapError, MapKind, MapWrite};
-use crate::mounts::{self, OLD_ROOT};
+use crate::inroot::{InRoot, InRootError, Resolver};
+use crate::mounts;
 use crate::spec::{CapsPolicy, ContainerSpec, Network, ProcessSpec, RootMount};
 use crate::sys;
 use crate::user::{self, Ids};
@@ -88,6 +95,14 @@ pub enum ContainerError {
     /// The private network's helper (pasta/slirp4netns) failed.
     #[error("set up the private network")]
     Net(#[source] crate::net::NetError),
+    /// The spec does not fit on the control channel.
+    #[error("the container spec is {bytes} bytes, more than the limit of {limit} bytes (64 MiB): make the environment or the mount list smaller")]
+    TooLarge {
+        /// Its size.
+        bytes: usize,
+        /// [`MAX_MESSAGE`].
+        limit: usize,
+    },
     /// The terminal could not be handled.
     #[error("terminal ({what})")]
     Tty {
@@ -136,7 +151,11 @@ enum SetupError {
     #[error("set the hostname to `{0}`")]
     Hostname(String, #[source] Errno),
     #[error("create the working directory `{0}`")]
-    Workdir(String, #[source] std::io::Error),
+    Workdir(String, #[source] InRootError),
+    #[error("read the container's `{0}`")]
+    EtcFile(&'static str, #[source] InRootError),
+    #[error("open the container root `{0}`")]
+    OpenRoot(PathBuf, #[source] Errno),
     #[error("resolve the user `{spec}`")]
     User {
         spec: String,
@@ -286,12 +305,8 @@ impl Pending {
             what: "reuse",
             errno: Errno::EBADF,
         })?;
-        send(
-            chan_p.as_fd(),
-            &Msg::Go(Box::new(spec.clone()), self.network),
-            None,
-        )
-        .map_err(|errno| ContainerError::Channel {
+        let go = encode(&Msg::Go(Box::new(spec.clone()), self.network))?;
+        send_bytes(chan_p.as_fd(), &go, None).map_err(|errno| ContainerError::Channel {
             what: "send the spec",
             errno,
         })?;
@@ -398,63 +413,117 @@ fn reap(pid: Pid) -> i32 {
     }
 }
 
+/// Largest message on the control channel (a spec with a huge environment); the kernel's
+/// own limit on one seqpacket message is the socket buffer (~200 KiB), so messages go
+/// in frames.
+pub const MAX_MESSAGE: usize = 64 << 20;
+
+/// Payload bytes per frame, well below the default socket buffer.
+const FRAME: usize = 32 << 10;
+
+/// Frame header byte: more frames of this message follow / this is the last.
+const MORE: u8 = 0;
+const LAST: u8 = 1;
+
+fn encode(msg: &Msg) -> Result<Vec<u8>, ContainerError> {
+    let bytes = serde_json::to_vec(msg).map_err(|_| ContainerError::Channel {
+        what: "encode a message",
+        errno: Errno::EINVAL,
+    })?;
+    if bytes.len() > MAX_MESSAGE {
+        return Err(ContainerError::TooLarge {
+            bytes: bytes.len(),
+            limit: MAX_MESSAGE,
+        });
+    }
+    Ok(bytes)
+}
+
 fn send(fd: BorrowedFd<'_>, msg: &Msg, pass: Option<RawFd>) -> Result<(), Errno> {
     let bytes = serde_json::to_vec(msg).map_err(|_| Errno::EINVAL)?;
-    let iov = [IoSlice::new(&bytes)];
+    send_bytes(fd, &bytes, pass)
+}
+
+/// Send one message as frames of at most [`FRAME`] bytes, each a header byte and a
+/// chunk; `pass` travels with the first frame.
+fn send_bytes(fd: BorrowedFd<'_>, bytes: &[u8], pass: Option<RawFd>) -> Result<(), Errno> {
+    if bytes.len() > MAX_MESSAGE {
+        return Err(Errno::EMSGSIZE);
+    }
     let fds;
-    let cmsg: Vec<ControlMessage<'_>> = match pass {
+    let mut cmsg: Vec<ControlMessage<'_>> = match pass {
         Some(f) => {
             fds = [f];
             vec![ControlMessage::ScmRights(&fds)]
         }
         None => vec![],
     };
-    loop {
-        match sendmsg::<()>(fd.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None) {
-            Err(Errno::EINTR) => continue,
-            r => return r.map(drop),
-        }
+    let mut chunks = bytes.chunks(FRAME).peekable();
+    if chunks.peek().is_none() {
+        return Err(Errno::EINVAL);
     }
+    while let Some(chunk) = chunks.next() {
+        let head = [if chunks.peek().is_some() { MORE } else { LAST }];
+        let iov = [IoSlice::new(&head), IoSlice::new(chunk)];
+        loop {
+            match sendmsg::<()>(fd.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None) {
+                Err(Errno::EINTR) => continue,
+                r => {
+                    r?;
+                    break;
+                }
+            }
+        }
+        cmsg.clear();
+    }
+    Ok(())
 }
 
 fn recv(fd: BorrowedFd<'_>) -> Result<Option<(Msg, Option<OwnedFd>)>, Errno> {
-    let mut buf = vec![0u8; 1024 * 1024]; // a spec with a large environment fits
+    let mut msg = Vec::new();
+    let mut got = None;
+    let mut frame = vec![0u8; FRAME + 1];
     let mut cbuf = nix::cmsg_space!([RawFd; 1]);
-    let (n, got) = loop {
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        match recvmsg::<()>(
-            fd.as_raw_fd(),
-            &mut iov,
-            Some(&mut cbuf),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        ) {
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(e),
-            Ok(m) => {
-                let mut got = None;
-                for c in m.cmsgs().map_err(|_| Errno::EBADMSG)? {
-                    if let ControlMessageOwned::ScmRights(fds) = c {
-                        if let Some(&f) = fds.first() {
-                            // SAFETY: SCM_RIGHTS just installed this fd in our table; we own it.
-                            got = Some(unsafe_owned(f));
+    loop {
+        let (n, truncated) = loop {
+            let mut iov = [IoSliceMut::new(&mut frame)];
+            match recvmsg::<()>(
+                fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut cbuf),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e),
+                Ok(m) => {
+                    for c in m.cmsgs().map_err(|_| Errno::EBADMSG)? {
+                        if let ControlMessageOwned::ScmRights(fds) = c {
+                            for &f in &fds {
+                                // Extra fds (none are sent) are closed on drop.
+                                let owned = sys::own_received_fd(f);
+                                if got.is_none() {
+                                    got = Some(owned);
+                                }
+                            }
                         }
                     }
+                    break (m.bytes, m.flags.contains(MsgFlags::MSG_TRUNC));
                 }
-                break (m.bytes, got);
             }
+        };
+        if n == 0 {
+            return Ok(None); // the peer closed its end
         }
-    };
-    if n == 0 {
-        return Ok(None);
+        if truncated || msg.len() + n - 1 > MAX_MESSAGE {
+            return Err(Errno::EMSGSIZE);
+        }
+        msg.extend_from_slice(&frame[1..n]);
+        if frame[0] == LAST {
+            break;
+        }
     }
-    let msg = serde_json::from_slice(&buf[..n]).map_err(|_| Errno::EBADMSG)?;
+    let msg = serde_json::from_slice(&msg).map_err(|_| Errno::EBADMSG)?;
     Ok(Some((msg, got)))
-}
-
-#[allow(unsafe_code)]
-fn unsafe_owned(fd: RawFd) -> OwnedFd {
-    // SAFETY: callers pass an fd the kernel just gave us (SCM_RIGHTS) that nothing else owns.
-    unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -466,6 +535,7 @@ fn container_main(chan: OwnedFd) -> i32 {
         _ => return 125, // irun failed to map us (or went away) and says so itself
     };
     let (spec, network) = (&*spec.0, spec.1);
+    sys::close_inherited(chan.as_fd());
     if network != Network::Host {
         if let Err(e) = sys::set_loopback_up() {
             let msg = format!("bring up lo in the container's network namespace: {e}");
@@ -562,7 +632,7 @@ fn open_cleanup_dirs(dirs: &[PathBuf]) -> Vec<OwnedFd> {
 /// Root mount, pivot, mount plan, hostname, workdir, user: everything that may fail
 /// with an imago error (exit 125) rather than a command error.
 fn setup(spec: &ContainerSpec) -> Result<Ids, SetupError> {
-    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    use nix::mount::{mount, MsFlags};
     let _ = sys::make_mounts_private(); // best effort; our namespace is new anyway
     let root = &spec.rootfs;
     match &spec.root {
@@ -609,44 +679,81 @@ fn setup(spec: &ContainerSpec) -> Result<Ids, SetupError> {
             })?;
         }
     }
-    // pivot_root(new, put_old): the old root stays reachable at /.imago-oldroot until
-    // the plan is applied (host sources are read through it, and a fresh procfs may
-    // only be mounted while a full proc is visible in this mount namespace).
-    nix::unistd::chdir(root.as_path()).map_err(|e| SetupError::Pivot(root.clone(), e))?;
-    let old = Path::new(OLD_ROOT.trim_start_matches('/'));
-    let _ = std::fs::create_dir(old); // exists already after a crash: reuse
-    nix::unistd::pivot_root(".", old).map_err(|e| SetupError::Pivot(root.clone(), e))?;
-    nix::unistd::chdir("/").map_err(|e| SetupError::Pivot(root.clone(), e))?;
-    mounts::apply(&mounts::plan(spec)).map_err(SetupError::Mounts)?;
-    // Make the old root's mounts private before detaching, so the detach does not
-    // propagate to the host's peers.
-    let _ = mount(
-        None::<&str>,
-        OLD_ROOT,
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    );
-    umount2(OLD_ROOT, MntFlags::MNT_DETACH).map_err(SetupError::Detach)?;
-    let _ = std::fs::remove_dir(OLD_ROOT); // leaves nothing in the upper dir
-    nix::unistd::sethostname(&spec.hostname)
-        .map_err(|e| SetupError::Hostname(spec.hostname.clone(), e))?;
-    let ids = resolve_ids(spec)?;
+    // Everything below resolves container paths from this fd, inside the root (inroot.rs):
+    // the image's symlinks cannot reach the host. It must be opened after the root
+    // mount, to hold the mount and not the empty dir beneath.
+    let root_fd = rustix::fs::open(
+        root.as_path(),
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| SetupError::OpenRoot(root.clone(), Errno::from_raw(e.raw_os_error())))?;
+    let in_root = InRoot::new(root_fd.as_fd(), Resolver::detect());
+    // The plan before pivot_root: the host's /proc (needed to mount a fresh procfs in a
+    // user namespace, and for /proc/self/fd/N) and host sources are still in view, and
+    // no image path is ever reached by an ordinary path call.
+    mounts::apply(&mounts::plan(spec), &in_root).map_err(SetupError::Mounts)?;
     let cwd = if spec.process.cwd.is_empty() {
         "/"
     } else {
         spec.process.cwd.as_str()
     };
-    std::fs::create_dir_all(cwd).map_err(|e| SetupError::Workdir(cwd.into(), e))?;
+    in_root
+        .mkdir_all(Path::new(cwd))
+        .map_err(|e| SetupError::Workdir(cwd.into(), e))?;
+    let ids = resolve_ids(spec, &in_root)?;
+    pivot(root_fd, root)?;
+    nix::unistd::sethostname(&spec.hostname)
+        .map_err(|e| SetupError::Hostname(spec.hostname.clone(), e))?;
     if spec.readonly_root {
         mounts::remount_ro(Path::new("/")).map_err(SetupError::ReadOnly)?;
     }
     Ok(ids)
 }
 
-fn resolve_ids(spec: &ContainerSpec) -> Result<Ids, SetupError> {
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+/// pivot_root(".", ".") (runc's way): the old root ends up stacked on the new one and is
+/// detached at once, so no directory is made in the image and nothing of the host stays
+/// reachable after this returns.
+fn pivot(new_root: OwnedFd, root: &Path) -> Result<(), SetupError> {
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    let err = |e| SetupError::Pivot(root.to_path_buf(), e);
+    let old_root = nix::fcntl::open(
+        "/",
+        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(err)?;
+    nix::unistd::fchdir(&new_root).map_err(err)?;
+    nix::unistd::pivot_root(".", ".").map_err(err)?;
+    drop(new_root);
+    // After pivot_root the kernel gives no guarantee what "." is; go to the old root
+    // explicitly (it is on top of the stack at "/").
+    nix::unistd::fchdir(&old_root).map_err(err)?;
+    drop(old_root);
+    // Private first, so the detach does not propagate to the host's peers.
+    let _ = mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    );
+    umount2(".", MntFlags::MNT_DETACH).map_err(SetupError::Detach)?;
+    nix::unistd::chdir("/").map_err(err)
+}
+
+/// Image files read during setup are bounded: a passwd of more is refused.
+const MAX_ETC_FILE: u64 = 16 << 20;
+
+fn resolve_ids(spec: &ContainerSpec, in_root: &InRoot<'_>) -> Result<Ids, SetupError> {
+    let read = |p: &'static str| -> Result<String, SetupError> {
+        let bytes = in_root
+            .read_file(Path::new(p), MAX_ETC_FILE)
+            .map_err(|e| SetupError::EtcFile(p, e))?;
+        Ok(String::from_utf8_lossy(&bytes.unwrap_or_default()).into_owned())
+    };
+    let passwd = read("/etc/passwd")?;
+    let group = read("/etc/group")?;
     let ids =
         user::resolve(&spec.process.user, &passwd, &group).map_err(|source| SetupError::User {
             spec: spec.process.user.clone(),
@@ -725,7 +832,9 @@ fn exec_process(p: &ProcessSpec, ids: &Ids, map: &IdMap, slave: Option<OwnedFd>)
     } else {
         p.cwd.as_str()
     };
-    if let Err(e) = nix::unistd::chdir(cwd) {
+    // In the root, like the setup: an image's WORKDIR of `/proc/self/fd/N` must not
+    // lead to a directory some fd of ours still holds.
+    if let Err(e) = chdir_in_root(cwd) {
         fail(125, format!("chdir to `{cwd}`: {e}"));
     }
     if let CapsPolicy::Bounded(keep) = &p.caps {
@@ -775,7 +884,9 @@ fn exec_process(p: &ProcessSpec, ids: &Ids, map: &IdMap, slave: Option<OwnedFd>)
         env.push(format!("HOME={}", ids.home));
     }
     crate::init::reset_signals();
-    sys::cloexec_from(3);
+    // Nothing of irun's (the channel, --rm's dirs) may stay open while the image's PATH is
+    // searched and execve resolves `prog`: close-on-exec acts only after that resolution.
+    sys::close_from(3);
     let Some(arg0) = p.args.first() else {
         fail(125, "no command specified".into())
     };
@@ -803,20 +914,24 @@ fn exec_process(p: &ProcessSpec, ids: &Ids, map: &IdMap, slave: Option<OwnedFd>)
     }
 }
 
+fn chdir_in_root(cwd: &str) -> Result<(), String> {
+    let root = nix::fcntl::open(
+        "/",
+        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| e.to_string())?;
+    let dir = InRoot::new(root.as_fd(), Resolver::detect())
+        .open(Path::new(cwd))
+        .map_err(|e| e.to_string())?;
+    nix::unistd::fchdir(&dir).map_err(|e| e.to_string())
+}
+
 fn dup_onto(fd: BorrowedFd<'_>, target: RawFd) -> Result<(), Errno> {
     if fd.as_raw_fd() == target {
         return Ok(());
     }
-    // SAFETY: target is 0, 1 or 2, which this process owns as its stdio; dup2 replaces
-    // them atomically and we never use the old descriptions again.
-    let r = dup2_raw(fd.as_raw_fd(), target);
-    Errno::result(r).map(drop)
-}
-
-#[allow(unsafe_code)]
-fn dup2_raw(from: RawFd, to: RawFd) -> libc::c_int {
-    // SAFETY: dup2 on two valid descriptor numbers; `to` is a stdio slot we own.
-    unsafe { libc::dup2(from, to) }
+    sys::dup_onto_stdio(fd, target)
 }
 
 /// docker's lookup: a name with `/` is used as is; else the first executable regular
@@ -837,4 +952,59 @@ pub fn find_in_path(arg0: &str, path: &str) -> Option<String> {
                 .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
                 .unwrap_or(false)
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(len: usize) -> Msg {
+        Msg::Failed(RemoteError {
+            msg: "x".repeat(len),
+            cause: None,
+        })
+    }
+
+    #[test]
+    fn messages_larger_than_a_socket_buffer_pass_in_frames() {
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
+        // 3 MiB: far above one seqpacket message (EMSGSIZE before frames)
+        let sender = std::thread::spawn(move || {
+            let bytes = encode(&failed(3 << 20)).unwrap();
+            send_bytes(a.as_fd(), &bytes, None).unwrap();
+            send(a.as_fd(), &Msg::Running, None).unwrap();
+        });
+        match recv(b.as_fd()).unwrap() {
+            Some((Msg::Failed(e), None)) => assert_eq!(e.msg.len(), 3 << 20),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            recv(b.as_fd()).unwrap(),
+            Some((Msg::Running, None))
+        ));
+        sender.join().unwrap();
+        assert!(
+            recv(b.as_fd()).unwrap().is_none(),
+            "closed after the sender ended"
+        );
+    }
+
+    #[test]
+    fn a_spec_over_the_limit_is_refused_naming_it() {
+        let err = encode(&failed(MAX_MESSAGE + 1)).unwrap_err();
+        assert!(matches!(
+            err,
+            ContainerError::TooLarge {
+                limit: MAX_MESSAGE,
+                ..
+            }
+        ));
+        assert!(err.to_string().contains("64 MiB"), "{err}");
+    }
 }

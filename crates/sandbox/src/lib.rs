@@ -43,10 +43,12 @@
 //! - [`run(&ContainerSpec)`](run) → exit code (the command's; 128+N if killed by N):
 //!   clones pid 1 in new user/mount/pid/uts/ipc namespaces (host network), writes the
 //!   maps, mounts the root ([`RootMount::Overlay`] options from the `imago-overlay`
-//!   crate, or a bind), pivot_root, then the mount plan ([`mounts::plan`]: /proc, /dev
-//!   tmpfs + host device binds + devpts + shm + mqueue, /sys ro, /etc files, user
-//!   mounts, runc's masked and read-only paths), hostname, user (resolved in the
-//!   image's /etc/passwd), caps ([`caps::compute`] for `--cap-add/--cap-drop`),
+//!   crate, or a bind), the mount plan ([`mounts::plan`]: /proc, /dev tmpfs + host
+//!   device binds + devpts + shm + mqueue, /sys ro, /etc files, user mounts, runc's
+//!   masked and read-only paths) with every container path resolved inside the root
+//!   ([`inroot::InRoot`]: an image's symlinks never reach the host), workdir, user
+//!   (resolved in the image's /etc/passwd, read bounded), then pivot_root with the old
+//!   root detached at once, hostname, caps ([`caps::compute`] for `--cap-add/--cap-drop`),
 //!   seccomp ([`seccomp::program_for`]`(`[`seccomp::Filter::for_map`]`(kind))`: the
 //!   docker-like filter, or under [`MapKind::Single`] the fakeroot variant where chown &
 //!   co to unmapped ids, setgroups and mknod of devices succeed doing nothing; none with
@@ -56,7 +58,8 @@
 //! - [`prepare(&IdMap)`](prepare) → [`Pending`], then [`Pending::start(&spec)`](Pending::start):
 //!   the same in two steps — clone pid 1 and start newuidmap/newgidmap first, do your own
 //!   work (image lookup, dirs) while they run, then hand over the spec (sent as JSON over
-//!   the control channel). Dropping a `Pending` kills the waiting child.
+//!   the control channel in frames, up to [`container::MAX_MESSAGE`] = 64 MiB; more is
+//!   [`ContainerError::TooLarge`]). Dropping a `Pending` kills the waiting child.
 //!   [`prepare_with(&IdMap, Network)`](prepare_with): [`Network::None`] gives the container
 //!   a network namespace of its own with only `lo` (up); `prepare` = `Network::Host`;
 //!   [`Network::Private`] adds a tap interface with outbound access through `pasta` (else
@@ -65,6 +68,13 @@
 //! - [`IdMap::start_write(pid)`](IdMap::start_write) → [`MapWrite`] (`finish()`): the
 //!   helpers run concurrently; [`IdMap::write`] is both in one call.
 //!
+//! ## Paths inside a root — [`inroot`]
+//! - [`inroot::InRoot::new(root_fd, Resolver::detect())`](inroot::InRoot::new):
+//!   `open`, `mkdir_all`, `create_file`, `symlink`, `read_file(path, max)` resolve a
+//!   container path inside the root (openat2 `RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`,
+//!   or an `O_NOFOLLOW` component walk on kernels without it); `O_PATH` fds out,
+//!   [`inroot::InRootError`] naming the path.
+//!
 //! Errors carry `hint()` methods ([`IdMapError::hint`], [`ChildError::hint`]).
 
 pub mod caps;
@@ -72,6 +82,7 @@ pub mod child;
 pub mod container;
 pub mod idmap;
 pub mod init;
+pub mod inroot;
 pub mod mounts;
 pub mod net;
 pub mod probe;

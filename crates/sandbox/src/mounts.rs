@@ -1,24 +1,26 @@
 //! The mount plan of a container root: computed from a [`ContainerSpec`] (pure), applied
-//! in the container's mount namespace *after* pivot_root, while the old root is still
-//! reachable at [`OLD_ROOT`]. Applying after the pivot means every container path
-//! (including symlinks the image planted, e.g. `/etc/hosts -> /x`) resolves inside the
-//! container's root, never on the host; host sources are read through the old root.
+//! in the container's mount namespace *before* pivot_root, with every container path
+//! resolved inside the root by [`InRoot`] (inroot.rs): an image's symlinks (`/etc ->
+//! /host/dir`, `/data -> ../../..`) can never send a mount point, a created directory
+//! or file, or a mount onto the host. Mounts go onto `/proc/self/fd/N` of the resolved
+//! `O_PATH` fd; host sources (devices, /sys, `-v` sources, the /etc files imago wrote)
+//! are ordinary host paths, named by imago or the user.
 //! Owns: /proc, /dev (tmpfs + host device binds + devpts + shm + mqueue), /sys
 //! (read-only bind: a new sysfs needs a network namespace we do not own), the /etc
 //! files, user binds and tmpfs, masked and read-only paths (runc's defaults),
 //! `--read-only`.
-//! Never: mounts the root itself or pivots (container.rs), writes id maps, forks.
+//! Never: mounts the root itself or pivots (container.rs), writes id maps, forks,
+//! touches a container path by an ordinary (host-resolved) path call.
 
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
-use nix::sys::statvfs::{statvfs, FsFlags};
+use nix::sys::statvfs::{fstatvfs, statvfs, FsFlags, Statvfs};
 
+use crate::inroot::{fd_path, InRoot, InRootError};
 use crate::spec::{ContainerSpec, UserMount};
-
-/// Where the old root stays reachable between pivot_root and its detach.
-pub const OLD_ROOT: &str = "/.imago-oldroot";
 
 /// Host devices bound into the tmpfs /dev (mknod is not allowed in a user namespace).
 pub const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
@@ -94,7 +96,7 @@ pub enum MountOp {
     ReadOnly(&'static str),
 }
 
-/// Errors of applying the plan.
+/// Errors of applying the plan; paths are container paths unless said otherwise.
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {
     /// A mount call failed.
@@ -108,15 +110,15 @@ pub enum MountError {
         #[source]
         errno: Errno,
     },
-    /// A mount point could not be created.
-    #[error("create mount point `{0}`")]
-    MountPoint(PathBuf, #[source] std::io::Error),
+    /// A mount point could not be resolved or made inside the container's root.
+    #[error("mount point `{0}` inside the container")]
+    MountPoint(PathBuf, #[source] InRootError),
     /// A bind source does not exist on the host.
     #[error("bind source `{0}` does not exist on the host")]
     NoSource(PathBuf),
     /// A symlink could not be created.
     #[error("create symlink `{0}`")]
-    Symlink(PathBuf, #[source] std::io::Error),
+    Symlink(PathBuf, #[source] InRootError),
     /// A read-only remount failed.
     #[error("remount `{0}` read-only")]
     Remount(PathBuf, #[source] Errno),
@@ -167,51 +169,45 @@ pub fn plan(spec: &ContainerSpec) -> Vec<MountOp> {
     ops
 }
 
-fn old(p: &Path) -> PathBuf {
-    Path::new(OLD_ROOT).join(p.strip_prefix("/").unwrap_or(p))
-}
-
 fn mnt(
     what: &str,
     src: Option<&Path>,
-    dst: &Path,
+    dst: BorrowedFd<'_>,
+    name: &Path,
     fstype: Option<&str>,
     flags: MsFlags,
     data: Option<&str>,
 ) -> Result<(), MountError> {
-    mount(src, dst, fstype, flags, data).map_err(|errno| MountError::Mount {
+    mount(src, &fd_path(dst), fstype, flags, data).map_err(|errno| MountError::Mount {
         what: what.into(),
-        dst: dst.into(),
+        dst: name.into(),
         errno,
     })
 }
 
-fn mkdir_p(p: &Path) -> Result<(), MountError> {
-    std::fs::create_dir_all(p).map_err(|e| MountError::MountPoint(p.into(), e))
-}
-
-fn touch(p: &Path) -> Result<(), MountError> {
-    if let Some(parent) = p.parent() {
-        mkdir_p(parent)?;
-    }
-    if p.exists() {
-        return Ok(());
-    }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(p)
-        .map(drop)
+fn mkdir_p(root: &InRoot<'_>, p: &Path) -> Result<OwnedFd, MountError> {
+    root.mkdir_all(p)
         .map_err(|e| MountError::MountPoint(p.into(), e))
 }
 
-/// Remount the mount at `p` read-only, keeping the flags the kernel locked on it
-/// (nosuid, nodev, noexec, atime: a user namespace may not clear them, EPERM otherwise).
-pub fn remount_ro(p: &Path) -> Result<(), MountError> {
-    let st = statvfs(p).map_err(|e| MountError::Remount(p.into(), e))?;
+fn touch(root: &InRoot<'_>, p: &Path) -> Result<OwnedFd, MountError> {
+    root.create_file(p)
+        .map_err(|e| MountError::MountPoint(p.into(), e))
+}
+
+/// The mount now at `p` (resolved again: an fd taken before mounting holds the
+/// directory beneath the new mount, and a remount through it would hit the wrong one).
+fn reopen(root: &InRoot<'_>, p: &Path) -> Result<OwnedFd, MountError> {
+    root.open(p)
+        .map_err(|e| MountError::MountPoint(p.into(), e))
+}
+
+/// MS_ flags that must be repeated in a remount of a mount with these statvfs flags
+/// (the kernel locks nosuid, nodev, noexec and atime flags of mounts a user namespace
+/// inherited: clearing them fails with EPERM).
+fn locked_flags(st: &Statvfs) -> MsFlags {
     let f = st.flags();
-    let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+    let mut flags = MsFlags::empty();
     for (sf, mf) in [
         (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
         (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
@@ -224,182 +220,221 @@ pub fn remount_ro(p: &Path) -> Result<(), MountError> {
             flags |= mf;
         }
     }
+    flags
+}
+
+/// Remount the mount at the host path `p` read-only, keeping its locked flags. Used for
+/// `/` after pivot_root (`--read-only`), where no image path is involved.
+pub fn remount_ro(p: &Path) -> Result<(), MountError> {
+    let st = statvfs(p).map_err(|e| MountError::Remount(p.into(), e))?;
+    let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | locked_flags(&st);
     mount(None::<&str>, p, None::<&str>, flags, None::<&str>)
         .map_err(|e| MountError::Remount(p.into(), e))
 }
 
-/// Apply `ops` in order (after pivot_root; the old root at [`OLD_ROOT`]).
-pub fn apply(ops: &[MountOp]) -> Result<(), MountError> {
+/// Remount the mount whose root `fd` holds read-only (see [`remount_ro`]); `name` is
+/// the container path, for errors.
+fn remount_ro_fd(fd: BorrowedFd<'_>, name: &Path) -> Result<(), MountError> {
+    let st = fstatvfs(fd).map_err(|e| MountError::Remount(name.into(), e))?;
+    let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | locked_flags(&st);
+    mount(
+        None::<&str>,
+        &fd_path(fd),
+        None::<&str>,
+        flags,
+        None::<&str>,
+    )
+    .map_err(|e| MountError::Remount(name.into(), e))
+}
+
+/// Apply `ops` in order, before pivot_root, on the container root that `root` resolves
+/// in (the host's /proc is still visible: a fresh procfs may be mounted, and
+/// `/proc/self/fd/N` names the resolved targets).
+pub fn apply(ops: &[MountOp], root: &InRoot<'_>) -> Result<(), MountError> {
     let nse = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let tmpfs = Some(Path::new("tmpfs"));
     for op in ops {
         match op {
             MountOp::Proc => {
                 let d = Path::new("/proc");
-                mkdir_p(d)?;
-                mnt("proc", Some(Path::new("proc")), d, Some("proc"), nse, None)?;
+                let fd = mkdir_p(root, d)?;
+                let src = Some(Path::new("proc"));
+                mnt("proc", src, fd.as_fd(), d, Some("proc"), nse, None)?;
             }
             MountOp::DevTmpfs => {
                 let d = Path::new("/dev");
-                mkdir_p(d)?;
-                mnt(
-                    "tmpfs",
-                    Some(Path::new("tmpfs")),
-                    d,
-                    Some("tmpfs"),
-                    MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
-                    Some("mode=755,size=65536k"),
-                )?;
+                let fd = mkdir_p(root, d)?;
+                let flags = MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME;
+                let data = Some("mode=755,size=65536k");
+                mnt("tmpfs", tmpfs, fd.as_fd(), d, Some("tmpfs"), flags, data)?;
             }
             MountOp::DevBind(name) => {
                 let dst = Path::new("/dev").join(name);
-                let src = old(&dst);
-                if !src.exists() {
+                if !dst.exists() {
                     continue; // a host without /dev/tty (no console) still runs containers
                 }
-                touch(&dst)?;
-                mnt("device", Some(&src), &dst, None, MsFlags::MS_BIND, None)?;
+                let fd = touch(root, &dst)?;
+                // `dst` read as a host path names the host's device here.
+                mnt(
+                    "device",
+                    Some(&dst),
+                    fd.as_fd(),
+                    &dst,
+                    None,
+                    MsFlags::MS_BIND,
+                    None,
+                )?;
             }
             MountOp::Symlink(link, target) => {
-                std::os::unix::fs::symlink(target, link)
+                root.symlink(Path::new(link), Path::new(target))
                     .map_err(|e| MountError::Symlink(link.into(), e))?;
             }
             MountOp::Devpts => {
                 let d = Path::new("/dev/pts");
-                mkdir_p(d)?;
-                mnt(
-                    "devpts",
-                    Some(Path::new("devpts")),
-                    d,
-                    Some("devpts"),
-                    MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-                    Some("newinstance,ptmxmode=0666,mode=0620"),
-                )?;
+                let fd = mkdir_p(root, d)?;
+                let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+                let data = Some("newinstance,ptmxmode=0666,mode=0620");
+                let src = Some(Path::new("devpts"));
+                mnt("devpts", src, fd.as_fd(), d, Some("devpts"), flags, data)?;
             }
             MountOp::Shm => {
                 let d = Path::new("/dev/shm");
-                mkdir_p(d)?;
-                mnt(
-                    "tmpfs",
-                    Some(Path::new("shm")),
-                    d,
-                    Some("tmpfs"),
-                    nse,
-                    Some("mode=1777,size=65536k"),
-                )?;
+                let fd = mkdir_p(root, d)?;
+                let data = Some("mode=1777,size=65536k");
+                let src = Some(Path::new("shm"));
+                mnt("tmpfs", src, fd.as_fd(), d, Some("tmpfs"), nse, data)?;
             }
             MountOp::Mqueue => {
                 let d = Path::new("/dev/mqueue");
-                mkdir_p(d)?;
+                let fd = mkdir_p(root, d)?;
                 // Needs the IPC namespace to belong to our user namespace (we unshare it).
-                mnt(
-                    "mqueue",
-                    Some(Path::new("mqueue")),
-                    d,
-                    Some("mqueue"),
-                    nse,
-                    None,
-                )?;
+                let src = Some(Path::new("mqueue"));
+                mnt("mqueue", src, fd.as_fd(), d, Some("mqueue"), nse, None)?;
             }
-            MountOp::Sys { submounts_ro } => {
-                // A fresh sysfs needs a network namespace owned by our user namespace; we
-                // share the host's network (part 1), so bind the host's /sys recursively
-                // (a non-recursive bind is refused: its submounts are locked) and make
-                // each mount under it read-only.
-                let d = Path::new("/sys");
-                mkdir_p(d)?;
-                mnt(
-                    "sysfs (bind)",
-                    Some(&old(d)),
-                    d,
-                    None,
-                    MsFlags::MS_BIND | MsFlags::MS_REC,
-                    None,
-                )?;
-                remount_ro(d)?;
-                let subs = if *submounts_ro {
-                    mounts_under("/sys")
-                } else {
-                    vec![]
-                };
-                for m in subs.into_iter().filter(|m| m != Path::new("/sys")) {
-                    // Ignoring failures on submounts: some (e.g. a locked fusectl) refuse
-                    // remounts; /sys itself succeeded above.
-                    let _ = remount_ro(&m);
-                }
-            }
+            MountOp::Sys { submounts_ro } => apply_sys(root, *submounts_ro)?,
             MountOp::Bind { src, dst, ro } => {
-                let s = old(src);
-                let meta = std::fs::metadata(&s).map_err(|_| MountError::NoSource(src.clone()))?;
-                if meta.is_dir() {
-                    mkdir_p(dst)?;
+                // The host source once, by fd: what was checked is what gets mounted.
+                let s = rustix::fs::open(
+                    src,
+                    rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                )
+                .map_err(|_| MountError::NoSource(src.clone()))?;
+                let is_dir = rustix::fs::fstat(&s)
+                    .map(|st| {
+                        rustix::fs::FileType::from_raw_mode(st.st_mode)
+                            == rustix::fs::FileType::Directory
+                    })
+                    .map_err(|_| MountError::NoSource(src.clone()))?;
+                let fd = if is_dir {
+                    mkdir_p(root, dst)?
                 } else {
-                    touch(dst)?;
-                }
-                mnt(
-                    "bind",
-                    Some(&s),
-                    dst,
-                    None,
-                    MsFlags::MS_BIND | MsFlags::MS_REC,
-                    None,
-                )?;
+                    touch(root, dst)?
+                };
+                let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+                let sp = fd_path(s.as_fd());
+                mnt("bind", Some(&sp), fd.as_fd(), dst, None, flags, None)?;
                 if *ro {
-                    remount_ro(dst)?;
+                    remount_ro_fd(reopen(root, dst)?.as_fd(), dst)?;
                 }
             }
             MountOp::Tmpfs { dst, options } => {
-                mkdir_p(dst)?;
-                let data = if options.is_empty() {
-                    None
-                } else {
-                    Some(options.as_str())
-                };
-                mnt(
-                    "tmpfs",
-                    Some(Path::new("tmpfs")),
-                    dst,
-                    Some("tmpfs"),
-                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-                    data,
-                )?;
+                let fd = mkdir_p(root, dst)?;
+                let data = (!options.is_empty()).then_some(options.as_str());
+                let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+                mnt("tmpfs", tmpfs, fd.as_fd(), dst, Some("tmpfs"), flags, data)?;
             }
             MountOp::Mask(p) => {
                 let p = Path::new(p);
-                match std::fs::symlink_metadata(p) {
-                    Err(_) => continue,
-                    Ok(m) if m.is_dir() => mnt(
+                let fd = match root.open(p) {
+                    Err(InRootError::NotFound(_)) => continue,
+                    r => r.map_err(|e| MountError::MountPoint(p.into(), e))?,
+                };
+                let is_dir = rustix::fs::fstat(&fd)
+                    .map(|st| {
+                        rustix::fs::FileType::from_raw_mode(st.st_mode)
+                            == rustix::fs::FileType::Directory
+                    })
+                    .unwrap_or(false);
+                if is_dir {
+                    let (flags, data) = (MsFlags::MS_RDONLY, Some("size=0"));
+                    mnt(
                         "tmpfs (mask)",
-                        Some(Path::new("tmpfs")),
+                        tmpfs,
+                        fd.as_fd(),
                         p,
                         Some("tmpfs"),
-                        MsFlags::MS_RDONLY,
-                        Some("size=0"),
-                    )?,
-                    Ok(_) => mnt(
+                        flags,
+                        data,
+                    )?;
+                } else {
+                    let null = Some(Path::new("/dev/null")); // the host's
+                    mnt(
                         "/dev/null (mask)",
-                        Some(Path::new("/dev/null")),
+                        null,
+                        fd.as_fd(),
                         p,
                         None,
                         MsFlags::MS_BIND,
                         None,
-                    )?,
+                    )?;
                 }
             }
             MountOp::ReadOnly(p) => {
                 let p = Path::new(p);
-                if !p.exists() {
-                    continue;
-                }
+                let fd = match root.open(p) {
+                    Err(InRootError::NotFound(_)) => continue,
+                    r => r.map_err(|e| MountError::MountPoint(p.into(), e))?,
+                };
+                let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+                let sp = fd_path(fd.as_fd());
                 mnt(
                     "bind (read-only)",
-                    Some(p),
+                    Some(&sp),
+                    fd.as_fd(),
                     p,
                     None,
-                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    flags,
                     None,
                 )?;
-                remount_ro(p)?;
+                remount_ro_fd(reopen(root, p)?.as_fd(), p)?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// A fresh sysfs needs a network namespace owned by our user namespace; with the host's
+/// network we bind the host's /sys recursively (a non-recursive bind is refused: its
+/// submounts are locked) and make it, and with `submounts_ro` each mount under it,
+/// read-only.
+fn apply_sys(root: &InRoot<'_>, submounts_ro: bool) -> Result<(), MountError> {
+    let d = Path::new("/sys");
+    let fd = mkdir_p(root, d)?;
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+    mnt("sysfs (bind)", Some(d), fd.as_fd(), d, None, flags, None)?;
+    let top = reopen(root, d)?;
+    remount_ro_fd(top.as_fd(), d)?;
+    if !submounts_ro {
+        return Ok(());
+    }
+    // mountinfo names mount points by host path (we have not pivoted yet); resolve
+    // each below the new /sys mount, never by that path.
+    let Ok(host) = std::fs::read_link(fd_path(top.as_fd())) else {
+        return Ok(());
+    };
+    let sys = InRoot::new(top.as_fd(), root.resolver());
+    for m in mounts_under(&host.to_string_lossy()) {
+        let Ok(rel) = m.strip_prefix(&host) else {
+            continue;
+        };
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        // Ignoring failures on submounts: some (e.g. a locked fusectl) refuse remounts;
+        // /sys itself succeeded above.
+        if let Ok(sub) = sys.open(rel) {
+            let _ = remount_ro_fd(sub.as_fd(), &d.join(rel));
         }
     }
     Ok(())
@@ -500,10 +535,85 @@ mod tests {
     }
 
     #[test]
-    fn old_root_paths() {
+    fn user_mounts_and_tmpfs_follow_the_etc_files_and_precede_the_masks() {
+        let mut s = spec();
+        s.mounts.push(UserMount::Tmpfs {
+            dst: "/run/x".into(),
+            options: "size=1m".into(),
+        });
+        let ops = plan(&s);
+        let pos = |f: &dyn Fn(&MountOp) -> bool| ops.iter().position(f).unwrap();
+        let tmpfs = pos(&|o| matches!(o, MountOp::Tmpfs { dst, .. } if dst == Path::new("/run/x")));
+        let hosts =
+            pos(&|o| matches!(o, MountOp::Bind { dst, .. } if dst == Path::new("/etc/hosts")));
+        let first_mask = pos(&|o| matches!(o, MountOp::Mask(_)));
+        assert!(hosts < tmpfs && tmpfs < first_mask, "{ops:?}");
+    }
+
+    /// The kernel part of `apply`, in a user and mount namespace of a child: a bind and a
+    /// tmpfs whose targets' parents are hostile links land inside the root.
+    #[test]
+    fn apply_through_hostile_links_stays_in_the_root() {
+        use crate::inroot::Resolver;
+        use std::os::unix::fs::symlink;
+        if !crate::probe::probe_userns() {
+            eprintln!("SKIP: unprivileged user namespaces not usable here");
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let (root, canary, src) = (
+            t.path().join("root"),
+            t.path().join("c"),
+            t.path().join("s"),
+        );
+        for d in [&root, &canary, &src] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(src.join("f"), b"src\n").unwrap();
+        let c = canary.display().to_string();
+        symlink(&c, root.join("abs")).unwrap();
+        symlink(format!("../../../../../../..{c}"), root.join("dots")).unwrap();
+        let r = root.clone();
+        let ops = vec![
+            MountOp::Tmpfs {
+                dst: "/abs/t".into(),
+                options: String::new(),
+            },
+            MountOp::Bind {
+                src: src.clone(),
+                dst: "/dots/x".into(),
+                ro: true,
+            },
+            MountOp::Symlink("/abs/l", "target"),
+        ];
+        let (tmpfs_type, bound, ro) =
+            crate::run_in_mapping(&crate::IdMap::detect(), move || -> Result<_, MountError> {
+                let fd = rustix::fs::open(
+                    &r,
+                    rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY,
+                    rustix::fs::Mode::empty(),
+                )
+                .unwrap();
+                apply(&ops, &InRoot::new(fd.as_fd(), Resolver::detect()))?;
+                let inside = r.join(c.trim_start_matches('/'));
+                let st = nix::sys::statfs::statfs(&inside.join("t")).unwrap();
+                let bound = std::fs::read_to_string(inside.join("x/f")).unwrap();
+                let ro = std::fs::write(inside.join("x/g"), b"").is_err();
+                Ok((st.filesystem_type().0 as u64, bound, ro))
+            })
+            .unwrap();
+        assert_eq!(tmpfs_type, libc::TMPFS_MAGIC as u64);
+        assert_eq!((bound.as_str(), ro), ("src\n", true));
         assert_eq!(
-            old(Path::new("/dev/null")),
-            PathBuf::from("/.imago-oldroot/dev/null")
+            std::fs::read_dir(&canary).unwrap().count(),
+            0,
+            "host touched"
+        );
+        assert_eq!(std::fs::read_dir(&src).unwrap().count(), 1);
+        let made = root.join(canary.strip_prefix("/").unwrap());
+        assert_eq!(
+            std::fs::read_link(made.join("l")).unwrap(),
+            Path::new("target")
         );
     }
 

@@ -1,7 +1,8 @@
 //! The default seccomp filter: a small classic-BPF denylist equivalent in effect to
 //! docker's default profile for a container without CAP_SYS_ADMIN (the syscalls docker
 //! leaves out of its allowlist: kernel modules, kexec, mount API, namespaces, keyrings,
-//! bpf, perf, clock setting, swap, reboot, process_vm_*, …), each answered with EPERM;
+//! bpf, perf, clock setting, swap, reboot, process_vm_*, io_uring, …), each answered with
+//! EPERM;
 //! `clone` with namespace flags → EPERM; `clone3` → ENOSYS (libc falls back to clone,
 //! whose flags we can inspect — docker does the same); foreign ABIs (x32, i386 on
 //! x86_64) → EPERM.
@@ -161,6 +162,11 @@ pub fn denied() -> Vec<(&'static str, libc::c_long)> {
         ("fspick", libc::SYS_fspick),
         ("get_mempolicy", libc::SYS_get_mempolicy),
         ("init_module", libc::SYS_init_module),
+        // io_uring runs file and network operations in kernel workers that seccomp never
+        // sees, and has been a steady source of kernel bugs; docker's default blocks it.
+        ("io_uring_enter", libc::SYS_io_uring_enter),
+        ("io_uring_register", libc::SYS_io_uring_register),
+        ("io_uring_setup", libc::SYS_io_uring_setup),
         ("kcmp", libc::SYS_kcmp),
         ("kexec_file_load", libc::SYS_kexec_file_load),
         ("kexec_load", libc::SYS_kexec_load),
@@ -320,6 +326,21 @@ mod tests {
             !names.contains(&"ptrace"),
             "docker allows ptrace on kernels >= 4.8"
         );
+    }
+
+    #[test]
+    fn io_uring_is_denied_in_both_variants() {
+        let eperm = SECCOMP_RET_ERRNO | libc::EPERM as u32;
+        let names: Vec<_> = denied().iter().map(|d| d.0).collect();
+        for (n, nr) in [
+            ("io_uring_setup", libc::SYS_io_uring_setup),
+            ("io_uring_enter", libc::SYS_io_uring_enter),
+            ("io_uring_register", libc::SYS_io_uring_register),
+        ] {
+            assert!(names.contains(&n), "{n}");
+            assert_eq!(default(nr, [1, 0, 0, 0, 0, 0]), eperm, "{n}");
+            assert_eq!(fake(nr, [1, 0, 0, 0, 0, 0]), eperm, "{n} (fakeroot)");
+        }
     }
 
     /// Interpret a program for one syscall (a tiny BPF evaluator for the opcodes used);

@@ -59,7 +59,7 @@ pub enum CapsPolicy {
 /// The process to run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessSpec {
-    /// argv (argv[0] looked up in the container's PATH when it has no `/`).
+    /// argv (`argv[0]` looked up in the container's PATH when it has no `/`).
     pub args: Vec<String>,
     /// `K=V` strings, complete (PATH, HOME, HOSTNAME, TERM already filled in).
     pub env: Vec<String>,

@@ -1,5 +1,6 @@
 //! The syscall seam: the few calls nix does not wrap safely, each `unsafe` block with its
-//! reason. Owns: fork/raw clone, `_exit`, pipes, seccomp installation, raw prctl and ioctl.
+//! reason. Owns: fork/raw clone, `_exit`, pipes, seccomp installation, raw prctl and ioctl,
+//! openat2 in a root, closing inherited fds.
 //! Never: decides anything (callers plan; this only executes).
 
 #![allow(unsafe_code)]
@@ -158,6 +159,76 @@ pub fn has_openat2() -> bool {
     Errno::last() != Errno::ENOSYS
 }
 
+/// openat2(root, path, O_PATH, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS): `path` resolved as
+/// if `root` were `/` (absolute links and `..` stay below it), procfs magic links refused.
+pub fn open_in_root(
+    root: BorrowedFd<'_>,
+    path: &std::path::Path,
+) -> Result<OwnedFd, rustix::io::Errno> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    rustix::fs::openat2(
+        root,
+        path,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+}
+
+/// Close every fd from `first` up, right before exec: close-on-exec is not enough, as
+/// execve resolves its path (e.g. `/proc/self/fd/N/...`) while the fds are still open.
+/// close_range(2) on Linux 5.9+, else each fd listed in /proc/self/fd.
+pub fn close_from(first: u32) {
+    close_range(first, u32::MAX);
+}
+
+/// Close every fd from 3 up except `keep`: what the container's pid 1 inherited from
+/// its caller (irun's or ibuild's open files, a shell's `9</proc`) must not stay in a
+/// process of the container, where /proc/1/fd/N would lead back to the host.
+pub fn close_inherited(keep: BorrowedFd<'_>) {
+    let keep = keep.as_raw_fd() as u32;
+    if keep > 3 {
+        close_range(3, keep - 1);
+    }
+    close_range(keep.max(2) + 1, u32::MAX);
+}
+
+/// close_range(first, last, 0), else each listed fd in that range.
+fn close_range(first: u32, last: u32) {
+    // SAFETY: only descriptors are closed; callers hold no OwnedFd in the range (they
+    // own nothing but `keep` and stdio at this point).
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+    if r == 0 {
+        return;
+    }
+    let fds: Vec<u32> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    for fd in fds.into_iter().filter(|fd| (first..=last).contains(fd)) {
+        // SAFETY: as above; an fd closed meanwhile (the read_dir's own) fails with EBADF.
+        unsafe { libc::close(fd as i32) };
+    }
+}
+
+/// Take ownership of an fd that SCM_RIGHTS just installed in our table (recvmsg's
+/// control message); call once per received fd.
+pub fn own_received_fd(fd: std::os::fd::RawFd) -> OwnedFd {
+    // SAFETY: the kernel installed `fd` for this recvmsg; nothing else knows or owns it.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// dup2(fd, target) where `target` is 0, 1 or 2: the stdio slot is replaced atomically.
+pub fn dup_onto_stdio(fd: BorrowedFd<'_>, target: std::os::fd::RawFd) -> Result<(), Errno> {
+    // SAFETY: dup2 on a valid fd and a stdio slot this process owns; no OwnedFd holds the
+    // slot's old description, so nothing closes it twice.
+    let r = unsafe { libc::dup2(fd.as_raw_fd(), target) };
+    Errno::result(r).map(drop)
+}
+
 /// TIOCSCTTY: make the tty on `fd` the controlling terminal of this (session leader).
 pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     // SAFETY: TIOCSCTTY takes an int argument (0: do not steal).
@@ -189,30 +260,6 @@ pub fn set_winsize(fd: BorrowedFd<'_>, ws: &libc::winsize) -> Result<(), Errno> 
     // SAFETY: TIOCSWINSZ reads one winsize from the pointer, valid for the call.
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, ws as *const libc::winsize) };
     Errno::result(r).map(drop)
-}
-
-/// Mark every fd from `first` up close-on-exec, so a container never inherits irun's
-/// (or its caller's) other descriptors. close_range(CLOSE_RANGE_CLOEXEC) on Linux 5.11+,
-/// else each fd listed in /proc/self/fd.
-pub fn cloexec_from(first: u32) {
-    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
-    // SAFETY: close_range only changes fd flags here (CLOEXEC); no memory is passed.
-    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
-    if r == 0 {
-        return;
-    }
-    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .filter_map(|e| e.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    for fd in fds.into_iter().filter(|fd| *fd >= first as i32) {
-        // SAFETY: F_SETFD on a descriptor number only changes its flags; an fd closed
-        // meanwhile (the read_dir's own) just fails with EBADF.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-    }
 }
 
 /// Bring the loopback interface of this (new) network namespace up (SIOCSIFFLAGS).

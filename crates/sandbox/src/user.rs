@@ -1,5 +1,6 @@
 //! docker's `--user` / image `User` resolution against the container's own /etc/passwd
-//! and /etc/group (read after pivot_root, so they are the image's). Pure functions.
+//! and /etc/group (read by container.rs inside the container's root, bounded, so they are
+//! the image's). Pure functions.
 //! Never: changes ids (container.rs does), reads host files.
 
 /// The ids a process runs with.
