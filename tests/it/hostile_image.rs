@@ -410,10 +410,9 @@ fn io_uring_is_refused_by_the_default_filter() {
 
 /// A RUN that replaces a linked `/etc` with a link to a host dir: after the RUN, ibuild
 /// must not remove (or create) anything in that host dir while it tidies the mount
-/// points out of the upper dir. Ignored: the tidying is crates/build's
-/// `drop_mount_points`, which still follows symlinks of the upper dir on the host.
+/// points out of the upper dir (the tidying walks the upper dir without following
+/// links).
 #[test]
-#[ignore = "crates/build drop_mount_points follows host symlinks in the upper dir"]
 fn hostile_ibuild_run_relinking_etc_leaves_host_files_alone() {
     for u in users() {
         let env = Env::new(u);

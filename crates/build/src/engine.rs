@@ -27,6 +27,7 @@ use crate::cache::{self, CacheEntry, KeyParts, LayerRef};
 use crate::config::{self, ImageConfig};
 use crate::events::{Event, Sink};
 use crate::fsview::{self, Kind, LowerView, OwnerMode};
+use crate::mount_stubs;
 use crate::instr::copy::{self, CopySpec, Item, NewDirs, Sources};
 use crate::instr::meta::{self, CommandForm, Health, HealthOpts};
 use crate::perms::{self, Chmod};
@@ -1683,7 +1684,7 @@ fn run_step(
     let lowers2 = lowers.clone();
     let c = run_in_mapping(&cx.map, move || -> Result<Committed, StepError> {
         let below = LowerView::from_bottom_first(lowers2, mode);
-        drop_mount_points(&d3.join("upper"), &below, &targets);
+        mount_stubs::drop_mount_points(&d3.join("upper"), &below, &targets);
         let layer = commit_dir(store, &d3.join("upper"), mode, epoch)?;
         // Removed here, where no extra child is needed; the guard then finds nothing.
         remove_tree(&d3)?;
@@ -1693,42 +1694,6 @@ fn run_step(
     finish_layer(state, key, c.layer, history, created);
     record(cx, state);
     Ok(false)
-}
-
-/// Remove from `upper` what only exists because the sandbox mounted something there
-/// (bind targets of /etc/hosts & co and of RUN --mount): empty files or dirs that the
-/// parent state does not have, then copied-up parents left empty (BuildKit keeps
-/// neither in the layer).
-fn drop_mount_points(upper: &Path, below: &LowerView, targets: &[String]) {
-    for t in targets {
-        let comps = fsview::components(t);
-        if comps.is_empty() || below.lookup(&comps).is_some() {
-            continue;
-        }
-        let host = fsview::host_path(upper, &comps);
-        let empty = match std::fs::symlink_metadata(&host) {
-            Ok(m) if m.is_file() => m.len() == 0,
-            Ok(m) if m.is_dir() => std::fs::read_dir(&host)
-                .map(|mut d| d.next().is_none())
-                .unwrap_or(false),
-            _ => false,
-        };
-        if !empty {
-            continue;
-        }
-        let _ = std::fs::remove_file(&host).or_else(|_| std::fs::remove_dir(&host));
-        // Parents now empty were only copied up, or made as mount stubs.
-        for n in (1..comps.len()).rev() {
-            let p = fsview::host_path(upper, &comps[..n]);
-            let is_empty = std::fs::read_dir(&p)
-                .map(|mut d| d.next().is_none())
-                .unwrap_or(false);
-            if !is_empty {
-                break;
-            }
-            let _ = std::fs::remove_dir(&p);
-        }
-    }
 }
 
 /// Inside the mapping: merge layer dirs (bottom first) into a fresh dir `dest`, through a
@@ -1959,30 +1924,5 @@ mod tests {
         let mut c2 = ImageConfig::scratch();
         meta::shell(&mut c2, &["/bin/bash".into(), "-c".into()]);
         assert_eq!(run_argv(&c2, &run("echo hi", &[]))[0], "/bin/bash");
-    }
-
-    #[test]
-    fn mount_points_are_dropped_from_the_upper_dir() {
-        let t = tempfile::tempdir().unwrap();
-        let (lower, upper) = (t.path().join("lower"), t.path().join("upper"));
-        std::fs::create_dir_all(lower.join("etc")).unwrap();
-        std::fs::create_dir_all(upper.join("etc")).unwrap();
-        std::fs::create_dir_all(upper.join("run/secrets")).unwrap();
-        std::fs::write(upper.join("etc/hosts"), "").unwrap();
-        std::fs::write(upper.join("etc/kept"), "x").unwrap();
-        std::fs::write(upper.join("run/secrets/tok"), "").unwrap();
-        std::fs::create_dir_all(upper.join("cache")).unwrap();
-        let below = LowerView::from_bottom_first(vec![lower], OwnerMode::Real);
-        drop_mount_points(
-            &upper,
-            &below,
-            &[
-                "/etc/hosts".into(),
-                "/run/secrets/tok".into(),
-                "/cache".into(),
-            ],
-        );
-        assert!(!upper.join("etc/hosts").exists() && upper.join("etc/kept").exists());
-        assert!(!upper.join("run").exists() && !upper.join("cache").exists());
     }
 }

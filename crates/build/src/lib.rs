@@ -47,6 +47,7 @@ pub mod events;
 pub mod fsview;
 pub mod glob;
 pub mod instr;
+mod mount_stubs;
 pub mod perms;
 pub mod stage;
 pub mod temp;
