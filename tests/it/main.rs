@@ -12,6 +12,7 @@ mod irun;
 mod irun_support;
 mod itag;
 mod registry;
+mod registry_regress;
 mod registry_support;
 mod store_regress;
 mod store_support;

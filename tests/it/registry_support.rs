@@ -485,6 +485,27 @@ pub enum Fault {
     DropResponse(usize),
     /// Forward, flipping one byte of the response body.
     Corrupt,
+    /// Forward the response headers and this many body bytes, then send nothing more
+    /// while holding the connection open (a stalled registry).
+    Stall(usize),
+    /// Forward the response headers, then one body byte per interval (a trickle).
+    Trickle(Duration),
+    /// Answer 200 with this many bytes of filler without asking the registry (a server
+    /// that is not a registry, e.g. a portal page where a manifest should be).
+    Fill(usize),
+    /// Read the request head, then neither read the body nor answer (a registry that
+    /// stops taking an upload).
+    StallRequest,
+}
+
+/// The longest a stalling or trickling fault holds a connection: bounded, so a client
+/// that never gives up cannot keep a proxy thread for ever.
+const HOLD: Duration = Duration::from_secs(600);
+
+/// Hold the connection open until the client closes it (or `HOLD` passes).
+fn hold(cr: &mut BufReader<TcpStream>) {
+    let _ = cr.get_ref().set_read_timeout(Some(HOLD)); // unset timeout: then bounded by the client
+    let _ = std::io::copy(cr, &mut std::io::sink()); // ends when the client goes away
 }
 
 /// One rule: method, a substring of the path, the fault, how many times (0 = always).
@@ -647,6 +668,39 @@ fn proxy_one(
             let _ = cw.shutdown(Shutdown::Both);
             return;
         }
+        Some(Fault::Fill(n)) => {
+            let _ = std::io::copy(&mut (&mut cr).take(len as u64), &mut std::io::sink());
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {n}\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n"
+            );
+            if cw.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            let block = vec![b' '; 64 << 10];
+            let mut left = n;
+            while left > 0 {
+                let k = left.min(block.len());
+                if cw.write_all(&block[..k]).is_err() {
+                    return; // the client stopped reading: that is what a limit does
+                }
+                left -= k;
+            }
+            return;
+        }
+        Some(Fault::StallRequest) => {
+            let _ = cr.get_ref().set_read_timeout(Some(HOLD));
+            let start = Instant::now();
+            // Never read the body: the client's writes fill the socket buffers and block.
+            // Wait for the client to hang up (a peek of 0 bytes) or for HOLD.
+            let mut one = [0u8; 1];
+            while start.elapsed() < HOLD {
+                match cr.get_ref().peek(&mut one) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => std::thread::sleep(Duration::from_millis(200)),
+                }
+            }
+            return;
+        }
         _ => {}
     }
     let Ok(mut up) = TcpStream::connect(upstream) else {
@@ -674,6 +728,24 @@ fn proxy_one(
         .map(|p| p + 4)
         .unwrap_or(resp.len());
     match fault {
+        Some(Fault::Stall(n)) => {
+            let end = (body_at + n).min(resp.len());
+            if cw.write_all(&resp[..end]).is_ok() {
+                hold(&mut cr);
+            }
+        }
+        Some(Fault::Trickle(every)) => {
+            if cw.write_all(&resp[..body_at]).is_err() {
+                return;
+            }
+            let start = Instant::now();
+            for b in &resp[body_at..] {
+                std::thread::sleep(every);
+                if start.elapsed() > HOLD || cw.write_all(std::slice::from_ref(b)).is_err() {
+                    return; // the client gave up, as it should
+                }
+            }
+        }
         Some(Fault::DropResponse(n)) => {
             let end = (body_at + n).min(resp.len());
             let _ = cw.write_all(&resp[..end]);

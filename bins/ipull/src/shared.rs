@@ -32,7 +32,7 @@ pub struct RemoteOpts {
 
 impl RemoteOpts {
     pub fn connect_options(&self) -> Result<ConnectOptions, String> {
-        let mut o = ConnectOptions::from_env();
+        let mut o = ConnectOptions::from_env().map_err(|e| e.to_string())?;
         if let Some(f) = &self.authfile {
             o.auth_files = AuthFiles {
                 read: vec![f.clone()],
@@ -50,6 +50,7 @@ impl RemoteOpts {
             tls_verify: self.tls_verify,
             certs_dirs: None,
             ca_dir: self.cert_dir.clone(),
+            limits: o.transport.limits,
         };
         Ok(o)
     }

@@ -1,7 +1,8 @@
 //! One registry endpoint: the scheme probe (`GET /v2/`), authenticated requests with the
 //! challenge → token dance, and retries with backoff on connection errors, 5xx, 408 and
 //! 429 (honouring `Retry-After`). Shared by threads (`&Client` is `Sync`); tokens are
-//! fetched under one lock, so parallel layers ask the realm once.
+//! fetched under one lock, so parallel layers ask the realm once. A stalled or too-slow
+//! exchange (stall.rs) is retried once, then fails naming the host and what stalled.
 //!
 //! `Authorization` goes only to the registry's own host: an upload `Location` or a blob
 //! redirect on another host (a CDN, S3) gets no credentials.
@@ -9,6 +10,7 @@
 //! Never: knows manifests or blobs (pull.rs / push.rs), reads credential files (the
 //! caller passes `Credentials`).
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -21,6 +23,7 @@ use ureq::{Agent, Body as RespBody, SendBody};
 use crate::auth::token::fetch_token;
 use crate::auth::{Challenge, Credentials, Scope, TokenCache};
 use crate::error::{ApiErrors, RegistryError};
+use crate::stall::{describe, Stall, TransferLimits, Watch};
 use crate::transport::{agent_for, TransportOptions};
 
 /// How often and how long to retry.
@@ -32,6 +35,9 @@ pub struct RetryPolicy {
     pub base: Duration,
     /// Longest backoff, and the cap on `Retry-After`.
     pub max: Duration,
+    /// Attempts in all when the registry stalls (stall.rs): a stuck connection may
+    /// recover on a new one, a registry that stalls every time will not.
+    pub stall_attempts: u32,
 }
 
 impl Default for RetryPolicy {
@@ -40,12 +46,14 @@ impl Default for RetryPolicy {
             attempts: 6,
             base: Duration::from_millis(200),
             max: Duration::from_secs(30),
+            stall_attempts: 2,
         }
     }
 }
 
 impl RetryPolicy {
-    fn backoff(&self, attempt: u32) -> Duration {
+    /// The wait before retry number `attempt + 1`.
+    pub fn backoff(&self, attempt: u32) -> Duration {
         (self.base * 2u32.saturating_pow(attempt.min(16))).min(self.max)
     }
 }
@@ -145,6 +153,10 @@ impl Client {
                     last = None;
                     break;
                 }
+                // A server that took a plain HTTP request and then said nothing is stalled,
+                // not speaking TLS (a TLS server rejects such a request at once): do not
+                // wait on it again over HTTPS.
+                Err(e @ RegistryError::Stalled { .. }) if *scheme == "http" => return Err(e),
                 Err(e) => {
                     tracing::debug!(%e, "{scheme} probe failed");
                     last = Some(e);
@@ -160,17 +172,20 @@ impl Client {
     fn ping(&self, attempts: u32) -> Result<(), RegistryError> {
         let url = format!("{}/v2/", self.base);
         let mut attempt = 0;
+        let mut stalls = 0;
         let resp = loop {
             match self.agent.get(&url).call() {
                 Ok(r) if is_retryable_status(r.status().as_u16()) && attempt + 1 < attempts => {}
                 Ok(r) => break r,
-                Err(e) if is_retryable_transport(&e) && attempt + 1 < attempts => {}
                 Err(e) => {
-                    return Err(RegistryError::Transport {
-                        method: "GET".into(),
-                        url,
-                        source: Box::new(e),
-                    })
+                    let stall = Stall::from_ureq(&e, &self.opts.limits, false);
+                    stalls += u32::from(stall.is_some());
+                    let again = is_retryable_transport(&e)
+                        && attempt + 1 < attempts
+                        && stalls < self.retry.stall_attempts.max(1);
+                    if !again {
+                        return Err(self.transport_error("GET", &url, e, stall));
+                    }
                 }
             }
             std::thread::sleep(self.retry.backoff(attempt));
@@ -195,6 +210,38 @@ impl Client {
     /// The registry's normalised name (`docker.io`, `127.0.0.1:5000`).
     pub fn registry(&self) -> &str {
         &self.registry
+    }
+
+    /// When a transfer counts as stalled or too slow.
+    pub fn limits(&self) -> &TransferLimits {
+        &self.opts.limits
+    }
+
+    /// The retry settings.
+    pub fn retry(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// A failed exchange as an error: a stall names the host and what it was doing.
+    fn transport_error(
+        &self,
+        method: &str,
+        url: &str,
+        e: ureq::Error,
+        stall: Option<Stall>,
+    ) -> RegistryError {
+        match stall {
+            Some(stall) => RegistryError::Stalled {
+                host: authority_of(url).unwrap_or(url).to_owned(),
+                doing: describe(method, url),
+                stall,
+            },
+            None => RegistryError::Transport {
+                method: method.into(),
+                url: url.into(),
+                source: Box::new(e),
+            },
+        }
     }
 
     /// `scheme://host` of the API.
@@ -235,6 +282,7 @@ impl Client {
                     agent_for(realm_host, &self.opts)?
                 };
                 let mut tries = 0;
+                let mut stalls = 0;
                 let token = loop {
                     match fetch_token(
                         &agent,
@@ -242,11 +290,16 @@ impl Client {
                         service.as_deref(),
                         &scope,
                         self.creds.as_ref(),
+                        &self.opts.limits,
                     ) {
                         Ok(t) => break t,
                         Err(e)
                             if tries + 1 < self.retry.attempts
-                                && !e.to_string().contains("refused") =>
+                                && !e.to_string().contains("refused")
+                                && {
+                                    stalls += u32::from(matches!(e, RegistryError::Stalled { .. }));
+                                    stalls < self.retry.stall_attempts.max(1)
+                                } =>
                         {
                             tracing::debug!(%e, "token request failed; retrying");
                             std::thread::sleep(self.retry.backoff(tries));
@@ -290,6 +343,7 @@ impl Client {
     pub fn send(&self, req: &Request<'_>) -> Result<Response<RespBody>, RegistryError> {
         let mut reauthed = false;
         let mut attempt = 0u32;
+        let mut stalls = 0u32;
         let same_host = authority_of(&req.url) == Some(self.host.as_str());
         loop {
             let auth = if same_host {
@@ -297,19 +351,23 @@ impl Client {
             } else {
                 None
             };
-            let result = self.send_once(req, auth.as_deref());
+            let verdict = Cell::new(None);
+            let result = self.send_once(req, auth.as_deref(), &verdict);
             let last = attempt + 1 >= self.retry.attempts;
             match result {
-                Err(e) if !last && is_retryable_transport(&e) => {
+                Err(e) => {
+                    let stall = verdict
+                        .take()
+                        .or_else(|| Stall::from_ureq(&e, &self.opts.limits, waits_for_commit(req)));
+                    stalls += u32::from(stall.is_some());
+                    if last
+                        || !is_retryable_transport(&e)
+                        || stalls >= self.retry.stall_attempts.max(1)
+                    {
+                        return Err(self.transport_error(req.method, &req.url, e, stall));
+                    }
                     tracing::debug!(method = req.method, url = %req.url, %e, "retrying after a transport error");
                     std::thread::sleep(self.retry.backoff(attempt));
-                }
-                Err(e) => {
-                    return Err(RegistryError::Transport {
-                        method: req.method.into(),
-                        url: req.url.clone(),
-                        source: Box::new(e),
-                    })
                 }
                 Ok(resp) => {
                     let status = resp.status().as_u16();
@@ -352,6 +410,7 @@ impl Client {
         &self,
         req: &Request<'_>,
         auth: Option<&str>,
+        verdict: &Cell<Option<Stall>>,
     ) -> Result<Response<RespBody>, ureq::Error> {
         macro_rules! with_headers {
             ($b:expr) => {{
@@ -366,6 +425,7 @@ impl Client {
             }};
         }
         let a = &self.agent;
+        let limits = &self.opts.limits;
         match req.method {
             "GET" => with_headers!(a.get(&req.url)).call(),
             "HEAD" => with_headers!(a.head(&req.url)).call(),
@@ -376,7 +436,20 @@ impl Client {
                     "PATCH" => a.patch(&req.url),
                     _ => a.put(&req.url),
                 };
-                let b = with_headers!(b);
+                let len = match req.body {
+                    Body::Empty => 0,
+                    Body::Bytes(b) => b.len() as u64,
+                    Body::File { len, .. } => len,
+                };
+                let mut config = b.config().timeout_send_body(limits.send_deadline(len));
+                if waits_for_commit(req) {
+                    // The registry may hash and move the whole blob before it answers a
+                    // PUT or PATCH: a longer, still bounded, wait for the answer.
+                    config = config
+                        .timeout_per_read(Some(limits.answer))
+                        .timeout_recv_response(Some(limits.answer));
+                }
+                let b = with_headers!(config.build());
                 match req.body {
                     Body::Empty => b.header("Content-Length", "0").send_empty(),
                     Body::Bytes(bytes) => b
@@ -390,11 +463,16 @@ impl Client {
                     } => {
                         let mut f = File::open(path).map_err(ureq::Error::Io)?;
                         f.seek(SeekFrom::Start(offset)).map_err(ureq::Error::Io)?;
-                        let mut reader = Progress {
-                            inner: f.take(len),
-                            pos: offset,
-                            cb: progress,
-                        };
+                        let mut reader = Watch::new(
+                            Progress {
+                                inner: f.take(len),
+                                pos: offset,
+                                cb: progress,
+                            },
+                            limits,
+                            true,
+                            verdict,
+                        );
                         b.header("Content-Length", len.to_string())
                             .send(SendBody::from_reader(&mut reader))
                     }
@@ -406,7 +484,8 @@ impl Client {
     /// Turn a failed response into an error naming the request and the registry's codes.
     pub fn error(method: &str, url: &str, resp: Response<RespBody>) -> RegistryError {
         let status = resp.status().as_u16();
-        let body = read_small(resp).unwrap_or_default();
+        // The codes only improve the message: an unreadable body gives none.
+        let body = read_small(resp, &TransferLimits::default()).unwrap_or_default();
         RegistryError::Status {
             method: method.into(),
             url: url.into(),
@@ -433,9 +512,64 @@ impl<R: Read> Read for Progress<'_, R> {
     }
 }
 
-/// Read a small body (manifests, error documents), at most 8 MiB.
-pub fn read_small(mut resp: Response<RespBody>) -> Result<Vec<u8>, ureq::Error> {
-    resp.body_mut().with_config().limit(8 << 20).read_to_vec()
+/// True for requests whose answer may wait for the registry to commit a blob.
+fn waits_for_commit(req: &Request<'_>) -> bool {
+    matches!(req.method, "PUT" | "PATCH")
+}
+
+/// Why a small body could not be read.
+#[derive(Debug)]
+pub enum BodyError {
+    /// It is longer than the limit (by its `Content-Length`, or by what arrived).
+    TooLarge {
+        limit: u64,
+    },
+    /// The registry stalled or trickled.
+    Stalled(Stall),
+    Io(std::io::Error),
+}
+
+/// Read a whole small body (manifests, tokens, error documents) of at most `limit`
+/// bytes, under the stall bound and the rate floor.
+pub fn read_bounded(
+    resp: &mut Response<RespBody>,
+    limit: u64,
+    limits: &TransferLimits,
+) -> Result<Vec<u8>, BodyError> {
+    let declared = resp
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(BodyError::TooLarge { limit });
+    }
+    let verdict = Cell::new(None);
+    // ureq's own limit stays above ours, so an overlong body shows here as one byte too
+    // many rather than as a ureq error.
+    let inner = resp
+        .body_mut()
+        .with_config()
+        .limit(limit.saturating_add(2))
+        .reader();
+    let mut reader = Watch::new(inner, limits, false, &verdict).take(limit.saturating_add(1));
+    let mut out = Vec::new();
+    match reader.read_to_end(&mut out) {
+        Ok(_) if out.len() as u64 > limit => Err(BodyError::TooLarge { limit }),
+        Ok(_) => Ok(out),
+        Err(e) => Err(verdict
+            .take()
+            .map(BodyError::Stalled)
+            .unwrap_or(BodyError::Io(e))),
+    }
+}
+
+/// Read a small body (error documents) of at most 8 MiB, under the transfer limits.
+pub fn read_small(
+    mut resp: Response<RespBody>,
+    limits: &TransferLimits,
+) -> Result<Vec<u8>, BodyError> {
+    read_bounded(&mut resp, 8 << 20, limits)
 }
 
 fn drain(mut resp: Response<RespBody>) {
@@ -561,6 +695,7 @@ mod tests {
             attempts: 5,
             base: Duration::from_millis(100),
             max: Duration::from_millis(350),
+            stall_attempts: 2,
         };
         assert_eq!(p.backoff(0), Duration::from_millis(100));
         assert_eq!(p.backoff(1), Duration::from_millis(200));

@@ -66,6 +66,20 @@ pub enum RegistryError {
         #[source]
         source: Box<ureq::Error>,
     },
+    #[error("registry {host} {stall} while {doing}")]
+    Stalled {
+        host: String,
+        doing: String,
+        stall: crate::stall::Stall,
+    },
+    #[error("{what} at {url} is larger than the {} MiB limit", limit >> 20)]
+    TooLarge {
+        what: &'static str,
+        url: String,
+        limit: u64,
+    },
+    #[error(transparent)]
+    Limits(#[from] crate::stall::LimitsError),
     #[error("{method} {url}: registry answered {status}{errors}")]
     Status {
         method: String,
@@ -134,8 +148,12 @@ impl RegistryError {
     pub fn hint(&self) -> Option<String> {
         let has = |c: &str| self.api_errors().is_some_and(|e| e.has(c));
         match self {
-            Self::Auth { registry, .. } => Some(format!("log in with `ilogin {registry}` (or check the stored credentials)")),
-            Self::Status { status: 401, .. } => Some("log in with `ilogin REGISTRY`".into()),
+            // Only `ilogin` checks credentials this way: telling it to log in is no help.
+            Self::Auth { .. } => Some("check the user name and password (a registry with two-factor login wants an access token)".into()),
+            Self::Status { status: 401, url, .. } => Some(format!(
+                "log in with `ilogin {}` (or check the stored credentials)",
+                crate::client::authority_of(url).unwrap_or("REGISTRY")
+            )),
             _ if has("DENIED") || self.status() == Some(403) => {
                 Some("the credentials lack the right: check the repository name and your access to it".into())
             }
@@ -150,10 +168,122 @@ impl RegistryError {
                  or pass --tls-verify=false"
                     .into(),
             ),
-            Self::Transport { .. } => Some("is the registry up and reachable (proxy settings: HTTPS_PROXY, NO_PROXY)?".into()),
+            Self::Transport { source, .. } => transport_hint(source),
+            Self::Stalled { stall, .. } => Some(stall_hint(stall)),
+            Self::TooLarge { what, limit, .. } => Some(format!(
+                "the server is not serving a real {what} (real ones are a few KiB; imago reads at most {} MiB): \
+                 check the registry address and port, and any proxy in between",
+                limit >> 20
+            )),
+            Self::BlobVerify { .. } => Some(
+                "the registry, or something between it and imago, sent other bytes than the image names; \
+                 try again, and if it persists the registry's copy is damaged"
+                    .into(),
+            ),
+            Self::Limits(_) => Some("unset the variable or give a valid value (docs/registry.md)".into()),
             Self::NotInStore(_) => Some("list images with `iimage ls`, or pull it first with `ipull`".into()),
             Self::Platform { .. } => Some("choose one with --platform OS/ARCH[/VARIANT]".into()),
             _ => None,
         }
+    }
+}
+
+/// What to do about a stall: wait, or loosen the limit that tripped.
+fn stall_hint(stall: &crate::stall::Stall) -> String {
+    use crate::stall::{StallKind, ENV_ANSWER, ENV_MIN_RATE, ENV_RATE_WINDOW, ENV_STALL};
+    let knob = match stall.kind {
+        StallKind::Silent(_) => format!("raise {ENV_STALL}"),
+        StallKind::NoAnswer(_) if stall.sending => format!("raise {ENV_ANSWER}"),
+        StallKind::NoAnswer(_) => format!("raise {ENV_STALL}"),
+        StallKind::Slow { .. } | StallKind::Late { .. } => {
+            format!("lower {ENV_MIN_RATE} or raise {ENV_RATE_WINDOW}")
+        }
+    };
+    format!("the registry or the network stopped moving data: try again later, or {knob} (docs/registry.md)")
+}
+
+/// The hint for a failed exchange, by what failed: only connection failures suggest
+/// that the registry is down.
+fn transport_hint(e: &ureq::Error) -> Option<String> {
+    use ureq::Error as E;
+    match e {
+        E::Io(_) | E::ConnectionFailed | E::HostNotFound | E::Timeout(_) | E::ConnectProxyFailed(_) => {
+            Some("is the registry up and reachable (proxy settings: HTTPS_PROXY, NO_PROXY)?".into())
+        }
+        E::Protocol(_) => Some(
+            "the server does not speak HTTP as a registry does: check the address and port (a TLS port needs HTTPS)".into(),
+        ),
+        E::TooManyRedirects | E::RedirectFailed => {
+            Some("the registry redirects in a loop or to an invalid address: its configuration is broken".into())
+        }
+        E::BodyExceedsLimit(_) => Some("the server sent far more than a registry would: check the registry address".into()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transport(e: ureq::Error) -> RegistryError {
+        RegistryError::Transport {
+            method: "GET".into(),
+            url: "http://127.0.0.1:5000/v2/".into(),
+            source: Box::new(e),
+        }
+    }
+
+    #[test]
+    fn hints_fit_the_failure() {
+        let up = "is the registry up";
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(transport(ureq::Error::Io(refused))
+            .hint()
+            .unwrap()
+            .contains(up));
+        let h = transport(ureq::Error::TooManyRedirects).hint().unwrap();
+        assert!(!h.contains(up), "{h}");
+        let h = RegistryError::TooLarge {
+            what: "manifest",
+            url: "http://h/v2/a/manifests/1".into(),
+            limit: 8 << 20,
+        }
+        .hint()
+        .unwrap();
+        assert!(
+            h.contains("not serving a real manifest") && h.contains("8 MiB"),
+            "{h}"
+        );
+        // ilogin's own refusal must not tell the user to run ilogin.
+        let h = RegistryError::Auth {
+            registry: "r:1".into(),
+            reason: "refused".into(),
+        }
+        .hint()
+        .unwrap();
+        assert!(!h.contains("ilogin"), "{h}");
+        let stalled = |sending, kind| RegistryError::Stalled {
+            host: "h:1".into(),
+            doing: "downloading blob x".into(),
+            stall: crate::stall::Stall { sending, kind },
+        };
+        let s = stalled(
+            false,
+            crate::stall::StallKind::Silent(std::time::Duration::from_secs(20)),
+        );
+        assert_eq!(
+            s.to_string(),
+            "registry h:1 sent no data for 20 s while downloading blob x"
+        );
+        assert!(s.hint().unwrap().contains(crate::stall::ENV_STALL));
+        let s = stalled(
+            false,
+            crate::stall::StallKind::Slow {
+                bytes: 3,
+                window: std::time::Duration::from_secs(60),
+                min_rate: 1024,
+            },
+        );
+        assert!(s.hint().unwrap().contains(crate::stall::ENV_MIN_RATE));
     }
 }

@@ -46,6 +46,7 @@ pub mod layout;
 pub mod manifest;
 pub mod pull;
 pub mod push;
+pub mod stall;
 #[cfg(feature = "store")]
 mod store_adapter;
 pub mod transport;
@@ -61,6 +62,7 @@ pub use layout::{Descriptor, ImageStore, OciLayout};
 pub use manifest::Platform;
 pub use pull::{PullOptions, Pulled};
 pub use push::{PushOptions, Pushed};
+pub use stall::{LimitsError, TransferLimits};
 pub use transport::TransportOptions;
 
 /// How to reach a registry.
@@ -75,12 +77,17 @@ pub struct ConnectOptions {
 }
 
 impl ConnectOptions {
-    /// Defaults from the environment (credential files in podman's order).
-    pub fn from_env() -> Self {
-        Self {
+    /// Defaults from the environment (credential files in podman's order, the
+    /// `IMAGO_REGISTRY_*` transfer limits).
+    pub fn from_env() -> Result<Self, RegistryError> {
+        Ok(Self {
             auth_files: AuthFiles::from_env(),
+            transport: TransportOptions {
+                limits: TransferLimits::from_env()?,
+                ..TransportOptions::default()
+            },
             ..Self::default()
-        }
+        })
     }
 }
 
@@ -129,7 +136,7 @@ pub fn pull_image(
     reference: &Reference,
     events: &dyn Events,
 ) -> Result<Pulled, RegistryError> {
-    let client = connect(reference, &ConnectOptions::from_env())?;
+    let client = connect(reference, &ConnectOptions::from_env()?)?;
     pull::pull(&client, store, reference, &PullOptions::default(), events)
 }
 

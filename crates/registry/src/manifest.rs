@@ -20,6 +20,10 @@ pub use imago_oci::media_type::{
 pub const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, \
                           application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
+/// The largest manifest or index imago reads: real ones are a few KiB (distribution
+/// refuses to store more than 4 MiB), so anything larger is not a manifest.
+pub const MAX_BYTES: u64 = 8 << 20;
+
 /// What a manifest document is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

@@ -6,16 +6,18 @@
 //!
 //! Never: unpacks layers (the store does, on use), or prints (events.rs).
 
+use std::cell::Cell;
 use std::sync::Mutex;
 
 use imago_oci::{Digest, Reference};
 
 use crate::auth::Scope;
-use crate::client::{read_small, Body, Client, Request};
+use crate::client::{authority_of, read_bounded, Body, BodyError, Client, Request};
 use crate::error::RegistryError;
 use crate::events::{Events, Outcome};
 use crate::layout::{Descriptor, ImageStore, LayoutError};
 use crate::manifest::{self, Kind, Platform};
+use crate::stall::{describe, Watch};
 
 /// Pull settings.
 #[derive(Debug, Clone)]
@@ -68,25 +70,54 @@ pub fn fetch_manifest(
         body: Body::Empty,
         scope: &scope,
     };
-    let resp = client.send(&req)?;
-    if resp.status().as_u16() != 200 {
-        return Err(Client::error("GET", &url, resp));
-    }
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let header_digest = resp
-        .headers()
-        .get("docker-content-digest")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.parse::<Digest>().ok());
-    let bytes = read_small(resp).map_err(|e| RegistryError::Transport {
-        method: "GET".into(),
-        url: url.clone(),
-        source: Box::new(e),
-    })?;
+    // A body that stalls or is cut midway is fetched again, like a blob: a stall once,
+    // other connection errors up to the policy's attempts.
+    let (mut attempt, mut stalls) = (0u32, 0u32);
+    let (bytes, content_type, header_digest) = loop {
+        let mut resp = client.send(&req)?;
+        if resp.status().as_u16() != 200 {
+            return Err(Client::error("GET", &url, resp));
+        }
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let header_digest = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.parse::<Digest>().ok());
+        let err = match read_bounded(&mut resp, manifest::MAX_BYTES, client.limits()) {
+            Ok(bytes) => break (bytes, content_type, header_digest),
+            Err(BodyError::TooLarge { limit }) => {
+                return Err(RegistryError::TooLarge {
+                    what: "manifest",
+                    url: url.clone(),
+                    limit,
+                })
+            }
+            Err(BodyError::Stalled(stall)) => {
+                stalls += 1;
+                RegistryError::Stalled {
+                    host: authority_of(&url).unwrap_or(&url).to_owned(),
+                    doing: describe("GET", &url),
+                    stall,
+                }
+            }
+            Err(BodyError::Io(e)) => RegistryError::Transport {
+                method: "GET".into(),
+                url: url.clone(),
+                source: Box::new(ureq::Error::Io(e)),
+            },
+        };
+        attempt += 1;
+        if attempt >= client.retry().attempts || stalls >= client.retry().stall_attempts.max(1) {
+            return Err(err);
+        }
+        tracing::debug!(%err, "manifest body failed; retrying");
+        std::thread::sleep(client.retry().backoff(attempt - 1));
+    };
     let digest = Digest::of(&bytes);
     let merr = |reason: String| RegistryError::Manifest {
         reference: format!("{}/{repository}:{reference}", client.registry()),
@@ -253,6 +284,7 @@ fn fetch_blob(
     events.blob_start(&desc.digest, desc.size, kind);
     let attempts = 5;
     let mut attempt = 0;
+    let mut stalls = 0;
     loop {
         let req = Request {
             method: "GET",
@@ -265,13 +297,41 @@ fn fetch_blob(
         if resp.status().as_u16() != 200 {
             return Err(Client::error("GET", &url, resp));
         }
-        let mut reader = resp
-            .body_mut()
-            .with_config()
-            .limit(desc.size.saturating_add(1))
-            .reader();
+        // The host sending the bytes: a redirect may have led to a CDN.
+        let host = {
+            use ureq::ResponseExt;
+            resp.get_uri()
+                .authority()
+                .map_or_else(|| client.registry().to_owned(), |a| a.to_string())
+        };
+        let verdict = Cell::new(None);
+        let mut reader = Watch::new(
+            resp.body_mut()
+                .with_config()
+                .limit(desc.size.saturating_add(1))
+                .reader(),
+            client.limits(),
+            false,
+            &verdict,
+        );
         let progress = |n: u64| events.blob_progress(&desc.digest, n);
-        match store.put_blob(&desc.digest, Some(desc.size), &mut reader, &progress) {
+        let result = store.put_blob(&desc.digest, Some(desc.size), &mut reader, &progress);
+        if let (Err(_), Some(stall)) = (&result, verdict.take()) {
+            let e = RegistryError::Stalled {
+                host,
+                doing: format!("downloading blob {}", desc.digest),
+                stall,
+            };
+            stalls += 1;
+            if stalls >= client.retry().stall_attempts.max(1) || attempt + 1 >= attempts {
+                return Err(e);
+            }
+            events.note(&format!("{e}; retrying"));
+            std::thread::sleep(client.retry().backoff(attempt));
+            attempt += 1;
+            continue;
+        }
+        match result {
             Ok(()) => {
                 events.blob_done(&desc.digest, &Outcome::Downloaded);
                 return Ok(());

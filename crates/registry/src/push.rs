@@ -520,7 +520,7 @@ impl Ctx<'_> {
                     body,
                     scope: &scope,
                 })
-                .map_err(Retry::NewSession)?;
+                .map_err(session_lost)?;
             return match resp.status().as_u16() {
                 201 | 204 => Ok(()),
                 s => Err(classify(s, Client::error("PUT", &url, resp))),
@@ -548,7 +548,7 @@ impl Ctx<'_> {
                     body,
                     scope: &scope,
                 })
-                .map_err(Retry::NewSession)?;
+                .map_err(session_lost)?;
             let status = resp.status().as_u16();
             match status {
                 202 | 204 => {
@@ -564,7 +564,7 @@ impl Ctx<'_> {
                     if let Some(l) = location(&loc, &resp) {
                         loc = l;
                     }
-                    let (l, off) = self.upload_status(&loc).map_err(Retry::NewSession)?;
+                    let (l, off) = self.upload_status(&loc).map_err(session_lost)?;
                     loc = l;
                     offset = off;
                     self.events.note(&format!("{}: registry answered {status}; continuing at {offset} in chunks of {chunk}", b.digest.short()));
@@ -582,7 +582,7 @@ impl Ctx<'_> {
                 body: Body::Empty,
                 scope: &scope,
             })
-            .map_err(Retry::NewSession)?;
+            .map_err(session_lost)?;
         match resp.status().as_u16() {
             201 | 204 => Ok(()),
             s => Err(classify(s, Client::error("PUT", &url, resp))),
@@ -658,6 +658,15 @@ enum Mount {
 enum Retry {
     NewSession(RegistryError),
     Fatal(RegistryError),
+}
+
+/// A failed exchange in an upload session: worth a fresh session, except a stall, which
+/// the client has already retried; three more sessions would only multiply the wait.
+fn session_lost(e: RegistryError) -> Retry {
+    match e {
+        RegistryError::Stalled { .. } => Retry::Fatal(e),
+        e => Retry::NewSession(e),
+    }
 }
 
 /// Upload-session errors worth a fresh session; others end the push.

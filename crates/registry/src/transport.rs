@@ -18,6 +18,7 @@ use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 use ureq::Agent;
 
 use crate::error::RegistryError;
+use crate::stall::TransferLimits;
 
 /// How the user wants TLS handled.
 #[derive(Debug, Clone, Default)]
@@ -30,6 +31,8 @@ pub struct TransportOptions {
     /// A directory of CA files (`*.crt`) used for every host (`--cert-dir`), instead of
     /// the certs.d search.
     pub ca_dir: Option<PathBuf>,
+    /// When a transfer counts as stalled or too slow (stall.rs).
+    pub limits: TransferLimits,
 }
 
 impl TransportOptions {
@@ -138,8 +141,12 @@ pub fn agent_for(authority: &str, opts: &TransportOptions) -> Result<Agent, Regi
         .max_idle_connections(32)
         .max_idle_connections_per_host(16)
         .timeout_connect(Some(Duration::from_secs(30)))
-        .timeout_recv_response(Some(Duration::from_secs(300)))
-        .timeout_per_read(Some(Duration::from_secs(120)))
+        // A registry that stops sending or stops taking our upload fails the transfer
+        // after `stall`; requests with a body wait longer for their answer
+        // (client.rs sets that per request), and the rate floor is stall.rs's Watch.
+        .timeout_per_read(Some(opts.limits.stall))
+        .timeout_per_write(Some(opts.limits.stall))
+        .timeout_recv_response(Some(opts.limits.stall))
         .user_agent(concat!("imago/", env!("CARGO_PKG_VERSION")))
         .build();
     Ok(config.new_agent())

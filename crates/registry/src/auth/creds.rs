@@ -8,7 +8,9 @@
 //!
 //! Writing (`ilogin`): the first of `$REGISTRY_AUTH_FILE`,
 //! `$XDG_RUNTIME_DIR/containers/auth.json`, `~/.config/containers/auth.json`, mode 0600,
-//! atomically (temp + rename), keeping every other key of the file.
+//! atomically (temp + rename), keeping every other key of the file. Missing directories
+//! are made 0700 whatever the umask; a symlinked file is written through to its target
+//! (the link stays).
 //!
 //! Never: talks to a registry (ilogin checks credentials through client.rs).
 
@@ -282,32 +284,86 @@ fn read_json(path: &Path) -> Result<Option<Value>, CredError> {
     }
 }
 
+/// Symlinks followed at most (the kernel's own limit for a path).
+const MAX_LINKS: usize = 40;
+
+/// The file a write to `path` must replace: `path` itself, or the end of its chain of
+/// symlinks (which may not exist yet). Renaming onto the link would replace the link.
+fn resolve_links(path: &Path) -> std::io::Result<PathBuf> {
+    let mut p = path.to_owned();
+    for _ in 0..MAX_LINKS {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = std::fs::read_link(&p)?;
+                p = match p.parent() {
+                    Some(dir) if target.is_relative() => dir.join(target),
+                    _ => target,
+                };
+            }
+            Ok(_) => return Ok(p),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(p),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other(format!(
+        "more than {MAX_LINKS} symbolic links"
+    )))
+}
+
+/// Create `dir` and its missing parents as 0700: credentials live below, and a umask
+/// of 000 must not leave them in a world-writable directory. Existing ones are kept.
+fn create_private_dirs(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_private_dirs(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        // The umask may have taken bits off 0700; set them exactly.
+        Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 fn write_json(path: &Path, doc: &Value) -> Result<(), CredError> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::PermissionsExt;
     let werr = |source| CredError::Write {
         path: path.to_owned(),
         source,
     };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(werr)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("auth"),
-        std::process::id()
-    ));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
+    let target = resolve_links(path).map_err(werr)?;
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    create_private_dirs(dir).map_err(werr)?;
+    // A fresh, exclusive temp file next to the target, so the rename is atomic.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(
+            ".{}.tmp-",
+            target
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("auth")
+        ))
+        .tempfile_in(dir)
         .map_err(werr)?;
     let body = serde_json::to_vec_pretty(doc).map_err(|e| werr(std::io::Error::other(e)))?;
-    f.write_all(&body)
+    let f = tmp.as_file_mut();
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| f.write_all(&body))
         .and_then(|()| f.write_all(b"\n"))
         .and_then(|()| f.sync_all())
         .map_err(werr)?;
-    std::fs::rename(&tmp, path).map_err(werr)
+    tmp.persist(&target).map_err(|e| werr(e.error))?;
+    // Make the rename durable; a failure here leaves a complete file, so only log it.
+    if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::debug!(dir = %dir.display(), %e, "fsync of the credentials directory failed");
+    }
+    Ok(())
 }
 
 fn run_helper_get(helper: &str, registry: &str) -> Result<Option<Credentials>, CredError> {
@@ -449,6 +505,64 @@ mod tests {
         assert!(doc["auths"]["other:1"].is_object());
         assert_eq!(f.remove("127.0.0.1:5000").unwrap(), vec![auth]);
         assert_eq!(f.lookup("127.0.0.1:5000").unwrap(), None);
+    }
+
+    #[test]
+    fn writes_follow_symlinks_and_make_private_dirs() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let real = t.path().join("real/auth.json");
+        std::fs::create_dir_all(real.parent().unwrap()).unwrap();
+        std::fs::write(&real, r#"{"x":1}"#).unwrap();
+        let link = t.path().join("link.json");
+        std::os::unix::fs::symlink("real/auth.json", &link).unwrap();
+        let f = AuthFiles {
+            read: vec![link.clone()],
+            write: Some(link.clone()),
+        };
+        let c = Credentials {
+            username: "u".into(),
+            password: "p".into(),
+        };
+        f.store("r:1", &c).unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        let doc: Value = serde_json::from_slice(&std::fs::read(&real).unwrap()).unwrap();
+        assert_eq!(doc["x"], 1);
+        assert_eq!(f.lookup("r:1").unwrap(), Some(c.clone()));
+
+        // A dangling link: the target is made, in a new private directory.
+        let dangling = t.path().join("d.json");
+        std::os::unix::fs::symlink(t.path().join("new/dir/auth.json"), &dangling).unwrap();
+        let f = AuthFiles {
+            read: vec![],
+            write: Some(dangling.clone()),
+        };
+        f.store("r:1", &c).unwrap();
+        let made = t.path().join("new/dir/auth.json");
+        assert_eq!(
+            std::fs::metadata(&made).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        for d in ["new", "new/dir"] {
+            let m = std::fs::metadata(t.path().join(d)).unwrap();
+            assert_eq!(m.permissions().mode() & 0o777, 0o700, "{d}");
+        }
+
+        // A loop is an error, not a hang.
+        let a = t.path().join("a");
+        std::os::unix::fs::symlink("b", &a).unwrap();
+        std::os::unix::fs::symlink("a", t.path().join("b")).unwrap();
+        let f = AuthFiles {
+            read: vec![],
+            write: Some(a),
+        };
+        assert!(matches!(
+            f.store("r:1", &c),
+            Err(CredError::Read { .. } | CredError::Write { .. })
+        ));
     }
 
     #[test]

@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use super::creds::Credentials;
+use crate::client::{read_bounded, BodyError};
 use crate::error::RegistryError;
+use crate::stall::{Stall, TransferLimits};
 
 /// `repository:NAME:pull,push` and friends, as a set of actions per resource.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -122,6 +124,7 @@ pub fn fetch_token(
     service: Option<&str>,
     scope: &Scope,
     creds: Option<&Credentials>,
+    limits: &TransferLimits,
 ) -> Result<Token, RegistryError> {
     let terr = |reason: String| RegistryError::Token {
         realm: realm.to_owned(),
@@ -171,14 +174,23 @@ pub fn fetch_token(
             req.call()
         }
     };
-    let mut resp = resp.map_err(|e| terr(e.to_string()))?;
+    let stalled = |stall| RegistryError::Stalled {
+        host: crate::client::authority_of(realm)
+            .unwrap_or(realm)
+            .to_owned(),
+        doing: "getting a token".into(),
+        stall,
+    };
+    let mut resp = resp.map_err(|e| match Stall::from_ureq(&e, limits, false) {
+        Some(s) => stalled(s),
+        None => terr(e.to_string()),
+    })?;
     let status = resp.status().as_u16();
-    let body = resp
-        .body_mut()
-        .with_config()
-        .limit(1 << 20)
-        .read_to_vec()
-        .map_err(|e| terr(e.to_string()))?;
+    let body = read_bounded(&mut resp, 1 << 20, limits).map_err(|e| match e {
+        BodyError::Stalled(s) => stalled(s),
+        BodyError::TooLarge { limit } => terr(format!("the answer is larger than {limit} bytes")),
+        BodyError::Io(e) => terr(e.to_string()),
+    })?;
     if status == 401 || status == 403 {
         return Err(terr(format!(
             "{status}: the credentials were refused{}",
