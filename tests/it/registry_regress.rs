@@ -422,3 +422,46 @@ fn ilogin_writes_through_a_symlinked_auth_file() {
         assert!(d["auths"]["other.example:1"].is_object(), "{d}");
     }
 }
+
+/// A gc that runs while a pull is between writing its first blobs and recording the
+/// image must not collect those blobs: ipull pins the store, so the gc waits for it.
+/// Without the pin, the gc deleted the blob fetched first and the pulled image pointed
+/// at a missing blob.
+#[test]
+fn gc_during_a_pull_keeps_the_pulled_blobs() {
+    if !tools_present(&[]) {
+        return;
+    }
+    let base = Scratch::new(User::Root);
+    let reg = registry_with_busybox(&base);
+    let proxy = FaultProxy::start(&reg.addr);
+    let image = format!("{}/me/busybox:1", proxy.addr);
+    for user in users() {
+        let env = Env::new(user);
+        // The first blob asked for is answered 503 with Retry-After: 4, so the pull
+        // waits with the other blob already stored.
+        proxy.set_rules(vec![Rule {
+            times: 1,
+            ..blob_rule(Fault::Status(503, Some(4)))
+        }]);
+        let mut pull = env.cmd("ipull").arg(&image);
+        let child = pull
+            .command()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn ipull");
+        std::thread::sleep(Duration::from_millis(1500));
+        let gc = env.cmd("iimage").args(["gc", "--wait", "60"]).run();
+        let pulled = child.wait_with_output().expect("wait for ipull");
+        assert!(
+            pulled.status.success(),
+            "[{}] ipull: {}",
+            user.name(),
+            String::from_utf8_lossy(&pulled.stderr)
+        );
+        assert_eq!(gc.code(), Some(0), "{gc}");
+        crate::store_support::fsck_clean(&env);
+        env.cmd("iimage").args(["inspect", &image]).ok();
+    }
+}
