@@ -9,7 +9,7 @@ use imago_cli::GlobalOpts;
 use imago_oci::archive::{self, ArchiveFormat, LoadOptions, SaveImage};
 use imago_oci::layer::{self, PackOptions};
 use imago_oci::Reference;
-use imago_store::{OwnerMode, Store, StoreError, UnpackLimits};
+use imago_store::{Store, StoreError, UnpackLimits};
 use serde_json::{json, Map, Value};
 
 use crate::change;
@@ -79,10 +79,7 @@ pub fn import(
                         source: e,
                     })?;
                     let opts = PackOptions {
-                        owner: match mode {
-                            OwnerMode::Real => layer::OwnerMode::Real,
-                            OwnerMode::Xattr => layer::OwnerMode::Xattr,
-                        },
+                        owner: mode,
                         default_owner: Some((0, 0)),
                         ..PackOptions::default()
                     };
@@ -188,10 +185,7 @@ pub fn export(g: &GlobalOpts, image: &str, out: Option<&Path>) -> Res<()> {
             },
         )?;
         let opts = PackOptions {
-            owner: match mode {
-                OwnerMode::Real => layer::OwnerMode::Real,
-                OwnerMode::Xattr => layer::OwnerMode::Xattr,
-            },
+            owner: mode,
             default_owner: Some((0, 0)),
             ..PackOptions::default()
         };

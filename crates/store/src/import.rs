@@ -122,11 +122,11 @@ impl Store {
                 inner: HashingReader::new(tar),
                 copy: enc,
             };
-            crate::unpack::unpack_tar(&mut tee, &diff, mode, limits).map_err(|e| {
-                StoreError::Other {
-                    what: format!("import layer: {}", chain(&*e)),
-                }
-            })?;
+            imago_oci::layer::unpack(&mut tee, &diff, &limits.unpack_options(mode)).map_err(
+                |e| StoreError::Other {
+                    what: format!("import layer: {}", chain(&e)),
+                },
+            )?;
             io::copy(&mut tee, &mut io::sink())
                 .map_err(|e| StoreError::io("read layer tar into", &blob_tmp, e))?;
             let Tee { inner, copy } = tee;

@@ -15,6 +15,8 @@
 
 use std::path::PathBuf;
 
+use imago_oci::layer::UnpackOptions;
+pub use imago_oci::layer::OwnerMode;
 use imago_oci::{Digest, HashingReader};
 
 use crate::atomic;
@@ -24,35 +26,6 @@ use crate::images::Image;
 use crate::lock;
 use crate::store::Store;
 
-/// How file ownership is kept in unpacked layers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OwnerMode {
-    /// lchown to the tar's uid/gid: as root, or inside a user namespace with a
-    /// subordinate id range.
-    Real,
-    /// Files stay owned by the caller; the tar's uid:gid:mode is kept in the
-    /// `user.containers.override_stat` xattr (single-id mapping, no subuid range).
-    Xattr,
-}
-
-impl OwnerMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OwnerMode::Real => "real",
-            OwnerMode::Xattr => "xattr",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        match s.trim() {
-            "real" => Some(OwnerMode::Real),
-            "xattr" => Some(OwnerMode::Xattr),
-            _ => None,
-        }
-    }
-}
-
 /// Limits applied while unpacking (default: no size cap, no devices).
 #[derive(Debug, Clone, Default)]
 pub struct UnpackLimits {
@@ -60,6 +33,18 @@ pub struct UnpackLimits {
     pub max_bytes: Option<u64>,
     /// Allow device nodes (only root outside a user namespace can make them).
     pub allow_devices: bool,
+}
+
+impl UnpackLimits {
+    /// The unpacker's options for these limits and `owner`.
+    pub(crate) fn unpack_options(&self, owner: OwnerMode) -> UnpackOptions {
+        UnpackOptions {
+            owner,
+            allow_devices: self.allow_devices,
+            max_bytes: self.max_bytes,
+            ..UnpackOptions::default()
+        }
+    }
 }
 
 /// Unpacked layers a running container uses: gc keeps them while this is held (a
@@ -85,7 +70,8 @@ impl Store {
     pub fn owner_mode(&self) -> Result<Option<OwnerMode>> {
         let p = self.layout.layers_mode();
         match std::fs::read_to_string(&p) {
-            Ok(s) => Ok(OwnerMode::parse(&s)),
+            // A malformed record counts as none: the next unpack rewrites it.
+            Ok(s) => Ok(s.parse().ok()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StoreError::io("read", p, e)),
         }
@@ -229,7 +215,8 @@ impl Store {
                     imago_oci::compress::auto_decompress(std::io::BufReader::new(blob))
                         .map_err(|e| wrap(e.into()))?;
                 let mut hr = HashingReader::new(plain);
-                crate::unpack::unpack_tar(&mut hr, &diff, mode, limits).map_err(wrap)?;
+                imago_oci::layer::unpack(&mut hr, &diff, &limits.unpack_options(mode))
+                    .map_err(|e| wrap(e.into()))?;
                 // The tar may end before its padding; hash the rest too.
                 std::io::copy(&mut hr, &mut std::io::sink()).map_err(|e| wrap(e.into()))?;
                 let (got, _) = hr.finish();

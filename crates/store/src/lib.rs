@@ -38,7 +38,8 @@
 //! - Layers ([`layers`]): `unpack_layers(&Image, OwnerMode, &UnpackLimits) ->
 //!   Vec<PathBuf>` (diff dirs bottom → top; diff ids verified; rootless Real: call it
 //!   inside the user namespace), `layer_dir(&chain_id) -> Option<PathBuf>`,
-//!   `layer_meta`, `unpacked_layers()`, `owner_mode()`. [`OwnerMode`] {Real, Xattr}.
+//!   `layer_meta`, `unpacked_layers()`, `owner_mode()`. [`OwnerMode`] {Real, Xattr} is
+//!   imago_oci's (`imago_oci::layer::OwnerMode`), re-exported.
 //!   `hold_layers(&[chain_id]) -> LayerHold`: a running container's layers stay through
 //!   gc while the hold lives (shared flock on each layer dir; gc skips busy ones).
 //! - Import ([`import`]): `put_layer_tar(uncompressed tar) -> (LayerRef, diff_id)`
@@ -76,7 +77,6 @@ pub mod layout;
 pub mod lock;
 pub mod names;
 pub mod store;
-mod unpack;
 
 pub use blobs::{BlobInfo, BlobReader};
 pub use error::{Result, StoreError};

@@ -37,8 +37,11 @@ pub use pack::{flatten, pack, PackOptions, PackStats};
 pub use path::AbsolutePaths;
 pub use unpack::{unpack, UnpackOptions, UnpackStats};
 
-/// How file ownership is kept on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How file ownership is kept on disk: the one owner-mode type of the workspace (the
+/// store records it per layer and per store, a run-in-mapping child picks it from its id
+/// mapping). Serialized as `real` / `xattr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum OwnerMode {
     /// Files get the tar's uid/gid (lchown). Needs root, or a user namespace whose
     /// mapping covers every id the layer uses (subuid range via newuidmap).
@@ -51,6 +54,40 @@ pub enum OwnerMode {
     /// devices cannot carry user xattrs: their owner is lost (packed as
     /// [`PackOptions::default_owner`]).
     Xattr,
+}
+
+impl OwnerMode {
+    /// `real` or `xattr`, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Real => "real",
+            Self::Xattr => "xattr",
+        }
+    }
+}
+
+impl fmt::Display for OwnerMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The text is not `real` or `xattr`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown owner mode `{0}` (expected `real` or `xattr`)")]
+pub struct OwnerModeError(pub String);
+
+impl std::str::FromStr for OwnerMode {
+    type Err = OwnerModeError;
+
+    /// `real` or `xattr`, surrounding white space ignored.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "real" => Ok(Self::Real),
+            "xattr" => Ok(Self::Xattr),
+            other => Err(OwnerModeError(other.to_owned())),
+        }
+    }
 }
 
 /// How whiteouts are represented in an unpacked layer dir.
@@ -224,5 +261,23 @@ impl LayerError {
             Self::Refused { rule, .. } => Some(rule),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_mode_text_round_trips() {
+        for m in [OwnerMode::Real, OwnerMode::Xattr] {
+            assert_eq!(m.as_str().parse::<OwnerMode>(), Ok(m));
+            assert_eq!(
+                serde_json::to_string(&m).unwrap(),
+                format!("\"{}\"", m.as_str())
+            );
+        }
+        assert_eq!(" xattr\n".parse::<OwnerMode>(), Ok(OwnerMode::Xattr));
+        assert!("Real".parse::<OwnerMode>().is_err());
     }
 }
