@@ -1,5 +1,5 @@
 //! What the subcommands share: the error type, opening the store, running store work
-//! inside the user's id mapping, human sizes and times.
+//! inside the user's id mapping, human sizes and times (RFC 3339 through jiff).
 
 use std::error::Error;
 
@@ -156,47 +156,15 @@ pub fn human_size(n: u64) -> String {
     format!("{s}{}", units[i])
 }
 
-/// Seconds since the epoch of an RFC 3339 time (`2024-01-02T03:04:05.123Z`, `+01:00`).
+/// Seconds since the epoch of an RFC 3339 time (`2024-01-02T03:04:05.123Z`, `+01:00`);
+/// one without an offset is taken as UTC.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 19
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ')
-    {
-        return None;
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return Some(t.as_second());
     }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d, h, mi, se) = (
-        num(0..4)?,
-        num(5..7)?,
-        num(8..10)?,
-        num(11..13)?,
-        num(14..16)?,
-        num(17..19)?,
-    );
-    let mut rest = &s[19..];
-    if let Some(r) = rest.strip_prefix('.') {
-        rest = r.trim_start_matches(|c: char| c.is_ascii_digit());
-    }
-    let offset = match rest {
-        "Z" | "z" | "" => 0,
-        o if o.len() == 6 => {
-            let sign = if o.starts_with('-') { -1 } else { 1 };
-            sign * (o.get(1..3)?.parse::<i64>().ok()? * 3600
-                + o.get(4..6)?.parse::<i64>().ok()? * 60)
-        }
-        _ => return None,
-    };
-    // days from civil (Howard Hinnant)
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86400 + h * 3600 + mi * 60 + se - offset)
+    let civil: jiff::civil::DateTime = s.parse().ok()?;
+    let t = jiff::tz::TimeZone::UTC.to_timestamp(civil).ok()?;
+    Some(t.as_second())
 }
 
 /// `3 days ago`, like docker.
@@ -204,11 +172,7 @@ pub fn ago(created: Option<&str>) -> String {
     let Some(t) = created.and_then(parse_rfc3339) else {
         return "N/A".into();
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let d = now - t;
+    let d = jiff::Timestamp::now().as_second() - t;
     let (n, unit) = match d {
         i64::MIN..=0 => return "Less than a second ago".into(),
         1..=59 => (d, "second"),
@@ -256,6 +220,9 @@ mod tests {
             parse_rfc3339("2023-11-14T23:13:20+01:00"),
             Some(1_700_000_000)
         );
+        assert_eq!(parse_rfc3339("2023-11-14 22:13:20z"), Some(1_700_000_000));
+        assert_eq!(parse_rfc3339("2023-11-14T22:13:20"), Some(1_700_000_000));
         assert_eq!(parse_rfc3339("junk"), None);
+        assert_eq!(parse_rfc3339("2023-13-14T22:13:20Z"), None);
     }
 }

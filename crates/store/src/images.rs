@@ -128,35 +128,22 @@ fn is_index_type(mt: &str) -> bool {
     mt == OCI_INDEX || mt == DOCKER_LIST
 }
 
+/// Now, as RFC 3339 UTC to the second (index.json `created` annotations).
 fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    rfc3339(secs)
+    rfc3339_at(jiff::Timestamp::now().as_second())
 }
 
-/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (UTC); beyond year 9999 it clamps.
 pub fn rfc3339(secs: u64) -> String {
-    let days = secs / 86400;
-    let rem = secs % 86400;
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    rfc3339_at(i64::try_from(secs).unwrap_or(i64::MAX))
+}
+
+fn rfc3339_at(secs: i64) -> String {
+    let max = jiff::Timestamp::MAX.as_second();
+    // In range by the clamp, so the fallback is never taken.
+    jiff::Timestamp::from_second(secs.clamp(0, max))
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_string()
 }
 
 /// What `remove_image` did.
@@ -632,6 +619,8 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert!(rfc3339(u64::MAX).starts_with("9999-"), "{}", rfc3339(u64::MAX));
+        assert!(now_rfc3339().ends_with('Z') && !now_rfc3339().contains('.'));
     }
 
     #[test]
