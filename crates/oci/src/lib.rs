@@ -46,6 +46,9 @@
 //!     upper dir as a layer.
 //!   - `flatten(&[lowest, …, highest], writer, &PackOptions)`: the merged rootfs as one
 //!     tar (whiteouts/opaque applied), streamed (`iimage export`).
+//!   - `remove_tree(path)`: remove a tree that may hold mode-000 or read-only dirs
+//!     (layer dirs, overlay work dirs), fd-relative, never following a symlink; the one
+//!     such remover for every crate.
 //!   - [`layer::LayerError`]: `Refused { path, rule }` for hostile/unsupported entries
 //!     (`rule()` gives the [`layer::Rule`]), `Chown`/`Whiteout` with the fix in the
 //!     message, `ReadTar`, `Fs { op, path }`, `DestNotEmpty`, `WriteTar`.

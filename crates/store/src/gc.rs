@@ -21,11 +21,11 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use imago_oci::layer::remove_tree;
 use imago_oci::Digest;
 
 use crate::atomic;
 use crate::error::{IoCtx, Result, StoreError};
-use crate::fsutil;
 use crate::index::IndexFile;
 use crate::lock;
 use crate::store::Store;
@@ -230,7 +230,8 @@ impl Store {
             }
             report.temp_removed += 1;
             if !opts.dry_run {
-                fsutil::remove_tree(&e.path())?;
+                let p = e.path();
+                remove_tree(&p).ctx("remove", &p)?;
             }
         }
         for (key, refs) in self.cache_entries()? {
@@ -279,7 +280,7 @@ impl Store {
                 // Rename first so a half-removed layer never looks unpacked.
                 let to = self.temp_path("gc-layer");
                 std::fs::rename(&from, &to).ctx("move away", &from)?;
-                fsutil::remove_tree(&to)?;
+                remove_tree(&to).ctx("remove", &to)?;
             }
             report.layers_removed.push(chain);
         }

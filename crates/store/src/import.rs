@@ -6,11 +6,11 @@
 
 use std::io::{self, BufWriter, Read, Write};
 
+use imago_oci::layer::remove_tree;
 use imago_oci::{Digest, Hasher, HashingReader};
 
 use crate::atomic;
 use crate::error::{IoCtx, Result, StoreError};
-use crate::fsutil;
 use crate::images::{LayerRef, OCI_LAYER_GZIP};
 use crate::layers::{LayerMeta, OwnerMode, UnpackLimits};
 use crate::store::Store;
@@ -178,8 +178,9 @@ impl Store {
                 newest_mtime: newest,
             })
         })();
+        // Both are gone on success (committed or renamed); leftovers in tmp/ are gc's.
         let _ = std::fs::remove_file(&blob_tmp);
-        let _ = fsutil::remove_tree(&dir_tmp);
+        let _ = remove_tree(&dir_tmp);
         r
     }
 }

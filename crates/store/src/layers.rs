@@ -15,13 +15,12 @@
 
 use std::path::PathBuf;
 
-use imago_oci::layer::UnpackOptions;
+use imago_oci::layer::{remove_tree, UnpackOptions};
 pub use imago_oci::layer::OwnerMode;
 use imago_oci::{Digest, HashingReader};
 
 use crate::atomic;
 use crate::error::{IoCtx, Result, StoreError};
-use crate::fsutil;
 use crate::images::Image;
 use crate::lock;
 use crate::store::Store;
@@ -251,16 +250,18 @@ impl Store {
             let to = self.layout.layer(chain_id);
             match std::fs::rename(&tmp, &to) {
                 Ok(()) => atomic::sync_dir(&self.layout.layers()),
-                // Someone else unpacked it first: theirs is as good as ours.
+                // Someone else unpacked it first: theirs is as good as ours. Ours is
+                // debris in tmp/ if it cannot be removed now, which gc collects.
                 Err(_) if self.layer_dir(chain_id).is_some() => {
-                    let _ = fsutil::remove_tree(&tmp);
+                    let _ = remove_tree(&tmp);
                     Ok(())
                 }
                 Err(e) => Err(StoreError::io("rename into place", to, e)),
             }
         })();
         if r.is_err() {
-            let _ = fsutil::remove_tree(&tmp);
+            // The error that matters is `r`; what is left in tmp/ is gc's.
+            let _ = remove_tree(&tmp);
         }
         r
     }

@@ -67,7 +67,6 @@ pub mod blobs;
 pub mod cache;
 pub mod error;
 pub mod fsck;
-pub mod fsutil;
 pub mod gc;
 pub mod images;
 pub mod import;

@@ -1,8 +1,9 @@
 //! The file-system side of layer handling, always relative to directory fds: resolving a
 //! path inside a layer root without ever following a symlink (openat2
 //! `RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS`, or a component-by-component `O_NOFOLLOW` walk on
-//! kernels without openat2 — Linux < 5.6, e.g. RHEL 8), removing trees, xattrs, and the
-//! `user.containers.override_stat` record.
+//! kernels without openat2 — Linux < 5.6, e.g. RHEL 8), removing trees (also for the
+//! store and the bins: [`remove_tree`]), xattrs, and the `user.containers.override_stat`
+//! record.
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -128,6 +129,27 @@ pub fn file_type(st: &rustix::fs::Stat) -> rustix::fs::FileType {
     rustix::fs::FileType::from_raw_mode(st.st_mode)
 }
 
+/// Remove `path` and everything under it: the workspace's one remover for trees that may
+/// hold mode-000 or read-only directories (overlay's `work/work`, layer dirs, failed
+/// unpacks). Fd-relative below the parent of `path`; never follows a symlink (a symlink
+/// at `path` itself is removed, not its target). A missing path is fine.
+pub fn remove_tree(path: &Path) -> io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name to remove"))?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    // The caller's own path up to the parent is trusted: follow symlinks there.
+    let dir = rustix::fs::open(
+        parent,
+        OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::RDONLY,
+        Mode::empty(),
+    )?;
+    remove_all_at(&dir, cstr(name.as_encoded_bytes())?.as_c_str())
+}
+
 /// Remove `name` from `dir`, recursively when it is a directory. Never follows symlinks.
 pub fn remove_all_at(dir: &OwnedFd, name: &CStr) -> io::Result<()> {
     let Some(st) = lstat_at(dir, name)? else {
@@ -136,13 +158,27 @@ pub fn remove_all_at(dir: &OwnedFd, name: &CStr) -> io::Result<()> {
     if file_type(&st) != rustix::fs::FileType::Directory {
         return Ok(rustix::fs::unlinkat(dir, name, AtFlags::empty())?);
     }
+    if st.st_mode & 0o700 != 0o700 {
+        make_owner_rwx(dir, name, st.st_mode);
+    }
     let child = rustix::fs::openat(dir, name, DIR_FLAGS, Mode::empty())?;
-    // Make sure we may delete inside it (a dir of mode 0555 from a layer).
-    let _ignored = rustix::fs::fchmod(&child, Mode::from_raw_mode(0o700));
     for n in list_dir(&child)? {
         remove_all_at(&child, &n)?;
     }
     Ok(rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)?)
+}
+
+/// Give the owner read, write and search on the directory `name` of `dir` (mode 000 or
+/// 0555 from a layer, or overlay's work dir), so it can be listed and emptied. An `O_PATH`
+/// open needs no permission on the directory and `O_NOFOLLOW` refuses a symlink; chmod
+/// through `/proc/self/fd` then acts on exactly that directory (fchmod does not take an
+/// `O_PATH` fd). Failure is ignored: the removal that follows reports what is in the way.
+fn make_owner_rwx(dir: &OwnedFd, name: &CStr, mode: rustix::fs::RawMode) {
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    if let Ok(fd) = rustix::fs::openat(dir, name, flags, Mode::empty()) {
+        let p = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let _ignored = rustix::fs::chmod(p.as_str(), Mode::from_raw_mode((mode & 0o7777) | 0o700));
+    }
 }
 
 /// The names in a directory (without `.` and `..`), unsorted.
@@ -277,6 +313,34 @@ impl OverrideStat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remove_tree_empties_mode_000_dirs_and_never_follows_symlinks() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let outside = d.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("keep"), b"x").unwrap();
+        let t = d.path().join("t");
+        std::fs::create_dir_all(t.join("a/b")).unwrap();
+        std::fs::write(t.join("a/b/f"), b"x").unwrap();
+        std::os::unix::fs::symlink(&outside, t.join("a/link")).unwrap();
+        std::fs::create_dir(t.join("ro")).unwrap();
+        std::fs::write(t.join("ro/f"), b"x").unwrap();
+        std::fs::set_permissions(t.join("ro"), std::fs::Permissions::from_mode(0o555)).unwrap();
+        std::fs::set_permissions(t.join("a/b"), std::fs::Permissions::from_mode(0o000)).unwrap();
+        std::fs::set_permissions(t.join("a"), std::fs::Permissions::from_mode(0o000)).unwrap();
+        remove_tree(&t).unwrap();
+        assert!(!t.exists());
+        assert!(outside.join("keep").exists());
+        // Missing is fine; a symlink at the top goes, its target stays.
+        remove_tree(&t).unwrap();
+        let top = d.path().join("top");
+        std::os::unix::fs::symlink(&outside, &top).unwrap();
+        remove_tree(&top).unwrap();
+        assert!(top.symlink_metadata().is_err() && outside.join("keep").exists());
+        assert!(remove_tree(Path::new("/")).is_err());
+    }
 
     #[test]
     fn override_stat_format_matches_containers_storage() {

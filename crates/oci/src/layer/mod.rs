@@ -32,7 +32,7 @@ pub mod hostile;
 use std::fmt;
 use std::io;
 
-pub use fsops::{OverrideStat, Resolver, OVERRIDE_STAT_XATTR};
+pub use fsops::{remove_tree, OverrideStat, Resolver, OVERRIDE_STAT_XATTR};
 pub use pack::{flatten, pack, PackOptions, PackStats};
 pub use path::AbsolutePaths;
 pub use unpack::{unpack, UnpackOptions, UnpackStats};
