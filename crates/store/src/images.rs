@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use imago_oci::Digest;
-use oci_spec::image::{ImageConfiguration, ImageManifest};
+use imago_oci::spec::{ImageConfiguration, ImageManifest};
 
 use crate::blobs::BlobInfo;
 use crate::error::{Result, StoreError};
