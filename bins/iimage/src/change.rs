@@ -1,165 +1,133 @@
 //! `--change` instructions of `iimage import`, like `docker import -c`: CMD, ENTRYPOINT,
-//! ENV, WORKDIR, USER, EXPOSE, LABEL, STOPSIGNAL, VOLUME, applied to the image config
-//! (`config` object) as JSON.
+//! ENV, WORKDIR, USER, EXPOSE, LABEL, STOPSIGNAL, VOLUME. imago_dockerfile parses and
+//! expands each one as a Dockerfile line (quotes, escapes, `$VAR` from the Env set so
+//! far, as docker does); this file only maps the result onto the config's `config`
+//! object.
 
+use imago_dockerfile::{CommandLine, InstructionKind, KeyValue, ShellLex};
 use serde_json::{json, Map, Value};
 
+/// A `--change` that is not one supported Dockerfile instruction.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid --change `{change}`: {why}")]
+pub struct ChangeError {
+    change: String,
+    why: String,
+}
+
+const SUPPORTED: &str =
+    "supported: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, STOPSIGNAL, VOLUME";
+
 /// Apply one instruction to the config object `cfg`; errors name the instruction.
-pub fn apply(cfg: &mut Map<String, Value>, change: &str) -> Result<(), String> {
-    let change = change.trim();
-    let (word, rest) = match change.split_once(char::is_whitespace) {
-        Some((w, r)) => (w, r.trim()),
-        None => (change, ""),
+pub fn apply(cfg: &mut Map<String, Value>, change: &str) -> Result<(), ChangeError> {
+    let bad = |why: String| ChangeError {
+        change: change.trim().to_owned(),
+        why,
     };
-    let bad = |why: &str| format!("invalid --change `{change}`: {why}");
-    match word.to_ascii_uppercase().as_str() {
-        "CMD" | "ENTRYPOINT" => {
-            let v = exec_or_shell(rest).map_err(|e| bad(&e))?;
-            let key = if word.eq_ignore_ascii_case("CMD") {
-                "Cmd"
-            } else {
-                "Entrypoint"
-            };
-            cfg.insert(key.into(), Value::from(v));
-        }
-        "ENV" => {
-            let pairs = key_values(rest).map_err(|e| bad(&e))?;
+    let kind = parse(change, cfg).map_err(bad)?;
+    if is_empty(&kind) {
+        return Err(bad("needs a value".into()));
+    }
+    match kind {
+        InstructionKind::Cmd(c) => set(cfg, "Cmd", Value::from(argv(c))),
+        InstructionKind::Entrypoint(c) => set(cfg, "Entrypoint", Value::from(argv(c))),
+        InstructionKind::Env(kvs) => {
             let env = cfg.entry("Env").or_insert_with(|| json!([]));
-            let list = env.as_array_mut().ok_or_else(|| bad("Env is not a list"))?;
-            for (k, v) in pairs {
+            let list = env
+                .as_array_mut()
+                .ok_or_else(|| bad("Env is not a list".into()))?;
+            for KeyValue { key, value, .. } in kvs {
                 list.retain(|e| {
-                    e.as_str().and_then(|s| s.split_once('=')).map(|(ek, _)| ek) != Some(k.as_str())
+                    e.as_str().and_then(|s| s.split_once('=')).map(|(k, _)| k) != Some(&key)
                 });
-                list.push(Value::from(format!("{k}={v}")));
+                list.push(Value::from(format!("{key}={value}")));
             }
         }
-        "LABEL" => {
-            let pairs = key_values(rest).map_err(|e| bad(&e))?;
-            let labels = cfg.entry("Labels").or_insert_with(|| json!({}));
-            let m = labels
-                .as_object_mut()
-                .ok_or_else(|| bad("Labels is not an object"))?;
-            for (k, v) in pairs {
-                m.insert(k, Value::from(v));
+        InstructionKind::Label(kvs) => {
+            let labels = object(cfg, "Labels").ok_or_else(|| bad("Labels is not an object".into()))?;
+            for KeyValue { key, value, .. } in kvs {
+                labels.insert(key, Value::from(value));
             }
         }
-        "WORKDIR" | "USER" | "STOPSIGNAL" => {
-            if rest.is_empty() {
-                return Err(bad("needs a value"));
-            }
-            let key = match word.to_ascii_uppercase().as_str() {
-                "WORKDIR" => "WorkingDir",
-                "USER" => "User",
-                _ => "StopSignal",
-            };
-            cfg.insert(key.into(), Value::from(unquote(rest)));
-        }
-        "EXPOSE" | "VOLUME" => {
-            let key = if word.eq_ignore_ascii_case("EXPOSE") {
-                "ExposedPorts"
-            } else {
-                "Volumes"
-            };
-            let items: Vec<String> = if rest.starts_with('[') {
-                serde_json::from_str(rest).map_err(|e| bad(&e.to_string()))?
-            } else {
-                rest.split_whitespace().map(str::to_owned).collect()
-            };
-            if items.is_empty() {
-                return Err(bad("needs a value"));
-            }
-            let m = cfg.entry(key).or_insert_with(|| json!({}));
-            let m = m.as_object_mut().ok_or_else(|| bad("not an object"))?;
-            for mut i in items {
-                if key == "ExposedPorts" && !i.contains('/') {
-                    i.push_str("/tcp");
+        InstructionKind::Workdir(w) => set(cfg, "WorkingDir", Value::from(w)),
+        InstructionKind::User(u) => set(cfg, "User", Value::from(u)),
+        InstructionKind::StopSignal(s) => set(cfg, "StopSignal", Value::from(s)),
+        InstructionKind::Expose(ports) => {
+            let m = object(cfg, "ExposedPorts")
+                .ok_or_else(|| bad("ExposedPorts is not an object".into()))?;
+            for mut p in ports {
+                if !p.contains('/') {
+                    p.push_str("/tcp");
                 }
-                m.insert(i, json!({}));
+                m.insert(p, json!({}));
             }
         }
-        _ => {
-            return Err(bad(
-                "supported: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, STOPSIGNAL, VOLUME",
-            ))
+        InstructionKind::Volume(vols) => {
+            let m = object(cfg, "Volumes").ok_or_else(|| bad("Volumes is not an object".into()))?;
+            for v in vols {
+                m.insert(v, json!({}));
+            }
         }
+        _ => return Err(bad(SUPPORTED.into())),
     }
     Ok(())
 }
 
-/// `["a","b"]` (exec form) or `a b` (shell form → `/bin/sh -c "a b"`).
-fn exec_or_shell(rest: &str) -> Result<Vec<String>, String> {
-    if rest.is_empty() {
-        return Err("needs a command".into());
-    }
-    if rest.starts_with('[') {
-        if let Ok(v) = serde_json::from_str::<Vec<String>>(rest) {
-            return Ok(v);
-        }
-    }
-    Ok(vec!["/bin/sh".into(), "-c".into(), rest.into()])
+/// The one instruction `change` holds, parsed and expanded with the Env of `cfg`.
+fn parse(change: &str, cfg: &Map<String, Value>) -> Result<InstructionKind, String> {
+    // The parser reads whole Dockerfiles: give the change a stage to belong to.
+    let text = format!("FROM scratch\n{change}\n");
+    let df = imago_dockerfile::parse(&text, "--change").map_err(|e| e.kind.to_string())?;
+    let [stage] = df.stages.as_slice() else {
+        return Err("one instruction per --change".into());
+    };
+    let [instruction] = stage.instructions.as_slice() else {
+        return Err("one instruction per --change".into());
+    };
+    let env: Vec<(String, String)> = cfg
+        .get("Env")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.as_str()?.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let expanded = instruction
+        .expand(&ShellLex::new(df.escape), &env)
+        .map_err(|e| e.to_string())?;
+    Ok(expanded.kind)
 }
 
-fn unquote(s: &str) -> String {
-    let s = s.trim();
-    if s.len() >= 2
-        && ((s.starts_with('"') && s.ends_with('"')) || (s.starts_with('\'') && s.ends_with('\'')))
-    {
-        s[1..s.len() - 1].to_owned()
-    } else {
-        s.to_owned()
+/// The parser takes an instruction without arguments where docker's import refuses it
+/// (`CMD` alone would run `/bin/sh -c ""`). An empty exec form (`CMD []`) clears.
+fn is_empty(kind: &InstructionKind) -> bool {
+    match kind {
+        InstructionKind::Cmd(CommandLine::Shell(s))
+        | InstructionKind::Entrypoint(CommandLine::Shell(s))
+        | InstructionKind::Workdir(s)
+        | InstructionKind::User(s)
+        | InstructionKind::StopSignal(s) => s.trim().is_empty(),
+        InstructionKind::Env(kvs) | InstructionKind::Label(kvs) => kvs.is_empty(),
+        InstructionKind::Expose(v) | InstructionKind::Volume(v) => v.is_empty(),
+        _ => false,
     }
 }
 
-/// `k=v k2="v 2"` or the legacy `k v with spaces`.
-fn key_values(rest: &str) -> Result<Vec<(String, String)>, String> {
-    if rest.is_empty() {
-        return Err("needs KEY=VALUE".into());
+/// Exec form as it is; shell form through `/bin/sh -c` (the default SHELL).
+fn argv(c: CommandLine) -> Vec<String> {
+    match c {
+        CommandLine::Exec(v) => v,
+        CommandLine::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s],
     }
-    let first = rest.split_whitespace().next().unwrap_or("");
-    if !first.contains('=') {
-        let (k, v) = rest
-            .split_once(char::is_whitespace)
-            .ok_or("needs KEY=VALUE or KEY VALUE")?;
-        return Ok(vec![(k.to_owned(), v.trim().to_owned())]);
-    }
-    let mut out = vec![];
-    let mut chars = rest.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        if chars.peek().is_none() {
-            break;
-        }
-        let mut word = String::new();
-        let mut quote: Option<char> = None;
-        while let Some(&c) = chars.peek() {
-            chars.next();
-            match quote {
-                Some(q) if c == q => quote = None,
-                Some(_) => word.push(c),
-                None if c == '"' || c == '\'' => quote = Some(c),
-                None if c == '\\' => {
-                    if let Some(n) = chars.next() {
-                        word.push(n);
-                    }
-                }
-                None if c.is_whitespace() => break,
-                None => word.push(c),
-            }
-        }
-        if quote.is_some() {
-            return Err("unterminated quote".into());
-        }
-        let (k, v) = word
-            .split_once('=')
-            .ok_or_else(|| format!("`{word}` is not KEY=VALUE"))?;
-        if k.is_empty() {
-            return Err(format!("`{word}` has an empty key"));
-        }
-        out.push((k.to_owned(), v.to_owned()));
-    }
-    Ok(out)
+}
+
+fn set(cfg: &mut Map<String, Value>, key: &str, v: Value) {
+    cfg.insert(key.into(), v);
+}
+
+/// The object at `key`, created when absent; None when it is something else.
+fn object<'a>(cfg: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut Map<String, Value>> {
+    cfg.entry(key).or_insert_with(|| json!({})).as_object_mut()
 }
 
 #[cfg(test)]
@@ -186,6 +154,8 @@ mod tests {
             "USER 1000:1000",
             "EXPOSE 80 53/udp",
             "LABEL a=b",
+            "VOLUME /data",
+            "STOPSIGNAL SIGTERM",
         ]);
         assert_eq!(c["Cmd"], json!(["/bin/sh"]));
         assert_eq!(c["Entrypoint"], json!(["/bin/sh", "-c", "echo hi"]));
@@ -194,14 +164,29 @@ mod tests {
         assert_eq!(c["User"], json!("1000:1000"));
         assert_eq!(c["ExposedPorts"], json!({"80/tcp": {}, "53/udp": {}}));
         assert_eq!(c["Labels"], json!({"a": "b"}));
+        assert_eq!(c["Volumes"], json!({"/data": {}}));
+        assert_eq!(c["StopSignal"], json!("SIGTERM"));
+    }
+
+    #[test]
+    fn values_expand_from_the_env_set_so_far() {
+        let c = cfg(&["ENV P=/usr/bin", "ENV PATH=$P:/x", "WORKDIR \"/my app\""]);
+        assert_eq!(c["Env"], json!(["P=/usr/bin", "PATH=/usr/bin:/x"]));
+        assert_eq!(c["WorkingDir"], json!("/my app"));
     }
 
     #[test]
     fn bad_changes_are_named() {
         let mut m = Map::new();
-        let e = apply(&mut m, "RUN echo").unwrap_err();
-        assert!(e.contains("RUN echo"), "{e}");
-        assert!(apply(&mut m, "CMD").is_err());
+        let e = apply(&mut m, "RUN echo").unwrap_err().to_string();
+        assert!(e.contains("invalid --change `RUN echo`"), "{e}");
+        for empty in ["CMD", "ENTRYPOINT ", "ENV", "LABEL", "WORKDIR", "USER", "EXPOSE", "VOLUME"] {
+            assert!(apply(&mut m, empty).is_err(), "{empty}");
+        }
         assert!(apply(&mut m, "ENV A=\"x").is_err());
+        assert!(apply(&mut m, "FROM busybox").is_err());
+        assert!(apply(&mut m, "USER a\nUSER b").is_err());
+        assert!(apply(&mut m, "BOGUS x").is_err());
+        assert!(m.is_empty(), "{m:?}");
     }
 }

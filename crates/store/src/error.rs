@@ -109,6 +109,26 @@ pub enum StoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A directory given to import could not be packed into a layer tar.
+    #[error("pack directory `{}`", path.display())]
+    PackDir {
+        path: PathBuf,
+        #[source]
+        source: imago_oci::layer::LayerError,
+    },
+    #[error("export {id}")]
+    Export {
+        id: String,
+        #[source]
+        source: imago_oci::layer::LayerError,
+    },
+    /// Writing (save) or reading (load) an image archive failed.
+    #[error("{op} image archive")]
+    Archive {
+        op: &'static str,
+        #[source]
+        source: imago_oci::archive::ArchiveError,
+    },
     #[error("{what}")]
     Other { what: String },
 }

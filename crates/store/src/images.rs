@@ -156,7 +156,7 @@ pub struct Removed {
 }
 
 /// The platform this process runs on, in OCI terms.
-fn host_arch() -> &'static str {
+pub(crate) fn host_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",

@@ -47,6 +47,12 @@
 //!   OwnerMode, &UnpackLimits) -> ImportedLayer` (store + unpack in one pass; refused
 //!   entries fail it, nothing kept). `Store` implements imago_oci's archive
 //!   `BlobSource` and `BlobSink`.
+//! - Whole images ([`transfer`]): `import_rootfs(RootfsSource, &ImportOptions, OwnerMode)
+//!   -> ImportedImage` (a tar or directory as a one-layer image, named; `docker import`),
+//!   `export_rootfs(&Image, OwnerMode, writer)` (the merged tree as one tar),
+//!   `save_images(inputs, ArchiveFormat, writer)` / `save_images_to_file(…, path)`
+//!   (temp beside it, then renamed), `load_archive(reader) -> Vec<LoadedImage>` (names
+//!   as the archive gives them; refused names are reported, not fatal).
 //! - Build cache ([`cache`]): `cache_put(key, value, refs)`, `cache_get(key)`,
 //!   `cache_entries()`, `cache_remove(key)`; an entry keeps its `refs` blobs through gc
 //!   (dropped when a ref is gone, or all with `GcOptions::build_cache`).
@@ -76,6 +82,7 @@ pub mod layout;
 pub mod lock;
 pub mod names;
 pub mod store;
+pub mod transfer;
 
 pub use blobs::{BlobInfo, BlobReader};
 pub use error::{Result, StoreError};
@@ -90,3 +97,4 @@ pub use layers::{LayerHold, LayerMeta, OwnerMode, UnpackLimits};
 pub use layout::Layout;
 pub use names::ImageName;
 pub use store::{Pin, Store};
+pub use transfer::{ImportOptions, ImportedImage, LoadedImage, RootfsSource};
