@@ -1,7 +1,7 @@
 //! Capabilities of the container process: docker's default set, `--cap-add/--cap-drop`
 //! arithmetic (pure), and applying a set before exec (bounding, then E/P/I, ambient
 //! cleared). Capabilities here are those of the container's user namespace.
-//! Never: sets uids (container.rs), installs seccomp (seccomp.rs).
+//! Never: sets uids (exec.rs), installs seccomp (seccomp.rs).
 
 use std::collections::BTreeSet;
 use std::str::FromStr;

@@ -78,19 +78,24 @@
 //! Errors carry `hint()` methods ([`IdMapError::hint`], [`ChildError::hint`]).
 
 pub mod caps;
+mod channel;
 pub mod child;
 pub mod container;
+mod exec;
 pub mod idmap;
 pub mod init;
 pub mod inroot;
 pub mod mounts;
 pub mod net;
+mod pid1;
 pub mod probe;
 pub mod seccomp;
+mod setup;
 pub mod spec;
 mod sys;
 pub mod tty;
 pub mod user;
+mod wait;
 
 /// PATH when neither the image nor the user sets one (docker's default).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -9,7 +9,7 @@
 //! (read-only bind: a new sysfs needs a network namespace we do not own), the /etc
 //! files, user binds and tmpfs, masked and read-only paths (runc's defaults),
 //! `--read-only`.
-//! Never: mounts the root itself or pivots (container.rs), writes id maps, forks,
+//! Never: mounts the root itself or pivots (setup.rs), writes id maps, forks,
 //! touches a container path by an ordinary (host-resolved) path call.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};

@@ -1,7 +1,7 @@
 //! What a container is asked to be: the root to mount, the mounts, the process and its
 //! security settings. Plain data built by the runtime crate from an image config and the
 //! user's flags; the sandbox never looks at images.
-//! Never: touches the kernel (mounts.rs, container.rs do).
+//! Never: touches the kernel (mounts.rs, setup.rs, exec.rs do).
 
 use std::path::PathBuf;
 

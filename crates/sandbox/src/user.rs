@@ -1,7 +1,7 @@
 //! docker's `--user` / image `User` resolution against the container's own /etc/passwd
-//! and /etc/group (read by container.rs inside the container's root, bounded, so they are
+//! and /etc/group (read by setup.rs inside the container's root, bounded, so they are
 //! the image's). Pure functions.
-//! Never: changes ids (container.rs does), reads host files.
+//! Never: changes ids (exec.rs does), reads host files.
 
 /// The ids a process runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]

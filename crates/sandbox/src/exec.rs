@@ -1,0 +1,256 @@
+//! The container's command: from the prepared pid 1 (or its forked child, pid 2) to
+//! execve. Terminal or /dev/null on the stdio slots, working dir (resolved in the
+//! root), capability bounding set, seccomp, groups and ids, capabilities, no_new_privs,
+//! signal reset, every inherited fd closed, docker's PATH lookup, execve.
+//! Owns: that order and the exit codes of a failed start (125 setup, 126 cannot
+//! execute, 127 not found), printed as `irun: …` on the command's own stderr like
+//! docker's runtime. Never: mounts, returns to the caller.
+
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+
+use crate::idmap::IdMap;
+use crate::inroot::{InRoot, InRootError, Resolver};
+use crate::spec::{CapsPolicy, ProcessSpec};
+use crate::sys;
+use crate::user::Ids;
+
+/// Why the command could not be started; [`ExecError::code`] is the exit status.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// setsid failed.
+    #[error("start a new session (setsid)")]
+    Setsid(#[source] Errno),
+    /// TIOCSCTTY failed.
+    #[error("set the controlling terminal")]
+    ControllingTty(#[source] Errno),
+    /// dup2 of the terminal onto a stdio slot failed.
+    #[error("attach the terminal")]
+    AttachTty(#[source] Errno),
+    /// The container's /dev/null could not be opened.
+    #[error("open /dev/null")]
+    OpenNull(#[source] std::io::Error),
+    /// dup2 of /dev/null onto stdin failed.
+    #[error("redirect stdin from /dev/null")]
+    NullStdin(#[source] Errno),
+    /// The container's root could not be opened to resolve the working dir.
+    #[error("chdir to `{0}`")]
+    OpenRoot(String, #[source] Errno),
+    /// The working dir could not be resolved in the root.
+    #[error("chdir to `{0}`")]
+    Workdir(String, #[source] InRootError),
+    /// fchdir to the resolved working dir failed.
+    #[error("chdir to `{0}`")]
+    Fchdir(String, #[source] Errno),
+    /// The capability bounding set could not be set (the error names the step).
+    #[error(transparent)]
+    Bound(crate::caps::CapsError),
+    /// The seccomp filter could not be installed.
+    #[error("install the seccomp filter")]
+    Seccomp(#[source] Errno),
+    /// setgroups failed.
+    #[error("set supplementary groups {0:?}")]
+    Groups(Vec<u32>, #[source] Errno),
+    /// setresgid failed.
+    #[error("set gid {0}")]
+    Gid(u32, #[source] Errno),
+    /// setresuid failed.
+    #[error("set uid {0}")]
+    Uid(u32, #[source] Errno),
+    /// The process capabilities could not be set (the error names the step).
+    #[error(transparent)]
+    Caps(crate::caps::CapsError),
+    /// PR_SET_NO_NEW_PRIVS failed.
+    #[error("set no_new_privs")]
+    NoNewPrivs(#[source] Errno),
+    /// The spec has no command.
+    #[error("no command specified")]
+    NoCommand,
+    /// Nothing executable of that name in PATH.
+    #[error("exec: \"{0}\": executable file not found in $PATH")]
+    NotInPath(String),
+    /// execve: no such file.
+    #[error("exec `{0}`: no such file or directory")]
+    NoSuchFile(String),
+    /// execve failed otherwise.
+    #[error("exec `{0}`")]
+    Exec(String, #[source] Errno),
+}
+
+impl ExecError {
+    /// The exit status of a container whose command failed to start so.
+    pub fn code(&self) -> i32 {
+        match self {
+            ExecError::NotInPath(_) | ExecError::NoSuchFile(_) => 127,
+            ExecError::Exec(..) => 126,
+            _ => 125,
+        }
+    }
+}
+
+/// Become the container's process and exec it. Never returns: on failure prints
+/// `irun: …` (the error and its causes) on the process's stderr and exits with
+/// [`ExecError::code`].
+pub fn exec_process(p: &ProcessSpec, ids: &Ids, map: &IdMap, slave: Option<OwnedFd>) -> ! {
+    let Err(e) = exec(p, ids, map, slave);
+    let mut msg = format!("irun: {e}");
+    let mut cur = std::error::Error::source(&e);
+    while let Some(c) = cur {
+        msg.push_str(&format!(": {c}"));
+        cur = c.source();
+    }
+    // Nothing else can report it: the container's stderr is the only channel left.
+    let _ = writeln!(std::io::stderr(), "{msg}");
+    sys::exit_now(e.code())
+}
+
+/// Everything of [`exec_process`] up to execve; returns only on failure.
+fn exec(
+    p: &ProcessSpec,
+    ids: &Ids,
+    map: &IdMap,
+    slave: Option<OwnedFd>,
+) -> Result<std::convert::Infallible, ExecError> {
+    attach_stdio(p, slave)?;
+    let cwd = if p.cwd.is_empty() {
+        "/"
+    } else {
+        p.cwd.as_str()
+    };
+    // In the root, like the setup: an image's WORKDIR of `/proc/self/fd/N` must not
+    // lead to a directory some fd of ours still holds.
+    chdir_in_root(cwd)?;
+    if let CapsPolicy::Bounded(keep) = &p.caps {
+        crate::caps::bound(keep).map_err(ExecError::Bound)?;
+    }
+    if p.seccomp {
+        // Under the single mapping the fakeroot variant (chown & co succeed, doing nothing).
+        crate::seccomp::install(crate::seccomp::Filter::for_map(map.kind))
+            .map_err(ExecError::Seccomp)?;
+    }
+    if !map.setgroups_deny {
+        let groups: Vec<nix::unistd::Gid> = ids
+            .groups
+            .iter()
+            .map(|g| nix::unistd::Gid::from_raw(*g))
+            .collect();
+        nix::unistd::setgroups(&groups).map_err(|e| ExecError::Groups(ids.groups.clone(), e))?;
+    }
+    let gid = nix::unistd::Gid::from_raw(ids.gid);
+    let uid = nix::unistd::Uid::from_raw(ids.uid);
+    nix::unistd::setresgid(gid, gid, gid).map_err(|e| ExecError::Gid(ids.gid, e))?;
+    nix::unistd::setresuid(uid, uid, uid).map_err(|e| ExecError::Uid(ids.uid, e))?;
+    if let CapsPolicy::Bounded(keep) = &p.caps {
+        crate::caps::set_process(keep, ids.uid == 0).map_err(ExecError::Caps)?;
+    }
+    if p.no_new_privs {
+        sys::set_no_new_privs().map_err(ExecError::NoNewPrivs)?;
+    }
+    let mut env = p.env.clone();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", ids.home));
+    }
+    crate::init::reset_signals();
+    // Nothing of irun's (the channel, --rm's dirs) may stay open while the image's PATH is
+    // searched and execve resolves `prog`: close-on-exec acts only after that resolution.
+    sys::close_from(3);
+    let arg0 = p.args.first().ok_or(ExecError::NoCommand)?;
+    let path_var = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(crate::DEFAULT_PATH)
+        .to_string();
+    let prog = find_in_path(arg0, &path_var).ok_or_else(|| ExecError::NotInPath(arg0.clone()))?;
+    let cstr = |s: &str| CString::new(s.as_bytes()).unwrap_or_default();
+    let argv: Vec<CString> = p.args.iter().map(|a| cstr(a)).collect();
+    let envp: Vec<CString> = env.iter().map(|e| cstr(e)).collect();
+    match nix::unistd::execve(&cstr(&prog), &argv, &envp) {
+        Err(Errno::ENOENT) => Err(ExecError::NoSuchFile(prog)),
+        Err(e) => Err(ExecError::Exec(prog, e)),
+    }
+}
+
+/// `-t`: a new session with the pty slave as controlling terminal on 0, 1 and 2;
+/// without `-i`: the container's /dev/null on 0. Otherwise irun's own fds stay.
+fn attach_stdio(p: &ProcessSpec, slave: Option<OwnedFd>) -> Result<(), ExecError> {
+    if let Some(s) = &slave {
+        nix::unistd::setsid().map_err(ExecError::Setsid)?;
+        sys::set_controlling_tty(s.as_fd()).map_err(ExecError::ControllingTty)?;
+        for fd in 0..3 {
+            dup_onto(s.as_fd(), fd).map_err(ExecError::AttachTty)?;
+        }
+    } else if !p.stdin {
+        let f = std::fs::File::open("/dev/null").map_err(ExecError::OpenNull)?;
+        dup_onto(f.as_fd(), 0).map_err(ExecError::NullStdin)?;
+    }
+    Ok(())
+}
+
+fn chdir_in_root(cwd: &str) -> Result<(), ExecError> {
+    let root = nix::fcntl::open(
+        "/",
+        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| ExecError::OpenRoot(cwd.into(), e))?;
+    let dir = InRoot::new(root.as_fd(), Resolver::detect())
+        .open(Path::new(cwd))
+        .map_err(|e| ExecError::Workdir(cwd.into(), e))?;
+    nix::unistd::fchdir(&dir).map_err(|e| ExecError::Fchdir(cwd.into(), e))
+}
+
+fn dup_onto(fd: BorrowedFd<'_>, target: RawFd) -> Result<(), Errno> {
+    if fd.as_raw_fd() == target {
+        return Ok(());
+    }
+    sys::dup_onto_stdio(fd, target)
+}
+
+/// docker's lookup: a name with `/` is used as is; else the first executable regular
+/// file in PATH.
+pub fn find_in_path(arg0: &str, path: &str) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    if arg0.contains('/') {
+        return Some(arg0.to_string());
+    }
+    if arg0.is_empty() {
+        return None;
+    }
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| format!("{d}/{arg0}"))
+        .find(|c| {
+            std::fs::metadata(c)
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_map_to_dockers_exit_codes() {
+        assert_eq!(ExecError::NotInPath("x".into()).code(), 127);
+        assert_eq!(ExecError::NoSuchFile("/x".into()).code(), 127);
+        assert_eq!(ExecError::Exec("/x".into(), Errno::EACCES).code(), 126);
+        assert_eq!(ExecError::NoCommand.code(), 125);
+        assert_eq!(
+            ExecError::NotInPath("nope".into()).to_string(),
+            "exec: \"nope\": executable file not found in $PATH"
+        );
+    }
+
+    #[test]
+    fn path_lookup_is_dockers() {
+        assert_eq!(find_in_path("/bin/x", "").as_deref(), Some("/bin/x"));
+        assert_eq!(find_in_path("", "/bin"), None);
+        assert_eq!(find_in_path("sh", "/nonexistent-dir"), None);
+        assert!(find_in_path("sh", "::/nonexistent:/bin").is_some());
+    }
+}

@@ -1,0 +1,127 @@
+//! The container's pid 1 (C), from the clone to the command's status: wait for `Go`,
+//! close what it inherited from irun, bring `lo` up in a network namespace of its own,
+//! die with irun, block every signal, run the setup sequence (setup.rs), open the pty
+//! (`-t`), then either exec the command itself (`--no-init`) or fork it as pid 2 and be
+//! the tiny init (init.rs). A failure before the command starts goes back to irun as
+//! `Failed(RemoteError)` with its whole chain, and C exits 125.
+//! Owns: that order and what C says on the channel. Never: mounts or resolves paths
+//! itself (setup.rs), execs (exec.rs).
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+
+use crate::channel::{self, Msg};
+use crate::child::RemoteError;
+use crate::exec::exec_process;
+use crate::spec::Network;
+use crate::sys;
+use crate::tty::TtyError;
+
+/// Failures of pid 1 outside the setup sequence.
+#[derive(Debug, thiserror::Error)]
+enum Pid1Error {
+    /// SIOCSIFFLAGS on `lo` failed.
+    #[error("bring up lo in the container's network namespace")]
+    Loopback(#[source] Errno),
+    /// `-t`: the pty could not be made or passed.
+    #[error("open a pty in the container")]
+    Pty(#[source] TtyError),
+    /// fork of the command (pid 2) failed.
+    #[error("fork the container process")]
+    Fork(#[source] Errno),
+}
+
+/// Exit status of pid 1 when it failed before the command (irun reports why).
+const FAILED: i32 = 125;
+
+/// Tell irun why the start failed.
+fn report(chan: BorrowedFd<'_>, err: &(dyn std::error::Error + 'static)) -> i32 {
+    // Ignoring a send failure: irun then sees the channel close without `Running` and
+    // reports the container's end itself.
+    let _ = channel::send(chan, &Msg::Failed(RemoteError::from_chain(err)), None);
+    FAILED
+}
+
+/// C's life after the clone; returns its exit code.
+pub fn container_main(chan: OwnedFd) -> i32 {
+    let spec = match channel::recv(chan.as_fd()) {
+        Ok(Some((Msg::Go(spec, network), _))) => (spec, network),
+        _ => return FAILED, // irun failed to map us (or went away) and says so itself
+    };
+    let (spec, network) = (&*spec.0, spec.1);
+    sys::close_inherited(chan.as_fd());
+    if network != Network::Host {
+        if let Err(e) = sys::set_loopback_up() {
+            return report(chan.as_fd(), &Pid1Error::Loopback(e));
+        }
+    }
+    // If irun dies (SIGKILL), so does the whole container: pid 1 going takes the pid
+    // namespace with it. Ignoring the result: PR_SET_PDEATHSIG fails only for an
+    // invalid signal number.
+    let _ = sys::set_parent_death_signal(libc::SIGKILL);
+    let mut all = SigSet::all();
+    all.remove(Signal::SIGKILL);
+    all.remove(Signal::SIGSTOP);
+    // Ignoring the result: sigprocmask fails only for an invalid `how`.
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&all), None);
+    let cleanup = open_cleanup_dirs(&spec.cleanup);
+    let ids = match crate::setup::setup(spec) {
+        Ok(ids) => ids,
+        Err(e) => return report(chan.as_fd(), &e),
+    };
+    let slave = if spec.process.terminal {
+        match crate::tty::open_pty(chan.as_fd()) {
+            Ok(s) => Some(s),
+            Err(e) => return report(chan.as_fd(), &Pid1Error::Pty(e)),
+        }
+    } else {
+        None
+    };
+    if !spec.init {
+        say_running(chan.as_fd());
+        exec_process(&spec.process, &ids, &spec.id_map, slave)
+    }
+    let child = match sys::fork() {
+        Ok(nix::unistd::ForkResult::Child) => {
+            drop(chan);
+            drop(cleanup);
+            exec_process(&spec.process, &ids, &spec.id_map, slave)
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => child,
+        Err(e) => return report(chan.as_fd(), &Pid1Error::Fork(e)),
+    };
+    drop(slave);
+    say_running(chan.as_fd());
+    drop(chan);
+    let code = crate::init::supervise(child, &all);
+    for fd in cleanup {
+        crate::init::remove_contents(fd.as_fd());
+    }
+    code
+}
+
+/// Tell irun the command is starting.
+fn say_running(chan: BorrowedFd<'_>) {
+    // Ignoring a send failure: irun is gone then, and its death signal ends us.
+    let _ = channel::send(chan, &Msg::Running, None);
+}
+
+/// `--rm`: the dirs to empty after the command ended, opened now (before the mounts
+/// and pivot_root hide them). A dir that cannot be opened is left to irun.
+fn open_cleanup_dirs(dirs: &[PathBuf]) -> Vec<OwnedFd> {
+    use nix::fcntl::{open, OFlag};
+    use nix::sys::stat::Mode;
+    dirs.iter()
+        .filter_map(|d| {
+            open(
+                d.as_path(),
+                OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+                Mode::empty(),
+            )
+            .ok()
+        })
+        .collect()
+}

@@ -1,0 +1,273 @@
+//! The container's setup sequence, in its pid 1 after `Go`: the root mount (overlay or
+//! bind), the mount plan (mounts.rs) applied before pivot_root with every container
+//! path resolved inside the root (inroot.rs), the working dir, the user from the
+//! image's passwd and group (bounded reads), pivot_root with the old root detached at
+//! once, the hostname, `--read-only`. Everything here fails with an imago error (exit
+//! 125), never with the command's.
+//! Owns: that order and its errors. Never: talks to irun (pid1.rs), execs (exec.rs),
+//! decides a mount (mounts.rs), touches a container path by an ordinary path call
+//! before pivot_root.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+use crate::idmap::MapKind;
+use crate::inroot::{InRoot, InRootError, Resolver};
+use crate::mounts;
+use crate::spec::{ContainerSpec, RootMount};
+use crate::sys;
+use crate::user::{self, Ids};
+
+/// Image files read during setup are bounded: a passwd of more is refused.
+const MAX_ETC_FILE: u64 = 16 << 20;
+
+/// Errors of the setup sequence (sent back to irun as a RemoteError chain).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The overlay's short links could not be made.
+    #[error("create short links for the overlay")]
+    Links(#[source] std::io::Error),
+    /// chdir to the dir the overlay's relative lowerdirs start from failed.
+    #[error("mount the root file system on `{dst}`: chdir to the layers' dir `{dir}`")]
+    LayersDir {
+        /// The root's mount point.
+        dst: PathBuf,
+        /// The dir.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        errno: Errno,
+    },
+    /// mount of the overlay failed.
+    #[error("mount the root file system on `{dst}` (overlay {data})")]
+    Overlay {
+        /// The root's mount point.
+        dst: PathBuf,
+        /// The overlay's options.
+        data: String,
+        /// Why.
+        #[source]
+        errno: Errno,
+    },
+    /// The bind mount of a root dir failed.
+    #[error("mount the root file system on `{dst}` (bind {src})")]
+    BindRoot {
+        /// The root's mount point.
+        dst: PathBuf,
+        /// The dir bound.
+        src: PathBuf,
+        /// Why.
+        #[source]
+        errno: Errno,
+    },
+    /// The mounted root could not be opened.
+    #[error("open the container root `{0}`")]
+    OpenRoot(PathBuf, #[source] Errno),
+    /// The mount plan failed.
+    #[error("container mounts")]
+    Mounts(#[source] mounts::MountError),
+    /// The working dir could not be made in the root.
+    #[error("create the working directory `{0}`")]
+    Workdir(String, #[source] InRootError),
+    /// The image's passwd or group could not be read.
+    #[error("read the container's `{0}`")]
+    EtcFile(&'static str, #[source] InRootError),
+    /// The user spec names no user of the image.
+    #[error("resolve the user `{spec}`")]
+    User {
+        /// `-u` or the image's USER.
+        spec: String,
+        /// Why.
+        #[source]
+        source: user::UserError,
+    },
+    /// The user is not in the single mapping.
+    #[error("user {what} {id} is not mapped in this container: the single-id mapping only has root (add a subuid/subgid range for your user, or run as root)")]
+    Unmapped {
+        /// `uid` or `gid`.
+        what: &'static str,
+        /// The id.
+        id: u32,
+    },
+    /// The old root could not be opened before pivot_root.
+    #[error("open the old root `/` before pivot_root")]
+    OpenOldRoot(#[source] Errno),
+    /// fchdir into the new root failed.
+    #[error("enter the new root `{0}` (fchdir)")]
+    EnterNewRoot(PathBuf, #[source] Errno),
+    /// pivot_root failed.
+    #[error("pivot_root into `{0}`")]
+    Pivot(PathBuf, #[source] Errno),
+    /// fchdir to the old root (stacked on the new one) failed.
+    #[error("enter the old root after pivot_root (fchdir)")]
+    EnterOldRoot(#[source] Errno),
+    /// The old root could not be detached.
+    #[error("detach the old root (umount2 MNT_DETACH)")]
+    Detach(#[source] Errno),
+    /// chdir to the new `/` failed.
+    #[error("chdir to the new root `/`")]
+    ChdirRoot(#[source] Errno),
+    /// sethostname failed.
+    #[error("set the hostname to `{0}`")]
+    Hostname(String, #[source] Errno),
+    /// `--read-only`: the remount of `/` failed.
+    #[error("remount / read-only")]
+    ReadOnly(#[source] mounts::MountError),
+}
+
+/// Root mount, mount plan, workdir, user, pivot, hostname, `--read-only`: the user's
+/// ids to exec with.
+pub fn setup(spec: &ContainerSpec) -> Result<Ids, SetupError> {
+    // Best effort: the namespace is new and a user namespace's copies of the host's
+    // mounts receive from the host at most (mount_namespaces(7)); this only makes sure
+    // nothing mounted here propagates back.
+    let _ = sys::make_mounts_private();
+    let root = &spec.rootfs;
+    mount_root(spec)?;
+    // Everything below resolves container paths from this fd, inside the root (inroot.rs):
+    // the image's symlinks cannot reach the host. It must be opened after the root
+    // mount, to hold the mount and not the empty dir beneath.
+    let root_fd = rustix::fs::open(
+        root.as_path(),
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| SetupError::OpenRoot(root.clone(), Errno::from_raw(e.raw_os_error())))?;
+    let in_root = InRoot::new(root_fd.as_fd(), Resolver::detect());
+    // The plan before pivot_root: the host's /proc (needed to mount a fresh procfs in a
+    // user namespace, and for /proc/self/fd/N) and host sources are still in view, and
+    // no image path is ever reached by an ordinary path call.
+    mounts::apply(&mounts::plan(spec), &in_root).map_err(SetupError::Mounts)?;
+    let cwd = if spec.process.cwd.is_empty() {
+        "/"
+    } else {
+        spec.process.cwd.as_str()
+    };
+    in_root
+        .mkdir_all(Path::new(cwd))
+        .map_err(|e| SetupError::Workdir(cwd.into(), e))?;
+    let ids = resolve_ids(spec, &in_root)?;
+    pivot(root_fd, root)?;
+    nix::unistd::sethostname(&spec.hostname)
+        .map_err(|e| SetupError::Hostname(spec.hostname.clone(), e))?;
+    if spec.readonly_root {
+        mounts::remount_ro(Path::new("/")).map_err(SetupError::ReadOnly)?;
+    }
+    Ok(ids)
+}
+
+/// The container's root on `spec.rootfs`: kernel overlayfs (after its short links and
+/// the chdir its relative lowerdirs need) or a bind of a dir.
+fn mount_root(spec: &ContainerSpec) -> Result<(), SetupError> {
+    let root = &spec.rootfs;
+    match &spec.root {
+        RootMount::Overlay { cwd, data, links } => {
+            for (link, target) in links {
+                if let Some(p) = link.parent() {
+                    std::fs::create_dir_all(p).map_err(SetupError::Links)?;
+                }
+                // A link left by an earlier run is replaced; when none is there (the usual
+                // case) or it cannot go, the symlink call below says so.
+                let _ = std::fs::remove_file(link);
+                std::os::unix::fs::symlink(target, link).map_err(SetupError::Links)?;
+            }
+            if let Some(c) = cwd {
+                nix::unistd::chdir(c.as_path()).map_err(|errno| SetupError::LayersDir {
+                    dst: root.clone(),
+                    dir: c.clone(),
+                    errno,
+                })?;
+            }
+            mount(
+                Some("overlay"),
+                root.as_path(),
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(data.as_str()),
+            )
+            .map_err(|errno| SetupError::Overlay {
+                dst: root.clone(),
+                data: data.clone(),
+                errno,
+            })
+        }
+        RootMount::Bind(dir) => mount(
+            Some(dir.as_path()),
+            root.as_path(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|errno| SetupError::BindRoot {
+            dst: root.clone(),
+            src: dir.clone(),
+            errno,
+        }),
+    }
+}
+
+/// pivot_root(".", ".") (runc's way): the old root ends up stacked on the new one and is
+/// detached at once, so no directory is made in the image and nothing of the host stays
+/// reachable after this returns.
+fn pivot(new_root: OwnedFd, root: &Path) -> Result<(), SetupError> {
+    let old_root = nix::fcntl::open(
+        "/",
+        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(SetupError::OpenOldRoot)?;
+    nix::unistd::fchdir(&new_root).map_err(|e| SetupError::EnterNewRoot(root.into(), e))?;
+    nix::unistd::pivot_root(".", ".").map_err(|e| SetupError::Pivot(root.into(), e))?;
+    drop(new_root);
+    // After pivot_root the kernel gives no guarantee what "." is; go to the old root
+    // explicitly (it is on top of the stack at "/").
+    nix::unistd::fchdir(&old_root).map_err(SetupError::EnterOldRoot)?;
+    drop(old_root);
+    // Private first, so the detach does not propagate to the host's peers. Ignoring a
+    // failure: setup made every mount private already, so this only repeats it.
+    let _ = mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    );
+    umount2(".", MntFlags::MNT_DETACH).map_err(SetupError::Detach)?;
+    nix::unistd::chdir("/").map_err(SetupError::ChdirRoot)
+}
+
+/// The ids of `spec.process.user` from the image's /etc/passwd and /etc/group (read in
+/// the root, bounded); refused under the single mapping unless root.
+fn resolve_ids(spec: &ContainerSpec, in_root: &InRoot<'_>) -> Result<Ids, SetupError> {
+    let read = |p: &'static str| -> Result<String, SetupError> {
+        let bytes = in_root
+            .read_file(Path::new(p), MAX_ETC_FILE)
+            .map_err(|e| SetupError::EtcFile(p, e))?;
+        Ok(String::from_utf8_lossy(&bytes.unwrap_or_default()).into_owned())
+    };
+    let passwd = read("/etc/passwd")?;
+    let group = read("/etc/group")?;
+    let ids =
+        user::resolve(&spec.process.user, &passwd, &group).map_err(|source| SetupError::User {
+            spec: spec.process.user.clone(),
+            source,
+        })?;
+    if spec.id_map.kind == MapKind::Single {
+        if ids.uid != 0 {
+            return Err(SetupError::Unmapped {
+                what: "uid",
+                id: ids.uid,
+            });
+        }
+        if ids.gid != 0 {
+            return Err(SetupError::Unmapped {
+                what: "gid",
+                id: ids.gid,
+            });
+        }
+    }
+    Ok(ids)
+}
