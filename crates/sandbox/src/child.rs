@@ -189,7 +189,7 @@ where
         return 1; // the parent could not write the maps and said so itself
     }
     // Everything the closure mounts stays in this namespace (the host's / may be shared).
-    let _ = sys::make_mounts_private(); // best effort: a failure only risks propagation
+    let _ = sys::make_mounts_private(&sys::RealSys); // best effort: a failure only risks propagation
     let reply = match std::panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Reply::Ok(v),
         Ok(Err(e)) => Reply::Err(RemoteError::from_chain(&e)),

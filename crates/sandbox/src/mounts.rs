@@ -16,11 +16,12 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::mount::{mount, MsFlags};
+use nix::mount::MsFlags;
 use nix::sys::statvfs::{fstatvfs, statvfs, FsFlags, Statvfs};
 
 use crate::inroot::{fd_path, InRoot, InRootError};
 use crate::spec::{ContainerSpec, UserMount};
+use crate::sys::{RealSys, Sys};
 
 /// Host devices bound into the tmpfs /dev (mknod is not allowed in a user namespace).
 pub const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
@@ -169,7 +170,9 @@ pub fn plan(spec: &ContainerSpec) -> Vec<MountOp> {
     ops
 }
 
+#[allow(clippy::too_many_arguments)]
 fn mnt(
+    sys: &dyn Sys,
     what: &str,
     src: Option<&Path>,
     dst: BorrowedFd<'_>,
@@ -178,11 +181,13 @@ fn mnt(
     flags: MsFlags,
     data: Option<&str>,
 ) -> Result<(), MountError> {
-    mount(src, &fd_path(dst), fstype, flags, data).map_err(|errno| MountError::Mount {
-        what: what.into(),
-        dst: name.into(),
-        errno,
-    })
+    let target = fd_path(dst);
+    sys.mount(src, &target, fstype, flags, data)
+        .map_err(|errno| MountError::Mount {
+            what: what.into(),
+            dst: name.into(),
+            errno,
+        })
 }
 
 fn mkdir_p(root: &InRoot<'_>, p: &Path) -> Result<OwnedFd, MountError> {
@@ -226,31 +231,40 @@ fn locked_flags(st: &Statvfs) -> MsFlags {
 /// Remount the mount at the host path `p` read-only, keeping its locked flags. Used for
 /// `/` after pivot_root (`--read-only`), where no image path is involved.
 pub fn remount_ro(p: &Path) -> Result<(), MountError> {
+    remount_ro_with(&RealSys, p)
+}
+
+/// [`remount_ro`] through `sys`.
+pub(crate) fn remount_ro_with(sys: &dyn Sys, p: &Path) -> Result<(), MountError> {
     let st = statvfs(p).map_err(|e| MountError::Remount(p.into(), e))?;
     let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | locked_flags(&st);
-    mount(None::<&str>, p, None::<&str>, flags, None::<&str>)
+    sys.mount(None, p, None, flags, None)
         .map_err(|e| MountError::Remount(p.into(), e))
 }
 
 /// Remount the mount whose root `fd` holds read-only (see [`remount_ro`]); `name` is
 /// the container path, for errors.
-fn remount_ro_fd(fd: BorrowedFd<'_>, name: &Path) -> Result<(), MountError> {
+fn remount_ro_fd(sys: &dyn Sys, fd: BorrowedFd<'_>, name: &Path) -> Result<(), MountError> {
     let st = fstatvfs(fd).map_err(|e| MountError::Remount(name.into(), e))?;
     let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | locked_flags(&st);
-    mount(
-        None::<&str>,
-        &fd_path(fd),
-        None::<&str>,
-        flags,
-        None::<&str>,
-    )
-    .map_err(|e| MountError::Remount(name.into(), e))
+    sys.mount(None, &fd_path(fd), None, flags, None)
+        .map_err(|e| MountError::Remount(name.into(), e))
 }
 
 /// Apply `ops` in order, before pivot_root, on the container root that `root` resolves
 /// in (the host's /proc is still visible: a fresh procfs may be mounted, and
 /// `/proc/self/fd/N` names the resolved targets).
 pub fn apply(ops: &[MountOp], root: &InRoot<'_>) -> Result<(), MountError> {
+    apply_with(&RealSys, ops, root)
+}
+
+/// [`apply`] with its mount calls made through `sys` (the kernel, or the recording fake
+/// of the unit tests).
+pub(crate) fn apply_with(
+    sys: &dyn Sys,
+    ops: &[MountOp],
+    root: &InRoot<'_>,
+) -> Result<(), MountError> {
     let nse = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let tmpfs = Some(Path::new("tmpfs"));
     for op in ops {
@@ -259,14 +273,23 @@ pub fn apply(ops: &[MountOp], root: &InRoot<'_>) -> Result<(), MountError> {
                 let d = Path::new("/proc");
                 let fd = mkdir_p(root, d)?;
                 let src = Some(Path::new("proc"));
-                mnt("proc", src, fd.as_fd(), d, Some("proc"), nse, None)?;
+                mnt(sys, "proc", src, fd.as_fd(), d, Some("proc"), nse, None)?;
             }
             MountOp::DevTmpfs => {
                 let d = Path::new("/dev");
                 let fd = mkdir_p(root, d)?;
                 let flags = MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME;
                 let data = Some("mode=755,size=65536k");
-                mnt("tmpfs", tmpfs, fd.as_fd(), d, Some("tmpfs"), flags, data)?;
+                mnt(
+                    sys,
+                    "tmpfs",
+                    tmpfs,
+                    fd.as_fd(),
+                    d,
+                    Some("tmpfs"),
+                    flags,
+                    data,
+                )?;
             }
             MountOp::DevBind(name) => {
                 let dst = Path::new("/dev").join(name);
@@ -276,6 +299,7 @@ pub fn apply(ops: &[MountOp], root: &InRoot<'_>) -> Result<(), MountError> {
                 let fd = touch(root, &dst)?;
                 // `dst` read as a host path names the host's device here.
                 mnt(
+                    sys,
                     "device",
                     Some(&dst),
                     fd.as_fd(),
@@ -295,23 +319,32 @@ pub fn apply(ops: &[MountOp], root: &InRoot<'_>) -> Result<(), MountError> {
                 let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
                 let data = Some("newinstance,ptmxmode=0666,mode=0620");
                 let src = Some(Path::new("devpts"));
-                mnt("devpts", src, fd.as_fd(), d, Some("devpts"), flags, data)?;
+                mnt(
+                    sys,
+                    "devpts",
+                    src,
+                    fd.as_fd(),
+                    d,
+                    Some("devpts"),
+                    flags,
+                    data,
+                )?;
             }
             MountOp::Shm => {
                 let d = Path::new("/dev/shm");
                 let fd = mkdir_p(root, d)?;
                 let data = Some("mode=1777,size=65536k");
                 let src = Some(Path::new("shm"));
-                mnt("tmpfs", src, fd.as_fd(), d, Some("tmpfs"), nse, data)?;
+                mnt(sys, "tmpfs", src, fd.as_fd(), d, Some("tmpfs"), nse, data)?;
             }
             MountOp::Mqueue => {
                 let d = Path::new("/dev/mqueue");
                 let fd = mkdir_p(root, d)?;
                 // Needs the IPC namespace to belong to our user namespace (we unshare it).
                 let src = Some(Path::new("mqueue"));
-                mnt("mqueue", src, fd.as_fd(), d, Some("mqueue"), nse, None)?;
+                mnt(sys, "mqueue", src, fd.as_fd(), d, Some("mqueue"), nse, None)?;
             }
-            MountOp::Sys { submounts_ro } => apply_sys(root, *submounts_ro)?,
+            MountOp::Sys { submounts_ro } => apply_sys(sys, root, *submounts_ro)?,
             MountOp::Bind { src, dst, ro } => {
                 // The host source once, by fd: what was checked is what gets mounted.
                 let s = rustix::fs::open(
@@ -333,16 +366,25 @@ pub fn apply(ops: &[MountOp], root: &InRoot<'_>) -> Result<(), MountError> {
                 };
                 let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
                 let sp = fd_path(s.as_fd());
-                mnt("bind", Some(&sp), fd.as_fd(), dst, None, flags, None)?;
+                mnt(sys, "bind", Some(&sp), fd.as_fd(), dst, None, flags, None)?;
                 if *ro {
-                    remount_ro_fd(reopen(root, dst)?.as_fd(), dst)?;
+                    remount_ro_fd(sys, reopen(root, dst)?.as_fd(), dst)?;
                 }
             }
             MountOp::Tmpfs { dst, options } => {
                 let fd = mkdir_p(root, dst)?;
                 let data = (!options.is_empty()).then_some(options.as_str());
                 let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-                mnt("tmpfs", tmpfs, fd.as_fd(), dst, Some("tmpfs"), flags, data)?;
+                mnt(
+                    sys,
+                    "tmpfs",
+                    tmpfs,
+                    fd.as_fd(),
+                    dst,
+                    Some("tmpfs"),
+                    flags,
+                    data,
+                )?;
             }
             MountOp::Mask(p) => {
                 let p = Path::new(p);
@@ -359,6 +401,7 @@ pub fn apply(ops: &[MountOp], root: &InRoot<'_>) -> Result<(), MountError> {
                 if is_dir {
                     let (flags, data) = (MsFlags::MS_RDONLY, Some("size=0"));
                     mnt(
+                        sys,
                         "tmpfs (mask)",
                         tmpfs,
                         fd.as_fd(),
@@ -370,6 +413,7 @@ pub fn apply(ops: &[MountOp], root: &InRoot<'_>) -> Result<(), MountError> {
                 } else {
                     let null = Some(Path::new("/dev/null")); // the host's
                     mnt(
+                        sys,
                         "/dev/null (mask)",
                         null,
                         fd.as_fd(),
@@ -389,6 +433,7 @@ pub fn apply(ops: &[MountOp], root: &InRoot<'_>) -> Result<(), MountError> {
                 let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
                 let sp = fd_path(fd.as_fd());
                 mnt(
+                    sys,
                     "bind (read-only)",
                     Some(&sp),
                     fd.as_fd(),
@@ -397,7 +442,7 @@ pub fn apply(ops: &[MountOp], root: &InRoot<'_>) -> Result<(), MountError> {
                     flags,
                     None,
                 )?;
-                remount_ro_fd(reopen(root, p)?.as_fd(), p)?;
+                remount_ro_fd(sys, reopen(root, p)?.as_fd(), p)?;
             }
         }
     }
@@ -408,13 +453,22 @@ pub fn apply(ops: &[MountOp], root: &InRoot<'_>) -> Result<(), MountError> {
 /// network we bind the host's /sys recursively (a non-recursive bind is refused: its
 /// submounts are locked) and make it, and with `submounts_ro` each mount under it,
 /// read-only.
-fn apply_sys(root: &InRoot<'_>, submounts_ro: bool) -> Result<(), MountError> {
+fn apply_sys(sys: &dyn Sys, root: &InRoot<'_>, submounts_ro: bool) -> Result<(), MountError> {
     let d = Path::new("/sys");
     let fd = mkdir_p(root, d)?;
     let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
-    mnt("sysfs (bind)", Some(d), fd.as_fd(), d, None, flags, None)?;
+    mnt(
+        sys,
+        "sysfs (bind)",
+        Some(d),
+        fd.as_fd(),
+        d,
+        None,
+        flags,
+        None,
+    )?;
     let top = reopen(root, d)?;
-    remount_ro_fd(top.as_fd(), d)?;
+    remount_ro_fd(sys, top.as_fd(), d)?;
     if !submounts_ro {
         return Ok(());
     }
@@ -423,7 +477,7 @@ fn apply_sys(root: &InRoot<'_>, submounts_ro: bool) -> Result<(), MountError> {
     let Ok(host) = std::fs::read_link(fd_path(top.as_fd())) else {
         return Ok(());
     };
-    let sys = InRoot::new(top.as_fd(), root.resolver());
+    let in_sys = InRoot::new(top.as_fd(), root.resolver());
     for m in mounts_under(&host.to_string_lossy()) {
         let Ok(rel) = m.strip_prefix(&host) else {
             continue;
@@ -433,8 +487,8 @@ fn apply_sys(root: &InRoot<'_>, submounts_ro: bool) -> Result<(), MountError> {
         }
         // Ignoring failures on submounts: some (e.g. a locked fusectl) refuse remounts;
         // /sys itself succeeded above.
-        if let Ok(sub) = sys.open(rel) {
-            let _ = remount_ro_fd(sub.as_fd(), &d.join(rel));
+        if let Ok(sub) = in_sys.open(rel) {
+            let _ = remount_ro_fd(sys, sub.as_fd(), &d.join(rel));
         }
     }
     Ok(())
@@ -474,7 +528,9 @@ fn unescape(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::idmap::IdMap;
+    use crate::inroot::Resolver;
     use crate::spec::{CapsPolicy, ProcessSpec, RootMount};
+    use crate::sys::fake::{Call, FakeSys};
 
     fn spec() -> ContainerSpec {
         ContainerSpec {
@@ -554,7 +610,6 @@ mod tests {
     /// tmpfs whose targets' parents are hostile links land inside the root.
     #[test]
     fn apply_through_hostile_links_stays_in_the_root() {
-        use crate::inroot::Resolver;
         use std::os::unix::fs::symlink;
         if !crate::probe::probe_userns() {
             eprintln!("SKIP: unprivileged user namespaces not usable here");
@@ -615,6 +670,116 @@ mod tests {
             std::fs::read_link(made.join("l")).unwrap(),
             Path::new("target")
         );
+    }
+
+    /// A root with what the masks and read-only paths act on, a host bind source, the
+    /// spec's user mounts pointing at both; (tempdir, root, spec).
+    fn fake_root() -> (tempfile::TempDir, PathBuf, ContainerSpec) {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        for d in ["proc/acpi", "proc/sys", "src"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::write(root.join("proc/kcore"), b"").unwrap();
+        std::fs::write(t.path().join("hosts"), b"").unwrap();
+        let mut s = spec();
+        s.etc_files = vec![(t.path().join("hosts"), "/etc/hosts".into())];
+        s.mounts = vec![
+            UserMount::Bind {
+                src: root.join("src"),
+                dst: "/d".into(),
+                ro: true,
+            },
+            UserMount::Tmpfs {
+                dst: "/run/x".into(),
+                options: "size=1m".into(),
+            },
+        ];
+        let root = std::fs::canonicalize(root).unwrap();
+        (t, root, s)
+    }
+
+    fn fake_apply(sys: &FakeSys, root: &Path, s: &ContainerSpec) -> Result<(), MountError> {
+        let fd = rustix::fs::open(
+            root,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+        apply_with(sys, &plan(s), &InRoot::new(fd.as_fd(), Resolver::detect()))
+    }
+
+    /// The mounts of `calls` as (container path, call), the path read from where the
+    /// fd target pointed.
+    fn fake_mounts(calls: &[Call], root: &Path) -> Vec<(PathBuf, Call)> {
+        calls
+            .iter()
+            .map(|c| match c {
+                Call::Mount {
+                    resolved: Some(r), ..
+                } => (
+                    Path::new("/").join(r.strip_prefix(root).unwrap()),
+                    c.clone(),
+                ),
+                other => panic!("not a mount on an fd path: {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fake_apply_mounts_on_fd_paths_only_in_plan_order() {
+        let (_t, root, s) = fake_root();
+        let sys = FakeSys::new();
+        fake_apply(&sys, &root, &s).unwrap();
+        let calls = sys.calls();
+        for c in &calls {
+            let Call::Mount { target, .. } = c else {
+                panic!("{c:?}")
+            };
+            let n = target.strip_prefix("/proc/self/fd").unwrap();
+            assert!(n.to_str().unwrap().parse::<u32>().is_ok(), "{c:?}");
+        }
+        let mounts = fake_mounts(&calls, &root);
+        let at = |p: &str| mounts.iter().position(|(m, _)| m == Path::new(p)).unwrap();
+        assert_eq!(mounts[0].0, Path::new("/proc"));
+        assert!(matches!(&mounts[0].1, Call::Mount { fstype: Some(f), .. } if f == "proc"));
+        assert!(at("/etc/hosts") < at("/d") && at("/d") < at("/run/x"));
+        for mask in ["/proc/acpi", "/proc/kcore", "/proc/sys"] {
+            assert!(at("/run/x") < at(mask), "{mask} after the user mounts");
+        }
+        // each read-only bind is followed at once by its remount, on the same path
+        let remount = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+        for p in ["/d", "/proc/sys", "/sys"] {
+            let i = at(p);
+            let Call::Mount { flags, .. } = &mounts[i].1 else {
+                unreachable!()
+            };
+            assert!(flags.contains(MsFlags::MS_BIND) && !flags.contains(MsFlags::MS_REMOUNT));
+            let (next, call) = &mounts[i + 1];
+            assert_eq!(next, Path::new(p));
+            assert!(
+                matches!(call, Call::Mount { flags, .. } if flags.contains(remount)),
+                "{call:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn fake_a_failing_mount_stops_the_plan_naming_the_container_path() {
+        let (_t, root, s) = fake_root();
+        let sys = FakeSys::failing(
+            |c| matches!(c, Call::Mount { data: Some(d), .. } if d == "size=1m"),
+            Errno::EPERM,
+        );
+        let err = fake_apply(&sys, &root, &s).unwrap_err();
+        assert!(
+            matches!(&err, MountError::Mount { dst, errno: Errno::EPERM, .. } if dst == Path::new("/run/x")),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("`/run/x`"), "{err}");
+        let calls = sys.calls();
+        let last = fake_mounts(&calls, &root).pop().unwrap();
+        assert_eq!(last.0, Path::new("/run/x"), "nothing after the failure");
     }
 
     #[test]

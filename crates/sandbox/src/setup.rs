@@ -12,13 +12,13 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::mount::{MntFlags, MsFlags};
 
 use crate::idmap::MapKind;
 use crate::inroot::{InRoot, InRootError, Resolver};
 use crate::mounts;
 use crate::spec::{ContainerSpec, RootMount};
-use crate::sys;
+use crate::sys::{self, RealSys, Sys};
 use crate::user::{self, Ids};
 
 /// Image files read during setup are bounded: a passwd of more is refused.
@@ -121,12 +121,17 @@ pub enum SetupError {
 /// Root mount, mount plan, workdir, user, pivot, hostname, `--read-only`: the user's
 /// ids to exec with.
 pub fn setup(spec: &ContainerSpec) -> Result<Ids, SetupError> {
+    setup_with(&RealSys, spec)
+}
+
+/// [`setup`] with its privileged calls made through `sys`.
+fn setup_with(sys: &dyn Sys, spec: &ContainerSpec) -> Result<Ids, SetupError> {
     // Best effort: the namespace is new and a user namespace's copies of the host's
     // mounts receive from the host at most (mount_namespaces(7)); this only makes sure
     // nothing mounted here propagates back.
-    let _ = sys::make_mounts_private();
+    let _ = sys::make_mounts_private(sys);
     let root = &spec.rootfs;
-    mount_root(spec)?;
+    mount_root(sys, spec)?;
     // Everything below resolves container paths from this fd, inside the root (inroot.rs):
     // the image's symlinks cannot reach the host. It must be opened after the root
     // mount, to hold the mount and not the empty dir beneath.
@@ -140,7 +145,7 @@ pub fn setup(spec: &ContainerSpec) -> Result<Ids, SetupError> {
     // The plan before pivot_root: the host's /proc (needed to mount a fresh procfs in a
     // user namespace, and for /proc/self/fd/N) and host sources are still in view, and
     // no image path is ever reached by an ordinary path call.
-    mounts::apply(&mounts::plan(spec), &in_root).map_err(SetupError::Mounts)?;
+    mounts::apply_with(sys, &mounts::plan(spec), &in_root).map_err(SetupError::Mounts)?;
     let cwd = if spec.process.cwd.is_empty() {
         "/"
     } else {
@@ -150,18 +155,18 @@ pub fn setup(spec: &ContainerSpec) -> Result<Ids, SetupError> {
         .mkdir_all(Path::new(cwd))
         .map_err(|e| SetupError::Workdir(cwd.into(), e))?;
     let ids = resolve_ids(spec, &in_root)?;
-    pivot(root_fd, root)?;
-    nix::unistd::sethostname(&spec.hostname)
+    pivot(sys, root_fd, root)?;
+    sys.sethostname(&spec.hostname)
         .map_err(|e| SetupError::Hostname(spec.hostname.clone(), e))?;
     if spec.readonly_root {
-        mounts::remount_ro(Path::new("/")).map_err(SetupError::ReadOnly)?;
+        mounts::remount_ro_with(sys, Path::new("/")).map_err(SetupError::ReadOnly)?;
     }
     Ok(ids)
 }
 
 /// The container's root on `spec.rootfs`: kernel overlayfs (after its short links and
 /// the chdir its relative lowerdirs need) or a bind of a dir.
-fn mount_root(spec: &ContainerSpec) -> Result<(), SetupError> {
+fn mount_root(sys: &dyn Sys, spec: &ContainerSpec) -> Result<(), SetupError> {
     let root = &spec.rootfs;
     match &spec.root {
         RootMount::Overlay { cwd, data, links } => {
@@ -175,14 +180,15 @@ fn mount_root(spec: &ContainerSpec) -> Result<(), SetupError> {
                 std::os::unix::fs::symlink(target, link).map_err(SetupError::Links)?;
             }
             if let Some(c) = cwd {
-                nix::unistd::chdir(c.as_path()).map_err(|errno| SetupError::LayersDir {
-                    dst: root.clone(),
-                    dir: c.clone(),
-                    errno,
-                })?;
+                sys.chdir(c.as_path())
+                    .map_err(|errno| SetupError::LayersDir {
+                        dst: root.clone(),
+                        dir: c.clone(),
+                        errno,
+                    })?;
             }
-            mount(
-                Some("overlay"),
+            sys.mount(
+                Some(Path::new("overlay")),
                 root.as_path(),
                 Some("overlay"),
                 MsFlags::empty(),
@@ -194,49 +200,49 @@ fn mount_root(spec: &ContainerSpec) -> Result<(), SetupError> {
                 errno,
             })
         }
-        RootMount::Bind(dir) => mount(
-            Some(dir.as_path()),
-            root.as_path(),
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .map_err(|errno| SetupError::BindRoot {
-            dst: root.clone(),
-            src: dir.clone(),
-            errno,
-        }),
+        RootMount::Bind(dir) => sys
+            .mount(
+                Some(dir.as_path()),
+                root.as_path(),
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )
+            .map_err(|errno| SetupError::BindRoot {
+                dst: root.clone(),
+                src: dir.clone(),
+                errno,
+            }),
     }
 }
 
 /// pivot_root(".", ".") (runc's way): the old root ends up stacked on the new one and is
 /// detached at once, so no directory is made in the image and nothing of the host stays
 /// reachable after this returns.
-fn pivot(new_root: OwnedFd, root: &Path) -> Result<(), SetupError> {
+fn pivot(sys: &dyn Sys, new_root: OwnedFd, root: &Path) -> Result<(), SetupError> {
     let old_root = nix::fcntl::open(
         "/",
         nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
     .map_err(SetupError::OpenOldRoot)?;
-    nix::unistd::fchdir(&new_root).map_err(|e| SetupError::EnterNewRoot(root.into(), e))?;
-    nix::unistd::pivot_root(".", ".").map_err(|e| SetupError::Pivot(root.into(), e))?;
+    let dot = Path::new(".");
+    sys.fchdir(new_root.as_fd())
+        .map_err(|e| SetupError::EnterNewRoot(root.into(), e))?;
+    sys.pivot_root(dot, dot)
+        .map_err(|e| SetupError::Pivot(root.into(), e))?;
     drop(new_root);
     // After pivot_root the kernel gives no guarantee what "." is; go to the old root
     // explicitly (it is on top of the stack at "/").
-    nix::unistd::fchdir(&old_root).map_err(SetupError::EnterOldRoot)?;
+    sys.fchdir(old_root.as_fd())
+        .map_err(SetupError::EnterOldRoot)?;
     drop(old_root);
     // Private first, so the detach does not propagate to the host's peers. Ignoring a
     // failure: setup made every mount private already, so this only repeats it.
-    let _ = mount(
-        None::<&str>,
-        ".",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    );
-    umount2(".", MntFlags::MNT_DETACH).map_err(SetupError::Detach)?;
-    nix::unistd::chdir("/").map_err(SetupError::ChdirRoot)
+    let _ = sys.mount(None, dot, None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None);
+    sys.umount2(dot, MntFlags::MNT_DETACH)
+        .map_err(SetupError::Detach)?;
+    sys.chdir(Path::new("/")).map_err(SetupError::ChdirRoot)
 }
 
 /// The ids of `spec.process.user` from the image's /etc/passwd and /etc/group (read in
@@ -270,4 +276,133 @@ fn resolve_ids(spec: &ContainerSpec, in_root: &InRoot<'_>) -> Result<Ids, SetupE
         }
     }
     Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::idmap::IdMap;
+    use crate::spec::{CapsPolicy, ProcessSpec};
+    use crate::sys::fake::{Call, FakeSys};
+
+    /// A spec binding an image dir on a mount point, both in a tempdir; with the fake
+    /// nothing is mounted, so the plan runs in the (empty) mount point.
+    fn spec(t: &Path) -> ContainerSpec {
+        for d in ["img", "mnt"] {
+            std::fs::create_dir_all(t.join(d)).unwrap();
+        }
+        ContainerSpec {
+            id_map: IdMap::single(1000, 1000),
+            root: RootMount::Bind(t.join("img")),
+            rootfs: t.join("mnt"),
+            hostname: "h".into(),
+            etc_files: vec![],
+            mounts: vec![],
+            readonly_root: true,
+            init: true,
+            privileged: false,
+            cleanup: vec![],
+            process: ProcessSpec {
+                args: vec!["true".into()],
+                env: vec![],
+                cwd: "/work".into(),
+                user: String::new(),
+                terminal: false,
+                stdin: false,
+                caps: CapsPolicy::All,
+                seccomp: true,
+                no_new_privs: false,
+            },
+        }
+    }
+
+    fn is_fd_mount(c: &Call) -> bool {
+        matches!(c, Call::Mount { target, .. } if target.starts_with("/proc/self/fd"))
+    }
+
+    #[test]
+    fn fake_setup_pivots_after_the_plan_and_detaches_the_old_root_at_once() {
+        let t = tempfile::tempdir().unwrap();
+        let s = spec(t.path());
+        let sys = FakeSys::new();
+        let ids = setup_with(&sys, &s).unwrap();
+        assert_eq!((ids.uid, ids.gid), (0, 0));
+        let calls = sys.calls();
+        let private = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
+        assert!(
+            matches!(&calls[0], Call::Mount { target, flags, .. } if target == Path::new("/") && *flags == private)
+        );
+        assert!(
+            matches!(&calls[1], Call::Mount { src: Some(src), target, .. } if *src == t.path().join("img") && *target == s.rootfs)
+        );
+        let pivot = calls
+            .iter()
+            .position(|c| matches!(c, Call::PivotRoot { .. }))
+            .unwrap();
+        let last_plan_mount = calls.iter().rposition(is_fd_mount).unwrap();
+        assert!(last_plan_mount < pivot, "{calls:#?}");
+        let mnt = std::fs::canonicalize(&s.rootfs).unwrap();
+        let dot = PathBuf::from(".");
+        assert_eq!(calls[pivot - 1], Call::Fchdir(mnt));
+        assert_eq!(
+            calls[pivot..pivot + 5],
+            [
+                Call::PivotRoot {
+                    new_root: dot.clone(),
+                    put_old: dot.clone()
+                },
+                Call::Fchdir("/".into()),
+                Call::Mount {
+                    src: None,
+                    target: dot.clone(),
+                    resolved: None,
+                    fstype: None,
+                    flags: private,
+                    data: None
+                },
+                Call::Umount2 {
+                    target: dot,
+                    flags: MntFlags::MNT_DETACH
+                },
+                Call::Chdir("/".into()),
+            ]
+        );
+        assert_eq!(calls[pivot + 5], Call::Sethostname("h".into()));
+        assert!(
+            matches!(&calls[pivot + 6], Call::Mount { target, flags, .. } if target == Path::new("/") && flags.contains(MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY)),
+            "--read-only remounts the new / last"
+        );
+        assert_eq!(calls.len(), pivot + 7);
+        assert!(s.rootfs.join("work").is_dir(), "workdir made in the root");
+    }
+
+    #[test]
+    fn fake_a_failing_plan_mount_stops_setup_naming_the_container_path() {
+        let t = tempfile::tempdir().unwrap();
+        let s = spec(t.path());
+        let sys = FakeSys::failing(
+            |c| matches!(c, Call::Mount { fstype: Some(f), .. } if f == "mqueue"),
+            Errno::EPERM,
+        );
+        let err = setup_with(&sys, &s).unwrap_err();
+        let chain = crate::child::RemoteError::from_chain(&err);
+        assert!(
+            chain.chain().iter().any(|m| m.contains("`/dev/mqueue`")),
+            "{chain:?}"
+        );
+        let calls = sys.calls();
+        assert!(matches!(calls.last(), Some(Call::Mount { fstype: Some(f), .. }) if f == "mqueue"));
+        assert!(!calls.iter().any(|c| matches!(c, Call::PivotRoot { .. })));
+    }
+
+    #[test]
+    fn fake_a_failing_pivot_root_names_the_call_and_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        let s = spec(t.path());
+        let sys = FakeSys::failing(|c| matches!(c, Call::PivotRoot { .. }), Errno::EINVAL);
+        let err = setup_with(&sys, &s).unwrap_err();
+        assert!(matches!(err, SetupError::Pivot(..)), "{err:?}");
+        assert!(err.to_string().starts_with("pivot_root into `"), "{err}");
+        assert!(matches!(sys.calls().last(), Some(Call::PivotRoot { .. })));
+    }
 }

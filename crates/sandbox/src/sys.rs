@@ -1,14 +1,85 @@
 //! The syscall seam: the few calls nix does not wrap safely, each `unsafe` block with its
-//! reason. Owns: fork/raw clone, `_exit`, pipes, seccomp installation, raw prctl and ioctl,
-//! openat2 in a root, closing inherited fds.
+//! reason, and [`Sys`], the privileged calls of the setup sequence (setup.rs) and of the
+//! mount plan's apply step (mounts.rs), so that their order and arguments are unit-tested
+//! without privileges against the recording fake (`sys/fake.rs`).
+//! Owns: fork/raw clone, `_exit`, pipes, seccomp installation, raw prctl and ioctl,
+//! openat2 in a root, closing inherited fds, [`Sys`] and [`RealSys`].
 //! Never: decides anything (callers plan; this only executes).
 
 #![allow(unsafe_code)]
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::Path;
 
 use nix::errno::Errno;
+use nix::mount::{MntFlags, MsFlags};
 use nix::unistd::{ForkResult, Pid};
+
+#[cfg(test)]
+pub mod fake;
+
+/// The privileged calls that set up a container's root: mount, umount2, pivot_root,
+/// chdir/fchdir, sethostname. Paths are passed on unchanged; the mount plan passes
+/// `/proc/self/fd/N` of fds resolved inside the root (inroot.rs), never a container
+/// path. Unprivileged lookups (openat, mkdirat, stat) stay with their callers.
+pub trait Sys {
+    /// mount(2).
+    fn mount(
+        &self,
+        src: Option<&Path>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> Result<(), Errno>;
+    /// umount2(2).
+    fn umount2(&self, target: &Path, flags: MntFlags) -> Result<(), Errno>;
+    /// pivot_root(2).
+    fn pivot_root(&self, new_root: &Path, put_old: &Path) -> Result<(), Errno>;
+    /// chdir(2).
+    fn chdir(&self, dir: &Path) -> Result<(), Errno>;
+    /// fchdir(2).
+    fn fchdir(&self, dir: BorrowedFd<'_>) -> Result<(), Errno>;
+    /// sethostname(2).
+    fn sethostname(&self, name: &str) -> Result<(), Errno>;
+}
+
+/// [`Sys`] on the kernel.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RealSys;
+
+impl Sys for RealSys {
+    fn mount(
+        &self,
+        src: Option<&Path>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> Result<(), Errno> {
+        nix::mount::mount(src, target, fstype, flags, data)
+    }
+
+    fn umount2(&self, target: &Path, flags: MntFlags) -> Result<(), Errno> {
+        nix::mount::umount2(target, flags)
+    }
+
+    fn pivot_root(&self, new_root: &Path, put_old: &Path) -> Result<(), Errno> {
+        nix::unistd::pivot_root(new_root, put_old)
+    }
+
+    fn chdir(&self, dir: &Path) -> Result<(), Errno> {
+        nix::unistd::chdir(dir)
+    }
+
+    fn fchdir(&self, dir: BorrowedFd<'_>) -> Result<(), Errno> {
+        nix::unistd::fchdir(dir)
+    }
+
+    fn sethostname(&self, name: &str) -> Result<(), Errno> {
+        nix::unistd::sethostname(name)
+    }
+}
 
 /// A pipe with both ends close-on-exec.
 pub fn pipe() -> Result<(OwnedFd, OwnedFd), Errno> {
@@ -65,17 +136,10 @@ pub fn read_some(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
 }
 
 /// Make every mount of this (new) mount namespace private, recursively, so nothing
-/// mounted here propagates to the host (the host's / may be shared, NOTES.md #9 says
-/// private here, but other hosts differ).
-pub fn make_mounts_private() -> Result<(), Errno> {
-    use nix::mount::{mount, MsFlags};
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
+/// mounted here propagates to the host (the host's / may be shared: systemd makes it so).
+pub fn make_mounts_private(sys: &dyn Sys) -> Result<(), Errno> {
+    let flags = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
+    sys.mount(None, Path::new("/"), None, flags, None)
 }
 
 /// Install a classic BPF seccomp filter on this thread (and its future children).
