@@ -6,16 +6,16 @@
 //! Owns: the message set, the framing, the size limit, fd passing.
 //! Never: decides what to send or when (container.rs, pid1.rs), interprets a spec.
 
-use std::io::{IoSlice, IoSliceMut};
+use std::io::IoSlice;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::child::RemoteError;
+use crate::fd::{recv_with_fd, FdError};
 use crate::spec::{ContainerSpec, Network};
-use crate::sys;
 
 /// Messages on the control channel.
 #[derive(Debug, Serialize, Deserialize)]
@@ -62,11 +62,8 @@ pub enum ChannelError {
     #[error("send a control message (sendmsg)")]
     Send(#[source] Errno),
     /// recvmsg failed.
-    #[error("receive a control message (recvmsg)")]
-    Receive(#[source] Errno),
-    /// A frame's control data could not be parsed.
-    #[error("receive a control message: bad ancillary data")]
-    Ancillary(#[source] Errno),
+    #[error("receive a control message")]
+    Receive(#[source] FdError),
     /// A received message is over the limit or was cut by the kernel.
     #[error("receive a control message: more than {MAX_MESSAGE} bytes or truncated")]
     Oversized,
@@ -138,38 +135,16 @@ pub fn recv(fd: BorrowedFd<'_>) -> Result<Option<(Msg, Option<OwnedFd>)>, Channe
     let mut msg = Vec::new();
     let mut got = None;
     let mut frame = vec![0u8; FRAME + 1];
-    let mut cbuf = nix::cmsg_space!([RawFd; 1]);
     loop {
-        let (n, truncated) = loop {
-            let mut iov = [IoSliceMut::new(&mut frame)];
-            match recvmsg::<()>(
-                fd.as_raw_fd(),
-                &mut iov,
-                Some(&mut cbuf),
-                MsgFlags::MSG_CMSG_CLOEXEC,
-            ) {
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(ChannelError::Receive(e)),
-                Ok(m) => {
-                    for c in m.cmsgs().map_err(ChannelError::Ancillary)? {
-                        if let ControlMessageOwned::ScmRights(fds) = c {
-                            for &f in &fds {
-                                // Extra fds (none are sent) are closed on drop.
-                                let owned = sys::own_received_fd(f);
-                                if got.is_none() {
-                                    got = Some(owned);
-                                }
-                            }
-                        }
-                    }
-                    break (m.bytes, m.flags.contains(MsgFlags::MSG_TRUNC));
-                }
-            }
-        };
+        let r = recv_with_fd(fd, &mut frame).map_err(ChannelError::Receive)?;
+        if got.is_none() {
+            got = r.fd;
+        }
+        let n = r.bytes;
         if n == 0 {
             return Ok(None); // the peer closed its end
         }
-        if truncated || msg.len() + n - 1 > MAX_MESSAGE {
+        if r.truncated || msg.len() + n - 1 > MAX_MESSAGE {
             return Err(ChannelError::Oversized);
         }
         msg.extend_from_slice(&frame[1..n]);
@@ -184,6 +159,7 @@ pub fn recv(fd: BorrowedFd<'_>) -> Result<Option<(Msg, Option<OwnedFd>)>, Channe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys;
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     use std::os::fd::AsFd;
 

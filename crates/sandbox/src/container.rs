@@ -7,8 +7,7 @@
 //! exec.rs), prints anything.
 //!
 //! Processes:
-//! - **irun** (the caller of [`run`], single-threaded: see the contract of
-//!   `sys::clone_fork`)
+//! - **irun** (the caller of [`run`], single-threaded: see [`prepare`])
 //!   clones **C** with CLONE_NEWUSER|NEWNS|NEWPID|NEWUTS|NEWIPC; C is pid 1 of the new
 //!   pid namespace. The network namespace is the host's unless the caller asks for
 //!   `Network::None` or `Network::Private` (CLONE_NEWNET; with Private, irun starts the
@@ -186,19 +185,13 @@ pub fn prepare_with(map: &IdMap, network: Network) -> Result<Pending, ContainerE
     if network != Network::Host {
         flags |= libc::CLONE_NEWNET;
     }
-    let pid = match sys::clone_fork(flags) {
-        Ok(None) => {
-            drop(chan_p);
-            let code = crate::pid1::container_main(chan_c);
-            sys::exit_now(code)
-        }
-        Ok(Some(pid)) => pid,
+    let pid = match sys::clone_child(flags, chan_c, crate::pid1::container_main) {
+        Ok(pid) => pid,
         Err(e) => {
             restore(&old_mask);
             return Err(ContainerError::Clone(e));
         }
     };
-    drop(chan_c);
     let mut pending = Pending {
         pid,
         chan: Some(chan_p),

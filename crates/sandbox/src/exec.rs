@@ -8,15 +8,16 @@
 
 use std::ffi::CString;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
 
+use crate::fd::{replace_stdio, FdError, Stdio};
 use crate::idmap::IdMap;
 use crate::inroot::{InRoot, InRootError, Resolver};
 use crate::spec::{CapsPolicy, ProcessSpec};
-use crate::sys;
+use crate::sys::{self, ExecFailure};
 use crate::user::Ids;
 
 /// Why the command could not be started; [`ExecError::code`] is the exit status.
@@ -30,13 +31,13 @@ pub enum ExecError {
     ControllingTty(#[source] Errno),
     /// dup2 of the terminal onto a stdio slot failed.
     #[error("attach the terminal")]
-    AttachTty(#[source] Errno),
+    AttachTty(#[source] FdError),
     /// The container's /dev/null could not be opened.
     #[error("open /dev/null")]
     OpenNull(#[source] std::io::Error),
     /// dup2 of /dev/null onto stdin failed.
     #[error("redirect stdin from /dev/null")]
-    NullStdin(#[source] Errno),
+    NullStdin(#[source] FdError),
     /// The container's root could not be opened to resolve the working dir.
     #[error("chdir to `{0}`")]
     OpenRoot(String, #[source] Errno),
@@ -97,6 +98,11 @@ impl ExecError {
 /// [`ExecError::code`].
 pub fn exec_process(p: &ProcessSpec, ids: &Ids, map: &IdMap, slave: Option<OwnedFd>) -> ! {
     let Err(e) = exec(p, ids, map, slave);
+    die(e)
+}
+
+/// Print `e` with its causes on stderr and exit with its code.
+fn die(e: ExecError) -> ! {
     let mut msg = format!("irun: {e}");
     let mut cur = std::error::Error::source(&e);
     while let Some(c) = cur {
@@ -106,6 +112,15 @@ pub fn exec_process(p: &ProcessSpec, ids: &Ids, map: &IdMap, slave: Option<Owned
     // Nothing else can report it: the container's stderr is the only channel left.
     let _ = writeln!(std::io::stderr(), "{msg}");
     sys::exit_now(e.code())
+}
+
+/// [`die`] for what [`sys::exec_closing_fds`] could not do.
+fn exec_failed(f: ExecFailure) -> ! {
+    die(match f {
+        ExecFailure::NotInPath(arg0) => ExecError::NotInPath(arg0),
+        ExecFailure::Execve(prog, Errno::ENOENT) => ExecError::NoSuchFile(prog),
+        ExecFailure::Execve(prog, e) => ExecError::Exec(prog, e),
+    })
 }
 
 /// Everything of [`exec_process`] up to execve; returns only on failure.
@@ -155,23 +170,18 @@ fn exec(
         env.push(format!("HOME={}", ids.home));
     }
     crate::init::reset_signals();
-    // Nothing of irun's (the channel, --rm's dirs) may stay open while the image's PATH is
-    // searched and execve resolves `prog`: close-on-exec acts only after that resolution.
-    sys::close_from(3);
     let arg0 = p.args.first().ok_or(ExecError::NoCommand)?;
     let path_var = env
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
         .unwrap_or(crate::DEFAULT_PATH)
         .to_string();
-    let prog = find_in_path(arg0, &path_var).ok_or_else(|| ExecError::NotInPath(arg0.clone()))?;
     let cstr = |s: &str| CString::new(s.as_bytes()).unwrap_or_default();
     let argv: Vec<CString> = p.args.iter().map(|a| cstr(a)).collect();
     let envp: Vec<CString> = env.iter().map(|e| cstr(e)).collect();
-    match nix::unistd::execve(&cstr(&prog), &argv, &envp) {
-        Err(Errno::ENOENT) => Err(ExecError::NoSuchFile(prog)),
-        Err(e) => Err(ExecError::Exec(prog, e)),
-    }
+    // Nothing of irun's (the channel, --rm's dirs) may stay open while the image's PATH
+    // is searched and execve resolves the program.
+    sys::exec_closing_fds(arg0, &path_var, &argv, &envp, find_in_path, exec_failed)
 }
 
 /// `-t`: a new session with the pty slave as controlling terminal on 0, 1 and 2;
@@ -180,12 +190,12 @@ fn attach_stdio(p: &ProcessSpec, slave: Option<OwnedFd>) -> Result<(), ExecError
     if let Some(s) = &slave {
         nix::unistd::setsid().map_err(ExecError::Setsid)?;
         sys::set_controlling_tty(s.as_fd()).map_err(ExecError::ControllingTty)?;
-        for fd in 0..3 {
-            dup_onto(s.as_fd(), fd).map_err(ExecError::AttachTty)?;
+        for slot in [Stdio::In, Stdio::Out, Stdio::Err] {
+            replace_stdio(s.as_fd(), slot).map_err(ExecError::AttachTty)?;
         }
     } else if !p.stdin {
         let f = std::fs::File::open("/dev/null").map_err(ExecError::OpenNull)?;
-        dup_onto(f.as_fd(), 0).map_err(ExecError::NullStdin)?;
+        replace_stdio(f.as_fd(), Stdio::In).map_err(ExecError::NullStdin)?;
     }
     Ok(())
 }
@@ -201,13 +211,6 @@ fn chdir_in_root(cwd: &str) -> Result<(), ExecError> {
         .open(Path::new(cwd))
         .map_err(|e| ExecError::Workdir(cwd.into(), e))?;
     nix::unistd::fchdir(&dir).map_err(|e| ExecError::Fchdir(cwd.into(), e))
-}
-
-fn dup_onto(fd: BorrowedFd<'_>, target: RawFd) -> Result<(), Errno> {
-    if fd.as_raw_fd() == target {
-        return Ok(());
-    }
-    sys::dup_onto_stdio(fd, target)
 }
 
 /// docker's lookup: a name with `/` is used as is; else the first executable regular

@@ -39,16 +39,15 @@ pub fn supervise(child: Pid, set: &SigSet) -> i32 {
 /// Default dispositions and an empty mask, as a freshly exec'd program expects (Rust
 /// ignores SIGPIPE and we blocked everything; both survive exec otherwise).
 pub fn reset_signals() {
-    use nix::sys::signal::{signal, SigHandler};
     for sig in Signal::iterator() {
         if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
             continue;
         }
-        // SAFETY-free: SIG_DFL installs no handler. Ignoring errors: nothing to undo.
-        #[allow(unsafe_code)]
-        // SAFETY: setting SIG_DFL runs no code of ours in signal context.
-        let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+        // Ignoring errors: SIG_DFL is refused only for SIGKILL and SIGSTOP (skipped
+        // above), and a disposition left over changes nothing we can repair here.
+        let _ = crate::sys::set_default_disposition(sig);
     }
+    // Ignoring the result: sigprocmask fails only for an invalid `how`.
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
 }
 

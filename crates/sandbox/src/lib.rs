@@ -82,6 +82,7 @@ mod channel;
 pub mod child;
 pub mod container;
 mod exec;
+mod fd;
 pub mod idmap;
 pub mod init;
 pub mod inroot;

@@ -17,11 +17,8 @@
 //! switch to `nobody` and then could not join a root-owned user namespace: it is told
 //! `--runas 0:0` instead.
 
-#![allow(unsafe_code)]
-
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -203,19 +200,8 @@ fn start_slirp(exe: &Path, pid: i32) -> Result<Helper, NetError> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // SAFETY: the hook runs between fork and exec and only calls fcntl (async-signal-safe)
-    // to let the two pipe ends (valid: owned by this frame until spawn returns) survive exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            for fd in [rw, er] {
-                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().map_err(spawn)?;
+    let child =
+        crate::fd::spawn_keeping(&mut cmd, &[ready_w.as_fd(), exit_r.as_fd()]).map_err(spawn)?;
     drop(ready_w);
     drop(exit_r);
     let helper = Helper {

@@ -1,5 +1,5 @@
-//! The container's pid 1 (C), from the clone to the command's status: wait for `Go`,
-//! close what it inherited from irun, bring `lo` up in a network namespace of its own,
+//! The container's pid 1 (C), from the clone to the command's status: wait for `Go`
+//! (every fd inherited from irun but the channel is closed already), bring `lo` up in a network namespace of its own,
 //! die with irun, block every signal, run the setup sequence (setup.rs), open the pty
 //! (`-t`), then either exec the command itself (`--no-init`) or fork it as pid 2 and be
 //! the tiny init (init.rs). A failure before the command starts goes back to irun as
@@ -45,14 +45,14 @@ fn report(chan: BorrowedFd<'_>, err: &(dyn std::error::Error + 'static)) -> i32 
     FAILED
 }
 
-/// C's life after the clone; returns its exit code.
+/// C's life after the clone (which closed every fd C inherited but `chan`); returns its
+/// exit code.
 pub fn container_main(chan: OwnedFd) -> i32 {
     let spec = match channel::recv(chan.as_fd()) {
         Ok(Some((Msg::Go(spec, network), _))) => (spec, network),
         _ => return FAILED, // irun failed to map us (or went away) and says so itself
     };
     let (spec, network) = (&*spec.0, spec.1);
-    sys::close_inherited(chan.as_fd());
     if network != Network::Host {
         if let Err(e) = sys::set_loopback_up() {
             return report(chan.as_fd(), &Pid1Error::Loopback(e));

@@ -8,7 +8,8 @@
 
 #![allow(unsafe_code)]
 
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -94,13 +95,21 @@ pub fn fork() -> Result<ForkResult, Errno> {
 }
 
 /// The raw `clone` syscall with namespace flags and no new stack (fork-like: the child
-/// continues on a copy of the caller's stack). Returns the child's pid in the parent and
-/// `None` in the child. Only while single-threaded: no atfork handlers run.
-pub fn clone_fork(flags: libc::c_int) -> Result<Option<Pid>, Errno> {
+/// continues on a copy of the caller's stack), for the container's pid 1. The child
+/// closes every fd it inherited except `keep` (the caller's open files, a shell's
+/// `9</proc`, must not stay in a process of the container, where /proc/1/fd/N would
+/// lead back to the host), runs `child(keep)` and `_exit`s with its result: it never
+/// returns into the caller's frames. Returns the child's pid. Only while
+/// single-threaded: no atfork handlers run (see [`crate::container::prepare`]).
+pub fn clone_child(
+    flags: libc::c_int,
+    keep: OwnedFd,
+    child: fn(OwnedFd) -> i32,
+) -> Result<Pid, Errno> {
     // SAFETY: with a null stack, clone behaves like fork (copy-on-write memory, same stack
-    // addresses); the caller is single-threaded (documented in runtime/irun), so no lock
-    // can be held by a thread that does not exist in the child. Argument order differs per
-    // arch only for tid/tls pointers, all null here.
+    // addresses); the caller is single-threaded (the contract of `prepare` and `run`), so
+    // no lock can be held by a thread that does not exist in the child. Argument order
+    // differs per arch only for tid/tls pointers, all null here.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone,
@@ -113,8 +122,13 @@ pub fn clone_fork(flags: libc::c_int) -> Result<Option<Pid>, Errno> {
     };
     match ret {
         -1 => Err(Errno::last()),
-        0 => Ok(None),
-        pid => Ok(Some(Pid::from_raw(pid as i32))),
+        0 => {
+            // SAFETY: this child never returns to a frame of the caller (it `_exit`s
+            // below), so no owner of the closed fds is used or dropped again.
+            unsafe { close_inherited(keep.as_fd()) };
+            exit_now(child(keep))
+        }
+        pid => Ok(Pid::from_raw(pid as i32)),
     }
 }
 
@@ -239,28 +253,64 @@ pub fn open_in_root(
     )
 }
 
-/// Close every fd from `first` up, right before exec: close-on-exec is not enough, as
-/// execve resolves its path (e.g. `/proc/self/fd/N/...`) while the fds are still open.
-/// close_range(2) on Linux 5.9+, else each fd listed in /proc/self/fd.
-pub fn close_from(first: u32) {
-    close_range(first, u32::MAX);
+/// Why [`exec_closing_fds`] did not exec.
+#[derive(Debug)]
+pub enum ExecFailure {
+    /// `lookup` found nothing for this name.
+    NotInPath(String),
+    /// execve of this program failed.
+    Execve(String, Errno),
 }
 
-/// Close every fd from 3 up except `keep`: what the container's pid 1 inherited from
-/// its caller (irun's or ibuild's open files, a shell's `9</proc`) must not stay in a
-/// process of the container, where /proc/1/fd/N would lead back to the host.
-pub fn close_inherited(keep: BorrowedFd<'_>) {
+/// The end of the container process: close every fd from 3 up, find `arg0` with
+/// `lookup(arg0, path)`, execve it with `argv` and `envp`; on failure `fail` reports and
+/// ends the process. Closing is needed as close-on-exec is not enough: the PATH search
+/// and execve resolve paths (e.g. `/proc/self/fd/N/...`) while the fds are still open.
+/// Never returns, and its arguments own no fd, so nothing of the caller's can use or
+/// drop a closed fd afterwards.
+pub fn exec_closing_fds(
+    arg0: &str,
+    path: &str,
+    argv: &[CString],
+    envp: &[CString],
+    lookup: fn(&str, &str) -> Option<String>,
+    fail: fn(ExecFailure) -> !,
+) -> ! {
+    // SAFETY: this function never returns (execve or `fail`), and `lookup` is a plain fn
+    // that captures nothing, so no owner of a closed fd is used or dropped again.
+    unsafe { close_range(3, u32::MAX) };
+    let Some(prog) = lookup(arg0, path) else {
+        fail(ExecFailure::NotInPath(arg0.to_string()))
+    };
+    let c = CString::new(prog.as_bytes()).unwrap_or_default();
+    let Err(errno) = nix::unistd::execve(&c, argv, envp);
+    fail(ExecFailure::Execve(prog, errno))
+}
+
+/// Close every fd from 3 up except `keep`.
+///
+/// # Safety
+/// Every owner (`OwnedFd`, `File`, …) of a closed fd is left holding a closed number:
+/// the caller must make sure none is used or dropped afterwards (e.g. by never
+/// returning to the frames that hold them).
+unsafe fn close_inherited(keep: BorrowedFd<'_>) {
     let keep = keep.as_raw_fd() as u32;
-    if keep > 3 {
-        close_range(3, keep - 1);
+    // SAFETY: the caller's guarantee covers the whole range.
+    unsafe {
+        if keep > 3 {
+            close_range(3, keep - 1);
+        }
+        close_range(keep.max(2) + 1, u32::MAX);
     }
-    close_range(keep.max(2) + 1, u32::MAX);
 }
 
 /// close_range(first, last, 0), else each listed fd in that range.
-fn close_range(first: u32, last: u32) {
-    // SAFETY: only descriptors are closed; callers hold no OwnedFd in the range (they
-    // own nothing but `keep` and stdio at this point).
+///
+/// # Safety
+/// As [`close_inherited`]: no owner of an fd in the range may be used or dropped
+/// afterwards.
+unsafe fn close_range(first: u32, last: u32) {
+    // SAFETY: only descriptors are closed; the caller guarantees their owners are done.
     let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
     if r == 0 {
         return;
@@ -273,24 +323,10 @@ fn close_range(first: u32, last: u32) {
         })
         .unwrap_or_default();
     for fd in fds.into_iter().filter(|fd| (first..=last).contains(fd)) {
-        // SAFETY: as above; an fd closed meanwhile (the read_dir's own) fails with EBADF.
+        // SAFETY: as above; an fd closed meanwhile (the read_dir's own) fails with EBADF,
+        // which is why the result is not checked.
         unsafe { libc::close(fd as i32) };
     }
-}
-
-/// Take ownership of an fd that SCM_RIGHTS just installed in our table (recvmsg's
-/// control message); call once per received fd.
-pub fn own_received_fd(fd: std::os::fd::RawFd) -> OwnedFd {
-    // SAFETY: the kernel installed `fd` for this recvmsg; nothing else knows or owns it.
-    unsafe { OwnedFd::from_raw_fd(fd) }
-}
-
-/// dup2(fd, target) where `target` is 0, 1 or 2: the stdio slot is replaced atomically.
-pub fn dup_onto_stdio(fd: BorrowedFd<'_>, target: std::os::fd::RawFd) -> Result<(), Errno> {
-    // SAFETY: dup2 on a valid fd and a stdio slot this process owns; no OwnedFd holds the
-    // slot's old description, so nothing closes it twice.
-    let r = unsafe { libc::dup2(fd.as_raw_fd(), target) };
-    Errno::result(r).map(drop)
 }
 
 /// TIOCSCTTY: make the tty on `fd` the controlling terminal of this (session leader).
@@ -298,6 +334,13 @@ pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     // SAFETY: TIOCSCTTY takes an int argument (0: do not steal).
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) };
     Errno::result(r).map(drop)
+}
+
+/// Default disposition for `sig` (nothing of ours runs on it, as after a fresh exec).
+pub fn set_default_disposition(sig: nix::sys::signal::Signal) -> Result<(), Errno> {
+    use nix::sys::signal::{signal, SigHandler};
+    // SAFETY: SIG_DFL installs no handler, so no code of ours runs in signal context.
+    unsafe { signal(sig, SigHandler::SigDfl) }.map(drop)
 }
 
 /// TIOCGWINSZ on `fd`.
