@@ -1,7 +1,7 @@
 //! The run-in-mapping primitive: run a closure in a forked child that sits in a new user
 //! (and mount) namespace with the caller's id mapping, and get its result back.
 //! Owns: the fork, the two-pipe handshake, the JSON reply, the error chain across the
-//! process boundary (habit 13).
+//! process boundary.
 //! Never: decides the mapping (idmap.rs), mounts anything for the closure, reads the store.
 //!
 //! Handshake (one unidirectional pipe each way):
@@ -189,7 +189,8 @@ where
         return 1; // the parent could not write the maps and said so itself
     }
     // Everything the closure mounts stays in this namespace (the host's / may be shared).
-    let _ = sys::make_mounts_private(&sys::RealSys); // best effort: a failure only risks propagation
+    // Best effort: a failure only risks propagation.
+    let _ = sys::make_mounts_private(&sys::RealSys);
     let reply = match std::panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Reply::Ok(v),
         Ok(Err(e)) => Reply::Err(RemoteError::from_chain(&e)),

@@ -293,7 +293,7 @@ impl IdMap {
     }
 
     /// Write the maps of `pid`, a child that has just entered a new user namespace and
-    /// waits. Helper status and stderr are checked (habit 10).
+    /// waits. Helper status and stderr are checked (their messages are what users need).
     pub fn write(&self, pid: i32) -> Result<(), IdMapError> {
         self.start_write(pid)?.finish()
     }
@@ -314,7 +314,8 @@ impl IdMap {
                         helpers: vec![u, g],
                     }),
                     Err(e) => {
-                        let _ = finish_helper(u); // reap it; the spawn error is the news
+                        // Only to reap it: the spawn error is the news.
+                        let _ = finish_helper(u);
                         Err(e)
                     }
                 }

@@ -4,7 +4,7 @@
 //! in-namespace `--rm` cleanup and the signal reset before exec.
 //! Never: mounts, prints, touches ids.
 
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 
 use nix::errno::Errno;
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
@@ -73,6 +73,8 @@ pub fn remove_contents(dir: BorrowedFd<'_>) {
         if unlinkat(dir, name.as_c_str(), UnlinkatFlags::NoRemoveDir).is_ok() {
             continue;
         }
+        // A mode-000 dir (overlay's work/work) must be opened to be emptied; a failure
+        // shows in the openat or rmdir below, and what stays is the caller's to remove.
         let _ = nix::sys::stat::fchmodat(
             dir,
             name.as_c_str(),
@@ -87,8 +89,8 @@ pub fn remove_contents(dir: BorrowedFd<'_>) {
         ) {
             use std::os::fd::AsFd;
             remove_contents(sub.as_fd());
-            let _ = sub.as_raw_fd();
         }
+        // Best effort (see above): a dir that is still not empty is left to the caller.
         let _ = unlinkat(dir, name.as_c_str(), UnlinkatFlags::RemoveDir);
     }
 }

@@ -62,8 +62,9 @@ pub(crate) struct Helper {
 
 impl Drop for Helper {
     fn drop(&mut self) {
-        let _ = kill(self.pid, Signal::SIGKILL); // it may have quit with the namespace
-                                                 // until reaped, or not ours (ECHILD): nothing more to do then
+        // ESRCH is fine: it may have quit with the namespace.
+        let _ = kill(self.pid, Signal::SIGKILL);
+        // until reaped, or not ours (ECHILD): nothing more to do then
         while let Err(Errno::EINTR) = waitpid(self.pid, None) {}
     }
 }
@@ -239,6 +240,7 @@ impl PrivateDir {
 
 impl Drop for PrivateDir {
     fn drop(&mut self) {
+        // Best effort in Drop: a leftover 0700 dir under $TMPDIR holds only a pid file.
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }

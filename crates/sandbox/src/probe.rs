@@ -1,4 +1,5 @@
-//! What this host allows for rootless containers, probed once into a value (habit 12).
+//! What this host allows for rootless containers, probed once into a value that callers
+//! pass down (and `iimage info` prints).
 //! Owns: the kernel version, whether unprivileged user namespaces, kernel overlayfs in a
 //! user namespace, /dev/fuse and openat2 work, the uidmap helpers and this user's
 //! subordinate ranges — and a fix text for each missing item.
@@ -218,7 +219,8 @@ pub fn probe_overlay(dir: &Path) -> bool {
         Ok(())
     };
     if mk().is_err() {
-        let _ = std::fs::remove_dir_all(&base); // best effort: nothing was mounted
+        // Best effort: nothing was mounted, a leftover dir is named as ours.
+        let _ = std::fs::remove_dir_all(&base);
         return false;
     }
     let b = base.clone();
@@ -250,6 +252,7 @@ pub fn probe_overlay(dir: &Path) -> bool {
 /// Remove a scratch tree that may hold overlay's mode-000 `work/work` dir.
 pub(crate) fn remove_tree(p: &Path) {
     use std::os::unix::fs::PermissionsExt;
+    // Overlay leaves work/work mode 000; when it is absent this fails and nothing is lost.
     let _ = std::fs::set_permissions(p.join("work/work"), std::fs::Permissions::from_mode(0o700));
     // Best effort: a leftover probe dir is harmless and named as ours.
     let _ = std::fs::remove_dir_all(p);

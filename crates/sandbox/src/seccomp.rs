@@ -7,8 +7,8 @@
 //! whose flags we can inspect — docker does the same); foreign ABIs (x32, i386 on
 //! x86_64) → EPERM.
 //!
-//! The fakeroot variant ([`Filter::Fakeroot`], DESIGN's fallback ladder: "single mapping
-//! and seccomp fakeroot for chown & co", like charliecloud's `ch-run --seccomp`): the
+//! The fakeroot variant ([`Filter::Fakeroot`], the fallback for hosts without subordinate
+//! ids, like charliecloud's `ch-run --seccomp`): the
 //! same filter plus, in front of it, answers of success (return 0, nothing done) for
 //! the calls the kernel would refuse under a single mapping, where only id 0 exists:
 //! - `chown`, `lchown`, `fchown`, `fchownat` naming an id other than 0 and -1 (the kernel
