@@ -2,7 +2,7 @@
 //! `$VAR`, `${VAR}`, `${VAR:-x}` `${VAR-x}` `${VAR:+x}` `${VAR+x}` `${VAR:?msg}`
 //! `${VAR?msg}`, `${VAR#p}` `${VAR##p}` `${VAR%p}` `${VAR%%p}` `${VAR/p/r}` `${VAR//p/r}`,
 //! quotes, the escape character, and word splitting (`expand_words`).
-//! Never: knows which instruction expands what (model.rs) or where values come from
+//! Never: knows which instruction expands what (`model`) or where values come from
 //! (scope.rs); never runs a shell.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -3,7 +3,7 @@
 //! `splitCommand` (keyword, flags, argument text), the per-instruction argument rules
 //! (maybe-JSON, words, name/value, HEALTHCHECK, ONBUILD) and heredoc bodies. The result is
 //! a list of [`Node`]s, what BuildKit's `result` dump shows.
-//! Never: validates instruction semantics (model.rs) or expands variables.
+//! Never: validates instruction semantics (`model`) or expands variables.
 
 use crate::error::{ErrorSite, ParseError, ParseErrorKind, Span};
 use crate::expand::{NoVars, ShellLex};

@@ -284,7 +284,8 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
     if !total.is_finite() || total > u64::MAX as f64 {
         return Err(bad());
     }
-    Ok(Duration::from_nanos(total as u64))
+    // Rounded: the float sum of `2.3s` is a hair under 2.3e9, Go's integer parse is not.
+    Ok(Duration::from_nanos(total.round() as u64))
 }
 
 /// The type of a `RUN --mount`.
@@ -533,6 +534,7 @@ mod tests {
         assert_eq!(parse_go_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_go_duration("1.5h"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_go_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_go_duration("2.3s"), Ok(Duration::from_millis(2300)));
         assert_eq!(parse_go_duration("0"), Ok(Duration::ZERO));
         assert!(parse_go_duration("10").is_err());
         assert!(parse_go_duration("-1s").is_err());
