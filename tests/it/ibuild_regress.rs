@@ -2,8 +2,8 @@
 //! real binaries as root and as the unprivileged test users: the variable-doubling
 //! memory bomb, `.dockerignore` and relative contexts under `RUN --mount=type=bind`,
 //! errors that name the real problem (damaged store index, a symlink out of the
-//! context), ADD of a tar whose entries climb out, and temp files left by a build that
-//! ran out of space.
+//! context), ADD of a tar whose entries climb out, a hostile context tar on stdin, and
+//! temp files left by a build that ran out of space.
 
 use std::path::{Path, PathBuf};
 
@@ -201,6 +201,69 @@ fn add_of_a_climbing_tar_keeps_the_destination_searchable() {
     }
 }
 
+/// A context tar on stdin goes through the hardened unpacker: an entry that climbs out
+/// (`../escape`), an absolute name, and a file written through a symlink it made are
+/// each refused, by name, and nothing lands outside the context dir.
+#[test]
+fn hostile_context_tar_on_stdin_is_refused() {
+    let abs = format!("/tmp/imago-ctx-abs-{}", std::process::id());
+    for user in users() {
+        let env = env_with_busybox(user);
+        let outside = env.mkdir("outside");
+        let dockerfile = (
+            b"Dockerfile".to_vec(),
+            Raw::File(b"FROM busybox\nCOPY . /c/\n"),
+        );
+        let escape = (b"../escape".to_vec(), Raw::File(b"x"));
+        let absolute = (abs.as_bytes().to_vec(), Raw::File(b"x"));
+        let link = (b"l".to_vec(), Raw::Symlink(outside.clone()));
+        let through = (b"l/through".to_vec(), Raw::File(b"x"));
+        let cases = [
+            (
+                "all",
+                vec![
+                    dockerfile.clone(),
+                    escape.clone(),
+                    absolute.clone(),
+                    link.clone(),
+                    through.clone(),
+                ],
+                "../escape",
+            ),
+            ("escape", vec![dockerfile.clone(), escape], "../escape"),
+            ("absolute", vec![dockerfile.clone(), absolute], &abs[..]),
+            ("symlink", vec![dockerfile, link, through], "l/through"),
+        ];
+        for (name, entries, refused) in cases {
+            let tar = env.path(&format!("{name}.tar"));
+            write_raw_tar(&tar, &entries);
+            env.give(&tar);
+            env.cmd("ibuild")
+                .args(["--progress", "plain", "--root"])
+                .arg(env.root())
+                .arg("-")
+                .stdin(std::fs::File::open(&tar).expect("open tar"))
+                .run()
+                .code_is(125)
+                .fails_with(&format!("refused layer entry `{refused}`"));
+            assert!(
+                !outside.join("through").exists(),
+                "{name}: wrote through the symlink"
+            );
+            assert!(!Path::new(&abs).exists(), "{name}: wrote the absolute path");
+            assert!(
+                !env.root().join("imago/escape").exists(),
+                "{name}: climbed out"
+            );
+            assert!(
+                !env.root().join("imago/tmp/escape").exists(),
+                "{name}: climbed out"
+            );
+            assert_eq!(store_tmp_entries(&env), Vec::<String>::new(), "{name}");
+        }
+    }
+}
+
 /// A build that runs out of space while packing a RUN layer leaves no temp file in the
 /// store, and the store is as it was (and fsck-clean).
 #[test]
@@ -317,6 +380,40 @@ fn write_climbing_tar(path: &Path) {
     h.set_mode(0o644);
     h.set_cksum();
     b.append(&h, &b"up\n"[..]).expect("append");
+    b.finish().expect("finish tar");
+}
+
+/// What a raw tar entry is.
+#[derive(Clone)]
+enum Raw {
+    File(&'static [u8]),
+    Symlink(PathBuf),
+}
+
+/// A tar with entry names written as given (`..` and absolute ones included, which the
+/// tar crate's path setters refuse).
+fn write_raw_tar(path: &Path, entries: &[(Vec<u8>, Raw)]) {
+    let mut b = tar::Builder::new(std::fs::File::create(path).expect("create tar"));
+    for (name, what) in entries {
+        let mut h = tar::Header::new_gnu();
+        assert!(name.len() <= 100, "raw names fit the name field");
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.set_mode(0o644);
+        match what {
+            Raw::File(data) => {
+                h.set_size(data.len() as u64);
+                h.set_cksum();
+                b.append(&h, *data).expect("append");
+            }
+            Raw::Symlink(target) => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_size(0);
+                h.set_link_name(target).expect("link name");
+                h.set_cksum();
+                b.append(&h, std::io::empty()).expect("append");
+            }
+        }
+    }
     b.finish().expect("finish tar");
 }
 

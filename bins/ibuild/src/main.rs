@@ -1,18 +1,18 @@
 //! ibuild: build a Dockerfile into an image in the store, with `docker build`'s flags.
-//! Glue only: arguments → `imago_build::engine::build` → progress on stderr (plain lines,
+//! Glue only: arguments → `imago_builder::engine::build` → progress on stderr (plain lines,
 //! or the [`tty`] display on a terminal / `--progress tty`), the image id on stdout with
 //! `-q`.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use imago_build::engine::{self, BuildOptions, Network};
-use imago_build::events::{Event, Sink};
-use imago_build::temp::TempPath;
+use imago_builder::context::{BuildContext, InputError};
+use imago_builder::engine::{self, BuildOptions, Network};
+use imago_builder::events::{Event, Sink};
 use imago_cli::{ExitCodes, GlobalOpts};
 
 /// Build an image from a Dockerfile.
@@ -75,22 +75,8 @@ enum CliError {
         value: String,
         expected: &'static str,
     },
-    #[error("read the Dockerfile `{0}`")]
-    Dockerfile(PathBuf, #[source] std::io::Error),
-    #[error("no Dockerfile or Containerfile in `{0}` (use -f FILE)")]
-    NoDockerfile(PathBuf),
-    #[error("the build context `{0}` is not a directory")]
-    NoContext(PathBuf),
-    #[error("make the build context path `{0}` absolute")]
-    ContextPath(PathBuf, #[source] std::io::Error),
-    #[error("read the build context tar from stdin")]
-    ContextTar(#[source] std::io::Error),
-    #[error("`-f -` and a context on stdin (`-`) cannot both read stdin")]
-    BothStdin,
-    #[error("read `{0}`")]
-    Ignore(PathBuf, #[source] std::io::Error),
-    #[error("{0}")]
-    IgnoreParse(String),
+    #[error(transparent)]
+    Input(#[from] InputError),
     #[error("platform `{0}` is not this machine's ({1}); cross-platform builds are not supported")]
     Platform(String, String),
     #[error(transparent)]
@@ -110,8 +96,9 @@ fn main() -> ExitCode {
                 _ => vec![],
             };
             let code = match &e {
-                Error::Build(engine::BuildError::Step { source, .. })
-                    if matches!(**source, engine::StepError::Exit { .. }) =>
+                Error::Build(b)
+                    if matches!(&**b, engine::BuildError::Step { source, .. }
+                        if matches!(**source, engine::StepError::Exit { .. })) =>
                 {
                     1
                 }
@@ -126,8 +113,15 @@ fn main() -> ExitCode {
 enum Error {
     #[error(transparent)]
     Cli(#[from] CliError),
+    /// Boxed: a build error is large, and the common path should not carry it.
     #[error(transparent)]
-    Build(#[from] engine::BuildError),
+    Build(Box<engine::BuildError>),
+}
+
+impl From<engine::BuildError> for Error {
+    fn from(e: engine::BuildError) -> Self {
+        Error::Build(Box::new(e))
+    }
 }
 
 fn kv(what: &'static str, s: &str) -> Result<(String, String), CliError> {
@@ -145,86 +139,55 @@ fn run(opts: &Opts) -> Result<(), Error> {
     let root = opts.global.store_root().map_err(CliError::from)?;
     let store = imago_store::Store::open(&root).map_err(CliError::from)?;
     if let Some(p) = &opts.platform {
-        let host = format!("linux/{}", imago_build::config::host_arch());
+        let host = format!("linux/{}", imago_builder::config::host_arch());
         if p != &host && p.trim_end_matches("/v8") != host {
             return Err(CliError::Platform(p.clone(), host).into());
         }
     }
-    // The context: a dir, or a tar on stdin extracted into a temp dir of the store
-    // (removed however the build ends). Absolute from here on: the engine's RUN mounts
-    // are made from another working directory.
-    let mut _tmp_ctx = None;
-    let context_dir = if opts.context == "-" {
-        if opts.file.as_deref() == Some("-") {
-            return Err(CliError::BothStdin.into());
-        }
-        let tmp = TempPath::new(store.temp_path("context"));
-        let dir = tmp.path().to_path_buf();
-        _tmp_ctx = Some(tmp);
-        std::fs::create_dir_all(&dir).map_err(CliError::ContextTar)?;
-        let mut ar = tar::Archive::new(std::io::stdin().lock());
-        ar.set_preserve_permissions(true);
-        ar.set_preserve_ownerships(false);
-        ar.unpack(&dir).map_err(CliError::ContextTar)?;
-        std::path::absolute(&dir).map_err(|e| CliError::ContextPath(dir.clone(), e))?
-    } else {
-        let d = PathBuf::from(&opts.context);
-        if !d.is_dir() {
-            return Err(CliError::NoContext(d).into());
-        }
-        std::path::absolute(&d).map_err(|e| CliError::ContextPath(d.clone(), e))?
+    // The context (a tar on stdin lives in a temp dir of the store, removed however the
+    // build ends), the Dockerfile and the ignore file that goes with it.
+    let context =
+        BuildContext::open(&store, &opts.context, opts.file.as_deref()).map_err(CliError::from)?;
+    let dockerfile = (context.dockerfile(opts.file.as_deref())).map_err(CliError::from)?;
+    let ignore = context.ignore(&dockerfile).map_err(CliError::from)?;
+    let labels = opts
+        .labels
+        .iter()
+        .map(|l| kv("--label", l))
+        .collect::<Result<Vec<_>, _>>()?;
+    let network = match opts.network.as_str() {
+        "none" => Network::None,
+        "private" => Network::Private,
+        _ => Network::Host,
     };
-    // The Dockerfile.
-    let (text, name) = match opts.file.as_deref() {
-        Some("-") => {
-            let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .map_err(|e| CliError::Dockerfile("-".into(), e))?;
-            (s, "Dockerfile".to_string())
-        }
-        Some(f) => {
-            let p = if opts.context == "-" {
-                context_dir.join(f)
-            } else {
-                PathBuf::from(f)
-            };
-            let s = std::fs::read_to_string(&p).map_err(|e| CliError::Dockerfile(p.clone(), e))?;
-            (s, f.to_string())
-        }
-        None => {
-            let found = ["Dockerfile", "Containerfile"]
-                .iter()
-                .map(|n| context_dir.join(n))
-                .find(|p| p.is_file());
-            let p = found.ok_or_else(|| CliError::NoDockerfile(context_dir.clone()))?;
-            let s = std::fs::read_to_string(&p).map_err(|e| CliError::Dockerfile(p.clone(), e))?;
-            (
-                s,
-                p.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-            )
-        }
+    let bo = BuildOptions {
+        context_dir: context.dir().to_path_buf(),
+        dockerfile: dockerfile.text,
+        dockerfile_name: dockerfile.name,
+        ignore,
+        target: opts.target.clone(),
+        build_args: build_args(&opts.build_args),
+        no_cache: opts.no_cache,
+        labels,
+        tags: opts.tags.clone(),
+        network,
+        source_date_epoch: opts.source_date_epoch,
+        secrets: secrets(&opts.secrets)?,
+        quiet: opts.quiet,
+        pull: opts.pull,
     };
-    // .dockerignore: <Dockerfile>.dockerignore next to it, else the context's.
-    let df_path = match opts.file.as_deref() {
-        Some(f) if f != "-" && opts.context != "-" => PathBuf::from(f),
-        _ => context_dir.join(&name),
-    };
-    let candidates = [
-        PathBuf::from(format!("{}.dockerignore", df_path.display())),
-        context_dir.join(".dockerignore"),
-    ];
-    let mut ignore = None;
-    if let Some(p) = candidates.iter().find(|p| p.is_file()) {
-        let t = std::fs::read_to_string(p).map_err(|e| CliError::Ignore(p.clone(), e))?;
-        let di = imago_dockerfile::DockerIgnore::parse(&t, &p.to_string_lossy())
-            .map_err(|e| CliError::IgnoreParse(e.render()))?;
-        ignore = Some(di);
+    let built = build_with_progress(&store, &bo, opts)?;
+    if opts.quiet {
+        // Ignoring a closed stdout is what `ibuild -q | head` expects.
+        let _ = writeln!(std::io::stdout(), "{}", built.id);
     }
+    Ok(())
+}
+
+/// `--build-arg K=V`, or `K` alone for the value of `$K` (left out when unset).
+fn build_args(args: &[String]) -> BTreeMap<String, String> {
     let mut build_args = BTreeMap::new();
-    for a in &opts.build_args {
+    for a in args {
         match a.split_once('=') {
             Some((k, v)) => {
                 build_args.insert(k.to_string(), v.to_string());
@@ -236,13 +199,13 @@ fn run(opts: &Opts) -> Result<(), Error> {
             }
         }
     }
-    let labels = opts
-        .labels
-        .iter()
-        .map(|l| kv("--label", l))
-        .collect::<Result<Vec<_>, _>>()?;
+    build_args
+}
+
+/// `--secret id=NAME,src=FILE`.
+fn secrets(specs: &[String]) -> Result<BTreeMap<String, PathBuf>, CliError> {
     let mut secrets = BTreeMap::new();
-    for s in &opts.secrets {
+    for s in specs {
         let mut id = None;
         let mut src = None;
         for part in s.split(',') {
@@ -254,8 +217,7 @@ fn run(opts: &Opts) -> Result<(), Error> {
                         what: "--secret",
                         value: s.clone(),
                         expected: "id=NAME,src=FILE",
-                    }
-                    .into())
+                    })
                 }
             }
         }
@@ -268,32 +230,19 @@ fn run(opts: &Opts) -> Result<(), Error> {
                     what: "--secret",
                     value: s.clone(),
                     expected: "id=NAME,src=FILE",
-                }
-                .into())
+                })
             }
         }
     }
-    let network = match opts.network.as_str() {
-        "none" => Network::None,
-        "private" => Network::Private,
-        _ => Network::Host,
-    };
-    let bo = BuildOptions {
-        context_dir: context_dir.clone(),
-        dockerfile: text,
-        dockerfile_name: name,
-        ignore,
-        target: opts.target.clone(),
-        build_args,
-        no_cache: opts.no_cache,
-        labels,
-        tags: opts.tags.clone(),
-        network,
-        source_date_epoch: opts.source_date_epoch,
-        secrets,
-        quiet: opts.quiet,
-        pull: opts.pull,
-    };
+    Ok(secrets)
+}
+
+/// Run the build with the progress display `--progress` and `-q` ask for.
+fn build_with_progress(
+    store: &imago_store::Store,
+    bo: &BuildOptions,
+    opts: &Opts,
+) -> Result<engine::Built, Error> {
     let want_tty = !opts.quiet
         && match opts.progress.as_str() {
             "tty" => true,
@@ -309,26 +258,21 @@ fn run(opts: &Opts) -> Result<(), Error> {
     } else {
         None
     };
-    let built = match tty {
+    Ok(match tty {
         Some(mut t) => {
-            let r = engine::build(&store, &bo, &mut t);
+            let r = engine::build(store, bo, &mut t);
             t.finish(r.is_err());
             r?
         }
         None => {
             let mut sink: Box<dyn Sink> = if opts.quiet {
-                Box::new(imago_build::events::Quiet)
+                Box::new(imago_builder::events::Quiet)
             } else {
                 Box::new(Plain::new())
             };
-            engine::build(&store, &bo, sink.as_mut())?
+            engine::build(store, bo, sink.as_mut())?
         }
-    };
-    if opts.quiet {
-        // Ignoring a closed stdout is what `ibuild -q | head` expects.
-        let _ = writeln!(std::io::stdout(), "{}", built.id);
-    }
-    Ok(())
+    })
 }
 
 /// Plain progress lines on stderr: `[3/9] RUN …`, then `[3/9] CACHED` or `DONE 0.1s`.
@@ -388,7 +332,7 @@ mod tty {
     use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
     use std::time::{Duration, Instant};
 
-    use imago_build::events::{Event, Sink};
+    use imago_builder::events::{Event, Sink};
     use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
     /// Lines of a failed step's output printed with the error.

@@ -4,6 +4,8 @@
 //! Unknown fields of a base image's config are kept as they are (`extra`).
 //!
 //! Never: touches files, the store or the kernel. Pure data.
+//!
+//! Numbers in parentheses, e.g. (76), are items of docs/semantics.md.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +15,7 @@ use serde_json::{Map, Value};
 /// The `comment` BuildKit puts on every history entry it writes.
 pub const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
 
-/// The PATH a Linux stage gets when its base has none (SEMANTICS 46).
+/// The PATH a Linux stage gets when its base has none (docs/semantics.md item 46).
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// An image configuration (`application/vnd.oci.image.config.v1+json`).

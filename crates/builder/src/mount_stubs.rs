@@ -50,7 +50,13 @@ pub fn drop_mount_points(upper: &Path, below: &LowerView, targets: &[String]) {
 fn parents(root: &OwnedFd, comps: &[String], flags: OFlags) -> Option<Vec<OwnedFd>> {
     let mut dirs = vec![root.try_clone().ok()?];
     for c in &comps[..comps.len() - 1] {
-        let next = openat(dirs[dirs.len() - 1].as_fd(), c.as_str(), flags, Mode::empty()).ok()?;
+        let next = openat(
+            dirs[dirs.len() - 1].as_fd(),
+            c.as_str(),
+            flags,
+            Mode::empty(),
+        )
+        .ok()?;
         dirs.push(next);
     }
     Some(dirs)
@@ -63,9 +69,7 @@ fn remove_if_empty(dir: std::os::fd::BorrowedFd<'_>, name: &str) -> bool {
         return false;
     };
     match FileType::from_raw_mode(st.st_mode) {
-        FileType::RegularFile if st.st_size == 0 => {
-            unlinkat(dir, name, AtFlags::empty()).is_ok()
-        }
+        FileType::RegularFile if st.st_size == 0 => unlinkat(dir, name, AtFlags::empty()).is_ok(),
         FileType::Directory => unlinkat(dir, name, AtFlags::REMOVEDIR).is_ok(),
         _ => false,
     }
@@ -125,6 +129,9 @@ mod tests {
         );
         assert!(host.join("hosts").exists(), "a host file was removed");
         assert!(host.join("sub").is_dir(), "a host dir was removed");
-        assert!(upper.join("d").symlink_metadata().is_ok(), "the link is the RUN's");
+        assert!(
+            upper.join("d").symlink_metadata().is_ok(),
+            "the link is the RUN's"
+        );
     }
 }

@@ -16,7 +16,8 @@
 //!   process; rootless file work forks into the id mapping). RUN output goes to stderr
 //!   (stdout stays for data), or nowhere with `quiet`.
 //!   Errors: [`engine::BuildError`] (`Step { n, line, text, source }` names the step and
-//!   its Dockerfile line; `StepError::Exit { code }` for a failed RUN) with `hint()`.
+//!   its Dockerfile line; [`engine::StepError`] says what failed, e.g. `Exit { code }`
+//!   for a failed RUN, `Download` for an ADD URL) with `hint()`.
 //! - [`config`]: [`ImageConfig`] — the image config JSON as BuildKit writes it (Docker
 //!   extensions `Healthcheck`, `OnBuild`, `Shell`; history with `empty_layer`; unknown
 //!   fields kept), `env_set` (replace in place), `ensure_path`, `clamp_times`
@@ -28,17 +29,23 @@
 //! - [`instr::copy`]: `plan` (COPY/ADD source resolution), `items_digest` (cache key
 //!   content digest: content + mode + owner, never mtime), `apply` (write into a new
 //!   layer dir over the parent state).
+//! - [`archive`]: local tars (ADD sources, the stdin context) into directories through
+//!   imago_oci's hardened unpacker: `extract`, `extract_context`.
 //! - [`stage`]: the stage graph: `target_index`, `resolve_base`, `resolve_from`, `needed`.
 //! - [`cache`]: `step_key`, [`cache::CacheEntry`].
-//! - [`perms`]: `--chmod` (octal/symbolic), `--chown` and `USER` resolution.
+//! - [`perms`]: `--chown` and `USER` resolution; `--chmod` errors (the parser is
+//!   [`imago_dockerfile::Chmod`]).
 //! - [`glob`]: Go `filepath.Match` + `**`.
 //! - [`fsview`]: a read-only overlay-semantics view of unpacked layer dirs.
 //! - [`events`]: progress events ([`events::Event`]) through a [`events::Sink`]; the bin draws them.
-//! - [`context`]: the context a `RUN --mount=type=bind` sees (`.dockerignore` applied,
-//!   `source=` resolved inside it).
+//! - [`context`]: the build context. [`context::BuildContext`] (`open` a dir or a tar on
+//!   stdin, `dockerfile`, `ignore`: what `docker build` finds; errors
+//!   [`context::InputError`]), and the context a `RUN --mount=type=bind` sees
+//!   (`.dockerignore` applied, `source=` resolved inside it).
 //! - [`temp`]: [`temp::TempPath`], the guard every temp file and tree of a build is held
 //!   by (removed on success, error and unwinding; inside the id mapping when needed).
 
+pub mod archive;
 pub mod cache;
 pub mod config;
 pub mod context;

@@ -2,10 +2,12 @@
 //! `--parents`, `--exclude`, .dockerignore, symlinks on the source path), the digest of
 //! their content/mode/ownership for the cache key (never mtimes), and writing them into a
 //! new layer dir on top of the parent state (parents copied up with their metadata,
-//! `--chown`/`--chmod`, ADD's local-archive extraction).
+//! `--chown`/`--chmod`; ADD's local archives are extracted by `instr::add_tar`).
 //!
 //! Never: mounts, runs processes, talks to the store. The caller runs [`apply`] inside
 //! the id mapping when ownership other than the caller's must be written.
+//!
+//! Numbers in parentheses, e.g. (76), are items of docs/semantics.md.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -14,7 +16,8 @@ use sha2::{Digest as _, Sha256};
 
 use crate::fsview::{self, components, host_path, Entry, Kind, LowerView, OwnerMode};
 use crate::glob;
-use crate::perms::Chmod;
+use crate::instr::add_tar;
+use imago_dockerfile::Chmod;
 
 /// COPY/ADD failed.
 #[derive(Debug, thiserror::Error)]
@@ -55,8 +58,10 @@ pub enum CopyError {
     Extract {
         path: PathBuf,
         #[source]
-        err: std::io::Error,
+        err: crate::archive::ArchiveError,
     },
+    #[error(transparent)]
+    Temp(#[from] crate::temp::TempError),
 }
 
 /// Where an item's bytes come from.
@@ -133,6 +138,23 @@ pub fn dest_path(dest: &str, workdir: &str) -> (Vec<String>, bool) {
     (components(&abs), slash)
 }
 
+/// Where a COPY/ADD writes: the destination's components and how its sources land.
+struct Target<'d> {
+    dest: Vec<String>,
+    /// The destination ends in `/` (or a wildcard matched several files).
+    forced_dir: bool,
+    /// How many sources (paths and heredocs) the instruction has.
+    nsrc: usize,
+    dest_is_dir: &'d dyn Fn(&[String]) -> bool,
+}
+
+impl Target<'_> {
+    /// True when a file source goes into the destination rather than becoming it.
+    fn goes_into_dir(&self) -> bool {
+        self.forced_dir || self.nsrc > 1 || (self.dest_is_dir)(&self.dest)
+    }
+}
+
 /// Resolve a COPY/ADD into the items to write. `dest_is_dir` tells whether the
 /// destination already exists as a directory in the parent state.
 pub fn plan(
@@ -140,41 +162,64 @@ pub fn plan(
     src: &Sources<'_>,
     dest_is_dir: &dyn Fn(&[String]) -> bool,
 ) -> Result<Vec<Item>, CopyError> {
-    let name = if spec.add { "ADD" } else { "COPY" };
+    check_sources(spec)?;
+    let (dest, slash) = dest_path(&spec.dest, &spec.workdir);
+    let mut t = Target {
+        dest,
+        forced_dir: slash,
+        nsrc: spec.sources.len() + spec.inline.len(),
+        dest_is_dir,
+    };
+    if t.nsrc > 1 && !slash && !dest_is_dir(&t.dest) {
+        return Err(CopyError::NeedDirDest(if spec.add {
+            "ADD"
+        } else {
+            "COPY"
+        }));
+    }
+    let mut items = inline_items(spec, &t);
+    let mut matched_total = 0usize;
     for s in &spec.sources {
-        if is_url(s) {
-            return Err(if spec.add {
-                CopyError::UrlUnsupported(s.clone())
-            } else {
-                CopyError::UrlForCopy
-            });
+        let (base, prefix_len) = split_parents(s, spec.parents);
+        let matches = source_matches(src, &base, &mut t)?;
+        matched_total += matches.len();
+        for m in matches {
+            match_items(spec, src, &t, &m, prefix_len, &mut items)?;
         }
+    }
+    if matched_total == 0 && spec.inline.is_empty() {
+        let first = (spec.sources.first())
+            .map(|s| components(s).join("/"))
+            .unwrap_or_default();
+        return Err(CopyError::NotFound(first));
+    }
+    Ok(items)
+}
+
+/// URLs (COPY never, ADD downloads them before planning) and `--checksum` (URLs only).
+fn check_sources(spec: &CopySpec) -> Result<(), CopyError> {
+    if let Some(s) = spec.sources.iter().find(|s| is_url(s)) {
+        return Err(match spec.add {
+            true => CopyError::UrlUnsupported(s.clone()),
+            false => CopyError::UrlForCopy,
+        });
     }
     if spec.checksum.is_some() {
         return Err(CopyError::ChecksumLocal);
     }
-    let (dest, slash) = dest_path(&spec.dest, &spec.workdir);
-    let nsrc = spec.sources.len() + spec.inline.len();
-    if nsrc > 1 && !slash && !dest_is_dir(&dest) {
-        return Err(CopyError::NeedDirDest(name));
-    }
-    let mut items = Vec::new();
-    // Heredocs: files named after their delimiter.
-    for (n, body) in &spec.inline {
-        let into = slash || nsrc > 1 || dest_is_dir(&dest);
-        let d = if into {
-            join(&dest, std::slice::from_ref(n))
-        } else {
-            dest.clone()
-        };
-        let mode = spec
-            .chmod
-            .as_ref()
-            .map(|c| c.apply(0o644, false))
-            .unwrap_or(0o644);
-        let (uid, gid) = spec.chown.unwrap_or((0, 0));
-        items.push(Item {
-            dest: d,
+    Ok(())
+}
+
+/// Heredocs: files named after their delimiter.
+fn inline_items(spec: &CopySpec, t: &Target<'_>) -> Vec<Item> {
+    let mode = (spec.chmod.as_ref()).map_or(0o644, |c| c.apply(0o644, false));
+    let (uid, gid) = spec.chown.unwrap_or((0, 0));
+    (spec.inline.iter())
+        .map(|(n, body)| Item {
+            dest: match t.goes_into_dir() {
+                true => join(&t.dest, std::slice::from_ref(n)),
+                false => t.dest.clone(),
+            },
             kind: Kind::File,
             data: Some(Data::Inline(body.clone())),
             link: None,
@@ -182,109 +227,106 @@ pub fn plan(
             uid,
             gid,
             mtime: 0,
-        });
-    }
-    let mut matched_total = 0usize;
-    let mut dest_forced_dir = slash;
-    for s in &spec.sources {
-        let (base, prefix_len) = split_parents(s, spec.parents);
-        let comps = components(&base);
-        let pattern = comps.join("/");
-        let mut matches: Vec<Vec<String>> = Vec::new();
-        if glob::has_wildcard(&pattern) {
-            walk_matches(src, &[], &pattern, &mut matches)?;
-            if matches.len() > 1 {
-                dest_forced_dir = true;
-            }
-        } else {
-            let real = src.view.resolve(&pattern, true);
-            let visible = !src.context || !(src.ignored)(&real.join("/"));
-            if visible && (real.is_empty() || src.view.lookup(&real).is_some()) {
-                matches.push(real);
-            } else {
-                // Say why when a symlink leads out of the context (it was resolved inside).
-                if let Some((link, target)) = src.view.escaping_link(&pattern) {
-                    if src.context {
-                        return Err(CopyError::LinkOutside {
-                            path: pattern,
-                            link,
-                            target,
-                        });
-                    }
-                }
-                return Err(CopyError::NotFound(pattern));
-            }
+        })
+        .collect()
+}
+
+/// The source paths one source names: the wildcard's matches (several force a
+/// directory destination), or the one path, which must exist and not be ignored.
+fn source_matches(
+    src: &Sources<'_>,
+    base: &str,
+    t: &mut Target<'_>,
+) -> Result<Vec<Vec<String>>, CopyError> {
+    let pattern = components(base).join("/");
+    let mut matches: Vec<Vec<String>> = Vec::new();
+    if glob::has_wildcard(&pattern) {
+        walk_matches(src, &[], &pattern, &mut matches)?;
+        if matches.len() > 1 {
+            t.forced_dir = true;
         }
-        matched_total += matches.len();
-        for m in matches {
-            let entry = if m.is_empty() {
-                src.view.lookup(&[]).map(|mut e| {
-                    e.kind = Kind::Dir;
-                    e
-                })
-            } else {
-                src.view.lookup(&m)
-            };
-            let Some(mut entry) = entry else { continue };
-            if entry.kind == Kind::Symlink {
-                // A wildcard match that is a symlink: copy the link itself.
-                if let Some(t) = follow(src.view, &m) {
-                    entry = t;
-                }
-            }
-            // With --parents the matched path (after `/./`, or all of it) is kept.
-            let keep: Vec<String> = if spec.parents {
-                m[prefix_len.min(m.len())..].to_vec()
-            } else {
-                Vec::new()
-            };
-            if entry.kind == Kind::Dir {
-                let target = join(&dest, &keep);
-                add_tree(spec, src, &m, &target, &mut items)?;
-            } else {
-                let into = dest_forced_dir || nsrc > 1 || dest_is_dir(&dest) || spec.parents;
-                let fname = m.last().cloned().unwrap_or_default();
-                let target = if spec.parents {
-                    join(&dest, &keep)
-                } else if into {
-                    join(&dest, &[fname])
-                } else {
-                    dest.clone()
-                };
-                if spec.excludes.iter().any(|x| {
-                    glob::path_or_parent_match(x, m.last().map(String::as_str).unwrap_or(""))
-                        .unwrap_or(false)
-                }) {
-                    continue;
-                }
-                let archive = spec.add
-                    && spec.unpack != Some(false)
-                    && entry.kind == Kind::File
-                    && is_archive(&entry.host);
-                if archive {
-                    let mut it = item_for(spec, src, &entry, join(&dest, &[]))?;
-                    it.kind = Kind::Dir;
-                    it.data = Some(Data::Archive(entry.host.clone()));
-                    // The destination is a directory made like COPY's parents (0755, or
-                    // --chmod), never given the archive file's own mode (0644 would
-                    // leave it without the search bit).
-                    it.mode = u32::MAX;
-                    items.push(it);
-                } else {
-                    items.push(item_for(spec, src, &entry, target)?);
-                }
-            }
+        return Ok(matches);
+    }
+    let real = src.view.resolve(&pattern, true);
+    let visible = !src.context || !(src.ignored)(&real.join("/"));
+    if visible && (real.is_empty() || src.view.lookup(&real).is_some()) {
+        return Ok(vec![real]);
+    }
+    // Say why when a symlink leads out of the context (it was resolved inside).
+    if let Some((link, target)) = src.view.escaping_link(&pattern) {
+        if src.context {
+            return Err(CopyError::LinkOutside {
+                path: pattern,
+                link,
+                target,
+            });
         }
     }
-    if matched_total == 0 && spec.inline.is_empty() {
-        let first = spec
-            .sources
-            .first()
-            .map(|s| components(s).join("/"))
-            .unwrap_or_default();
-        return Err(CopyError::NotFound(first));
+    Err(CopyError::NotFound(pattern))
+}
+
+/// The items of one matched source path `m`.
+fn match_items(
+    spec: &CopySpec,
+    src: &Sources<'_>,
+    t: &Target<'_>,
+    m: &[String],
+    prefix_len: usize,
+    items: &mut Vec<Item>,
+) -> Result<(), CopyError> {
+    let entry = match m.is_empty() {
+        true => src.view.lookup(&[]).map(|mut e| {
+            e.kind = Kind::Dir;
+            e
+        }),
+        false => src.view.lookup(m),
+    };
+    let Some(mut entry) = entry else {
+        return Ok(());
+    };
+    if entry.kind == Kind::Symlink {
+        // A wildcard match that is a symlink: copy the link itself.
+        if let Some(e) = follow(src.view, m) {
+            entry = e;
+        }
     }
-    Ok(items)
+    // With --parents the matched path (after `/./`, or all of it) is kept.
+    let keep: Vec<String> = match spec.parents {
+        true => m[prefix_len.min(m.len())..].to_vec(),
+        false => Vec::new(),
+    };
+    if entry.kind == Kind::Dir {
+        return add_tree(spec, src, m, &join(&t.dest, &keep), items);
+    }
+    let fname = m.last().cloned().unwrap_or_default();
+    let target = if spec.parents {
+        join(&t.dest, &keep)
+    } else if t.goes_into_dir() {
+        join(&t.dest, &[fname])
+    } else {
+        t.dest.clone()
+    };
+    let last = m.last().map(String::as_str).unwrap_or("");
+    if (spec.excludes.iter()).any(|x| glob::path_or_parent_match(x, last).unwrap_or(false)) {
+        return Ok(());
+    }
+    let archive = spec.add
+        && spec.unpack != Some(false)
+        && entry.kind == Kind::File
+        && is_archive(&entry.host);
+    if !archive {
+        items.push(item_for(spec, src, &entry, target)?);
+        return Ok(());
+    }
+    let mut it = item_for(spec, src, &entry, join(&t.dest, &[]))?;
+    it.kind = Kind::Dir;
+    it.data = Some(Data::Archive(entry.host.clone()));
+    // The destination is a directory made like COPY's parents (0755, or --chmod),
+    // never given the archive file's own mode (0644 would leave it without the
+    // search bit).
+    it.mode = u32::MAX;
+    items.push(it);
+    Ok(())
 }
 
 /// `--parents`: `a/b/./c/d` → (`a/b/c/d`, 2): the first 2 components are dropped from
@@ -529,7 +571,7 @@ pub fn apply(
         let comps = resolve_dest(below, &it.dest);
         if comps.is_empty() {
             if let Some(Data::Archive(p)) = &it.data {
-                extract(p, out, below, it, mode, new_dirs)?;
+                add_tar::extract(p, out, below, it, mode, new_dirs)?;
             }
             continue;
         }
@@ -553,7 +595,7 @@ pub fn apply(
                     fsview::set_mtime(&host, it.mtime).map_err(werr)?;
                 }
                 if let Some(Data::Archive(p)) = &it.data {
-                    extract(p, out, below, it, mode, new_dirs)?;
+                    add_tar::extract(p, out, below, it, mode, new_dirs)?;
                 }
             }
             Kind::File => {
@@ -591,7 +633,7 @@ pub fn apply(
     Ok(())
 }
 
-fn remove_any(p: &Path) {
+pub(crate) fn remove_any(p: &Path) {
     if let Ok(m) = std::fs::symlink_metadata(p) {
         if m.is_dir() {
             let _ = std::fs::remove_dir_all(p);
@@ -603,7 +645,7 @@ fn remove_any(p: &Path) {
 
 /// Resolve symlinks in the destination's parent path through the parent state (76): a
 /// COPY to `/bin/x` with `/bin -> usr/bin` writes `/usr/bin/x`.
-fn resolve_dest(below: &LowerView, dest: &[String]) -> Vec<String> {
+pub(crate) fn resolve_dest(below: &LowerView, dest: &[String]) -> Vec<String> {
     if dest.is_empty() {
         return Vec::new();
     }
@@ -660,111 +702,6 @@ pub fn ensure_parents(
                 .map_err(werr)?;
             }
         }
-    }
-    Ok(())
-}
-
-/// Extract a local archive (plain or gzip tar) into the item's destination dir (92, 95).
-fn extract(
-    archive: &Path,
-    out: &Path,
-    below: &LowerView,
-    it: &Item,
-    mode: OwnerMode,
-    new_dirs: NewDirs,
-) -> Result<(), CopyError> {
-    let xerr = |err| CopyError::Extract {
-        path: archive.to_path_buf(),
-        err,
-    };
-    let dest = resolve_dest(below, &it.dest);
-    ensure_parents(out, below, &dest, new_dirs, mode)?;
-    let f = std::fs::File::open(archive).map_err(xerr)?;
-    let mut head = [0u8; 2];
-    let gz = {
-        let mut g = std::fs::File::open(archive).map_err(xerr)?;
-        g.read_exact(&mut head).is_ok() && head == [0x1f, 0x8b]
-    };
-    let reader: Box<dyn Read> = if gz {
-        Box::new(flate2::read::GzDecoder::new(f))
-    } else {
-        Box::new(f)
-    };
-    let mut ar = tar::Archive::new(reader);
-    for entry in ar.entries().map_err(xerr)? {
-        let mut entry = entry.map_err(xerr)?;
-        let path = entry.path().map_err(xerr)?.to_string_lossy().into_owned();
-        let comps = join(&dest, &components(&path));
-        if comps.len() <= dest.len() {
-            continue;
-        }
-        ensure_parents(out, below, &comps[..comps.len() - 1], new_dirs, mode)?;
-        let host = host_path(out, &comps);
-        let h = entry.header().clone();
-        let (uid, gid) = it
-            .data
-            .as_ref()
-            .map(|_| (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32))
-            .unwrap_or((0, 0));
-        let (uid, gid) = if it.uid != 0 || it.gid != 0 {
-            (it.uid, it.gid)
-        } else {
-            (uid, gid)
-        };
-        let perm = h.mode().unwrap_or(0o644) & 0o7777;
-        let mtime = h.mtime().unwrap_or(0) as i64;
-        let werr = |err| CopyError::Write {
-            path: host.clone(),
-            err,
-        };
-        let et = h.entry_type();
-        if et.is_dir() {
-            if !std::fs::symlink_metadata(&host).is_ok_and(|m| m.is_dir()) {
-                remove_any(&host);
-                std::fs::create_dir(&host).map_err(werr)?;
-            }
-            fsview::set_owner(&host, Kind::Dir, uid, gid, perm, mode).map_err(werr)?;
-        } else if et.is_symlink() {
-            remove_any(&host);
-            let t = entry
-                .link_name()
-                .map_err(xerr)?
-                .map(|l| l.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            std::os::unix::fs::symlink(t, &host).map_err(werr)?;
-            fsview::set_owner(&host, Kind::Symlink, uid, gid, 0o777, mode).map_err(werr)?;
-        } else if et.is_hard_link() {
-            remove_any(&host);
-            let t = entry
-                .link_name()
-                .map_err(xerr)?
-                .map(|l| l.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let tcomps = join(&dest, &components(&t));
-            if let Some((_, parent)) = tcomps.split_last() {
-                for n in 1..=parent.len() {
-                    let p = host_path(out, &parent[..n]);
-                    if std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
-                        return Err(CopyError::ThroughSymlink(format!(
-                            "/{}",
-                            parent[..n].join("/")
-                        )));
-                    }
-                }
-            }
-            let target = host_path(out, &tcomps);
-            std::fs::hard_link(target, &host).map_err(werr)?;
-            continue;
-        } else if et.is_file() {
-            remove_any(&host);
-            let mut f = std::fs::File::create(&host).map_err(werr)?;
-            std::io::copy(&mut entry, &mut f).map_err(werr)?;
-            drop(f);
-            fsview::set_owner(&host, Kind::File, uid, gid, perm, mode).map_err(werr)?;
-        } else {
-            continue;
-        }
-        let _ = fsview::set_mtime(&host, mtime);
     }
     Ok(())
 }
@@ -1172,6 +1109,60 @@ mod tests {
         };
         let e = fsview::stat(&f.out.join("dst"), owner).unwrap();
         assert_eq!(e.mode, 0o755, "destination mode {:o}", e.mode);
+    }
+
+    #[test]
+    fn add_tar_keeps_links_modes_and_whiteout_names_and_skips_devices() {
+        use std::os::unix::fs::MetadataExt;
+        let f = fx(&[]);
+        std::fs::create_dir_all(f.below.join("keep")).unwrap();
+        let tarp = f.ctx.join("t.tar");
+        {
+            let mut b = tar::Builder::new(std::fs::File::create(&tarp).unwrap());
+            let mut put = |kind: tar::EntryType, name: &str, mode: u32, link: &str, data: &[u8]| {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(kind);
+                h.set_mode(mode);
+                h.set_size(data.len() as u64);
+                if !link.is_empty() {
+                    h.set_link_name(link).unwrap();
+                }
+                h.set_cksum();
+                b.append_data(&mut h, name, data).unwrap();
+            };
+            put(tar::EntryType::Directory, "d/", 0o750, "", b"");
+            put(tar::EntryType::Regular, "d/f", 0o644, "", b"x");
+            put(tar::EntryType::Link, "d/h", 0o644, "d/f", b"");
+            put(tar::EntryType::Symlink, "s", 0o777, "d/f", b"");
+            put(tar::EntryType::Regular, "d/.wh.gone", 0o644, "", b"");
+            put(tar::EntryType::Regular, "i/j/k", 0o644, "", b"k");
+            put(tar::EntryType::Char, "dev", 0o600, "", b"");
+            b.finish().unwrap();
+        }
+        let mut s = spec(&["t.tar"], "/keep/");
+        s.add = true;
+        let m = run(&f, s, &none).unwrap();
+        let out = f.out.join("keep");
+        assert_eq!(m["keep/d/f"], "x");
+        assert_eq!(m["keep/i/j/k"], "k");
+        let ino = |p: &str| std::fs::symlink_metadata(out.join(p)).unwrap().ino();
+        assert_eq!(ino("d/f"), ino("d/h"), "a hardlink stays a hardlink");
+        assert_eq!(std::fs::read_link(out.join("s")).unwrap(), Path::new("d/f"));
+        assert!(
+            out.join("d/.wh.gone").is_file(),
+            "a .wh. name is a plain file"
+        );
+        assert!(
+            std::fs::symlink_metadata(out.join("dev")).is_err(),
+            "devices are skipped"
+        );
+        let owner = if rustix::process::getuid().is_root() {
+            OwnerMode::Real
+        } else {
+            OwnerMode::Xattr
+        };
+        assert_eq!(fsview::stat(&out.join("d"), owner).unwrap().mode, 0o750);
+        assert_eq!(fsview::stat(&out.join("i/j"), owner).unwrap().mode, 0o755);
     }
 
     #[test]

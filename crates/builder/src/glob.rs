@@ -2,7 +2,7 @@
 //! `*` never crosses `/`) plus `**` for `--parents` and `--exclude` (any number of
 //! directories).
 //!
-//! Never: reads the file system (context.rs walks it).
+//! Never: reads the file system (`instr::copy` walks it).
 
 /// A malformed pattern (an unclosed `[`, a trailing `\`).
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]

@@ -1,8 +1,13 @@
-//! Owners and modes: `--chmod` (octal or chmod(1) symbolic, SEMANTICS 79–81), `--chown`
-//! and `USER` resolved against the stage's `/etc/passwd` and `/etc/group` text (65–67,
-//! 78).
+//! Owners and modes: `--chown` and `USER` resolved against the stage's `/etc/passwd`
+//! and `/etc/group` text (docs/semantics.md items 65–67, 78), and `--chmod` parsing
+//! errors as the engine reports them (the parser is [`imago_dockerfile::Chmod`], items
+//! 79–81).
 //!
 //! Never: reads files itself (the engine passes the text of passwd/group).
+//!
+//! Numbers in parentheses, e.g. (76), are items of docs/semantics.md.
+
+use imago_dockerfile::Chmod;
 
 /// A `--chmod`, `--chown` or `USER` value that cannot be used.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -15,96 +20,9 @@ pub enum PermError {
     NoGroup(String),
 }
 
-/// A parsed `--chmod`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Chmod {
-    /// An exact mode (`0644`, `755`, `0`).
-    Octal(u32),
-    /// chmod(1) clauses, applied to each file's current mode.
-    Symbolic(Vec<Clause>),
-}
-
-/// One symbolic clause: `who op perms` (`go-w`, `u=rw`, `a+X`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Clause {
-    who: u32,
-    op: char,
-    perms: String,
-}
-
-impl Chmod {
-    /// Parse the flag value.
-    pub fn parse(s: &str) -> Result<Self, PermError> {
-        let bad = || PermError::Chmod(s.to_string());
-        if s.is_empty() {
-            return Err(bad());
-        }
-        if s.chars().all(|c| c.is_ascii_digit()) {
-            let m = u32::from_str_radix(s, 8).map_err(|_| bad())?;
-            if m > 0o7777 {
-                return Err(bad());
-            }
-            return Ok(Chmod::Octal(m));
-        }
-        let mut clauses = Vec::new();
-        for part in s.split(',') {
-            let opi = part.find(['+', '-', '=']).ok_or_else(bad)?;
-            let (who_s, rest) = part.split_at(opi);
-            let mut who = 0;
-            for c in who_s.chars() {
-                who |= match c {
-                    'u' => 0o4700,
-                    'g' => 0o2070,
-                    'o' => 0o1007,
-                    'a' => 0o7777,
-                    _ => return Err(bad()),
-                };
-            }
-            let mut chars = rest.chars();
-            let op = chars.next().ok_or_else(bad)?;
-            let perms: String = chars.collect();
-            if !perms.chars().all(|c| "rwxXst".contains(c)) {
-                return Err(bad());
-            }
-            clauses.push(Clause {
-                who: if who == 0 { 0o7777 } else { who },
-                op,
-                perms,
-            });
-        }
-        Ok(Chmod::Symbolic(clauses))
-    }
-
-    /// The resulting permission bits for a file of `mode` (`is_dir` matters for `X`).
-    pub fn apply(&self, mode: u32, is_dir: bool) -> u32 {
-        match self {
-            Chmod::Octal(m) => *m,
-            Chmod::Symbolic(clauses) => {
-                let mut cur = mode & 0o7777;
-                for c in clauses {
-                    let mut bits = 0;
-                    for p in c.perms.chars() {
-                        bits |= match p {
-                            'r' => 0o444,
-                            'w' => 0o222,
-                            'x' => 0o111,
-                            'X' if is_dir || cur & 0o111 != 0 => 0o111,
-                            's' => 0o6000,
-                            't' => 0o1000,
-                            _ => 0,
-                        };
-                    }
-                    let bits = bits & c.who;
-                    match c.op {
-                        '+' => cur |= bits,
-                        '-' => cur &= !bits,
-                        _ => cur = (cur & !(c.who & 0o777)) | bits,
-                    }
-                }
-                cur
-            }
-        }
-    }
+/// Parse a `--chmod` value (the one parser lives in imago_dockerfile).
+pub fn parse_chmod(s: &str) -> Result<Chmod, PermError> {
+    Chmod::parse(s).map_err(|_| PermError::Chmod(s.to_string()))
 }
 
 /// A user as RUN sees it: uid, primary gid, supplementary gids.
@@ -232,36 +150,12 @@ mod tests {
     const GROUP: &str = "root:x:0:\nwheel:x:10:root\ndaemon:x:1:\ndockerio:x:1001:\nsupplementary:x:1002:dockerio\nnobody:x:65534:\n";
 
     #[test]
-    fn g79_octal_chmod() {
-        assert_eq!(Chmod::parse("0644").unwrap().apply(0o777, false), 0o644);
-        assert_eq!(Chmod::parse("777").unwrap().apply(0, true), 0o777);
-        assert_eq!(Chmod::parse("0").unwrap().apply(0o755, false), 0);
-    }
-
-    #[test]
-    fn g80_invalid_chmod() {
+    fn g80_invalid_chmod_names_the_value() {
         for bad in ["64a", "10000", ""] {
-            let e = Chmod::parse(bad).unwrap_err().to_string();
+            let e = parse_chmod(bad).unwrap_err().to_string();
             assert_eq!(e, format!("invalid chmod parameter: '{bad}'. it should be octal string and between 0 and 07777"));
         }
-    }
-
-    #[test]
-    fn g81_symbolic_chmod() {
-        assert_eq!(Chmod::parse("go-w").unwrap().apply(0o777, false), 0o755);
-        assert_eq!(
-            Chmod::parse("u=rw,g=r,o=r").unwrap().apply(0o777, false),
-            0o644
-        );
-        assert_eq!(Chmod::parse("a+X").unwrap().apply(0o644, false), 0o644);
-        assert_eq!(Chmod::parse("a+X").unwrap().apply(0o644, true), 0o755);
-        assert_eq!(Chmod::parse("a+X").unwrap().apply(0o744, false), 0o755);
-        assert_eq!(
-            Chmod::parse("u+rw,g+r,o-x,o+w")
-                .unwrap()
-                .apply(0o001, false),
-            0o642
-        );
+        assert_eq!(parse_chmod("0644"), Ok(Chmod::Octal(0o644)));
     }
 
     #[test]

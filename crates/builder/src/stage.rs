@@ -1,8 +1,10 @@
 //! The stage graph: which stage is the target, what each stage's FROM and `--from`
 //! names mean (an earlier stage by name or index, `scratch`, or an image), which stages
-//! the target needs (only those are built, SEMANTICS 53), and in what order.
+//! the target needs (only those are built, docs/semantics.md item 53), and in what order.
 //!
 //! Never: expands variables (the engine hands in expanded FROM text), reads files.
+//!
+//! Numbers in parentheses, e.g. (76), are items of docs/semantics.md.
 
 /// What the graph needs to know of one stage.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,9 +1,9 @@
-//! Cache keys of build steps (issue 5 item 5): a step is a hit when its parent state, its
+//! Cache keys of build steps: a step is a hit when its parent state, its
 //! instruction after expansion, the build args it uses and — for COPY/ADD — the content,
 //! mode and ownership of its sources (never mtimes) match. Also the cache entry: the
 //! state after the step (config + layer descriptors), serialised as JSON.
 //!
-//! Never: reads the store (engine.rs does the lookups) or the file system.
+//! Never: reads the store (`engine::step` does the lookups) or the file system.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -22,7 +22,7 @@ pub struct KeyParts<'a> {
     pub instruction: &'a str,
     /// The build args the step sees (RUN: every declared ARG; others: none), sorted.
     pub args: Vec<(String, String)>,
-    /// The content digest of COPY/ADD sources (context.rs `tree_digest`), else empty.
+    /// The content digest of COPY/ADD sources (`context::tree_digest`), else empty.
     pub sources: &'a str,
     /// Anything else that changes the result (the platform, RUN's network mode...).
     pub extra: &'a str,

@@ -1,0 +1,63 @@
+//! What a build is asked to do ([`BuildOptions`]) and what it gives back ([`Built`]).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use imago_dockerfile::DockerIgnore;
+use imago_oci::Digest;
+
+/// The network RUN steps get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Network {
+    /// The host's network (default: `RUN apt-get` works without a daemon).
+    #[default]
+    Host,
+    /// No network.
+    None,
+    /// A private network namespace (outbound through pasta/slirp when available).
+    Private,
+}
+
+/// What to build.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// The build context directory, absolute (RUN bind mounts are made from another
+    /// working directory).
+    pub context_dir: PathBuf,
+    /// The Dockerfile's text and its name (for messages).
+    pub dockerfile: String,
+    pub dockerfile_name: String,
+    /// The .dockerignore in effect.
+    pub ignore: Option<DockerIgnore>,
+    /// `--target`.
+    pub target: Option<String>,
+    /// `--build-arg`.
+    pub build_args: BTreeMap<String, String>,
+    /// `--no-cache`.
+    pub no_cache: bool,
+    /// `--label k=v` (added to the final image).
+    pub labels: Vec<(String, String)>,
+    /// `-t` names.
+    pub tags: Vec<String>,
+    /// `--network`.
+    pub network: Network,
+    /// SOURCE_DATE_EPOCH.
+    pub source_date_epoch: Option<i64>,
+    /// `--secret id=…,src=…`.
+    pub secrets: BTreeMap<String, PathBuf>,
+    /// `-q`: RUN output is discarded.
+    pub quiet: bool,
+    /// `--pull`: pull base images even when the store has them.
+    pub pull: bool,
+}
+
+/// The result of a build.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The image id (config digest).
+    pub id: Digest,
+    /// The manifest digest.
+    pub manifest: Digest,
+    /// The names given.
+    pub tags: Vec<String>,
+}
