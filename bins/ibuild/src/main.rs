@@ -86,7 +86,10 @@ enum CliError {
 }
 
 fn main() -> ExitCode {
-    let opts = Opts::parse();
+    let opts = match imago_cli::args::parse::<Opts>() {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
     imago_cli::logging::init(&opts.global.log_level);
     match run(&opts) {
         Ok(()) => ExitCode::SUCCESS,

@@ -145,7 +145,10 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let opts = Opts::parse();
+    let opts = match imago_cli::args::parse::<Opts>() {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
     imago_cli::logging::init(&opts.global.log_level);
     let g = &opts.global;
     let r = match opts.cmd {

@@ -19,7 +19,10 @@ struct Opts {
 }
 
 fn main() -> ExitCode {
-    let opts = Opts::parse();
+    let opts = match imago_cli::args::parse::<Opts>() {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
     imago_cli::logging::init(&opts.global.log_level);
     let root = match opts.global.store_root() {
         Ok(r) => r,
