@@ -444,3 +444,74 @@ impl Drop for SmallFs {
             .status();
     }
 }
+
+/// A loopback HTTP server that answers every GET with the headers of a 1 MB body and
+/// then stalls (`trickle == false`: 10 bytes, then nothing) or trickles (a byte every
+/// 500 ms). Each connection is held at most 60 s, so a client that never gives up
+/// cannot keep the test running for ever.
+fn slow_http_server(trickle: bool) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(16) {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut head = [0u8; 4096];
+                // Ignoring what the request says: every request gets the same answer.
+                let _ = conn.read(&mut head);
+                let headers = "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n";
+                if conn.write_all(headers.as_bytes()).is_err() {
+                    return;
+                }
+                let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                if !trickle {
+                    // A write error only means the client went away, which ends the case.
+                    let _ = conn.write_all(&[b'x'; 10]);
+                    let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(60)));
+                    let _ = conn.read(&mut head); // returns when the client closes
+                    return;
+                }
+                while std::time::Instant::now() < until {
+                    if conn.write_all(b"x").is_err() {
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// ADD of a URL whose server stops sending, or trickles under the rate floor, fails the
+/// build within the registry client's bounds (set small here through the documented
+/// environment variables), naming the host. Before, ADD URL ignored those settings and
+/// had no rate floor: a trickle ran until the server gave up.
+#[test]
+fn add_url_from_a_stalled_or_trickling_server_fails_in_bounded_time() {
+    for trickle in [false, true] {
+        let addr = slow_http_server(trickle);
+        for user in users() {
+            let env = env_with_busybox(user);
+            let df = format!("FROM busybox\nADD http://{addr}/big.bin /big.bin\n");
+            context(&env, "url", &[("Dockerfile", &df)]);
+            let started = std::time::Instant::now();
+            let out = env
+                .cmd("ibuild")
+                .args(["--progress", "plain", "--root"])
+                .arg(env.root())
+                .arg(env.path("url"))
+                .env("IMAGO_REGISTRY_STALL_TIMEOUT", "3")
+                .env("IMAGO_REGISTRY_RATE_WINDOW", "3")
+                .run();
+            let took = started.elapsed();
+            let out = out.fails_with(&format!("{addr} sent"));
+            assert!(
+                took < std::time::Duration::from_secs(15),
+                "[{}] trickle={trickle}: took {took:?}: {out}",
+                user.name()
+            );
+        }
+    }
+}

@@ -1,8 +1,10 @@
 //! ADD of an `http(s)://` URL: the download into a temp dir that then serves as the
 //! step's context (docs/semantics.md items 94, 96). The file is named after the URL
 //! path's last segment, gets mode 0600 and the `Last-Modified` time; `--checksum` is
-//! verified.
+//! verified. The transfer has the registry client's bounds: a server that stops
+//! sending, or trickles under the rate floor, fails the step naming the host.
 
+use std::cell::Cell;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -27,6 +29,18 @@ pub enum DownloadError {
         url: String,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("download {url}")]
+    Limits {
+        url: String,
+        #[source]
+        source: imago_registry::LimitsError,
+    },
+    #[error("download {url}: {host} {source}")]
+    Stalled {
+        url: String,
+        host: String,
+        source: imago_registry::stall::Stall,
     },
     #[error("download {url}: HTTP {status}")]
     Status { url: String, status: u16 },
@@ -83,17 +97,35 @@ pub(super) fn fetch_url(
     let rest = url.split_once("://").map(|x| x.1).unwrap_or(url);
     let authority = rest.split('/').next().unwrap_or(rest);
     let name = file_name(url);
-    let agent = imago_registry::transport::agent_for(
-        authority,
-        &imago_registry::TransportOptions::default(),
-    )
-    .map_err(|source| DownloadError::Agent {
-        url: url.to_string(),
-        source,
+    let limits = imago_registry::TransferLimits::from_env().map_err(|source| {
+        DownloadError::Limits {
+            url: url.to_string(),
+            source,
+        }
     })?;
-    let resp = agent.get(url).call().map_err(|e| DownloadError::Request {
+    let transport = imago_registry::TransportOptions {
+        limits,
+        ..Default::default()
+    };
+    let agent = imago_registry::transport::agent_for(authority, &transport).map_err(|source| {
+        DownloadError::Agent {
+            url: url.to_string(),
+            source,
+        }
+    })?;
+    let stalled = |source| DownloadError::Stalled {
         url: url.to_string(),
-        source: Box::new(e),
+        host: authority.to_string(),
+        source,
+    };
+    let resp = agent.get(url).call().map_err(|e| {
+        match imago_registry::stall::Stall::from_ureq(&e, &limits, false) {
+            Some(stall) => stalled(stall),
+            None => DownloadError::Request {
+                url: url.to_string(),
+                source: Box::new(e),
+            },
+        }
     })?;
     if !resp.status().is_success() {
         return Err(DownloadError::Status {
@@ -119,7 +151,19 @@ pub(super) fn fetch_url(
     };
     let mut out = std::fs::File::create(&file).map_err(werr("create"))?;
     let mut hw = HashWriter::new(&mut out);
-    std::io::copy(&mut resp.into_body().into_reader(), &mut hw).map_err(werr("download into"))?;
+    let verdict = Cell::new(None);
+    let mut body = imago_registry::stall::Watch::new(
+        resp.into_body().into_reader(),
+        &limits,
+        false,
+        &verdict,
+    );
+    if let Err(e) = std::io::copy(&mut body, &mut hw) {
+        return Err(match verdict.take() {
+            Some(stall) => stalled(stall),
+            None => werr("download into")(e),
+        });
+    }
     let got = hw.finish().1.to_string();
     drop(out);
     if let Some(expected) = want {
