@@ -64,7 +64,8 @@ pub enum BuildError {
     RelativeContext(PathBuf),
     /// index.json cannot be read: without this check every base image would look
     /// missing, and the build would blame the image's name.
-    #[error("the store's index `{path}` is damaged or unreadable")]
+    /// The store's own error says what is damaged and points at `iimage fsck`.
+    #[error("cannot read the image store at `{}`", path.parent().unwrap_or(path).display())]
     StoreIndex {
         path: PathBuf,
         #[source]
@@ -105,7 +106,7 @@ impl BuildError {
                     source.hint()
                 }
                 _ => Some(
-                    "run `iimage fsck` to see what is damaged; restore index.json from a backup, or build into another store (--root)"
+                    "restore index.json from a backup, or build into another store (--root)"
                         .into(),
                 ),
             },
