@@ -48,10 +48,10 @@ fn main() -> ExitCode {
     };
     let progress = shared::Progress::new(opts.quiet);
     let result = (|| {
-        let store = imago_store::Store::open(&root).map_err(store_error)?;
+        let store = imago_store::Store::open(&root)?;
         // Blobs are written long before index.json names them: keep a concurrent gc
         // from collecting them until the pull is recorded.
-        let _pin = store.pin().map_err(store_error)?;
+        let _pin = store.pin()?;
         let client = imago_registry::connect(&reference, &connect)?;
         let pull_opts = PullOptions {
             platform: opts.platform.clone().unwrap_or_else(Platform::host),
@@ -71,8 +71,4 @@ fn main() -> ExitCode {
         }
         Err(e) => shared::report(&e),
     }
-}
-
-fn store_error(e: imago_store::StoreError) -> imago_registry::RegistryError {
-    imago_registry::layout::LayoutError::Backend(Box::new(e)).into()
 }

@@ -103,7 +103,7 @@ fn main() -> ExitCode {
         let client = imago_registry::connect(&dest, &connect)?;
         push::push(
             &client,
-            store.as_ref(),
+            &store,
             &opts.source,
             &dest,
             &push_opts,

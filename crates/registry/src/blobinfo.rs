@@ -1,5 +1,5 @@
 //! Where a blob is known to live remotely: `digest registry repository` lines appended to
-//! `STATE/registry-blob-sources` after each pull and push, read back by push to try a
+//! `STATE/registry-blob-sources` (STATE: [`state_dir`]) after each pull and push, read back by push to try a
 //! cross-repository mount (`POST …/uploads/?mount=D&from=REPO`) before uploading.
 //! Appends of one short line are atomic with `O_APPEND`; a damaged line is ignored.
 //!
@@ -9,10 +9,19 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use imago_oci::Digest;
+use imago_store::Store;
 
 const FILE: &str = "registry-blob-sources";
 /// Cap on the file; past it, the oldest half is dropped on the next write.
 const MAX_BYTES: u64 = 4 << 20;
+
+/// The registry code's own directory in the store (`ROOT/imago/registry`), made when
+/// missing; `None` when it cannot be made (the caches are advisory: pulls and pushes
+/// work without them).
+pub fn state_dir(store: &Store) -> Option<PathBuf> {
+    let d = store.layout().imago().join("registry");
+    std::fs::create_dir_all(&d).ok().map(|()| d)
+}
 
 fn file(dir: &Path) -> PathBuf {
     dir.join(FILE)

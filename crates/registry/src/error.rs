@@ -110,7 +110,7 @@ pub enum RegistryError {
         source: std::io::Error,
     },
     #[error("store: {0}")]
-    Store(#[from] crate::layout::LayoutError),
+    Store(#[from] imago_store::StoreError),
     #[error(transparent)]
     Credentials(#[from] crate::auth::creds::CredError),
     #[error("invalid reference: {0}")]

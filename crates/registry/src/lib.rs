@@ -7,20 +7,20 @@
 //! - [`connect(&Reference, &ConnectOptions)`](connect) → [`Client`]: looks up the
 //!   credentials (podman's file order, see [`auth::creds`]), probes `/v2/` (HTTPS, or plain
 //!   HTTP for loopback hosts / `tls_verify: Some(false)`), keeps the challenge.
-//! - [`pull::pull(&Client, &dyn ImageStore, &Reference, &PullOptions, &dyn Events)`](pull::pull)
+//! - [`pull::pull(&Client, &Store, &Reference, &PullOptions, &dyn Events)`](pull::pull)
 //!   → [`Pulled`]: index → platform, blobs verified (digest + size) before commit, present
 //!   blobs skipped, tag last. `ibuild`'s FROM and `irun` of a missing image should call
 //!   this (via [`pull_image`] for the one-liner).
-//! - [`push::push(&Client, &dyn ImageStore, source_name, &Reference, &PushOptions, &dyn Events)`](push::push)
+//! - [`push::push(&Client, &Store, source_name, &Reference, &PushOptions, &dyn Events)`](push::push)
 //!   → [`Pushed`]: HEAD / mount / upload per blob in parallel, `--format`, `--compression`.
 //! - [`login(&Reference-or-registry, Credentials, &ConnectOptions)`](login): checks the
 //!   credentials against the registry, then stores them (0600); [`logout`].
-//! - [`ImageStore`]: what pull/push need of a store; implemented for `imago_store::Store`
-//!   (store_adapter.rs) and for a plain OCI layout directory ([`OciLayout`]).
+//! - Pull and push work on imago's store ([`imago_store::Store`]) directly: blobs go in
+//!   through its verified, atomic `put_blob`, pulled manifests are named with
+//!   `put_manifest` + `tag`; the blob-source and recompression caches live in
+//!   `ROOT/imago/registry/` ([`blobinfo::state_dir`]).
 //! - [`Events`]: progress as data ([`NoEvents`] to ignore). [`RegistryError::hint`].
-//! - [`open_store(root)`](open_store): the store the bins use (`imago_store::Store`; with
-//!   the default `store` feature off, an [`OciLayout`] — only for building while the store
-//!   crate is broken).
+//! - [`open_store(root)`](open_store): the store the bins use.
 //! - Credentials: [`AuthFiles::from_env`] (podman's order), `lookup`, `store`, `remove`.
 //!
 //! # HTTP stack, and why
@@ -42,13 +42,10 @@ pub mod blobinfo;
 pub mod client;
 pub mod error;
 pub mod events;
-pub mod layout;
 pub mod manifest;
 pub mod pull;
 pub mod push;
 pub mod stall;
-#[cfg(feature = "store")]
-mod store_adapter;
 pub mod transport;
 
 use std::path::PathBuf;
@@ -58,8 +55,8 @@ pub use client::{Client, RetryPolicy};
 pub use error::RegistryError;
 pub use events::{Events, NoEvents, Outcome};
 pub use imago_oci::Reference;
-pub use layout::{Descriptor, ImageStore, OciLayout};
-pub use manifest::Platform;
+pub use imago_store::Store;
+pub use manifest::{Descriptor, Platform};
 pub use pull::{PullOptions, Pulled};
 pub use push::{PushOptions, Pushed};
 pub use stall::{LimitsError, TransferLimits};
@@ -115,24 +112,14 @@ pub fn connect_registry(
     )
 }
 
-/// Open the store at `root` for pull and push: imago's own store (`imago-store`), or a
-/// plain OCI layout when this crate is built without the `store` feature.
-pub fn open_store(root: &std::path::Path) -> Result<Box<dyn ImageStore>, RegistryError> {
-    #[cfg(feature = "store")]
-    {
-        let s = imago_store::Store::open(root)
-            .map_err(|e| layout::LayoutError::Backend(Box::new(e)))?;
-        Ok(Box::new(s))
-    }
-    #[cfg(not(feature = "store"))]
-    {
-        Ok(Box::new(OciLayout::open(root)?))
-    }
+/// Open the store at `root` for pull and push.
+pub fn open_store(root: &std::path::Path) -> Result<Store, RegistryError> {
+    Ok(Store::open(root)?)
 }
 
 /// Pull `reference` into `store` with default pull options (platform: the host's).
 pub fn pull_image(
-    store: &dyn ImageStore,
+    store: &Store,
     reference: &Reference,
     events: &dyn Events,
 ) -> Result<Pulled, RegistryError> {

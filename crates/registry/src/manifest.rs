@@ -7,7 +7,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::layout::Descriptor;
+use imago_oci::Digest;
+use serde::{Deserialize, Serialize};
 
 // One list of media types for the project: imago-oci's.
 pub use imago_oci::media_type::{
@@ -15,6 +16,15 @@ pub use imago_oci::media_type::{
     DOCKER_MANIFEST_LIST as DOCKER_LIST, OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_LAYER_TAR,
     OCI_LAYER_ZSTD, OCI_MANIFEST,
 };
+
+/// A content descriptor as manifests carry it (the fields pull and push use).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Descriptor {
+    #[serde(rename = "mediaType")]
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+}
 
 /// The `Accept` header of a manifest GET: every type we can read.
 pub const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, \

@@ -7,16 +7,18 @@
 //! Never: unpacks layers (the store does, on use), or prints (events.rs).
 
 use std::cell::Cell;
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use imago_oci::{Digest, Reference};
+use imago_store::{Store, StoreError};
 
 use crate::auth::Scope;
 use crate::client::{authority_of, read_bounded, Body, BodyError, Client, Request};
 use crate::error::RegistryError;
 use crate::events::{Events, Outcome};
-use crate::layout::{Descriptor, ImageStore, LayoutError};
-use crate::manifest::{self, Kind, Platform};
+use crate::manifest::{self, Descriptor, Kind, Platform};
 use crate::stall::{describe, Watch};
 
 /// Pull settings.
@@ -142,7 +144,7 @@ pub fn fetch_manifest(
 /// Pull `reference` into `store`.
 pub fn pull(
     client: &Client,
-    store: &dyn ImageStore,
+    store: &Store,
     reference: &Reference,
     opts: &PullOptions,
     events: &dyn Events,
@@ -192,24 +194,20 @@ pub fn pull(
     blobs.extend(parsed.children.iter().map(|(d, _)| (d.clone(), "layer")));
     let (fetched, present) = fetch_blobs(client, store, repo, &blobs, opts.jobs.max(1), events)?;
     crate::blobinfo::record(
-        store.state_dir().as_deref(),
+        crate::blobinfo::state_dir(store).as_deref(),
         client.registry(),
         repo,
         blobs.iter().map(|(d, _)| &d.digest),
     );
-    store.put_blob(
-        &digest,
-        Some(bytes.len() as u64),
-        &mut bytes.as_slice(),
-        &|_| {},
-    )?;
+    // Recorded (unnamed) only now that its config and layers are stored; named last.
+    let stored = store.put_manifest(&bytes, &media_type)?;
     let desc = Descriptor {
         media_type,
         digest,
         size: bytes.len() as u64,
     };
     let name = opts.tag_as.clone().unwrap_or_else(|| reference.to_string());
-    store.tag(&name, &desc)?;
+    store.tag(&name, &stored)?;
     Ok(Pulled {
         name,
         manifest: desc,
@@ -221,7 +219,7 @@ pub fn pull(
 
 fn fetch_blobs(
     client: &Client,
-    store: &dyn ImageStore,
+    store: &Store,
     repo: &str,
     blobs: &[(Descriptor, &str)],
     jobs: usize,
@@ -230,7 +228,7 @@ fn fetch_blobs(
     let mut todo: Vec<&(Descriptor, &str)> = Vec::new();
     let mut present = 0;
     for b in blobs {
-        if store.blob_size(&b.0.digest)?.is_some_and(|s| s == b.0.size) {
+        if store.has_blob(&b.0.digest) && store.blob_size(&b.0.digest)? == b.0.size {
             events.blob_done(&b.0.digest, &Outcome::Present);
             present += 1;
         } else if !todo.iter().any(|t| t.0.digest == b.0.digest) {
@@ -273,7 +271,7 @@ fn fetch_blobs(
 /// store discards the partial file); a digest mismatch is final.
 fn fetch_blob(
     client: &Client,
-    store: &dyn ImageStore,
+    store: &Store,
     repo: &str,
     desc: &Descriptor,
     kind: &str,
@@ -315,7 +313,7 @@ fn fetch_blob(
             &verdict,
         );
         let progress = |n: u64| events.blob_progress(&desc.digest, n);
-        let result = store.put_blob(&desc.digest, Some(desc.size), &mut reader, &progress);
+        let result = put_streamed(store, desc, &mut reader, &progress);
         if let (Err(_), Some(stall)) = (&result, verdict.take()) {
             let e = RegistryError::Stalled {
                 host,
@@ -336,38 +334,169 @@ fn fetch_blob(
                 events.blob_done(&desc.digest, &Outcome::Downloaded);
                 return Ok(());
             }
-            Err(LayoutError::DigestMismatch {
+            Err(PutError::Store(StoreError::BlobCorrupt {
                 expected,
-                got,
+                actual,
                 size,
-            }) => {
+            })) => {
                 return Err(RegistryError::BlobVerify {
                     digest: expected,
                     reason: format!(
-                        "the registry sent {size} bytes with digest {got}; nothing was stored"
+                        "the registry sent {size} bytes with digest {actual}; nothing was stored"
                     ),
                 })
             }
-            Err(e @ (LayoutError::Source { .. } | LayoutError::SizeMismatch { .. }))
+            Err(e @ (PutError::Source(_) | PutError::Store(StoreError::BlobSize { .. })))
                 if attempt + 1 < attempts =>
             {
                 events.note(&format!("{}: {e}; retrying", desc.digest.short()));
                 std::thread::sleep(std::time::Duration::from_millis(200 << attempt));
                 attempt += 1;
             }
-            Err(LayoutError::SizeMismatch {
+            Err(PutError::Store(StoreError::BlobSize {
                 digest,
                 expected,
-                got,
-            }) => {
+                actual,
+            })) => {
                 return Err(RegistryError::BlobVerify {
                     digest,
                     reason: format!(
-                        "expected {expected} bytes, the registry sent {got}; nothing was stored"
+                        "expected {expected} bytes, the registry sent {actual}; nothing was stored"
                     ),
                 })
             }
-            Err(e) => return Err(e.into()),
+            Err(PutError::Source(e)) => {
+                return Err(RegistryError::Transport {
+                    method: "GET".into(),
+                    url,
+                    source: Box::new(ureq::Error::Io(e)),
+                })
+            }
+            Err(PutError::Store(e)) => return Err(e.into()),
         }
+    }
+}
+
+/// Why a streamed blob did not reach the store: the registry's stream failed (worth
+/// another try), or the store refused or failed it.
+#[derive(Debug, thiserror::Error)]
+enum PutError {
+    #[error("read from the registry: {0}")]
+    Source(io::Error),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+/// Counts bytes for progress and remembers whether a read error came from the source
+/// (a dropped connection: worth a retry) rather than from the store's disk.
+struct Watched<'a> {
+    inner: &'a mut dyn Read,
+    n: u64,
+    progress: &'a dyn Fn(u64),
+    failed: &'a AtomicBool,
+}
+
+impl Read for Watched<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(k) => {
+                self.n += k as u64;
+                (self.progress)(self.n);
+                Ok(k)
+            }
+            Err(e) => {
+                self.failed.store(true, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Stream `src` into the store as `desc`: digest and size are checked at EOF and nothing
+/// is committed on a mismatch. `progress` gets the bytes so far.
+fn put_streamed(
+    store: &Store,
+    desc: &Descriptor,
+    src: &mut dyn Read,
+    progress: &dyn Fn(u64),
+) -> Result<(), PutError> {
+    let failed = AtomicBool::new(false);
+    let reader = Watched {
+        inner: src,
+        n: 0,
+        progress,
+        failed: &failed,
+    };
+    match store.put_blob(reader, Some((&desc.digest, desc.size))) {
+        Ok(_) => Ok(()),
+        Err(StoreError::Io { source, .. }) if failed.load(Ordering::Relaxed) => {
+            Err(PutError::Source(source))
+        }
+        Err(e) => Err(PutError::Store(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desc(bytes: &[u8]) -> Descriptor {
+        Descriptor {
+            media_type: imago_oci::media_type::OCI_LAYER_GZIP.into(),
+            digest: Digest::of(bytes),
+            size: bytes.len() as u64,
+        }
+    }
+
+    /// A source that gives some bytes, then fails like a dropped connection.
+    struct Cut(Vec<u8>);
+
+    impl Read for Cut {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(io::Error::from(io::ErrorKind::ConnectionReset));
+            }
+            let n = self.0.len().min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0.drain(..n);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn streamed_puts_verify_and_tell_a_cut_stream_from_bad_content() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path()).unwrap();
+        let good = desc(b"hello");
+        let seen = std::sync::atomic::AtomicU64::new(0);
+        put_streamed(&store, &good, &mut &b"hello"[..], &|n| {
+            seen.store(n, Ordering::Relaxed)
+        })
+        .unwrap();
+        assert_eq!(seen.load(Ordering::Relaxed), 5);
+        assert!(store.has_blob(&good.digest));
+
+        let other = desc(b"other");
+        let e = put_streamed(&store, &other, &mut &b"hello"[..], &|_| {}).unwrap_err();
+        assert!(
+            matches!(e, PutError::Store(StoreError::BlobCorrupt { .. })),
+            "{e}"
+        );
+        assert!(!store.has_blob(&other.digest));
+
+        let long = desc(b"hello, world");
+        let e = put_streamed(&store, &long, &mut Cut(b"hello".to_vec()), &|_| {}).unwrap_err();
+        assert!(matches!(e, PutError::Source(_)), "{e}");
+        assert!(!store.has_blob(&long.digest));
+
+        let short = Descriptor {
+            size: 4,
+            ..desc(b"bytes")
+        };
+        let e = put_streamed(&store, &short, &mut &b"bytes"[..], &|_| {}).unwrap_err();
+        assert!(
+            matches!(e, PutError::Store(StoreError::BlobSize { .. })),
+            "{e}"
+        );
     }
 }

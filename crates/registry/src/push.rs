@@ -22,13 +22,14 @@ use std::sync::Mutex;
 use imago_oci::compress::auto_decompress;
 use imago_oci::media_type::layer_compression;
 use imago_oci::{Compression, Compressor, Digest, Level, ManifestFormat, Reference};
+use imago_store::{Store, StoreError};
 
 use crate::auth::Scope;
+use crate::blobinfo::state_dir;
 use crate::client::{resolve_location, with_query, Body, Client, Request};
 use crate::error::RegistryError;
 use crate::events::{Events, Outcome};
-use crate::layout::{Descriptor, ImageStore};
-use crate::manifest::{self, Kind};
+use crate::manifest::{self, Descriptor, Kind};
 
 /// The largest chunk after a registry refused a bigger one (GHCR's limit).
 pub const SMALL_CHUNK: u64 = 4 << 20;
@@ -75,7 +76,7 @@ pub struct Pushed {
 
 struct Ctx<'a> {
     client: &'a Client,
-    store: &'a dyn ImageStore,
+    store: &'a Store,
     repo: String,
     opts: &'a PushOptions,
     events: &'a dyn Events,
@@ -85,15 +86,14 @@ struct Ctx<'a> {
 /// Push the store image `source` (a store name) to `dest`.
 pub fn push(
     client: &Client,
-    store: &dyn ImageStore,
+    store: &Store,
     source: &str,
     dest: &Reference,
     opts: &PushOptions,
     events: &dyn Events,
 ) -> Result<Pushed, RegistryError> {
-    let desc = store
-        .resolve(source)?
-        .ok_or_else(|| RegistryError::NotInStore(source.to_owned()))?;
+    let desc =
+        resolve(store, source)?.ok_or_else(|| RegistryError::NotInStore(source.to_owned()))?;
     let ctx = Ctx {
         client,
         store,
@@ -148,7 +148,7 @@ impl Ctx<'_> {
                     ));
                 }
                 for (child, _) in &parsed.children {
-                    if self.store.blob_size(&child.digest)?.is_none() {
+                    if !self.store.has_blob(&child.digest) {
                         return Err(merr(format!(
                             "child manifest {} is not in the store (pulled for one platform only?)",
                             child.digest
@@ -221,12 +221,7 @@ impl Ctx<'_> {
         }
         let out =
             serde_json::to_vec(&doc).map_err(|e| RegistryError::Unsupported(e.to_string()))?;
-        self.store.put_blob(
-            &Digest::of(&out),
-            Some(out.len() as u64),
-            &mut out.as_slice(),
-            &|_| {},
-        )?;
+        self.store.put_blob_bytes(&out)?;
         let mut blobs = vec![Descriptor {
             media_type: to.config().into(),
             ..config
@@ -241,10 +236,12 @@ impl Ctx<'_> {
         layer: &Descriptor,
         to: Compression,
     ) -> Result<(Digest, u64), RegistryError> {
-        let state = self.store.state_dir();
+        let state = state_dir(self.store);
         if let Some(hit) = cached_conversion(state.as_deref(), &layer.digest, to) {
-            if let Ok(Some(size)) = self.store.blob_size(&hit) {
-                return Ok((hit, size));
+            if self.store.has_blob(&hit) {
+                if let Ok(size) = self.store.blob_size(&hit) {
+                    return Ok((hit, size));
+                }
             }
         }
         self.events.note(&format!(
@@ -270,10 +267,10 @@ impl Ctx<'_> {
                 source: e.into_error(),
             })?;
         }
-        let mut f = std::fs::File::open(tmp.path()).map_err(ioerr(tmp.path()))?;
-        let (d, n) = self.store.add_blob(&mut f)?;
-        remember_conversion(state.as_deref(), &layer.digest, to, &d);
-        Ok((d, n))
+        let f = std::fs::File::open(tmp.path()).map_err(ioerr(tmp.path()))?;
+        let stored = self.store.put_blob(f, None)?;
+        remember_conversion(state.as_deref(), &layer.digest, to, &stored.digest);
+        Ok((stored.digest, stored.size))
     }
 
     fn push_blobs(&self, blobs: &[Descriptor]) -> Result<(), RegistryError> {
@@ -332,7 +329,7 @@ impl Ctx<'_> {
             }
         }
         crate::blobinfo::record(
-            self.store.state_dir().as_deref(),
+            state_dir(self.store).as_deref(),
             self.client.registry(),
             &self.repo,
             blobs.iter().map(|b| &b.digest),
@@ -372,7 +369,7 @@ impl Ctx<'_> {
         }
         let mut session = None;
         if self.opts.mount {
-            let state = self.store.state_dir();
+            let state = state_dir(self.store);
             for from in crate::blobinfo::sources(
                 state.as_deref(),
                 &b.digest,
@@ -649,6 +646,33 @@ impl Ctx<'_> {
     }
 }
 
+/// The manifest (or index) a store name points at; `None` when the store has no such
+/// image.
+fn resolve(store: &Store, name: &str) -> Result<Option<Descriptor>, StoreError> {
+    let image = match store.resolve(name) {
+        Ok(i) => i,
+        Err(StoreError::ImageNotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if image.index_digest != image.manifest_digest {
+        let bytes = store.read_blob(&image.index_digest)?;
+        let media_type = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["mediaType"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| manifest::OCI_INDEX.to_owned());
+        return Ok(Some(Descriptor {
+            media_type,
+            digest: image.index_digest,
+            size: bytes.len() as u64,
+        }));
+    }
+    Ok(Some(Descriptor {
+        media_type: image.manifest_media_type.clone(),
+        size: image.manifest_bytes.len() as u64,
+        digest: image.manifest_digest,
+    }))
+}
+
 enum Mount {
     Done,
     Session(String),
@@ -743,6 +767,27 @@ mod tests {
         assert_eq!(parse_range_end("bytes=0-9"), Some(9));
         assert_eq!(parse_range_end("0-0"), None);
         assert_eq!(parse_range_end("junk"), None);
+    }
+
+    #[test]
+    fn store_names_resolve_to_their_manifest() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path()).unwrap();
+        let layer = store
+            .put_layer(&b"not really a tar"[..], manifest::OCI_LAYER_GZIP)
+            .unwrap();
+        let m = store
+            .put_image_raw(
+                br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:1111111111111111111111111111111111111111111111111111111111111111"]}}"#,
+                &[layer],
+            )
+            .unwrap();
+        store.tag("reg.example:5000/a:1", &m).unwrap();
+        let d = resolve(&store, "reg.example:5000/a:1").unwrap().unwrap();
+        assert_eq!(d.digest, m);
+        assert_eq!(d.media_type, manifest::OCI_MANIFEST);
+        assert_eq!(d.size, store.blob_size(&m).unwrap());
+        assert_eq!(resolve(&store, "reg.example:5000/nope:1").unwrap(), None);
     }
 
     #[test]
