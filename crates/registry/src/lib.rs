@@ -50,6 +50,8 @@ pub mod transport;
 
 use std::path::PathBuf;
 
+use imago_oci::reference::{DEFAULT_REGISTRY, DOCKER_HUB_ENDPOINT};
+
 pub use auth::creds::{AuthFiles, Credentials};
 pub use client::{Client, RetryPolicy};
 pub use error::RegistryError;
@@ -131,8 +133,8 @@ pub fn pull_image(
 /// (`docker.io`, `index.docker.io`, `https://index.docker.io/v1/` → Docker Hub).
 pub fn registry_of(arg: &str) -> (String, String) {
     let name = auth::creds::normalize_key(arg);
-    let endpoint = if name == "docker.io" {
-        "registry-1.docker.io".to_owned()
+    let endpoint = if name == DEFAULT_REGISTRY {
+        DOCKER_HUB_ENDPOINT.to_owned()
     } else {
         name.clone()
     };

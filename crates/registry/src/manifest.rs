@@ -1,23 +1,22 @@
-//! Manifests as the wire carries them: media types (Docker schema2 and OCI), telling an
-//! image manifest from an index / manifest list, the descriptors a manifest names, and
-//! choosing an index entry for a platform. Pure: bytes in, values out.
+//! Manifests as the wire carries them: telling an image manifest from an index /
+//! manifest list, the descriptors a manifest names, choosing an index entry for a
+//! platform, and the manifest reference (tag or digest) of an image reference. Pure:
+//! bytes in, values out.
 //!
-//! Never: fetches or stores anything.
+//! Never: fetches or stores anything, or keeps its own list of media types (imago-oci's
+//! `media_type` is the one list).
 
 use std::fmt;
 use std::str::FromStr;
 
-use imago_oci::Digest;
+use imago_oci::media_type::{is_index, is_manifest, OCI_INDEX, OCI_MANIFEST};
+use imago_oci::reference::DEFAULT_TAG;
+use imago_oci::{Digest, Reference};
 use serde::{Deserialize, Serialize};
 
-// One list of media types for the project: imago-oci's.
-pub use imago_oci::media_type::{
-    DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_LAYER_TAR, DOCKER_MANIFEST,
-    DOCKER_MANIFEST_LIST as DOCKER_LIST, OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_LAYER_TAR,
-    OCI_LAYER_ZSTD, OCI_MANIFEST,
-};
-
-/// A content descriptor as manifests carry it (the fields pull and push use).
+/// A content descriptor as manifests carry it (the fields pull and push use). Not
+/// `imago_oci::spec::Descriptor`: that carries oci-spec's digest of any algorithm, and
+/// pull and push need imago's sha256 [`Digest`] for every store call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Descriptor {
     #[serde(rename = "mediaType")]
@@ -25,10 +24,6 @@ pub struct Descriptor {
     pub digest: Digest,
     pub size: u64,
 }
-
-/// The `Accept` header of a manifest GET: every type we can read.
-pub const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, \
-                          application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
 /// The largest manifest or index imago reads: real ones are a few KiB (distribution
 /// refuses to store more than 4 MiB), so anything larger is not a manifest.
@@ -84,7 +79,7 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Parsed, Manifes
         serde_json::from_value(d.clone()).map_err(|e| ManifestError::Descriptor(e.to_string()))
     };
     match media_type.as_str() {
-        OCI_MANIFEST | DOCKER_MANIFEST => {
+        mt if is_manifest(mt) => {
             let config = Some(desc(&v["config"])?);
             let children = v["layers"]
                 .as_array()
@@ -99,7 +94,7 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Parsed, Manifes
                 children,
             })
         }
-        OCI_INDEX | DOCKER_LIST => {
+        mt if is_index(mt) => {
             let children = v["manifests"]
                 .as_array()
                 .into_iter()
@@ -122,6 +117,14 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Parsed, Manifes
         }
         other => Err(ManifestError::MediaType(other.to_owned())),
     }
+}
+
+/// The manifest to GET or PUT for `r`: its digest, else its tag, else `latest`.
+pub fn manifest_ref(r: &Reference) -> String {
+    r.digest()
+        .map(|d| d.to_string())
+        .or_else(|| r.tag().map(str::to_owned))
+        .unwrap_or_else(|| DEFAULT_TAG.to_owned())
 }
 
 /// An OS/architecture/variant triple.
@@ -246,6 +249,15 @@ mod tests {
       {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:3333333333333333333333333333333333333333333333333333333333333333","size":3,"platform":{"os":"unknown","architecture":"unknown"}}]}"#;
 
     #[test]
+    fn manifest_ref_is_digest_then_tag() {
+        let d = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+        let r = |s: &str| Reference::parse(s).unwrap();
+        assert_eq!(manifest_ref(&r(&format!("r:1/a:2@{d}"))), d);
+        assert_eq!(manifest_ref(&r("r:1/a:2")), "2");
+        assert_eq!(manifest_ref(&r("busybox")), "latest");
+    }
+
+    #[test]
     fn index_platform_choice() {
         let p = parse(INDEX.as_bytes(), None).unwrap();
         assert_eq!(p.kind, Kind::Index);
@@ -272,7 +284,7 @@ mod tests {
             Some("application/vnd.docker.distribution.manifest.v2+json; charset=utf-8"),
         )
         .unwrap();
-        assert_eq!(p.media_type, DOCKER_MANIFEST);
+        assert_eq!(p.media_type, imago_oci::media_type::DOCKER_MANIFEST);
         assert_eq!(p.kind, Kind::Image);
         assert_eq!(p.children.len(), 1);
         assert_eq!(p.config.unwrap().size, 5);

@@ -68,7 +68,7 @@ pub fn fetch_manifest(
     let req = Request {
         method: "GET",
         url: url.clone(),
-        headers: vec![("Accept", manifest::ACCEPT.into())],
+        headers: vec![("Accept", imago_oci::media_type::MANIFEST_ACCEPT.into())],
         body: Body::Empty,
         scope: &scope,
     };
@@ -150,11 +150,7 @@ pub fn pull(
     events: &dyn Events,
 ) -> Result<Pulled, RegistryError> {
     let repo = reference.repository();
-    let wanted = reference
-        .digest()
-        .map(|d| d.to_string())
-        .or_else(|| reference.tag().map(str::to_owned))
-        .unwrap_or_else(|| "latest".into());
+    let wanted = manifest::manifest_ref(reference);
     let (mut bytes, mut media_type, mut digest) = fetch_manifest(client, repo, &wanted)?;
     let mut parsed =
         manifest::parse(&bytes, Some(&media_type)).map_err(|e| RegistryError::Manifest {

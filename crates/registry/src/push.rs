@@ -103,11 +103,7 @@ pub fn push(
         stats: Mutex::new(Pushed::default()),
     };
     client.authorize(&ctx.scope(&[]))?;
-    let target = dest
-        .digest()
-        .map(|d| d.to_string())
-        .or_else(|| dest.tag().map(str::to_owned))
-        .unwrap_or_else(|| "latest".into());
+    let target = manifest::manifest_ref(dest);
     let digest = ctx.push_manifest(&desc, &target, 0)?;
     let mut out = ctx.stats.into_inner().unwrap_or_else(|p| p.into_inner());
     out.digest = Some(digest);
@@ -659,7 +655,7 @@ fn resolve(store: &Store, name: &str) -> Result<Option<Descriptor>, StoreError> 
         let media_type = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
             .and_then(|v| v["mediaType"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| manifest::OCI_INDEX.to_owned());
+            .unwrap_or_else(|| imago_oci::media_type::OCI_INDEX.to_owned());
         return Ok(Some(Descriptor {
             media_type,
             digest: image.index_digest,
@@ -774,7 +770,10 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let store = Store::open(t.path()).unwrap();
         let layer = store
-            .put_layer(&b"not really a tar"[..], manifest::OCI_LAYER_GZIP)
+            .put_layer(
+                &b"not really a tar"[..],
+                imago_oci::media_type::OCI_LAYER_GZIP,
+            )
             .unwrap();
         let m = store
             .put_image_raw(
@@ -785,7 +784,7 @@ mod tests {
         store.tag("reg.example:5000/a:1", &m).unwrap();
         let d = resolve(&store, "reg.example:5000/a:1").unwrap().unwrap();
         assert_eq!(d.digest, m);
-        assert_eq!(d.media_type, manifest::OCI_MANIFEST);
+        assert_eq!(d.media_type, imago_oci::media_type::OCI_MANIFEST);
         assert_eq!(d.size, store.blob_size(&m).unwrap());
         assert_eq!(resolve(&store, "reg.example:5000/nope:1").unwrap(), None);
     }

@@ -18,6 +18,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use imago_oci::reference::{DEFAULT_REGISTRY, DOCKER_HUB_ENDPOINT};
 use serde_json::{json, Map, Value};
 
 use super::base64;
@@ -185,8 +186,8 @@ pub fn normalize_key(key: &str) -> String {
         .unwrap_or(k);
     let k = k.split('/').next().unwrap_or(k);
     match k {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            "docker.io".to_owned()
+        "index.docker.io" | DOCKER_HUB_ENDPOINT | "registry.hub.docker.com" => {
+            DEFAULT_REGISTRY.to_owned()
         }
         other => other.to_owned(),
     }
@@ -368,7 +369,7 @@ fn write_json(path: &Path, doc: &Value) -> Result<(), CredError> {
 
 fn run_helper_get(helper: &str, registry: &str) -> Result<Option<Credentials>, CredError> {
     let bin = format!("docker-credential-{helper}");
-    let server = if normalize_key(registry) == "docker.io" {
+    let server = if normalize_key(registry) == DEFAULT_REGISTRY {
         "https://index.docker.io/v1/"
     } else {
         registry
