@@ -1,14 +1,12 @@
 //! `ipull REF`: pull an image from a registry into the store. Prints the image id
 //! (config digest) on stdout; progress on stderr.
 
-#![allow(clippy::print_stderr, clippy::print_stdout)]
-
-mod shared;
-
 use std::process::ExitCode;
 
 use clap::Parser;
-use imago_registry::{pull, Platform, PullOptions, Reference};
+use imago_cli::progress::TransferProgress;
+use imago_cli::remote::RemoteOpts;
+use imago_registry::{Platform, PullOptions, Reference};
 
 /// Pull an image from an OCI registry (Docker Hub by default) into the imago store.
 #[derive(Debug, Parser)]
@@ -17,7 +15,7 @@ struct Opts {
     #[command(flatten)]
     global: imago_cli::GlobalOpts,
     #[command(flatten)]
-    remote: shared::RemoteOpts,
+    remote: RemoteOpts,
     /// Platform to pick from a multi-platform image (OS/ARCH[/VARIANT]; default: this host's)
     #[arg(long, value_name = "PLATFORM")]
     platform: Option<Platform>,
@@ -32,11 +30,14 @@ struct Opts {
 }
 
 fn main() -> ExitCode {
-    let opts = Opts::parse();
+    let opts = match imago_cli::args::parse::<Opts>() {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
     imago_cli::logging::init(&opts.global.log_level);
     let reference = match Reference::parse(&opts.reference) {
         Ok(r) => r,
-        Err(e) => return imago_cli::report(&e, &[], imago_cli::ExitCodes::IMAGO_FAILED),
+        Err(e) => return imago_cli::fail(&e),
     };
     let root = match opts.global.store_root() {
         Ok(r) => r,
@@ -44,31 +45,25 @@ fn main() -> ExitCode {
     };
     let connect = match opts.remote.connect_options() {
         Ok(c) => c,
-        Err(msg) => return shared::report_msg(&msg),
+        Err(e) => return imago_cli::fail(&e),
     };
-    let progress = shared::Progress::new(opts.quiet);
-    let result = (|| {
-        let store = imago_store::Store::open(&root)?;
-        // Blobs are written long before index.json names them: keep a concurrent gc
-        // from collecting them until the pull is recorded.
-        let _pin = store.pin()?;
-        let client = imago_registry::connect(&reference, &connect)?;
-        let pull_opts = PullOptions {
-            platform: opts.platform.clone().unwrap_or_else(Platform::host),
-            jobs: opts.jobs,
-            tag_as: None,
-        };
-        pull::pull(&client, &store, &reference, &pull_opts, &progress)
-    })();
-    match result {
+    let pull_opts = PullOptions {
+        platform: opts.platform.unwrap_or_else(Platform::host),
+        jobs: opts.jobs,
+        tag_as: None,
+    };
+    let progress = TransferProgress::new(opts.quiet);
+    match imago_registry::pull_into_root(&root, &reference, &connect, &pull_opts, &progress) {
         Ok(p) => {
             progress.line(&format!(
                 "{}: pulled {} ({} blobs fetched, {} already present)",
                 p.name, p.manifest.digest, p.fetched, p.present
             ));
-            println!("{}", p.config);
-            ExitCode::SUCCESS
+            match imago_cli::output::print_lines([p.config.to_string()]) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => imago_cli::fail(&e),
+            }
         }
-        Err(e) => shared::report(&e),
+        Err(e) => imago_cli::remote::report(&e),
     }
 }

@@ -1,16 +1,13 @@
 //! `ipush SRC [DEST]`: push an image from the store to a registry. Prints the pushed
 //! manifest digest on stdout; progress on stderr.
 
-#![allow(clippy::print_stderr, clippy::print_stdout)]
-
-#[path = "../../ipull/src/shared.rs"]
-mod shared;
-
 use std::process::ExitCode;
 
 use clap::Parser;
+use imago_cli::progress::TransferProgress;
+use imago_cli::remote::RemoteOpts;
 use imago_oci::{Compression, ManifestFormat};
-use imago_registry::{push, PushOptions, Reference};
+use imago_registry::{PushOptions, Reference};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum Format {
@@ -33,7 +30,7 @@ struct Opts {
     #[command(flatten)]
     global: imago_cli::GlobalOpts,
     #[command(flatten)]
-    remote: shared::RemoteOpts,
+    remote: RemoteOpts,
     /// Layer compression to push (recompresses layers stored otherwise; default: as stored)
     #[arg(long, value_enum)]
     compression: Option<Comp>,
@@ -62,7 +59,10 @@ struct Opts {
 }
 
 fn main() -> ExitCode {
-    let opts = Opts::parse();
+    let opts = match imago_cli::args::parse::<Opts>() {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
     imago_cli::logging::init(&opts.global.log_level);
     let dest = match Reference::parse(opts.dest.as_deref().unwrap_or(&opts.source)) {
         Ok(r) => r,
@@ -81,9 +81,8 @@ fn main() -> ExitCode {
     };
     let connect = match opts.remote.connect_options() {
         Ok(c) => c,
-        Err(msg) => return shared::report_msg(&msg),
+        Err(e) => return imago_cli::fail(&e),
     };
-    let progress = shared::Progress::new(opts.quiet);
     let push_opts = PushOptions {
         compression: opts.compression.map(|c| match c {
             Comp::Gzip => Compression::Gzip,
@@ -98,19 +97,10 @@ fn main() -> ExitCode {
         mount: !opts.no_mount,
         ..PushOptions::default()
     };
-    let result = (|| {
-        let store = imago_registry::open_store(&root)?;
-        let client = imago_registry::connect(&dest, &connect)?;
-        push::push(
-            &client,
-            &store,
-            &opts.source,
-            &dest,
-            &push_opts,
-            &progress,
-        )
-    })();
-    match result {
+    let progress = TransferProgress::new(opts.quiet);
+    let pushed =
+        imago_registry::push_from_root(&root, &opts.source, &dest, &connect, &push_opts, &progress);
+    match pushed {
         Ok(p) => {
             let digest = p.digest.map(|d| d.to_string()).unwrap_or_default();
             progress.line(&format!(
@@ -118,16 +108,15 @@ fn main() -> ExitCode {
                 p.uploaded, p.mounted, p.existed
             ));
             if let Some(f) = &opts.digestfile {
-                if let Err(e) = std::fs::write(f, &digest) {
-                    return shared::report_msg(&format!(
-                        "write digest file `{}`: {e}",
-                        f.display()
-                    ));
+                if let Err(e) = imago_cli::output::write_file("digest file", f, digest.as_bytes()) {
+                    return imago_cli::fail(&e);
                 }
             }
-            println!("{digest}");
-            ExitCode::SUCCESS
+            match imago_cli::output::print_lines([digest]) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => imago_cli::fail(&e),
+            }
         }
-        Err(e) => shared::report(&e),
+        Err(e) => imago_cli::remote::report(&e),
     }
 }

@@ -1,6 +1,8 @@
 //! What every imago program shares: the global flags (`--root`, `--log-level`,
-//! `--format`), command-line parsing with docker's exit codes, the store location rules, error reporting with hints, the
-//! documented exit codes and the table/json output helpers.
+//! `--format`), command-line parsing with docker's exit codes, the store location rules,
+//! error reporting with hints, the documented exit codes, the table/json output helpers,
+//! and for the registry programs their flags (`remote`) and transfer progress
+//! (`progress`).
 //!
 //! Never: talks to the store, the kernel or the network. Libraries never depend
 //! on this crate; only the bins do.
@@ -10,6 +12,8 @@ pub mod exit;
 pub mod global;
 pub mod logging;
 pub mod output;
+pub mod progress;
+pub mod remote;
 pub mod report;
 
 pub use exit::ExitCodes;

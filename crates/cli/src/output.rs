@@ -1,6 +1,8 @@
-//! Data on stdout: aligned tables for people, JSON for pipelines.
+//! Data on stdout: aligned tables for people, JSON for pipelines; and data a flag asks
+//! to have in a file (`ipush --digestfile`).
 
 use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 
 /// Print rows as a table with columns padded to the widest cell, like `docker images`.
 /// The last column is not padded. Errors (a closed pipe) go back to the caller.
@@ -51,4 +53,23 @@ pub fn print_lines<I: IntoIterator<Item = S>, S: AsRef<str>>(lines: I) -> io::Re
         writeln!(out, "{}", l.as_ref())?;
     }
     out.flush()
+}
+
+/// An output file could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("write {what} `{}`", path.display())]
+pub struct WriteFileError {
+    pub what: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+/// Write `contents` to `path` (the `what` names it in the error).
+pub fn write_file(what: &'static str, path: &Path, contents: &[u8]) -> Result<(), WriteFileError> {
+    std::fs::write(path, contents).map_err(|source| WriteFileError {
+        what,
+        path: path.to_owned(),
+        source,
+    })
 }

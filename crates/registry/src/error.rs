@@ -103,6 +103,8 @@ pub enum RegistryError {
     },
     #[error("image `{0}` is not in the store")]
     NotInStore(String),
+    #[error("not logged in to {0}")]
+    NotLoggedIn(String),
     #[error("read or write `{path}`")]
     Io {
         path: PathBuf,

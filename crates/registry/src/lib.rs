@@ -13,8 +13,11 @@
 //!   this (via [`pull_image`] for the one-liner).
 //! - [`push::push(&Client, &Store, source_name, &Reference, &PushOptions, &dyn Events)`](push::push)
 //!   → [`Pushed`]: HEAD / mount / upload per blob in parallel, `--format`, `--compression`.
+//! - [`pull_into_root`] and [`push_from_root`]: the one call `ipull` and `ipush` make —
+//!   open the store at a root (a pull pins it against a concurrent gc), connect, transfer.
 //! - [`login(&Reference-or-registry, Credentials, &ConnectOptions)`](login): checks the
-//!   credentials against the registry, then stores them (0600); [`logout`].
+//!   credentials against the registry, then stores them (0600); [`logout`] (an error when
+//!   nothing was stored).
 //! - Pull and push work on imago's store ([`imago_store::Store`]) directly: blobs go in
 //!   through its verified, atomic `put_blob`, pulled manifests are named with
 //!   `put_manifest` + `tag`; the blob-source and recompression caches live in
@@ -59,8 +62,8 @@ pub use events::{Events, NoEvents, Outcome};
 pub use imago_oci::Reference;
 pub use imago_store::Store;
 pub use manifest::{Descriptor, Platform};
-pub use pull::{PullOptions, Pulled};
-pub use push::{PushOptions, Pushed};
+pub use pull::{pull_into_root, PullOptions, Pulled};
+pub use push::{push_from_root, PushOptions, Pushed};
 pub use stall::{LimitsError, TransferLimits};
 pub use transport::TransportOptions;
 
@@ -160,10 +163,15 @@ pub fn login(
     Ok(opts.auth_files.store(&name, &creds)?)
 }
 
-/// Remove stored credentials of a registry; returns the files changed.
+/// Remove stored credentials of a registry; returns the files changed (at least one:
+/// nothing to remove is [`RegistryError::NotLoggedIn`]).
 pub fn logout(registry_arg: &str, opts: &ConnectOptions) -> Result<Vec<PathBuf>, RegistryError> {
     let (name, _) = registry_of(registry_arg);
-    Ok(opts.auth_files.remove(&name)?)
+    let changed = opts.auth_files.remove(&name)?;
+    if changed.is_empty() {
+        return Err(RegistryError::NotLoggedIn(registry_arg.to_owned()));
+    }
+    Ok(changed)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 
 use std::cell::Cell;
 use std::io::{self, Read};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -20,6 +21,7 @@ use crate::error::RegistryError;
 use crate::events::{Events, Outcome};
 use crate::manifest::{self, Descriptor, Kind, Platform};
 use crate::stall::{describe, Watch};
+use crate::ConnectOptions;
 
 /// Pull settings.
 #[derive(Debug, Clone)]
@@ -141,7 +143,23 @@ pub fn fetch_manifest(
     Ok((bytes, parsed.media_type, digest))
 }
 
-/// Pull `reference` into `store`.
+/// Pull `reference` into the store at `root` (made when missing): what `ipull` does.
+/// The store is pinned for the whole pull, so a concurrent gc cannot collect the blobs
+/// written before the manifest names them.
+pub fn pull_into_root(
+    root: &Path,
+    reference: &Reference,
+    connect: &ConnectOptions,
+    opts: &PullOptions,
+    events: &dyn Events,
+) -> Result<Pulled, RegistryError> {
+    let store = Store::open(root)?;
+    let _pin = store.pin()?;
+    let client = crate::connect(reference, connect)?;
+    pull(&client, &store, reference, opts, events)
+}
+
+/// Pull `reference` into `store`. Callers that may race a gc hold a [`Store::pin`].
 pub fn pull(
     client: &Client,
     store: &Store,

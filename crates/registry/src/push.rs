@@ -30,6 +30,7 @@ use crate::client::{resolve_location, with_query, Body, Client, Request};
 use crate::error::RegistryError;
 use crate::events::{Events, Outcome};
 use crate::manifest::{self, Descriptor, Kind};
+use crate::ConnectOptions;
 
 /// The largest chunk after a registry refused a bigger one (GHCR's limit).
 pub const SMALL_CHUNK: u64 = 4 << 20;
@@ -81,6 +82,21 @@ struct Ctx<'a> {
     opts: &'a PushOptions,
     events: &'a dyn Events,
     stats: Mutex<Pushed>,
+}
+
+/// Push the image `source` (a name or id) of the store at `root` to `dest`: what
+/// `ipush` does.
+pub fn push_from_root(
+    root: &Path,
+    source: &str,
+    dest: &Reference,
+    connect: &ConnectOptions,
+    opts: &PushOptions,
+    events: &dyn Events,
+) -> Result<Pushed, RegistryError> {
+    let store = Store::open(root)?;
+    let client = crate::connect(dest, connect)?;
+    push(&client, &store, source, dest, opts, events)
 }
 
 /// Push the store image `source` (a store name) to `dest`.

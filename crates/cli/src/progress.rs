@@ -1,86 +1,17 @@
-//! What ipull, ipush and ilogin share (included by path from the other two): the
-//! registry flags, building `ConnectOptions` from them, error reporting with hints, and
-//! progress drawing (a bar per blob on a tty, plain lines otherwise, nothing with -q).
+//! Transfer progress on stderr for `ipull` and `ipush`: a bar per blob with bytes and
+//! rate on a terminal, one line per blob otherwise (logs, Slurm's .err files), nothing
+//! with `-q`. Draws the registry's [`Events`]; never decides anything about a transfer.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
-use std::path::PathBuf;
-use std::process::ExitCode;
+use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use imago_registry::{
-    AuthFiles, ConnectOptions, Credentials, Events, Outcome, RegistryError, TransportOptions,
-};
+use imago_oci::Digest;
+use imago_registry::{Events, Outcome};
 
-/// Registry connection flags.
-#[derive(Debug, Clone, clap::Args)]
-pub struct RemoteOpts {
-    /// Verify TLS (default: yes, except for localhost/127.0.0.1, which may also use plain HTTP)
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub tls_verify: Option<bool>,
-    /// Directory of CA files (`*.crt`) for the registry, instead of the certs.d search
-    #[arg(long, value_name = "DIR")]
-    pub cert_dir: Option<PathBuf>,
-    /// Credentials file (default: $REGISTRY_AUTH_FILE, then podman's and docker's files)
-    #[arg(long, value_name = "FILE")]
-    pub authfile: Option<PathBuf>,
-    /// USER:PASSWORD to use instead of stored credentials
-    #[arg(long, value_name = "USER:PASSWORD")]
-    pub creds: Option<String>,
-}
-
-impl RemoteOpts {
-    pub fn connect_options(&self) -> Result<ConnectOptions, String> {
-        let mut o = ConnectOptions::from_env().map_err(|e| e.to_string())?;
-        if let Some(f) = &self.authfile {
-            o.auth_files = AuthFiles {
-                read: vec![f.clone()],
-                write: Some(f.clone()),
-            };
-        }
-        if let Some(c) = &self.creds {
-            let (u, p) = c.split_once(':').ok_or("--creds takes USER:PASSWORD")?;
-            o.credentials = Some(Credentials {
-                username: u.into(),
-                password: p.into(),
-            });
-        }
-        o.transport = TransportOptions {
-            tls_verify: self.tls_verify,
-            certs_dirs: None,
-            ca_dir: self.cert_dir.clone(),
-            limits: o.transport.limits,
-        };
-        Ok(o)
-    }
-}
-
-/// Print the error with its chain and hint; exit 125.
-pub fn report(err: &RegistryError) -> ExitCode {
-    let hints: Vec<String> = err.hint().into_iter().collect();
-    imago_cli::report(err, &hints, imago_cli::ExitCodes::IMAGO_FAILED)
-}
-
-/// Print a usage-level error (bad flag value); exit 125.
-pub fn report_msg(msg: &str) -> ExitCode {
-    #[derive(Debug)]
-    struct Msg(String);
-    impl std::fmt::Display for Msg {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str(&self.0)
-        }
-    }
-    impl std::error::Error for Msg {}
-    imago_cli::report(
-        &Msg(msg.to_owned()),
-        &[],
-        imago_cli::ExitCodes::IMAGO_FAILED,
-    )
-}
-
-/// Progress on stderr.
-pub enum Progress {
+/// Progress of blob transfers, drawn as the registry reports it.
+pub enum TransferProgress {
     Quiet,
     Lines {
         started: Mutex<HashMap<String, Instant>>,
@@ -91,7 +22,14 @@ pub enum Progress {
     },
 }
 
-impl Progress {
+/// One line on stderr. A failed write is ignored: stderr is the only channel there is,
+/// and progress is not worth failing a transfer for.
+fn eline(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
+impl TransferProgress {
+    /// Bars on a terminal, lines otherwise, nothing when `quiet`.
     pub fn new(quiet: bool) -> Self {
         if quiet {
             Self::Quiet
@@ -111,7 +49,7 @@ impl Progress {
     pub fn line(&self, text: &str) {
         match self {
             Self::Quiet => {}
-            Self::Lines { .. } => eprintln!("{text}"),
+            Self::Lines { .. } => eline(text),
             Self::Bars { multi, .. } => {
                 let _ = multi.println(text); // a failed draw is not worth failing the transfer
             }
@@ -123,8 +61,8 @@ fn human(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
 }
 
-impl Events for Progress {
-    fn blob_start(&self, digest: &imago_oci::Digest, size: u64, kind: &str) {
+impl Events for TransferProgress {
+    fn blob_start(&self, digest: &Digest, size: u64, kind: &str) {
         match self {
             Self::Quiet => {}
             Self::Lines { started } => {
@@ -133,7 +71,7 @@ impl Events for Progress {
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(digest.to_string(), Instant::now());
                 if kind != "manifest" {
-                    eprintln!("{}: {kind}, {}", digest.short(), human(size));
+                    eline(&format!("{}: {kind}, {}", digest.short(), human(size)));
                 }
             }
             Self::Bars { multi, bars } => {
@@ -154,7 +92,7 @@ impl Events for Progress {
         }
     }
 
-    fn blob_progress(&self, digest: &imago_oci::Digest, bytes: u64) {
+    fn blob_progress(&self, digest: &Digest, bytes: u64) {
         if let Self::Bars { bars, .. } = self {
             if let Some(b) = bars
                 .lock()
@@ -166,7 +104,7 @@ impl Events for Progress {
         }
     }
 
-    fn blob_done(&self, digest: &imago_oci::Digest, outcome: &Outcome) {
+    fn blob_done(&self, digest: &Digest, outcome: &Outcome) {
         let what = match outcome {
             Outcome::Present => "already in the store".to_owned(),
             Outcome::Downloaded => "downloaded".to_owned(),
@@ -182,8 +120,12 @@ impl Events for Progress {
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&digest.to_string());
                 match t {
-                    Some(t) => eprintln!("{}: {what} in {:.2?}", digest.short(), t.elapsed()),
-                    None => eprintln!("{}: {what}", digest.short()),
+                    Some(t) => eline(&format!(
+                        "{}: {what} in {:.2?}",
+                        digest.short(),
+                        t.elapsed()
+                    )),
+                    None => eline(&format!("{}: {what}", digest.short())),
                 }
             }
             Self::Bars { multi, bars } => match bars

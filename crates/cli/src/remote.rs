@@ -1,0 +1,152 @@
+//! What `ipull`, `ipush` and `ilogin` share at their edge: the registry flags
+//! ([`RemoteOpts`]) and the [`ConnectOptions`] they mean, and `ilogin`'s reading of a
+//! user name and password (flags, a terminal prompt, or one line of stdin).
+//!
+//! Never: talks to a registry or reads credential files (imago-registry does).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use imago_registry::{AuthFiles, ConnectOptions, Credentials, RegistryError, TransportOptions};
+
+use crate::exit::ExitCodes;
+
+/// Registry connection flags; `#[command(flatten)]` them into a bin's options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RemoteOpts {
+    /// Verify TLS (default: yes, except for localhost/127.0.0.1, which may also use plain HTTP)
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub tls_verify: Option<bool>,
+    /// Directory of CA files (`*.crt`) for the registry, instead of the certs.d search
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+    /// Credentials file (default: $REGISTRY_AUTH_FILE, then podman's and docker's files)
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+    /// USER:PASSWORD to use instead of stored credentials
+    #[arg(long, value_name = "USER:PASSWORD")]
+    pub creds: Option<String>,
+}
+
+/// Flags or input that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    #[error("--creds takes USER:PASSWORD")]
+    Creds,
+    /// The environment's settings (`IMAGO_REGISTRY_*`) are invalid.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("read {what}")]
+    Read {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no user name: pass -u USER")]
+    NoUser,
+    #[error("no password: pipe it into --password-stdin (or pass -p)")]
+    NoPassword,
+    #[error("--password and --password-stdin exclude each other")]
+    TwoPasswords,
+    #[error("user name and password must not be empty")]
+    Empty,
+}
+
+impl RemoteOpts {
+    /// The connection settings: the environment's, with these flags applied.
+    pub fn connect_options(&self) -> Result<ConnectOptions, RemoteError> {
+        let mut o = ConnectOptions::from_env()?;
+        if let Some(f) = &self.authfile {
+            o.auth_files = AuthFiles {
+                read: vec![f.clone()],
+                write: Some(f.clone()),
+            };
+        }
+        if let Some(c) = &self.creds {
+            let (u, p) = c.split_once(':').ok_or(RemoteError::Creds)?;
+            o.credentials = Some(Credentials {
+                username: u.into(),
+                password: p.into(),
+            });
+        }
+        o.transport = TransportOptions {
+            tls_verify: self.tls_verify,
+            certs_dirs: None,
+            ca_dir: self.cert_dir.clone(),
+            limits: o.transport.limits,
+        };
+        Ok(o)
+    }
+}
+
+/// `ilogin`'s credentials: the user name from `-u` or, on a terminal, a prompt; the
+/// password from `-p` or one line of stdin (`--password-stdin`).
+pub fn read_credentials(
+    username: Option<String>,
+    password: Option<String>,
+    password_stdin: bool,
+) -> Result<Credentials, RemoteError> {
+    let username = match username {
+        Some(u) => u,
+        None if std::io::stdin().is_terminal() => read_line(Some("Username: "), "user name")?,
+        None => return Err(RemoteError::NoUser),
+    };
+    let password = match (password, password_stdin) {
+        (Some(_), true) => return Err(RemoteError::TwoPasswords),
+        (Some(p), false) => p,
+        (None, true) => read_line(None, "password from stdin")?,
+        (None, false) => return Err(RemoteError::NoPassword),
+    };
+    if username.is_empty() || password.is_empty() {
+        return Err(RemoteError::Empty);
+    }
+    Ok(Credentials { username, password })
+}
+
+/// One line of stdin without its line ending, after `prompt` on stderr.
+fn read_line(prompt: Option<&str>, what: &'static str) -> Result<String, RemoteError> {
+    let read = |source| RemoteError::Read { what, source };
+    if let Some(p) = prompt {
+        let mut err = std::io::stderr().lock();
+        err.write_all(p.as_bytes())
+            .and_then(|()| err.flush())
+            .map_err(read)?;
+    }
+    let mut s = String::new();
+    std::io::stdin().lock().read_line(&mut s).map_err(read)?;
+    Ok(s.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+/// Print a registry error with its chain and hint; exit 125.
+pub fn report(err: &RegistryError) -> ExitCode {
+    let hints: Vec<String> = err.hint().into_iter().collect();
+    crate::report(err, &hints, ExitCodes::IMAGO_FAILED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(creds: Option<&str>) -> RemoteOpts {
+        RemoteOpts {
+            tls_verify: Some(false),
+            cert_dir: None,
+            authfile: Some("/x/auth.json".into()),
+            creds: creds.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn flags_become_connect_options() {
+        let o = opts(Some("me:p:w")).connect_options().unwrap();
+        let c = o.credentials.unwrap();
+        assert_eq!((c.username.as_str(), c.password.as_str()), ("me", "p:w"));
+        assert_eq!(o.auth_files.write, Some(PathBuf::from("/x/auth.json")));
+        assert_eq!(o.transport.tls_verify, Some(false));
+        assert!(matches!(
+            opts(Some("nocolon")).connect_options(),
+            Err(RemoteError::Creds)
+        ));
+    }
+}
