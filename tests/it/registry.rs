@@ -1,4 +1,4 @@
-//! ipush / ipull / ilogin against real docker-registry processes (issue 6): htpasswd and
+//! ipush / ipull / ilogin against real docker-registry processes: htpasswd and
 //! token auth (Docker Hub flow), HEAD skips and cross-repository mounts, skopeo and
 //! podman cross-checks, zstd and docker-format pushes, a fault-injecting proxy, a
 //! corrupted blob, TLS with certs.d. Every test runs ipush/ipull as each of `users()`,

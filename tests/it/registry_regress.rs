@@ -2,7 +2,8 @@
 //! trickles (the transfer must fail in bounded time, naming the host and what stalled),
 //! a server answering a manifest request with megabytes of filler (the hint must fit),
 //! `ilogin` under `umask 000` (private directories) and through a symlinked
-//! `REGISTRY_AUTH_FILE` (the link stays, its target is written). Real docker-registry
+//! `REGISTRY_AUTH_FILE` (the link stays, its target is written), a closed port (the
+//! refusal said once). Real docker-registry
 //! processes behind the fault-injecting proxy of registry_support.rs; every program runs
 //! as each of `users()`, in parallel where a case waits on a timeout.
 
@@ -314,6 +315,27 @@ fn invalid_transfer_limit_is_an_error() {
         );
         out.code_is(125)
             .fails_with("IMAGO_REGISTRY_STALL_TIMEOUT=\"soon\"");
+    }
+}
+
+/// A registry that is not there: the refusal is said once, as the cause, under a single
+/// `error:`. Before, the error's message repeated its cause (`error: GET …: io:
+/// Connection refused` then `caused by: io: Connection refused`).
+#[test]
+fn closed_port_names_the_refusal_once() {
+    let port = crate::registry_support::free_port();
+    for user in users() {
+        let env = Env::new(user);
+        let (out, _) = run_timed(
+            timed(&env, "ipull", Duration::from_secs(60)).arg(format!("127.0.0.1:{port}/x:1")),
+        );
+        let out = out.code_is(125);
+        let err = out.stderr();
+        assert!(err.starts_with("error: "), "{out}");
+        assert!(!err.starts_with("error: error:"), "{out}");
+        assert_eq!(err.matches("error:").count(), 1, "{out}");
+        assert_eq!(err.to_lowercase().matches("refused").count(), 1, "{out}");
+        assert!(err.contains("hint: is the registry up"), "{out}");
     }
 }
 

@@ -45,7 +45,7 @@ fn main() -> ExitCode {
     };
     let connect = match opts.remote.connect_options() {
         Ok(c) => c,
-        Err(e) => return imago_cli::fail(&e),
+        Err(e) => return imago_cli::fail_hinted(&e),
     };
     let pull_opts = PullOptions {
         platform: opts.platform.unwrap_or_else(Platform::host),
@@ -64,6 +64,6 @@ fn main() -> ExitCode {
                 Err(e) => imago_cli::fail(&e),
             }
         }
-        Err(e) => imago_cli::remote::report(&e),
+        Err(e) => imago_cli::fail_hinted(&e),
     }
 }

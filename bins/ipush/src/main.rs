@@ -81,7 +81,7 @@ fn main() -> ExitCode {
     };
     let connect = match opts.remote.connect_options() {
         Ok(c) => c,
-        Err(e) => return imago_cli::fail(&e),
+        Err(e) => return imago_cli::fail_hinted(&e),
     };
     let push_opts = PushOptions {
         compression: opts.compression.map(|c| match c {
@@ -117,6 +117,6 @@ fn main() -> ExitCode {
                 Err(e) => imago_cli::fail(&e),
             }
         }
-        Err(e) => imago_cli::remote::report(&e),
+        Err(e) => imago_cli::fail_hinted(&e),
     }
 }

@@ -18,4 +18,4 @@ pub mod report;
 
 pub use exit::ExitCodes;
 pub use global::{GlobalOpts, OutputFormat};
-pub use report::{fail, report, Hint};
+pub use report::{fail, fail_hinted, report, Hint};

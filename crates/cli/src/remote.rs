@@ -6,11 +6,8 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use imago_registry::{AuthFiles, ConnectOptions, Credentials, RegistryError, TransportOptions};
-
-use crate::exit::ExitCodes;
 
 /// Registry connection flags; `#[command(flatten)]` them into a bin's options.
 #[derive(Debug, Clone, clap::Args)]
@@ -116,12 +113,6 @@ fn read_line(prompt: Option<&str>, what: &'static str) -> Result<String, RemoteE
     let mut s = String::new();
     std::io::stdin().lock().read_line(&mut s).map_err(read)?;
     Ok(s.trim_end_matches(['\n', '\r']).to_owned())
-}
-
-/// Print a registry error with its chain and hint; exit 125.
-pub fn report(err: &RegistryError) -> ExitCode {
-    let hints: Vec<String> = err.hint().into_iter().collect();
-    crate::report(err, &hints, ExitCodes::IMAGO_FAILED)
 }
 
 #[cfg(test)]

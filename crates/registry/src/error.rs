@@ -1,6 +1,8 @@
 //! The registry client's one error type: what failed (the step and the object: method +
 //! URL, blob digest, reference) and why (transport, status + registry error codes, a
-//! digest mismatch, the store). `hint()` tells the user what to do about it.
+//! digest mismatch, the store). `hint()` tells the user what to do about it. A cause
+//! is either the `#[source]` (printed once, by the reporter, as `caused by:`) or part of
+//! the message — never both, so no cause is printed twice.
 //!
 //! Never: prints, or decides exit codes (the bins do).
 
@@ -59,7 +61,7 @@ impl fmt::Display for ApiErrors {
 /// Everything that can go wrong talking to a registry.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("{method} {url}: {source}")]
+    #[error("{method} {url}")]
     Transport {
         method: String,
         url: String,
@@ -111,11 +113,11 @@ pub enum RegistryError {
         #[source]
         source: std::io::Error,
     },
-    #[error("store: {0}")]
+    #[error(transparent)]
     Store(#[from] imago_store::StoreError),
     #[error(transparent)]
     Credentials(#[from] crate::auth::creds::CredError),
-    #[error("invalid reference: {0}")]
+    #[error(transparent)]
     Reference(#[from] imago_oci::ReferenceError),
     #[error("configure TLS for {host}: {reason}")]
     Tls { host: String, reason: String },
@@ -185,6 +187,7 @@ impl RegistryError {
             Self::Limits(_) => Some("unset the variable or give a valid value (docs/registry.md)".into()),
             Self::NotInStore(_) => Some("list images with `iimage ls`, or pull it first with `ipull`".into()),
             Self::Platform { .. } => Some("choose one with --platform OS/ARCH[/VARIANT]".into()),
+            Self::Store(e) => e.hint(),
             _ => None,
         }
     }
@@ -233,6 +236,20 @@ mod tests {
             url: "http://127.0.0.1:5000/v2/".into(),
             source: Box::new(e),
         }
+    }
+
+    /// The cause is the source, printed once by the reporter: not in the message too.
+    #[test]
+    fn causes_are_not_repeated_in_the_message() {
+        use std::error::Error;
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let e = transport(ureq::Error::Io(refused));
+        let cause = e.source().unwrap().to_string();
+        assert!(cause.contains("refused"), "{cause}");
+        assert!(!e.to_string().contains(&cause), "{e}");
+        assert_eq!(e.to_string(), "GET http://127.0.0.1:5000/v2/");
+        let e = RegistryError::from(imago_oci::Reference::parse("A/B").unwrap_err());
+        assert_eq!(e.to_string().matches("invalid reference").count(), 1, "{e}");
     }
 
     #[test]
