@@ -49,6 +49,7 @@ pub mod manifest;
 pub mod pull;
 pub mod push;
 pub mod stall;
+pub mod transfer;
 pub mod transport;
 
 use std::path::PathBuf;

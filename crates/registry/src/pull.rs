@@ -10,7 +10,6 @@ use std::cell::Cell;
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 
 use imago_oci::{Digest, Reference};
 use imago_store::{Store, StoreError};
@@ -21,6 +20,7 @@ use crate::error::RegistryError;
 use crate::events::{Events, Outcome};
 use crate::manifest::{self, Descriptor, Kind, Platform};
 use crate::stall::{describe, Watch};
+use crate::transfer::run_parallel;
 use crate::ConnectOptions;
 
 /// Pull settings.
@@ -249,36 +249,10 @@ fn fetch_blobs(
             todo.push(b);
         }
     }
-    let fetched = todo.len();
-    let queue = Mutex::new(todo.into_iter().rev().collect::<Vec<_>>());
-    let first_error: Mutex<Option<RegistryError>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..jobs.min(fetched.max(1)) {
-            s.spawn(|| loop {
-                if first_error
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .is_some()
-                {
-                    return;
-                }
-                let Some(item) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop() else {
-                    return;
-                };
-                if let Err(e) = fetch_blob(client, store, repo, &item.0, item.1, events) {
-                    first_error
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .get_or_insert(e);
-                    return;
-                }
-            });
-        }
-    });
-    match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        Some(e) => Err(e),
-        None => Ok((fetched, present)),
-    }
+    run_parallel(&todo, jobs, |item| {
+        fetch_blob(client, store, repo, &item.0, item.1, events)
+    })?;
+    Ok((todo.len(), present))
 }
 
 /// Fetch one blob into the store, retrying when the connection drops midway (the

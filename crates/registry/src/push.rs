@@ -30,6 +30,7 @@ use crate::client::{resolve_location, with_query, Body, Client, Request};
 use crate::error::RegistryError;
 use crate::events::{Events, Outcome};
 use crate::manifest::{self, Descriptor, Kind};
+use crate::transfer::run_parallel;
 use crate::ConnectOptions;
 
 /// The largest chunk after a registry refused a bigger one (GHCR's limit).
@@ -292,46 +293,13 @@ impl Ctx<'_> {
                 todo.push(b);
             }
         }
-        let n = todo.len();
-        let queue = Mutex::new(todo.into_iter().rev().collect::<Vec<_>>());
-        let first_error: Mutex<Option<RegistryError>> = Mutex::new(None);
-        let confirm: Mutex<Vec<Descriptor>> = Mutex::new(Vec::new());
-        std::thread::scope(|s| {
-            for _ in 0..self.opts.jobs.max(1).min(n.max(1)) {
-                s.spawn(|| loop {
-                    if first_error
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .is_some()
-                    {
-                        return;
-                    }
-                    let Some(b) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop() else {
-                        return;
-                    };
-                    match self.push_blob(b) {
-                        Ok(true) => confirm
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(b.clone()),
-                        Ok(false) => {}
-                        Err(e) => {
-                            first_error
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .get_or_insert(e);
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            return Err(e);
-        }
+        // The blobs uploaded or mounted, to be confirmed.
+        let confirm = run_parallel(&todo, self.opts.jobs, |b| {
+            Ok::<_, RegistryError>(self.push_blob(b)?.then_some(*b))
+        })?;
         // Confirm what we uploaded or mounted before the manifest names it
         // (MANIFEST_BLOB_UNKNOWN otherwise, and a registry that lost a blob shows here).
-        for b in confirm.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        for b in confirm.into_iter().flatten() {
             if !self.head(&b.digest)? {
                 return Err(RegistryError::Upload {
                     digest: b.digest.clone(),
