@@ -39,13 +39,9 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return imago_cli::fail(&e),
     };
-    let root = match opts.global.store_root() {
-        Ok(r) => r,
-        Err(e) => return imago_cli::fail(&e),
-    };
-    let connect = match opts.remote.connect_options() {
-        Ok(c) => c,
-        Err(e) => return imago_cli::fail_hinted(&e),
+    let (root, connect) = match opts.remote.with_store_root(&opts.global) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let pull_opts = PullOptions {
         platform: opts.platform.unwrap_or_else(Platform::host),

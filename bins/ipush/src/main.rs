@@ -75,13 +75,9 @@ fn main() -> ExitCode {
             return imago_cli::report(&e, &hint, imago_cli::ExitCodes::IMAGO_FAILED);
         }
     };
-    let root = match opts.global.store_root() {
-        Ok(r) => r,
-        Err(e) => return imago_cli::fail(&e),
-    };
-    let connect = match opts.remote.connect_options() {
-        Ok(c) => c,
-        Err(e) => return imago_cli::fail_hinted(&e),
+    let (root, connect) = match opts.remote.with_store_root(&opts.global) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let push_opts = PushOptions {
         compression: opts.compression.map(|c| match c {

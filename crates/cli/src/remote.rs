@@ -6,6 +6,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use imago_registry::{AuthFiles, ConnectOptions, Credentials, RegistryError, TransportOptions};
 
@@ -74,6 +75,20 @@ impl RemoteOpts {
             limits: o.transport.limits,
         };
         Ok(o)
+    }
+}
+
+impl RemoteOpts {
+    /// The store root and the connection settings of a program that moves images
+    /// between the store and a registry; on failure the error is reported (as
+    /// [`crate::args::parse`] does) and the exit code is returned.
+    pub fn with_store_root(
+        &self,
+        global: &crate::GlobalOpts,
+    ) -> Result<(PathBuf, ConnectOptions), ExitCode> {
+        let root = global.store_root().map_err(|e| crate::fail(&e))?;
+        let connect = self.connect_options().map_err(|e| crate::fail_hinted(&e))?;
+        Ok((root, connect))
     }
 }
 
