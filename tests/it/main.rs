@@ -1,6 +1,7 @@
 //! One integration binary: a module per program. Every test runs the real binaries,
 //! as root and as the unprivileged test users (see the harness).
 
+mod cli;
 mod harness_self;
 mod hostile_image;
 mod hostile_support;
