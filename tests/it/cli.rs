@@ -40,3 +40,19 @@ fn help_exits_0_on_stdout() {
         assert!(!env.root().exists(), "--help created the store: {out}");
     }
 }
+
+/// `--privileged` run by root is host root, as docker's: the help says so where a
+/// user looks before using it, and names what it opens up.
+#[test]
+fn irun_help_says_what_privileged_means_for_root() {
+    let env = Env::new(users()[0]);
+    let help = env.cmd("irun").arg("--help").ok().stdout();
+    let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    for needle in [
+        "Run by root this is host root",
+        "kernel.core_pattern",
+        "as strong as --privileged",
+    ] {
+        assert!(flat.contains(needle), "irun --help lacks {needle:?}:\n{help}");
+    }
+}
