@@ -56,3 +56,25 @@ fn irun_help_says_what_privileged_means_for_root() {
         assert!(flat.contains(needle), "irun --help lacks {needle:?}:\n{help}");
     }
 }
+
+/// A broken Dockerfile is reported once: one `error:` line naming the problem, then
+/// the file, line and the line itself.
+#[test]
+fn bad_dockerfile_error_starts_with_a_single_error() {
+    let env = Env::new(users()[0]);
+    env.write("ctx/Dockerfile", "FROM busybox\nFNTRYPOINT [\"sh\"]\n");
+    let out = env
+        .cmd("ibuild")
+        .args(["--progress", "plain", "--root"])
+        .arg(env.root())
+        .arg(env.path("ctx"))
+        .run();
+    assert_eq!(out.code(), Some(125), "{out}");
+    let err = out.stderr();
+    assert!(
+        err.starts_with("error: unknown instruction: FNTRYPOINT"),
+        "{out}"
+    );
+    assert_eq!(err.matches("error:").count(), 1, "{out}");
+    assert!(err.contains("Dockerfile:2:1"), "names the line: {out}");
+}

@@ -70,6 +70,16 @@ impl ParseError {
         let out = Renderer::plain().render(message).to_string();
         out
     }
+
+    /// [`render`](Self::render) without its leading `error: `, for a caller whose own
+    /// report prints that word (so the user never reads `error: error: …`).
+    pub fn render_body(&self) -> String {
+        let out = self.render();
+        match out.strip_prefix("error: ") {
+            Some(body) => body.to_string(),
+            None => out,
+        }
+    }
 }
 
 /// What went wrong. Messages follow BuildKit's wording where it has one, so that users

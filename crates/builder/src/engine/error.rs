@@ -14,8 +14,9 @@ use crate::temp::TempError;
 /// A build failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("{0}")]
-    Parse(String),
+    /// Shown with the offending line marked; boxed, as parse errors are large.
+    #[error("{}", .0.render_body())]
+    Parse(Box<df::ParseError>),
     #[error(transparent)]
     Stage(#[from] stage::StageError),
     #[error("the ARGs before the first FROM")]

@@ -29,7 +29,7 @@ pub(super) struct Plan {
 /// Parse the Dockerfile and plan the stages the target needs.
 pub(super) fn plan(opts: &BuildOptions) -> Result<Plan, BuildError> {
     let dfile = df::parse(&opts.dockerfile, &opts.dockerfile_name)
-        .map_err(|e| BuildError::Parse(e.render()))?;
+        .map_err(|e| BuildError::Parse(Box::new(e)))?;
     let target_name = Predefined::target_stage_name(&dfile, opts.target.as_deref());
     let mut predef = Predefined::host();
     predef.target_stage = Some(target_name);
@@ -208,7 +208,7 @@ fn onbuild_triggers(
     let mut parsed = Vec::new();
     for t in triggers {
         let text = format!("FROM scratch\n{t}\n");
-        let df = df::parse(&text, "ONBUILD").map_err(|e| BuildError::Parse(e.render()))?;
+        let df = df::parse(&text, "ONBUILD").map_err(|e| BuildError::Parse(Box::new(e)))?;
         parsed.extend(df.stages.into_iter().flat_map(|s| s.instructions));
     }
     cx.total += parsed.iter().filter(|x| shows_step(&x.kind)).count();
