@@ -44,7 +44,8 @@ pub fn apply(cfg: &mut Map<String, Value>, change: &str) -> Result<(), ChangeErr
             }
         }
         InstructionKind::Label(kvs) => {
-            let labels = object(cfg, "Labels").ok_or_else(|| bad("Labels is not an object".into()))?;
+            let labels =
+                object(cfg, "Labels").ok_or_else(|| bad("Labels is not an object".into()))?;
             for KeyValue { key, value, .. } in kvs {
                 labels.insert(key, Value::from(value));
             }
@@ -180,7 +181,16 @@ mod tests {
         let mut m = Map::new();
         let e = apply(&mut m, "RUN echo").unwrap_err().to_string();
         assert!(e.contains("invalid --change `RUN echo`"), "{e}");
-        for empty in ["CMD", "ENTRYPOINT ", "ENV", "LABEL", "WORKDIR", "USER", "EXPOSE", "VOLUME"] {
+        for empty in [
+            "CMD",
+            "ENTRYPOINT ",
+            "ENV",
+            "LABEL",
+            "WORKDIR",
+            "USER",
+            "EXPOSE",
+            "VOLUME",
+        ] {
             assert!(apply(&mut m, empty).is_err(), "{empty}");
         }
         assert!(apply(&mut m, "ENV A=\"x").is_err());

@@ -8,8 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use imago_oci::Digest;
 use imago_oci::spec::{ImageConfiguration, ImageManifest};
+use imago_oci::Digest;
 
 use crate::blobs::BlobInfo;
 use crate::error::{Result, StoreError};
@@ -619,7 +619,11 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert!(rfc3339(u64::MAX).starts_with("9999-"), "{}", rfc3339(u64::MAX));
+        assert!(
+            rfc3339(u64::MAX).starts_with("9999-"),
+            "{}",
+            rfc3339(u64::MAX)
+        );
         assert!(now_rfc3339().ends_with('Z') && !now_rfc3339().contains('.'));
     }
 

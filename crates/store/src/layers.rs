@@ -15,8 +15,8 @@
 
 use std::path::PathBuf;
 
-use imago_oci::layer::{remove_tree, UnpackOptions};
 pub use imago_oci::layer::OwnerMode;
+use imago_oci::layer::{remove_tree, UnpackOptions};
 use imago_oci::{Digest, HashingReader};
 
 use crate::atomic;

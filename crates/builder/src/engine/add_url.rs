@@ -97,12 +97,11 @@ pub(super) fn fetch_url(
     let rest = url.split_once("://").map(|x| x.1).unwrap_or(url);
     let authority = rest.split('/').next().unwrap_or(rest);
     let name = file_name(url);
-    let limits = imago_registry::TransferLimits::from_env().map_err(|source| {
-        DownloadError::Limits {
+    let limits =
+        imago_registry::TransferLimits::from_env().map_err(|source| DownloadError::Limits {
             url: url.to_string(),
             source,
-        }
-    })?;
+        })?;
     let transport = imago_registry::TransportOptions {
         limits,
         ..Default::default()
@@ -118,15 +117,16 @@ pub(super) fn fetch_url(
         host: authority.to_string(),
         source,
     };
-    let resp = agent.get(url).call().map_err(|e| {
-        match imago_registry::stall::Stall::from_ureq(&e, &limits, false) {
-            Some(stall) => stalled(stall),
-            None => DownloadError::Request {
-                url: url.to_string(),
-                source: Box::new(e),
-            },
-        }
-    })?;
+    let resp =
+        agent.get(url).call().map_err(|e| {
+            match imago_registry::stall::Stall::from_ureq(&e, &limits, false) {
+                Some(stall) => stalled(stall),
+                None => DownloadError::Request {
+                    url: url.to_string(),
+                    source: Box::new(e),
+                },
+            }
+        })?;
     if !resp.status().is_success() {
         return Err(DownloadError::Status {
             url: url.to_string(),
@@ -152,12 +152,8 @@ pub(super) fn fetch_url(
     let mut out = std::fs::File::create(&file).map_err(werr("create"))?;
     let mut hw = HashWriter::new(&mut out);
     let verdict = Cell::new(None);
-    let mut body = imago_registry::stall::Watch::new(
-        resp.into_body().into_reader(),
-        &limits,
-        false,
-        &verdict,
-    );
+    let mut body =
+        imago_registry::stall::Watch::new(resp.into_body().into_reader(), &limits, false, &verdict);
     if let Err(e) = std::io::copy(&mut body, &mut hw) {
         return Err(match verdict.take() {
             Some(stall) => stalled(stall),

@@ -35,8 +35,10 @@ impl Store {
         w: impl Write,
     ) -> Result<SaveStats> {
         let images = self.save_list(inputs)?;
-        archive::write_archive(w, format, self, &images)
-            .map_err(|source| StoreError::Archive { op: "write", source })
+        archive::write_archive(w, format, self, &images).map_err(|source| StoreError::Archive {
+            op: "write",
+            source,
+        })
     }
 
     /// [`Store::save_images`] into the file `path`, written beside it and renamed into
@@ -58,9 +60,17 @@ impl Store {
         let r = (|| {
             let f = File::create(&tmp).ctx("create", &tmp)?;
             let mut w = BufWriter::new(f);
-            let stats = archive::write_archive(&mut w, format, self, &images)
-                .map_err(|source| StoreError::Archive { op: "write", source })?;
-            let f = w.into_inner().map_err(|e| e.into_error()).ctx("write", &tmp)?;
+            let stats =
+                archive::write_archive(&mut w, format, self, &images).map_err(|source| {
+                    StoreError::Archive {
+                        op: "write",
+                        source,
+                    }
+                })?;
+            let f = w
+                .into_inner()
+                .map_err(|e| e.into_error())
+                .ctx("write", &tmp)?;
             f.sync_all().ctx("sync", &tmp)?;
             std::fs::rename(&tmp, path).ctx("rename into place", path)?;
             Ok(stats)
@@ -139,7 +149,8 @@ mod tests {
         h.set_size(1);
         h.set_cksum();
         b.append_data(&mut h, "f", &b"x"[..]).unwrap();
-        let (layer, diff): (LayerRef, Digest) = s.put_layer_tar(&b.into_inner().unwrap()[..]).unwrap();
+        let (layer, diff): (LayerRef, Digest) =
+            s.put_layer_tar(&b.into_inner().unwrap()[..]).unwrap();
         assert_eq!(layer.media_type, OCI_LAYER_GZIP);
         let cfg = serde_json::json!({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[diff]}});
         let bytes = serde_json::to_vec(&cfg).unwrap();
@@ -154,12 +165,17 @@ mod tests {
         let (a, id) = store_with_image(&d.path().join("a"));
         for format in [ArchiveFormat::DockerArchive, ArchiveFormat::OciArchive] {
             let file = d.path().join(format!("{format:?}.tar"));
-            a.save_images_to_file(&["app:1".into()], format, &file).unwrap();
+            a.save_images_to_file(&["app:1".into()], format, &file)
+                .unwrap();
             let b = Store::open(d.path().join(format!("b-{format:?}"))).unwrap();
             let loaded = b.load_archive(File::open(&file).unwrap()).unwrap();
             assert_eq!(loaded.len(), 1);
             assert_eq!(loaded[0].id, id);
-            let names: Vec<&str> = loaded[0].names.iter().map(|n| n.ref_name.as_str()).collect();
+            let names: Vec<&str> = loaded[0]
+                .names
+                .iter()
+                .map(|n| n.ref_name.as_str())
+                .collect();
             assert_eq!(names, ["app:1"], "{format:?}");
             assert!(loaded[0].refused.is_empty());
             assert_eq!(b.resolve("app:1").unwrap().id(), &id);

@@ -222,14 +222,23 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().path().unwrap().display().to_string())
             .collect();
-        assert!(names.iter().any(|n| n.trim_end_matches('/') == "etc/hello"), "{names:?}");
+        assert!(
+            names.iter().any(|n| n.trim_end_matches('/') == "etc/hello"),
+            "{names:?}"
+        );
     }
 
     #[test]
     fn a_missing_source_is_named_before_store_work() {
         let e = RootfsSource::path(Path::new("/nonexistent/rootfs.tar")).err();
         assert!(
-            matches!(&e, Some(StoreError::Io { op: "open import source", .. })),
+            matches!(
+                &e,
+                Some(StoreError::Io {
+                    op: "open import source",
+                    ..
+                })
+            ),
             "{e:?}"
         );
     }
