@@ -2,7 +2,7 @@
 # build.sh — bench (not a test): cold and cached build of one 7-step Dockerfile with
 # ibuild vs `buildah bud --layers` and `ch-image build`, rootless, one run, medians and
 # ratios (hyperfine). Everything lives in a scratch dir on tmpfs (the root ext4 of our VMs
-# is slow at small-file writes, see /work/shared/peers/NOTES.md).
+# is slow at small-file writes).
 #
 #   benches/build.sh            # as root: runs the tools as imago-sub (subuid range)
 #   BENCH_USER=me RUNS=10 benches/build.sh

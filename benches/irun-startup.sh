@@ -104,5 +104,5 @@ for i in "${!IDS[@]}"; do
     printf '%-13s %10s %18s %8s  %s\n' "$id" n/a "" "" "${DESCS[$i]}"
   fi
 done
-# rootless podman leaves a pause process holding its user namespace (NOTES.md #19): end ours
+# rootless podman leaves a pause process holding its user namespace: end ours
 if [ -s "$W/run/libpod/tmp/pause.pid" ]; then kill "$(cat "$W/run/libpod/tmp/pause.pid")" 2>/dev/null || true; fi

@@ -1,6 +1,6 @@
 //! ibuild through the real binaries, as root and as the unprivileged users: one test per
 //! SEMANTICS.md item of sections E–H and J–K that runs offline (named by item id), and
-//! the issue's must-show list (cache, SOURCE_DATE_EPOCH, rootless chown, failures,
+//! the cross-cutting checks (cache, SOURCE_DATE_EPOCH, rootless chown, failures,
 //! concurrency, examples).
 
 use imago_it::{users, User};
@@ -1087,7 +1087,7 @@ fn j108_run_mount_bind_from_a_stage() {
     }
 }
 
-/// Issue 5 item 9: RUN gets the host's network by default; `RUN --network=none` and
+/// RUN gets the host's network by default; `RUN --network=none` and
 /// `ibuild --network none` give a namespace whose only interface is `lo`.
 #[test]
 fn j107_run_network_none_has_only_loopback() {
@@ -1141,7 +1141,7 @@ fn j107_run_network_none_has_only_loopback() {
     }
 }
 
-/// Issue 5 item 1: on a terminal (a real pty from `script`), ibuild draws a spinner per
+/// On a terminal (a real pty from `script`), ibuild draws a spinner per
 /// step and leaves one line per finished step, `[2/3] RUN …  DONE 0.1s` / `CACHED`; a
 /// failed RUN is marked `ERROR` and its last 20 output lines are printed with the error.
 /// (Plain, non-tty output is what every other test here reads.)

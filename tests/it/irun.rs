@@ -1,5 +1,6 @@
 //! irun: the rootless runtime, driven as root, imago-sub (subuid range) and imago-nosub
-//! (single mapping). Issue 4's must-show list; each test loops over `users()`.
+//! (single mapping): isolation, security, the ENTRYPOINT × CMD table, tty, signals and
+//! streams; each test loops over `users()`.
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup step is a test failure
 

@@ -108,7 +108,7 @@ fn htpasswd_login_push_head_skip_mount_pull_logout() {
                 .is_string()
         );
 
-        // The flow: `itag busybox REPO && ipush REPO` (DEST defaults to SRC).
+        // docker's flow: `itag busybox REPO && ipush REPO` (DEST defaults to SRC).
         ic(&env, "itag").args(["busybox", &repo]).ok();
         let first = ic(&env, "ipush").arg(&repo).ok();
         let digest = first.stdout().trim().to_owned();
