@@ -1,5 +1,5 @@
 //! ibuild through the real binaries, as root and as the unprivileged users: one test per
-//! SEMANTICS.md item of sections E–H and J–K that runs offline (named by item id), and
+//! docs/semantics.md item of sections E–H and J–K that runs offline (named by item id), and
 //! the cross-cutting checks (cache, SOURCE_DATE_EPOCH, rootless chown, failures,
 //! concurrency, examples).
 
