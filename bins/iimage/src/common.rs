@@ -3,7 +3,7 @@
 
 use std::error::Error;
 
-use imago_sandbox::{run_in_mapping, IdMap, Ownership};
+use imago_sandbox::{run_in_mapping, IdMap};
 use imago_store::{OwnerMode, Store, StoreError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -50,14 +50,6 @@ pub fn hints(err: &(dyn Error + 'static)) -> Vec<String> {
 pub fn open_store(global: &imago_cli::GlobalOpts) -> Res<Store> {
     let root = global.store_root()?;
     Ok(Store::open(root)?)
-}
-
-/// The ownership mode the id mapping of this user gives.
-pub fn owner_mode(map: &IdMap) -> OwnerMode {
-    match map.ownership() {
-        Ownership::Real => OwnerMode::Real,
-        Ownership::Xattr => OwnerMode::Xattr,
-    }
 }
 
 /// A store error from the mapping child: its message chain and hints, which the
@@ -120,7 +112,7 @@ where
     F: FnOnce(OwnerMode) -> Result<T, StoreError>,
 {
     let map = IdMap::detect();
-    let mode = owner_mode(&map);
+    let mode = map.ownership();
     // The store error travels as a value (with its hints), not as the child's failure.
     let run = || Ok::<_, StoreError>(f(mode).map_err(|e| ChildStoreError::from_chain(&e)));
     match run_in_mapping(&map, run) {

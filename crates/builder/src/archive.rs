@@ -90,10 +90,7 @@ pub fn extract(
     let (mut file, seen) = rewrite(archive, file, rw, tar_path)?;
     file.rewind().map_err(werr)?;
     let opts = UnpackOptions {
-        owner: match owner {
-            OwnerMode::Real => layer::OwnerMode::Real,
-            OwnerMode::Xattr => layer::OwnerMode::Xattr,
-        },
+        owner,
         // An archive's `.wh.` names are files, never deletions.
         whiteouts: WhiteoutFormat::Files,
         allow_devices: false,

@@ -11,17 +11,10 @@ use std::ffi::OsStr;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-/// How file ownership is kept on disk (mirrors the store's/sandbox's notion).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum OwnerMode {
-    /// lchown to the in-container ids (root, or inside a subuid mapping).
-    Real,
-    /// ids and mode recorded in `user.containers.override_stat` (single-id mapping).
-    Xattr,
-}
-
-/// The xattr that carries ownership in [`OwnerMode::Xattr`].
-pub const OVERRIDE_STAT: &str = "user.containers.override_stat";
+// The workspace's one owner-mode type, re-exported so `crate::fsview::OwnerMode` keeps
+// naming it.
+pub use imago_oci::layer::OwnerMode;
+use imago_oci::layer::OVERRIDE_STAT_XATTR;
 
 /// What kind of file an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +77,7 @@ pub fn stat(host: &Path, mode: OwnerMode) -> std::io::Result<Entry> {
 /// Parse `uid:gid:mode[:type]` from the override xattr.
 pub fn read_override(host: &Path) -> Option<(u32, u32, Option<u32>)> {
     let mut buf = [0u8; 128];
-    let n = rustix::fs::lgetxattr(host, OVERRIDE_STAT, &mut buf).ok()?;
+    let n = rustix::fs::lgetxattr(host, OVERRIDE_STAT_XATTR, &mut buf).ok()?;
     let s = std::str::from_utf8(&buf[..n]).ok()?;
     let mut it = s.trim_end_matches('\0').split(':');
     let uid = it.next()?.parse().ok()?;
@@ -124,7 +117,7 @@ pub fn set_owner(
             let v = format!("{uid}:{gid}:0{:o}:{kind_s}", perm & 0o7777);
             rustix::fs::lsetxattr(
                 host,
-                OVERRIDE_STAT,
+                OVERRIDE_STAT_XATTR,
                 v.as_bytes(),
                 rustix::fs::XattrFlags::empty(),
             )?;

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use imago_overlay::{Layers, RootfsMethod, RootfsPlan};
 use imago_sandbox::{
-    run_in_mapping, CapsPolicy, ChildError, ContainerSpec, IdMap, MapKind, Ownership, ProcessSpec,
-    RootMount, UserMount,
+    run_in_mapping, CapsPolicy, ChildError, ContainerSpec, IdMap, MapKind, ProcessSpec, RootMount,
+    UserMount,
 };
-use imago_store::{OwnerMode, Store, StoreError, UnpackLimits};
+use imago_store::{Store, StoreError, UnpackLimits};
 
 use crate::config::{self, ConfigError, ImageDefaults};
 use crate::record::{ContainerId, ContainerRecord, Containers, RecordError};
@@ -148,10 +148,7 @@ fn prepare_image(
     let name = opts.image.as_deref().ok_or(RunError::NoImage)?;
     let store = Store::open(&opts.store_root)?;
     let image = store.resolve(name)?;
-    let mode = match map.ownership() {
-        Ownership::Real => OwnerMode::Real,
-        Ownership::Xattr => OwnerMode::Xattr,
-    };
+    let mode = map.ownership();
     let chain = image.chain_ids()?;
     let ready =
         chain.iter().all(|c| store.layer_dir(c).is_some()) && store.owner_mode()? == Some(mode);

@@ -22,6 +22,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use imago_oci::layer::OwnerMode;
 use serde::{Deserialize, Serialize};
 
 /// The largest number of subordinate ids imago maps (docker's and podman's default).
@@ -78,17 +79,6 @@ pub enum MapKind {
     SubIds,
     /// Unprivileged without a range: the user is root inside, nothing else is mapped.
     Single,
-}
-
-/// How layer files keep their ownership under a mapping (the store's marker).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Ownership {
-    /// Files are chowned to their real (mapped) ids.
-    Real,
-    /// Files belong to the user; their tar ownership sits in the
-    /// `user.containers.override_stat` xattr.
-    Xattr,
 }
 
 /// The id mapping for a container or a run-in-mapping child.
@@ -273,12 +263,13 @@ impl IdMap {
         }
     }
 
-    /// How files keep ownership under this mapping: Real for Identity and SubIds, Xattr
-    /// for Single.
-    pub fn ownership(&self) -> Ownership {
+    /// How layer files keep ownership under this mapping: Real for Identity and SubIds
+    /// (every id a layer uses is mapped), Xattr for Single (only the user's own ids exist,
+    /// so owners go into `user.containers.override_stat`).
+    pub fn ownership(&self) -> OwnerMode {
         match self.kind {
-            MapKind::Single => Ownership::Xattr,
-            MapKind::Identity | MapKind::SubIds => Ownership::Real,
+            MapKind::Single => OwnerMode::Xattr,
+            MapKind::Identity | MapKind::SubIds => OwnerMode::Real,
         }
     }
 
@@ -559,7 +550,7 @@ mod tests {
         assert_eq!(m.kind, MapKind::Identity);
         assert_eq!(m.writer, IdMapWriter::Direct);
         assert_eq!(render(&m.uid), "0 0 65536\n");
-        assert_eq!(m.ownership(), Ownership::Real);
+        assert_eq!(m.ownership(), OwnerMode::Real);
         assert!(!m.setgroups_deny);
     }
 
@@ -609,7 +600,7 @@ mod tests {
         assert_eq!(no_range.kind, MapKind::Single);
         assert_eq!(render(&no_range.gid), "0 7 1\n");
         assert!(no_range.setgroups_deny);
-        assert_eq!(no_range.ownership(), Ownership::Xattr);
+        assert_eq!(no_range.ownership(), OwnerMode::Xattr);
         assert_eq!(no_range.host_uid(1), None);
     }
 

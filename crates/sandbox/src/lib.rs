@@ -14,8 +14,9 @@
 //!     `0 → uid`, `1..=min(65536, range) → range` (written by [`IdMapWriter::Helper`]);
 //!   - else → [`MapKind::Single`]: `0 → uid/gid`, setgroups `deny` ([`IdMapWriter::Direct`]).
 //!   - `IMAGO_IDMAP=single` forces the single mapping (also for root: `0 0 1`).
-//! - [`IdMap::ownership()`] → [`Ownership::Real`] (Identity, SubIds) or [`Ownership::Xattr`]
-//!   (Single: ownership of layer files kept in `user.containers.override_stat`).
+//! - [`IdMap::ownership()`] → [`OwnerMode::Real`] (Identity, SubIds) or [`OwnerMode::Xattr`]
+//!   (Single: ownership of layer files kept in `user.containers.override_stat`); the type
+//!   is `imago_oci::layer::OwnerMode`, re-exported here.
 //! - [`IdMap::plan(&IdMapInput)`](IdMap::plan): the pure decision (unit-testable);
 //!   [`IdMap::write(pid)`](IdMap::write): write a waiting child's maps (helper exit
 //!   status and stderr checked: [`IdMapError::Helper`]).
@@ -104,8 +105,9 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 pub use child::{run_in_mapping, ChildError, RemoteError};
 pub use container::{prepare, prepare_with, run, ContainerError, Pending};
 pub use idmap::{
-    IdMap, IdMapEntry, IdMapError, IdMapInput, IdMapWriter, IdRange, MapKind, MapWrite, Ownership,
+    IdMap, IdMapEntry, IdMapError, IdMapInput, IdMapWriter, IdRange, MapKind, MapWrite,
 };
+pub use imago_oci::layer::OwnerMode;
 pub use probe::{Fix, HostProbe, KernelVersion};
 pub use spec::{
     CapsPolicy, ContainerSpec, Network, ProcessSpec, RootMount, UserMount, DEFAULT_CAPS,

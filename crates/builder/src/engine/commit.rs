@@ -24,21 +24,6 @@ pub(super) struct Committed {
     pub layer: Option<LayerRef>,
 }
 
-/// The layer crate's notion of ownership for ours.
-pub(super) fn layer_owner(m: OwnerMode) -> layer::OwnerMode {
-    match m {
-        OwnerMode::Real => layer::OwnerMode::Real,
-        OwnerMode::Xattr => layer::OwnerMode::Xattr,
-    }
-}
-
-fn store_mode(m: OwnerMode) -> imago_store::OwnerMode {
-    match m {
-        OwnerMode::Real => imago_store::OwnerMode::Real,
-        OwnerMode::Xattr => imago_store::OwnerMode::Xattr,
-    }
-}
-
 /// A stand-in [`Image`] over a build state's layers, so the store unpacks them.
 fn image_of(state_layers: &[LayerRef]) -> Result<Image, StepError> {
     let cfg = serde_json::json!({
@@ -77,11 +62,7 @@ pub(super) fn unpack(
         return Ok(Vec::new());
     }
     let img = image_of(layers)?;
-    Ok(store.unpack_layers(
-        &img,
-        store_mode(mode),
-        &imago_store::UnpackLimits::default(),
-    )?)
+    Ok(store.unpack_layers(&img, mode, &imago_store::UnpackLimits::default())?)
 }
 
 /// Inside the mapping: pack `dir` as a gzip layer into the store. None when the dir is
@@ -111,7 +92,7 @@ pub(super) fn commit_dir(
     .map_err(io_err("compress", tmp))?;
     let mut hw = HashWriter::new(gz);
     let opts = layer::PackOptions {
-        owner: layer_owner(mode),
+        owner: mode,
         default_owner: Some((0, 0)),
         mtime_clamp: epoch,
         ..Default::default()
@@ -175,12 +156,11 @@ pub(super) fn flatten_into(
     if dirs.is_empty() {
         return Ok(());
     }
-    let owner = layer_owner(mode);
     let tar_guard = TempPath::new(tar.to_path_buf());
     let f = std::fs::File::create(tar).map_err(io_err("create", tar))?;
     let mut w = std::io::BufWriter::new(f);
     let popts = layer::PackOptions {
-        owner,
+        owner: mode,
         default_owner: Some((0, 0)),
         ..Default::default()
     };
@@ -189,7 +169,7 @@ pub(super) fn flatten_into(
     drop(w);
     let r = std::io::BufReader::new(std::fs::File::open(tar).map_err(io_err("open", tar))?);
     let uopts = layer::UnpackOptions {
-        owner,
+        owner: mode,
         ..Default::default()
     };
     layer::unpack(r, dest, &uopts)?;

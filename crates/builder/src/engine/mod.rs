@@ -33,7 +33,7 @@ mod workdir_step;
 use std::collections::BTreeMap;
 
 use imago_oci::Digest;
-use imago_sandbox::{IdMap, Ownership};
+use imago_sandbox::IdMap;
 use imago_store::Store;
 
 pub use add_url::DownloadError;
@@ -42,7 +42,6 @@ pub use options::{BuildOptions, Built, Network};
 
 use crate::config;
 use crate::events::{Event, Sink};
-use crate::fsview::OwnerMode;
 use state::{Ctx, State};
 
 /// Build the Dockerfile in `opts` into `store`.
@@ -58,10 +57,7 @@ pub fn build(store: &Store, opts: &BuildOptions, sink: &mut dyn Sink) -> Result<
             source,
         })?;
     let map = IdMap::detect();
-    let mode = match map.ownership() {
-        Ownership::Real => OwnerMode::Real,
-        Ownership::Xattr => OwnerMode::Xattr,
-    };
+    let mode = map.ownership();
     let _pin = store.pin()?;
     let mut cx = Ctx {
         store,
