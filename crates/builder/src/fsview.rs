@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 // The workspace's one owner-mode type, re-exported so `crate::fsview::OwnerMode` keeps
 // naming it.
 pub use imago_oci::layer::OwnerMode;
-use imago_oci::layer::OVERRIDE_STAT_XATTR;
+use imago_oci::layer::{OverrideStat, OVERRIDE_STAT_XATTR};
 
 /// What kind of file an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,12 +60,10 @@ pub fn stat(host: &Path, mode: OwnerMode) -> std::io::Result<Entry> {
         mtime: md.mtime(),
     };
     if mode == OwnerMode::Xattr {
-        if let Some((u, g, m)) = read_override(host) {
-            e.uid = u;
-            e.gid = g;
-            if let Some(m) = m {
-                e.mode = m & 0o7777;
-            }
+        if let Some(o) = read_override(host) {
+            e.uid = o.uid;
+            e.gid = o.gid;
+            e.mode = o.mode;
         } else {
             e.uid = 0;
             e.gid = 0;
@@ -74,18 +72,11 @@ pub fn stat(host: &Path, mode: OwnerMode) -> std::io::Result<Entry> {
     Ok(e)
 }
 
-/// Parse `uid:gid:mode[:type]` from the override xattr.
-pub fn read_override(host: &Path) -> Option<(u32, u32, Option<u32>)> {
+/// The override record of `host` (not following it); `None` when absent or malformed.
+pub fn read_override(host: &Path) -> Option<OverrideStat> {
     let mut buf = [0u8; 128];
     let n = rustix::fs::lgetxattr(host, OVERRIDE_STAT_XATTR, &mut buf).ok()?;
-    let s = std::str::from_utf8(&buf[..n]).ok()?;
-    let mut it = s.trim_end_matches('\0').split(':');
-    let uid = it.next()?.parse().ok()?;
-    let gid = it.next()?.parse().ok()?;
-    let mode = it
-        .next()
-        .and_then(|m| u32::from_str_radix(m.trim_start_matches("0o"), 8).ok());
-    Some((uid, gid, mode))
+    OverrideStat::parse(&buf[..n])
 }
 
 /// Give `host` the in-container owner and mode (`mode` = permission bits).
@@ -113,12 +104,16 @@ pub fn set_owner(
             // write (and search); the xattr holds the truth (oci's OwnerMode::Xattr).
             let real = (perm & 0o777) | if kind == Kind::Dir { 0o700 } else { 0o600 };
             set_perm(host, real)?;
-            let kind_s = if kind == Kind::Dir { "dir" } else { "file" };
-            let v = format!("{uid}:{gid}:0{:o}:{kind_s}", perm & 0o7777);
+            let record = OverrideStat {
+                uid,
+                gid,
+                mode: perm & 0o7777,
+                kind: if kind == Kind::Dir { "dir" } else { "file" }.to_owned(),
+            };
             rustix::fs::lsetxattr(
                 host,
                 OVERRIDE_STAT_XATTR,
-                v.as_bytes(),
+                record.format().as_bytes(),
                 rustix::fs::XattrFlags::empty(),
             )?;
         }
@@ -438,5 +433,14 @@ mod tests {
         }
         let e = stat(&f, OwnerMode::Xattr).unwrap();
         assert_eq!((e.uid, e.gid, e.mode), (33, 34, 0o640));
+        // The record is the layer crate's, byte for byte (what pack reads back).
+        let mut buf = [0u8; 64];
+        let n = rustix::fs::lgetxattr(&f, OVERRIDE_STAT_XATTR, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"33:34:0640:file");
+        let d = t.path().join("d");
+        std::fs::create_dir(&d).unwrap();
+        set_owner(&d, Kind::Dir, 0, 0, 0o1777, OwnerMode::Xattr).unwrap();
+        assert_eq!(read_override(&d).unwrap().format(), "0:0:01777:dir");
+        assert_eq!(stat(&d, OwnerMode::Xattr).unwrap().mode, 0o1777);
     }
 }
