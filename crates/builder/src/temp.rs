@@ -103,37 +103,13 @@ fn remove(path: &Path, map: Option<&IdMap>) -> Result<(), TempError> {
     }
 }
 
-/// Remove a file or a tree, making directories writable first when needed (layer trees
-/// have mode-000 and read-only dirs).
+/// Remove a file or a tree (layer trees have mode-000 and read-only dirs): the layer
+/// crate's remover, with the path in the error.
 pub fn remove_tree(p: &Path) -> Result<(), TempError> {
-    fn chmod_all(p: &Path) {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(m) = std::fs::symlink_metadata(p) {
-            if m.is_dir() {
-                // Ignoring a failure: the removal below reports what is left.
-                let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700));
-                if let Ok(rd) = std::fs::read_dir(p) {
-                    for e in rd.flatten() {
-                        chmod_all(&e.path());
-                    }
-                }
-            }
-        }
-    }
-    let rm = |p: &Path| match std::fs::symlink_metadata(p) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(p),
-        Ok(_) => std::fs::remove_file(p),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    };
-    if rm(p).is_err() {
-        chmod_all(p);
-        rm(p).map_err(|source| TempError::Remove {
-            path: p.to_path_buf(),
-            source,
-        })?;
-    }
-    Ok(())
+    imago_oci::layer::remove_tree(p).map_err(|source| TempError::Remove {
+        path: p.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]

@@ -319,27 +319,14 @@ fn write_etc_files(dir: &Path, hostname: &str) -> Result<Vec<(PathBuf, PathBuf)>
 /// Remove a container dir: directly when we own every file (root, single mapping),
 /// else inside the mapping (files of subordinate ids).
 pub fn remove_dir(dir: &Path, map: &IdMap) {
-    if remove_tree(dir).is_ok() {
+    if imago_oci::layer::remove_tree(dir).is_ok() {
         return;
     }
     if map.kind == MapKind::SubIds {
         let d = dir.to_path_buf();
-        let r = run_in_mapping(map, move || remove_tree(&d));
+        let r = run_in_mapping(map, move || imago_oci::layer::remove_tree(&d));
         if let Err(e) = r {
             tracing::warn!("could not remove container dir {}: {e}", dir.display());
         }
-    }
-}
-
-fn remove_tree(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    // overlay leaves work/work mode 000
-    let _ = std::fs::set_permissions(
-        dir.join("work/work"),
-        std::fs::Permissions::from_mode(0o700),
-    );
-    match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        r => r,
     }
 }

@@ -245,17 +245,10 @@ pub fn probe_overlay(dir: &Path) -> bool {
         Ok::<_, std::io::Error>(())
     })
     .is_ok();
-    remove_tree(&base);
+    // Best effort: a leftover probe dir (overlay's work/work is mode 000, which
+    // remove_tree handles) is harmless and named as ours.
+    let _ = imago_oci::layer::remove_tree(&base);
     ok
-}
-
-/// Remove a scratch tree that may hold overlay's mode-000 `work/work` dir.
-pub(crate) fn remove_tree(p: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    // Overlay leaves work/work mode 000; when it is absent this fails and nothing is lost.
-    let _ = std::fs::set_permissions(p.join("work/work"), std::fs::Permissions::from_mode(0o700));
-    // Best effort: a leftover probe dir is harmless and named as ours.
-    let _ = std::fs::remove_dir_all(p);
 }
 
 #[cfg(test)]

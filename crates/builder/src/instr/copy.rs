@@ -633,14 +633,10 @@ pub fn apply(
     Ok(())
 }
 
+/// Clear `p` (a file, a symlink or a whole tree) in the layer being written, so that an
+/// entry can take its place. Ignoring a failure: the write that follows reports it.
 pub(crate) fn remove_any(p: &Path) {
-    if let Ok(m) = std::fs::symlink_metadata(p) {
-        if m.is_dir() {
-            let _ = std::fs::remove_dir_all(p);
-        } else {
-            let _ = std::fs::remove_file(p);
-        }
-    }
+    let _ = imago_oci::layer::remove_tree(p);
 }
 
 /// Resolve symlinks in the destination's parent path through the parent state (76): a
