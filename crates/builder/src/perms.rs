@@ -3,21 +3,25 @@
 //! errors as the engine reports them (the parser is [`imago_dockerfile::Chmod`], items
 //! 79–81).
 //!
-//! Never: reads files itself (the engine passes the text of passwd/group).
+//! Never: reads files itself (the engine passes the text of passwd/group), parses them
+//! (`imago_sandbox::user` does, for build and run alike).
 //!
 //! Numbers in parentheses, e.g. (76), are items of docs/semantics.md.
 
 use imago_dockerfile::Chmod;
+use imago_sandbox::user::{self, UserError};
+
+/// The ids `USER` resolves to (the sandbox's type: uid, gid, supplementary groups, home).
+pub use imago_sandbox::user::Ids;
 
 /// A `--chmod`, `--chown` or `USER` value that cannot be used.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum PermError {
     #[error("invalid chmod parameter: '{0}'. it should be octal string and between 0 and 07777")]
     Chmod(String),
-    #[error("unable to find user {0}: no matching entries in passwd file")]
-    NoUser(String),
-    #[error("unable to find group {0}: no matching entries in group file")]
-    NoGroup(String),
+    /// An unknown user or group name (the sandbox's error, docker's wording).
+    #[error(transparent)]
+    User(#[from] UserError),
 }
 
 /// Parse a `--chmod` value (the one parser lives in imago_dockerfile).
@@ -25,96 +29,11 @@ pub fn parse_chmod(s: &str) -> Result<Chmod, PermError> {
     Chmod::parse(s).map_err(|_| PermError::Chmod(s.to_string()))
 }
 
-/// A user as RUN sees it: uid, primary gid, supplementary gids.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ids {
-    pub uid: u32,
-    pub gid: u32,
-    pub groups: Vec<u32>,
-}
-
-fn passwd_find<'a>(passwd: &'a str, name: &str) -> Option<Vec<&'a str>> {
-    passwd
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() >= 4 && f[0] == name)
-}
-
-fn passwd_by_uid(passwd: &str, uid: u32) -> Option<Vec<&str>> {
-    passwd
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() >= 4 && f[2].parse() == Ok(uid))
-}
-
-fn group_gid(group: &str, name: &str) -> Option<u32> {
-    group
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() >= 3 && f[0] == name)?[2]
-        .parse()
-        .ok()
-}
-
-fn supplementary(group: &str, user: &str) -> Vec<u32> {
-    group
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .filter(|f| f.len() >= 4 && f[3].split(',').any(|m| m == user))
-        .filter_map(|f| f[2].parse().ok())
-        .collect()
-}
-
-/// Resolve `USER user[:group]` (65–67): names from passwd/group; numbers accepted as is;
+/// Resolve `USER user[:group]` (65–67) as the container will run it (the sandbox's
+/// resolver, so build and run agree): names from passwd/group; numbers accepted as is;
 /// with `:group`, no supplementary groups.
 pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<Ids, PermError> {
-    let (u, g) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
-    };
-    let u = if u.is_empty() { "root" } else { u };
-    let (uid, pgid, uname) = match u.parse::<u32>() {
-        Ok(uid) => match passwd_by_uid(passwd, uid) {
-            Some(f) => (uid, f[3].parse().unwrap_or(0), Some(f[0].to_string())),
-            None => (uid, 0, None),
-        },
-        Err(_) => {
-            let f = passwd_find(passwd, u).ok_or_else(|| PermError::NoUser(u.to_string()))?;
-            (
-                f[2].parse().map_err(|_| PermError::NoUser(u.to_string()))?,
-                f[3].parse().unwrap_or(0),
-                Some(u.to_string()),
-            )
-        }
-    };
-    match g {
-        Some(g) => {
-            let gid = match g.parse::<u32>() {
-                Ok(n) => n,
-                Err(_) => group_gid(group, g).ok_or_else(|| PermError::NoGroup(g.to_string()))?,
-            };
-            Ok(Ids {
-                uid,
-                gid,
-                groups: vec![gid],
-            })
-        }
-        None => {
-            let mut groups = vec![pgid];
-            if let Some(n) = uname {
-                for s in supplementary(group, &n) {
-                    if !groups.contains(&s) {
-                        groups.push(s);
-                    }
-                }
-            }
-            Ok(Ids {
-                uid,
-                gid: pgid,
-                groups,
-            })
-        }
-    }
+    Ok(user::resolve(spec, passwd, group)?)
 }
 
 /// Resolve `--chown=user[:group]` (78): a name without a group takes the user's primary
@@ -126,17 +45,16 @@ pub fn resolve_chown(spec: &str, passwd: &str, group: &str) -> Result<(u32, u32)
     };
     let (uid, primary) = match u.parse::<u32>() {
         Ok(n) => (n, n),
-        Err(_) => {
-            let f = passwd_find(passwd, u).ok_or_else(|| PermError::NoUser(u.to_string()))?;
-            let uid = f[2].parse().map_err(|_| PermError::NoUser(u.to_string()))?;
-            (uid, f[3].parse().unwrap_or(uid))
-        }
+        Err(_) => user::passwd_entries(passwd)
+            .find(|p| p.name == u)
+            .map(|p| (p.uid, p.gid))
+            .ok_or_else(|| UserError::NoUser(u.to_string()))?,
     };
     let gid = match g {
         None => primary,
         Some(g) => match g.parse::<u32>() {
             Ok(n) => n,
-            Err(_) => group_gid(group, g).ok_or_else(|| PermError::NoGroup(g.to_string()))?,
+            Err(_) => user::group_id(group, g).ok_or_else(|| UserError::NoGroup(g.to_string()))?,
         },
     };
     Ok((uid, gid))
@@ -145,6 +63,10 @@ pub fn resolve_chown(spec: &str, passwd: &str, group: &str) -> Result<(u32, u32)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ids(i: Ids) -> (u32, u32, Vec<u32>) {
+        (i.uid, i.gid, i.groups)
+    }
 
     const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1::/:/bin/false\ndockerio:x:1001:1001::/:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n";
     const GROUP: &str = "root:x:0:\nwheel:x:10:root\ndaemon:x:1:\ndockerio:x:1001:\nsupplementary:x:1002:dockerio\nnobody:x:65534:\n";
@@ -161,66 +83,53 @@ mod tests {
     #[test]
     fn f64_default_root() {
         assert_eq!(
-            resolve_user("", PASSWD, GROUP).unwrap(),
-            Ids {
-                uid: 0,
-                gid: 0,
-                groups: vec![0, 10]
-            }
+            ids(resolve_user("", PASSWD, GROUP).unwrap()),
+            (0, 0, vec![0, 10])
         );
     }
 
     #[test]
     fn f65_user_name_with_groups() {
         assert_eq!(
-            resolve_user("dockerio", PASSWD, GROUP).unwrap(),
-            Ids {
-                uid: 1001,
-                gid: 1001,
-                groups: vec![1001, 1002]
-            }
+            ids(resolve_user("dockerio", PASSWD, GROUP).unwrap()),
+            (1001, 1001, vec![1001, 1002])
         );
     }
 
     #[test]
     fn f66_user_and_group_no_supplementary() {
         assert_eq!(
-            resolve_user("dockerio:1002", PASSWD, GROUP).unwrap(),
-            Ids {
-                uid: 1001,
-                gid: 1002,
-                groups: vec![1002]
-            }
+            ids(resolve_user("dockerio:1002", PASSWD, GROUP).unwrap()),
+            (1001, 1002, vec![1002])
         );
         assert_eq!(
-            resolve_user("1001:supplementary", PASSWD, GROUP).unwrap(),
-            Ids {
-                uid: 1001,
-                gid: 1002,
-                groups: vec![1002]
-            }
+            ids(resolve_user("1001:supplementary", PASSWD, GROUP).unwrap()),
+            (1001, 1002, vec![1002])
         );
     }
 
     #[test]
     fn f67_unknown_numeric_ids() {
         assert_eq!(
-            resolve_user("1042:1043", PASSWD, GROUP).unwrap(),
-            Ids {
-                uid: 1042,
-                gid: 1043,
-                groups: vec![1043]
-            }
+            ids(resolve_user("1042:1043", PASSWD, GROUP).unwrap()),
+            (1042, 1043, vec![1043])
         );
         assert_eq!(
-            resolve_user("1234", PASSWD, GROUP).unwrap(),
-            Ids {
-                uid: 1234,
-                gid: 0,
-                groups: vec![0]
-            }
+            ids(resolve_user("1234", PASSWD, GROUP).unwrap()),
+            (1234, 0, vec![0])
         );
-        assert!(resolve_user("ghost", PASSWD, GROUP).is_err());
+        assert_eq!(
+            resolve_user("ghost", PASSWD, GROUP)
+                .unwrap_err()
+                .to_string(),
+            "unable to find user ghost: no matching entries in passwd file"
+        );
+        assert_eq!(
+            resolve_chown("1:ghost", PASSWD, GROUP)
+                .unwrap_err()
+                .to_string(),
+            "unable to find group ghost: no matching entries in group file"
+        );
     }
 
     #[test]
@@ -233,11 +142,11 @@ mod tests {
         assert_eq!(resolve_chown("33", PASSWD, GROUP).unwrap(), (33, 33));
         assert!(matches!(
             resolve_chown("ghost", PASSWD, GROUP),
-            Err(PermError::NoUser(_))
+            Err(PermError::User(UserError::NoUser(_)))
         ));
         assert!(matches!(
             resolve_chown("1:ghost", PASSWD, GROUP),
-            Err(PermError::NoGroup(_))
+            Err(PermError::User(UserError::NoGroup(_)))
         ));
     }
 }

@@ -455,13 +455,9 @@ fn finish_helper(h: Helper) -> Result<(), IdMapError> {
 
 /// The login name of `uid` in an /etc/passwd text.
 pub fn user_name_for(passwd: &str, uid: u32) -> Option<String> {
-    passwd.lines().find_map(|l| {
-        let mut f = l.split(':');
-        let name = f.next()?;
-        let _pw = f.next()?;
-        let u: u32 = f.next()?.trim().parse().ok()?;
-        (u == uid).then(|| name.to_string())
-    })
+    crate::user::passwd_entries(passwd)
+        .find(|p| p.uid == uid)
+        .map(|p| p.name.to_string())
 }
 
 /// The first range of a user in an /etc/subuid or /etc/subgid text, matched by name or

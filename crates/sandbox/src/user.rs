@@ -1,7 +1,8 @@
 //! docker's `--user` / image `User` resolution against the container's own /etc/passwd
 //! and /etc/group (read by setup.rs inside the container's root, bounded, so they are
-//! the image's). Pure functions.
-//! Never: changes ids (exec.rs does), reads host files.
+//! the image's), and the workspace's one parser of those two files (the builder resolves
+//! `USER` and `--chown` with it, idmap.rs the host user's name). Pure functions.
+//! Never: changes ids (exec.rs does), reads files.
 
 /// The ids a process runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,24 +28,36 @@ pub enum UserError {
     NoGroup(String),
 }
 
-struct Pw<'a> {
-    name: &'a str,
-    uid: u32,
-    gid: u32,
-    home: &'a str,
+/// One /etc/passwd line: `name:password:uid:gid:gecos:home[:shell]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswdEntry<'a> {
+    pub name: &'a str,
+    pub uid: u32,
+    /// Primary gid.
+    pub gid: u32,
+    pub home: &'a str,
 }
 
-fn passwd_entries(text: &str) -> impl Iterator<Item = Pw<'_>> {
+/// The entries of an /etc/passwd text, in file order; malformed lines (fewer than six
+/// fields, ids that are not numbers) are skipped.
+pub fn passwd_entries(text: &str) -> impl Iterator<Item = PasswdEntry<'_>> {
     text.lines().filter_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
         (f.len() >= 6).then_some(())?;
-        Some(Pw {
+        Some(PasswdEntry {
             name: f[0],
             uid: f[2].parse().ok()?,
             gid: f[3].parse().ok()?,
             home: f[5],
         })
     })
+}
+
+/// The gid of the group `name` in an /etc/group text.
+pub fn group_id(group: &str, name: &str) -> Option<u32> {
+    group_entries(group)
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, id, _)| id)
 }
 
 fn group_entries(text: &str) -> impl Iterator<Item = (&str, u32, Vec<&str>)> {
@@ -90,10 +103,7 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<Ids, UserError> 
         Some(g) if !g.is_empty() => {
             gid = match g.parse::<u32>() {
                 Ok(n) => n,
-                Err(_) => group_entries(group)
-                    .find(|(n, _, _)| *n == g)
-                    .map(|(_, id, _)| id)
-                    .ok_or_else(|| UserError::NoGroup(g.into()))?,
+                Err(_) => group_id(group, g).ok_or_else(|| UserError::NoGroup(g.into()))?,
             };
         }
         _ => {}
@@ -142,6 +152,15 @@ mod tests {
         assert_eq!((ug.uid, ug.gid), (33, 50));
         let ng = resolve("bob:www-data", PW, GR).unwrap();
         assert_eq!((ng.uid, ng.gid, ng.groups.clone()), (1000, 33, vec![33]));
+    }
+
+    #[test]
+    fn entries_skip_malformed_lines() {
+        let pw = "broken\nx:x:notanumber:1::/:/bin/sh\nbob:x:1000:1000::/home/bob:/bin/sh\n";
+        let names: Vec<&str> = passwd_entries(pw).map(|p| p.name).collect();
+        assert_eq!(names, ["bob"]);
+        assert_eq!(group_id(GR, "staff"), Some(50));
+        assert_eq!(group_id(GR, "ghost"), None);
     }
 
     #[test]
