@@ -6,17 +6,10 @@ use std::path::PathBuf;
 use imago_dockerfile::DockerIgnore;
 use imago_oci::Digest;
 
-/// The network RUN steps get.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Network {
-    /// The host's network (default: `RUN apt-get` works without a daemon).
-    #[default]
-    Host,
-    /// No network.
-    None,
-    /// A private network namespace (outbound through pasta/slirp when available).
-    Private,
-}
+/// The network RUN steps get: the sandbox's type (default `Host`, so `RUN apt-get` works
+/// without a daemon). Its `Debug` text (`Host`, `None`, `Private`) is part of RUN's cache
+/// key.
+pub use imago_sandbox::Network;
 
 /// What to build.
 #[derive(Debug, Clone, Default)]
@@ -60,4 +53,16 @@ pub struct Built {
     pub manifest: Digest,
     /// The names given.
     pub tags: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Network;
+
+    #[test]
+    fn network_debug_text_stays_as_cache_keys_hold_it() {
+        let text = [Network::Host, Network::None, Network::Private].map(|n| format!("{n:?}"));
+        assert_eq!(text, ["Host", "None", "Private"]);
+        assert_eq!(Network::default(), Network::Host);
+    }
 }

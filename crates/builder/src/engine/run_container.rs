@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use imago_sandbox::spec::{CapsPolicy, ContainerSpec, ProcessSpec, RootMount, DEFAULT_CAPS};
 
 use super::error::{io_err, StepError};
-use super::options::Network;
 use super::run_mounts::user_mounts;
 use super::run_step::RunPlan;
 use super::state::Ctx;
@@ -70,13 +69,8 @@ pub(super) fn start(
             no_new_privs: false,
         },
     };
-    let net = match plan.network {
-        Network::None => imago_sandbox::Network::None,
-        Network::Host => imago_sandbox::Network::Host,
-        Network::Private => imago_sandbox::Network::Private,
-    };
     let code = with_output_redirected(cx.opts.quiet, || {
-        imago_sandbox::prepare_with(&spec.id_map, net)?.start(&spec)
+        imago_sandbox::prepare_with(&spec.id_map, plan.network)?.start(&spec)
     })?;
     Ok(code)
 }
