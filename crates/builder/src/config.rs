@@ -49,19 +49,9 @@ fn default_os() -> String {
     "linux".to_string()
 }
 
-/// The OCI architecture name of this machine (`amd64`, `arm64`, ...).
-pub fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        "s390x" => "s390x",
-        "riscv64" => "riscv64",
-        "arm" => "arm",
-        other => other,
-    }
-}
+/// The OCI architecture name of this machine (`amd64`, `arm64`, ...), for ibuild's
+/// `--platform` check.
+pub use imago_oci::platform::host_arch;
 
 /// The `rootfs` section: the layers' uncompressed digests, bottom first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

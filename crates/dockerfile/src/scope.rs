@@ -105,25 +105,6 @@ impl Platform {
         }
         Some(Platform { os, arch, variant })
     }
-
-    /// The platform this program was compiled for, in OCI names (`x86_64` → `amd64`).
-    pub fn host() -> Platform {
-        let arch = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            "x86" => "386",
-            "arm" => "arm",
-            "powerpc64" => "ppc64le",
-            "s390x" => "s390x",
-            "riscv64" => "riscv64",
-            other => other,
-        };
-        Platform {
-            os: std::env::consts::OS.to_string(),
-            arch: arch.to_string(),
-            variant: None,
-        }
-    }
 }
 
 impl std::fmt::Display for Platform {
@@ -148,11 +129,12 @@ pub struct Predefined {
 }
 
 impl Predefined {
-    /// Build and target both the host.
-    pub fn host() -> Predefined {
+    /// Build and target both `host`, the machine's platform (the caller knows it, from
+    /// `imago_oci::platform`; this crate depends on nothing of imago's).
+    pub fn for_host(host: Platform) -> Predefined {
         Predefined {
-            target: Platform::host(),
-            build: Platform::host(),
+            target: host.clone(),
+            build: host,
             target_stage: None,
         }
     }
@@ -460,6 +442,10 @@ mod tests {
     use super::*;
     use crate::{parse, ParseErrorKind};
 
+    fn amd64() -> Predefined {
+        Predefined::for_host(Platform::parse("linux/amd64").unwrap())
+    }
+
     fn decl(name: &str, value: &str) -> ArgDecl {
         ArgDecl {
             name: name.into(),
@@ -508,7 +494,7 @@ mod tests {
         }
         text.push_str("FROM scratch\n");
         let df = parse(&text, "Dockerfile").unwrap();
-        let e = GlobalScope::new(&df, &BuildArgs::new(), &Predefined::host()).unwrap_err();
+        let e = GlobalScope::new(&df, &BuildArgs::new(), &amd64()).unwrap_err();
         // Line 1 sets 1000 bytes, line n (n ≥ 2) 1000 · 2^(n-1): line 12 passes 1 MiB.
         assert!(e.to_string().starts_with("line 12: "), "{e}");
         assert!(matches!(
@@ -530,7 +516,7 @@ mod tests {
         let df = parse(&text, "Dockerfile").unwrap();
         let big = "y".repeat(MAX_VALUE_LEN - 10);
         let args = BuildArgs::from([("V0".to_string(), big.clone()), ("V1".to_string(), big)]);
-        let e = GlobalScope::new(&df, &args, &Predefined::host()).unwrap_err();
+        let e = GlobalScope::new(&df, &args, &amd64()).unwrap_err();
         assert!(e.to_string().starts_with("line 2: "), "{e}");
         assert!(matches!(e, ScopeError::Global { .. }), "{e}");
         let _ = ParseErrorKind::NoStages;

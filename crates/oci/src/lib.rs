@@ -26,6 +26,9 @@
 //!   `sniff`, `detect_buffered`, `decompress(r, c) -> Decompressor<R>`,
 //!   `auto_decompress(r)` (detect by magic), [`Compressor`] (`new(w, c, Level)`,
 //!   `finish() -> W`), [`Level`] (Fast = gzip 1 / zstd 1, Default = 6 / 3, Best = 9 / 19).
+//! - [`platform`]: `host_arch()` (`x86_64` → `amd64`, `aarch64` → `arm64`, …),
+//!   `host_variant()` (`v7` on 32-bit arm), `HOST_OS`: the one Rust-to-OCI platform
+//!   mapping.
 //! - [`spec`]: re-exports of the `oci_spec::image` model everybody uses (ImageManifest,
 //!   ImageIndex, ImageConfiguration, Descriptor, MediaType, …): use these, not your own.
 //! - [`layer`] (one layer tar ↔ one directory; docs/layers.md has the rules):
@@ -78,6 +81,7 @@ pub mod compress;
 pub mod digest;
 pub mod layer;
 pub mod media_type;
+pub mod platform;
 pub mod reference;
 
 pub use compress::{Compression, Compressor, Level};

@@ -155,17 +155,6 @@ pub struct Removed {
     pub deleted: Vec<Digest>,
 }
 
-/// The platform this process runs on, in OCI terms.
-pub(crate) fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
-    }
-}
-
 impl Store {
     /// Store a manifest (its config and layers must already be stored) and record it in
     /// index.json without a name (use [`Store::tag`] to name it). Returns its digest.
@@ -433,7 +422,7 @@ impl Store {
                 })
                 .max_by_key(|c| {
                     let arch = c.pointer("/platform/architecture").and_then(|a| a.as_str());
-                    u8::from(arch == Some(host_arch()))
+                    u8::from(arch == Some(imago_oci::platform::host_arch()))
                 })
                 .ok_or_else(|| StoreError::Other {
                     what: format!("image index {digest} has no manifest in the store"),

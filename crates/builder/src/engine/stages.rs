@@ -31,7 +31,11 @@ pub(super) fn plan(opts: &BuildOptions) -> Result<Plan, BuildError> {
     let dfile = df::parse(&opts.dockerfile, &opts.dockerfile_name)
         .map_err(|e| BuildError::Parse(Box::new(e)))?;
     let target_name = Predefined::target_stage_name(&dfile, opts.target.as_deref());
-    let mut predef = Predefined::host();
+    let mut predef = Predefined::for_host(df::Platform {
+        os: imago_oci::platform::HOST_OS.to_string(),
+        arch: imago_oci::platform::host_arch().to_string(),
+        variant: None,
+    });
     predef.target_stage = Some(target_name);
     let global = GlobalScope::new(&dfile, &opts.build_args, &predef).map_err(BuildError::Global)?;
     let infos = dfile

@@ -33,7 +33,12 @@ fuzz_target!(|data: &[u8]| {
                     }
                 }
             }
-            let _ = GlobalScope::new(&df, &BuildArgs::new(), &Predefined::host());
+            let host = Platform {
+                os: "linux".into(),
+                arch: "amd64".into(),
+                variant: None,
+            };
+            let _ = GlobalScope::new(&df, &BuildArgs::new(), &Predefined::for_host(host));
         }
         Err(e) => {
             let _ = e.render();

@@ -9,11 +9,12 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use imago_oci::layer::{self, OwnerMode, PackOptions};
+use imago_oci::platform::host_arch;
 use imago_oci::Digest;
 use serde_json::{json, Map, Value};
 
 use crate::error::{IoCtx, Result, StoreError};
-use crate::images::{host_arch, rfc3339, Image};
+use crate::images::{rfc3339, Image};
 use crate::import::ImportedLayer;
 use crate::layers::UnpackLimits;
 use crate::store::Store;
