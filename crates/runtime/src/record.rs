@@ -1,5 +1,5 @@
-//! Container records and their directories (this replaces STYLE.md's
-//! `store/containers.rs`; the store crate stays image-only):
+//! Container records and their directories (here, not in the store crate, which stays
+//! image-only):
 //! - `<store root>/containers/<id>/` — `config.json` (the [`ContainerRecord`]),
 //!   `upper/` and `work/` (the overlay's writable half), `rootfs/` (mount point),
 //!   `hosts`, `hostname`, `resolv.conf` (bound into the container), `l/` (short links

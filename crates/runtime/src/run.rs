@@ -155,7 +155,7 @@ fn prepare_image(
     let dirs = if ready {
         chain.iter().map(|c| store.layout().layer_diff(c)).collect()
     } else {
-        // Files of other owners can only be made inside the mapping (DESIGN.md).
+        // Files of other owners can only be made inside the mapping.
         run_in_mapping(map, || {
             store.unpack_layers(&image, mode, &UnpackLimits::default())
         })
@@ -307,7 +307,7 @@ fn write_etc_files(dir: &Path, hostname: &str) -> Result<Vec<(PathBuf, PathBuf)>
     );
     write(&dir.join("hosts"), hosts.as_bytes())?;
     write(&dir.join("hostname"), format!("{hostname}\n").as_bytes())?;
-    // The host's network is shared (part 1), so is its resolver configuration.
+    // With the host's network, the host's resolver configuration applies too.
     let resolv = std::fs::read("/etc/resolv.conf").unwrap_or_default();
     write(&dir.join("resolv.conf"), &resolv)?;
     Ok(["hosts", "hostname", "resolv.conf"]

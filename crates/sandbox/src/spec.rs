@@ -129,7 +129,7 @@ pub const DEFAULT_CAPS: &[&str] = &[
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Network {
-    /// The host's network namespace (part 1's default).
+    /// The host's network namespace (irun's default today).
     #[default]
     Host,
     /// A new network namespace with only `lo`, brought up.
