@@ -53,7 +53,10 @@ fn irun_help_says_what_privileged_means_for_root() {
         "kernel.core_pattern",
         "as strong as --privileged",
     ] {
-        assert!(flat.contains(needle), "irun --help lacks {needle:?}:\n{help}");
+        assert!(
+            flat.contains(needle),
+            "irun --help lacks {needle:?}:\n{help}"
+        );
     }
 }
 
