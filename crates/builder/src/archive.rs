@@ -207,6 +207,7 @@ fn header(h: &Header, kind: EntryType, owner: Option<(u32, u32)>, size: u64) -> 
     n.set_size(size);
     if let (Ok(Some(major)), Ok(Some(minor))) = (h.device_major(), h.device_minor()) {
         // Only meaningful for devices, which the unpacker refuses; kept so it can say so.
+        // A GNU header has the device fields, so setting them cannot fail.
         let _ = n.set_device_major(major);
         let _ = n.set_device_minor(minor);
     }

@@ -60,12 +60,15 @@ pub fn go_quote(s: &str) -> String {
             '\u{b}' => out.push_str("\\v"),
             c if is_go_print(c) => out.push(c),
             c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                // Writing to a String cannot fail.
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }
             c if (c as u32) <= 0xffff => {
+                // Writing to a String cannot fail.
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
             c => {
+                // Writing to a String cannot fail.
                 let _ = write!(out, "\\U{:08x}", c as u32);
             }
         }

@@ -80,6 +80,7 @@ pub fn write_file(tmp_dir: &Path, to: &Path, bytes: &[u8]) -> Result<()> {
         .ctx("write", &tmp)
         .and_then(|()| commit(f, &tmp, to));
     if r.is_err() {
+        // The error that matters is `r`; a temp file left in tmp/ is gc's.
         let _ = std::fs::remove_file(&tmp);
     }
     r

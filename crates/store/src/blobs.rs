@@ -47,6 +47,7 @@ impl Store {
         let (file, tmp) = atomic::create_temp(&tmp_dir, "blob")?;
         let r = self.put_blob_inner(reader, expected, file, &tmp);
         if r.is_err() {
+            // The error that matters is `r`; a temp file left in tmp/ is gc's.
             let _ = std::fs::remove_file(&tmp);
         }
         r
@@ -104,6 +105,7 @@ impl Store {
             .map_err(|e| StoreError::io("write", tmp, e.into_error()))?;
         let to = self.layout.blob(&digest);
         if to.exists() {
+            // Already stored under its digest, so ours is a copy; one left in tmp/ is gc's.
             let _ = std::fs::remove_file(tmp);
         } else {
             atomic::commit(file, tmp, &to)?;

@@ -92,7 +92,7 @@ impl Store {
                 }
             }
         }
-        let images = self.images_checked(&idx, &mut r);
+        self.images_checked(&idx, &mut r);
         // 3. Unpacked layers.
         let mode = self.owner_mode().unwrap_or(None);
         for chain in self.unpacked_layers()? {
@@ -129,14 +129,13 @@ impl Store {
                 r.problem(format!("imago/layers/{n}"), "unexpected entry");
             }
         }
-        let _ = images;
         // 4. Debris.
         let tmp = self.layout.tmp();
         r.temp_debris = std::fs::read_dir(&tmp).ctx("read directory", &tmp)?.count();
         Ok(r)
     }
 
-    fn images_checked(&self, idx: &crate::index::IndexFile, r: &mut FsckReport) -> usize {
+    fn images_checked(&self, idx: &crate::index::IndexFile, r: &mut FsckReport) {
         let mut seen = std::collections::HashSet::new();
         for e in &idx.manifests {
             if !seen.insert(e.digest.clone()) || !self.has_blob(&e.digest) {
@@ -191,6 +190,5 @@ impl Store {
                 );
             }
         }
-        r.images_checked
     }
 }

@@ -166,14 +166,7 @@ impl Store {
             source: e,
         })?;
         if is_index_type(media_type) {
-            for c in m
-                .get("manifests")
-                .and_then(|v| v.as_array())
-                .into_iter()
-                .flatten()
-            {
-                let _ = c; // children may be absent (one platform copied); nothing to check
-            }
+            // An index's children may be absent (one platform copied): nothing to check.
         } else if is_manifest_type(media_type) {
             let mut need = vec![];
             if let Some(c) = m.pointer("/config/digest").and_then(|v| v.as_str()) {

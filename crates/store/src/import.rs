@@ -142,6 +142,7 @@ impl Store {
                 .map_err(|e| StoreError::io("write", &blob_tmp, e.into_error()))?;
             let to = self.layout.blob(&digest);
             if to.exists() {
+                // Already stored under its digest; a copy left in tmp/ is gc's.
                 let _ = std::fs::remove_file(&blob_tmp);
             } else {
                 atomic::commit(file, &blob_tmp, &to)?;
@@ -217,6 +218,7 @@ impl Store {
                 .map_err(|e| StoreError::io("write", &tmp, e.into_error()))?;
             let to = self.layout.blob(&digest);
             if to.exists() {
+                // Already stored under its digest; a copy left in tmp/ is gc's.
                 let _ = std::fs::remove_file(&tmp);
             } else {
                 atomic::commit(file, &tmp, &to)?;
@@ -231,6 +233,7 @@ impl Store {
             ))
         })();
         if r.is_err() {
+            // The error that matters is `r`; a temp file left in tmp/ is gc's.
             let _ = std::fs::remove_file(&tmp);
         }
         r

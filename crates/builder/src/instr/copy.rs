@@ -587,6 +587,7 @@ pub fn apply(
                     ensure_parents(out, below, &comps, new_dirs, mode)?;
                 } else {
                     if !std::fs::symlink_metadata(&host).is_ok_and(|m| m.is_dir()) {
+                        // Ignoring a failure: a file left in the way makes create_dir fail.
                         let _ = std::fs::remove_file(&host);
                         std::fs::create_dir(&host).map_err(werr)?;
                     }
@@ -628,6 +629,8 @@ pub fn apply(
         .filter(|i| i.kind == Kind::Dir && i.mode != u32::MAX)
     {
         let host = host_path(out, &resolve_dest(below, &it.dest));
+        // Ignoring a failure: the first pass set this mtime and reported its errors; a
+        // later entry of this copy may have replaced the dir.
         let _ = fsview::set_mtime(&host, it.mtime);
     }
     Ok(())
@@ -672,6 +675,7 @@ pub fn ensure_parents(
             }
             Ok(_) => {
                 // A file in the way of a directory: replaced, as a copy onto it would.
+                // Ignoring a failure: create_dir below then fails and reports it.
                 let _ = std::fs::remove_file(&host);
             }
             Err(_) => {}
