@@ -2,7 +2,8 @@
 //! SOCK_SEQPACKET socketpair carrying one JSON [`Msg`] per message, in frames of 32 KiB
 //! (a header byte, more / last, then the chunk) so that a spec of any size up to
 //! [`MAX_MESSAGE`] passes: one seqpacket message is limited by the socket buffer
-//! (~200 KiB). An fd (the pty master) travels with the first frame (SCM_RIGHTS).
+//! (~200 KiB). Fds (the pty master; the container's stdout and stderr) travel with the
+//! first frame (SCM_RIGHTS).
 //! Owns: the message set, the framing, the size limit, fd passing.
 //! Never: decides what to send or when (container.rs, pid1.rs), interprets a spec.
 
@@ -14,14 +15,15 @@ use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::child::RemoteError;
-use crate::fd::{recv_with_fd, FdError};
-use crate::spec::{ContainerSpec, Network};
+use crate::fd::{recv_with_fds, FdError, MAX_FDS};
+use crate::spec::{ContainerSpec, Network, StdioPassed};
 
 /// Messages on the control channel.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Msg {
-    /// irun → C: the maps are written; here is what to be.
-    Go(Box<ContainerSpec>, Network),
+    /// irun → C: the maps are written; here is what to be, and which of the command's
+    /// stdout and stderr are attached (in that order).
+    Go(Box<ContainerSpec>, Network, StdioPassed),
     /// C → irun: setup failed.
     Failed(RemoteError),
     /// C → irun: the pty master is attached to this message.
@@ -61,6 +63,9 @@ pub enum ChannelError {
     /// sendmsg failed.
     #[error("send a control message (sendmsg)")]
     Send(#[source] Errno),
+    /// More fds than one message carries ([`MAX_FDS`]).
+    #[error("send a control message: {0} fds, more than {MAX_FDS}")]
+    TooManyFds(usize),
     /// recvmsg failed.
     #[error("receive a control message")]
     Receive(#[source] FdError),
@@ -85,26 +90,25 @@ pub fn encode(msg: &Msg) -> Result<Vec<u8>, ChannelError> {
 }
 
 /// Send `msg`, with `pass` attached to its first frame.
-pub fn send(
-    fd: BorrowedFd<'_>,
-    msg: &Msg,
-    pass: Option<BorrowedFd<'_>>,
-) -> Result<(), ChannelError> {
+pub fn send(fd: BorrowedFd<'_>, msg: &Msg, pass: &[BorrowedFd<'_>]) -> Result<(), ChannelError> {
     send_bytes(fd, &encode(msg)?, pass)
 }
 
 /// Send one encoded message as frames of at most [`FRAME`] bytes, each a header byte
-/// and a chunk; `pass` travels with the first frame.
+/// and a chunk; `pass` (at most [`MAX_FDS`]) travels with the first frame.
 pub fn send_bytes(
     fd: BorrowedFd<'_>,
     bytes: &[u8],
-    pass: Option<BorrowedFd<'_>>,
+    pass: &[BorrowedFd<'_>],
 ) -> Result<(), ChannelError> {
     if bytes.len() > MAX_MESSAGE {
         return Err(ChannelError::TooLarge {
             bytes: bytes.len(),
             limit: MAX_MESSAGE,
         });
+    }
+    if pass.len() > MAX_FDS {
+        return Err(ChannelError::TooManyFds(pass.len()));
     }
     let fds: Vec<RawFd> = pass.iter().map(|f| f.as_raw_fd()).collect();
     let mut cmsg: Vec<ControlMessage<'_>> = match fds.is_empty() {
@@ -130,15 +134,15 @@ pub fn send_bytes(
     Ok(())
 }
 
-/// Receive one message and the fd that came with it; `None` when the peer closed its end.
-pub fn recv(fd: BorrowedFd<'_>) -> Result<Option<(Msg, Option<OwnedFd>)>, ChannelError> {
+/// Receive one message and the fds that came with it; `None` when the peer closed its end.
+pub fn recv(fd: BorrowedFd<'_>) -> Result<Option<(Msg, Vec<OwnedFd>)>, ChannelError> {
     let mut msg = Vec::new();
-    let mut got = None;
+    let mut got = Vec::new();
     let mut frame = vec![0u8; FRAME + 1];
     loop {
-        let r = recv_with_fd(fd, &mut frame).map_err(ChannelError::Receive)?;
-        if got.is_none() {
-            got = r.fd;
+        let r = recv_with_fds(fd, &mut frame).map_err(ChannelError::Receive)?;
+        if got.is_empty() {
+            got = r.fds;
         }
         let n = r.bytes;
         if n == 0 {
@@ -163,6 +167,17 @@ mod tests {
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     use std::os::fd::AsFd;
 
+    /// A control channel's two ends.
+    fn pair() -> (OwnedFd, OwnedFd) {
+        socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap()
+    }
+
     fn failed(len: usize) -> Msg {
         Msg::Failed(RemoteError {
             msg: "x".repeat(len),
@@ -172,26 +187,20 @@ mod tests {
 
     #[test]
     fn messages_larger_than_a_socket_buffer_pass_in_frames() {
-        let (a, b) = socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .unwrap();
+        let (a, b) = pair();
         // 3 MiB: far above one seqpacket message (EMSGSIZE before frames)
         let sender = std::thread::spawn(move || {
             let bytes = encode(&failed(3 << 20)).unwrap();
-            send_bytes(a.as_fd(), &bytes, None).unwrap();
-            send(a.as_fd(), &Msg::Running, None).unwrap();
+            send_bytes(a.as_fd(), &bytes, &[]).unwrap();
+            send(a.as_fd(), &Msg::Running, &[]).unwrap();
         });
         match recv(b.as_fd()).unwrap() {
-            Some((Msg::Failed(e), None)) => assert_eq!(e.msg.len(), 3 << 20),
+            Some((Msg::Failed(e), fds)) if fds.is_empty() => assert_eq!(e.msg.len(), 3 << 20),
             other => panic!("{other:?}"),
         }
         assert!(matches!(
             recv(b.as_fd()).unwrap(),
-            Some((Msg::Running, None))
+            Some((Msg::Running, fds)) if fds.is_empty()
         ));
         sender.join().unwrap();
         assert!(
@@ -202,22 +211,42 @@ mod tests {
 
     #[test]
     fn an_fd_travels_with_the_first_frame() {
-        let (a, b) = socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .unwrap();
+        let (a, b) = pair();
         let (r, w) = sys::pipe().unwrap();
-        send(a.as_fd(), &Msg::Pty, Some(w.as_fd())).unwrap();
+        send(a.as_fd(), &Msg::Pty, &[w.as_fd()]).unwrap();
         drop(w);
-        let Some((Msg::Pty, Some(got))) = recv(b.as_fd()).unwrap() else {
-            panic!("no fd")
+        let Some((Msg::Pty, got)) = recv(b.as_fd()).unwrap() else {
+            panic!("no message")
         };
-        nix::unistd::write(&got, b"k").unwrap();
+        assert_eq!(got.len(), 1);
+        nix::unistd::write(&got[0], b"k").unwrap();
         let mut buf = [0u8; 1];
         assert_eq!(sys::read_some(r.as_fd(), &mut buf).unwrap(), 1);
+    }
+
+    #[test]
+    fn two_fds_travel_in_order() {
+        let (a, b) = pair();
+        let (r1, w1) = sys::pipe().unwrap();
+        let (r2, w2) = sys::pipe().unwrap();
+        send(a.as_fd(), &Msg::Running, &[w1.as_fd(), w2.as_fd()]).unwrap();
+        drop((w1, w2));
+        let Some((Msg::Running, got)) = recv(b.as_fd()).unwrap() else {
+            panic!("no message")
+        };
+        assert_eq!(got.len(), 2);
+        nix::unistd::write(&got[0], b"1").unwrap();
+        nix::unistd::write(&got[1], b"2").unwrap();
+        let mut buf = [0u8; 1];
+        sys::read_some(r1.as_fd(), &mut buf).unwrap();
+        assert_eq!(&buf, b"1");
+        sys::read_some(r2.as_fd(), &mut buf).unwrap();
+        assert_eq!(&buf, b"2");
+        let three = [a.as_fd(), a.as_fd(), a.as_fd()];
+        assert!(matches!(
+            send(a.as_fd(), &Msg::Running, &three),
+            Err(ChannelError::TooManyFds(3))
+        ));
     }
 
     #[test]

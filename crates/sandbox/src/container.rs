@@ -37,7 +37,7 @@ use nix::unistd::Pid;
 use crate::channel::{self, ChannelError};
 use crate::child::RemoteError;
 use crate::idmap::{IdMap, IdMapError, MapWrite};
-use crate::spec::{ContainerSpec, Network};
+use crate::spec::{ContainerSpec, Network, StdioFds};
 use crate::sys;
 use crate::tty::TtyError;
 use crate::wait::{forwarded_signals, reap, wait_forwarding};
@@ -116,8 +116,13 @@ impl ContainerError {
 }
 
 /// The spec encoded for `Go`; a spec over the limit is [`ContainerError::TooLarge`].
-fn encode_go(spec: &ContainerSpec, network: Network) -> Result<Vec<u8>, ContainerError> {
-    channel::encode(&Msg::Go(Box::new(spec.clone()), network)).map_err(|e| match e {
+fn encode_go(
+    spec: &ContainerSpec,
+    network: Network,
+    stdio: &StdioFds<'_>,
+) -> Result<Vec<u8>, ContainerError> {
+    let go = Msg::Go(Box::new(spec.clone()), network, stdio.passed());
+    channel::encode(&go).map_err(|e| match e {
         ChannelError::TooLarge { bytes, limit } => ContainerError::TooLarge { bytes, limit },
         e => ContainerError::SendSpec(e),
     })
@@ -233,8 +238,20 @@ impl Pending {
 
     /// Finish the id maps, hand `spec` to the container and run it in the foreground;
     /// returns irun's exit code (see [`run`]). `spec.id_map` must be the map given to
-    /// [`prepare`].
-    pub fn start(mut self, spec: &ContainerSpec) -> Result<i32, ContainerError> {
+    /// [`prepare`]. The command's stdio is the caller's own (see
+    /// [`Pending::start_with_stdio`]).
+    pub fn start(self, spec: &ContainerSpec) -> Result<i32, ContainerError> {
+        self.start_with_stdio(spec, StdioFds::default())
+    }
+
+    /// [`Pending::start`] with the command's stdout and/or stderr on the given fds, which
+    /// go to the container with the spec and reach fds 1 and 2 of the command's own
+    /// process only; the caller's fds 0, 1, 2 are never touched.
+    pub fn start_with_stdio(
+        mut self,
+        spec: &ContainerSpec,
+        stdio: StdioFds<'_>,
+    ) -> Result<i32, ContainerError> {
         if let Some(m) = self.maps.take() {
             m.finish().map_err(ContainerError::IdMap)?;
         }
@@ -244,8 +261,9 @@ impl Pending {
             self.net = Some(crate::net::start(self.pid.as_raw()).map_err(ContainerError::Net)?);
         }
         let chan_p = self.chan.take().ok_or(ContainerError::Started)?;
-        let go = encode_go(spec, self.network)?;
-        channel::send_bytes(chan_p.as_fd(), &go, None).map_err(ContainerError::SendSpec)?;
+        let go = encode_go(spec, self.network, &stdio)?;
+        let pass: Vec<_> = [stdio.stdout, stdio.stderr].into_iter().flatten().collect();
+        channel::send_bytes(chan_p.as_fd(), &go, &pass).map_err(ContainerError::SendSpec)?;
         self.started = true;
         let pid = self.pid;
         let forwarded = &self.forwarded;
@@ -256,11 +274,11 @@ impl Pending {
                     reap(pid);
                     return Err(ContainerError::Setup(e));
                 }
-                Ok(Some((Msg::Pty, fd))) => {
-                    let fd = fd.ok_or(ContainerError::NoPtyFd)?;
+                Ok(Some((Msg::Pty, fds))) => {
+                    let fd = fds.into_iter().next().ok_or(ContainerError::NoPtyFd)?;
                     crate::tty::copy_size(fd.as_fd());
                     master = Some(fd);
-                    channel::send(chan_p.as_fd(), &Msg::PtyReady, None)
+                    channel::send(chan_p.as_fd(), &Msg::PtyReady, &[])
                         .map_err(ContainerError::SendPtyReady)?;
                 }
                 Ok(Some((Msg::Running, _))) | Ok(None) => break,
@@ -313,7 +331,7 @@ mod tests {
                 no_new_privs: false,
             },
         };
-        let err = encode_go(&spec, Network::Host).unwrap_err();
+        let err = encode_go(&spec, Network::Host, &StdioFds::default()).unwrap_err();
         assert!(matches!(
             err,
             ContainerError::TooLarge {

@@ -1,5 +1,6 @@
 //! The container's command: from the prepared pid 1 (or its forked child, pid 2) to
-//! execve. Terminal or /dev/null on the stdio slots, working dir (resolved in the
+//! execve. Terminal, the caller's given stdout/stderr, or /dev/null on the stdio slots
+//! (of this process only), working dir (resolved in the
 //! root), capability bounding set, seccomp, groups and ids, capabilities, no_new_privs,
 //! signal reset, every inherited fd closed, docker's PATH lookup, execve.
 //! Owns: that order and the exit codes of a failed start (125 setup, 126 cannot
@@ -8,7 +9,7 @@
 
 use std::ffi::CString;
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -16,7 +17,7 @@ use nix::errno::Errno;
 use crate::fd::{replace_stdio, FdError, Stdio};
 use crate::idmap::IdMap;
 use crate::inroot::{InRoot, InRootError, Resolver};
-use crate::spec::{CapsPolicy, ProcessSpec};
+use crate::spec::{CapsPolicy, ProcessSpec, StdioPassed};
 use crate::sys::{self, ExecFailure};
 use crate::user::Ids;
 
@@ -38,6 +39,9 @@ pub enum ExecError {
     /// dup2 of /dev/null onto stdin failed.
     #[error("redirect stdin from /dev/null")]
     NullStdin(#[source] FdError),
+    /// dup2 of the given stdout or stderr onto its slot failed.
+    #[error("attach the given stdout or stderr")]
+    AttachStdio(#[source] FdError),
     /// The container's root could not be opened to resolve the working dir.
     #[error("chdir to `{0}`")]
     OpenRoot(String, #[source] Errno),
@@ -93,11 +97,35 @@ impl ExecError {
     }
 }
 
+/// The command's stdout and stderr as received with `Go` (`None`: the inherited slot).
+#[derive(Debug, Default)]
+pub struct CommandStdio {
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+}
+
+impl CommandStdio {
+    /// Match the fds received with `Go` (stdout first) to what `passed` says was sent.
+    /// A missing fd leaves its slot inherited.
+    pub fn from_passed(passed: StdioPassed, fds: Vec<OwnedFd>) -> Self {
+        let mut fds = fds.into_iter();
+        let stdout = if passed.stdout { fds.next() } else { None };
+        let stderr = if passed.stderr { fds.next() } else { None };
+        Self { stdout, stderr }
+    }
+}
+
 /// Become the container's process and exec it. Never returns: on failure prints
 /// `irun: …` (the error and its causes) on the process's stderr and exits with
 /// [`ExecError::code`].
-pub fn exec_process(p: &ProcessSpec, ids: &Ids, map: &IdMap, slave: Option<OwnedFd>) -> ! {
-    let Err(e) = exec(p, ids, map, slave);
+pub fn exec_process(
+    p: &ProcessSpec,
+    ids: &Ids,
+    map: &IdMap,
+    slave: Option<OwnedFd>,
+    stdio: CommandStdio,
+) -> ! {
+    let Err(e) = exec(p, ids, map, slave, stdio);
     die(e)
 }
 
@@ -129,8 +157,9 @@ fn exec(
     ids: &Ids,
     map: &IdMap,
     slave: Option<OwnedFd>,
+    stdio: CommandStdio,
 ) -> Result<std::convert::Infallible, ExecError> {
-    attach_stdio(p, slave)?;
+    attach_stdio(p, slave, stdio)?;
     let cwd = if p.cwd.is_empty() {
         "/"
     } else {
@@ -184,16 +213,34 @@ fn exec(
     sys::exec_closing_fds(arg0, &path_var, &argv, &envp, find_in_path, exec_failed)
 }
 
-/// `-t`: a new session with the pty slave as controlling terminal on 0, 1 and 2;
-/// without `-i`: the container's /dev/null on 0. Otherwise irun's own fds stay.
-fn attach_stdio(p: &ProcessSpec, slave: Option<OwnedFd>) -> Result<(), ExecError> {
+/// `-t`: a new session with the pty slave as controlling terminal on 0, 1 and 2.
+/// Otherwise the given stdout and stderr on 1 and 2 and, without `-i`, the container's
+/// /dev/null on 0. Slots given nothing keep what the container inherited (the caller's).
+/// This runs in the command's own process (pid 2, or pid 1 with `--no-init`), never in
+/// the caller's.
+fn attach_stdio(
+    p: &ProcessSpec,
+    slave: Option<OwnedFd>,
+    stdio: CommandStdio,
+) -> Result<(), ExecError> {
     if let Some(s) = &slave {
         nix::unistd::setsid().map_err(ExecError::Setsid)?;
         sys::set_controlling_tty(s.as_fd()).map_err(ExecError::ControllingTty)?;
         for slot in [Stdio::In, Stdio::Out, Stdio::Err] {
             replace_stdio(s.as_fd(), slot).map_err(ExecError::AttachTty)?;
         }
-    } else if !p.stdin {
+        return Ok(());
+    }
+    for (fd, slot) in [(stdio.stdout, Stdio::Out), (stdio.stderr, Stdio::Err)] {
+        if let Some(fd) = fd {
+            replace_stdio(fd.as_fd(), slot).map_err(ExecError::AttachStdio)?;
+            if fd.as_raw_fd() == slot as i32 {
+                // Received into that very slot (the caller had it closed): keep it open.
+                std::mem::forget(fd);
+            }
+        }
+    }
+    if !p.stdin {
         let f = std::fs::File::open("/dev/null").map_err(ExecError::OpenNull)?;
         replace_stdio(f.as_fd(), Stdio::In).map_err(ExecError::NullStdin)?;
     }

@@ -28,14 +28,18 @@ pub enum FdError {
     Dup2(i32, #[source] Errno),
 }
 
-/// One received datagram: its length, whether the kernel cut it, the first fd with it.
+/// Most fds one datagram may carry (the container's stdout and stderr); further ones
+/// are closed.
+pub const MAX_FDS: usize = 2;
+
+/// One received datagram: its length, whether the kernel cut it, the fds with it.
 pub struct Received {
     /// Bytes written into the buffer.
     pub bytes: usize,
     /// MSG_TRUNC: the datagram was larger than the buffer.
     pub truncated: bool,
-    /// The first fd passed with it (close-on-exec); further ones are closed.
-    pub fd: Option<OwnedFd>,
+    /// The fds passed with it (close-on-exec), in the order sent, at most [`MAX_FDS`].
+    pub fds: Vec<OwnedFd>,
 }
 
 /// Take ownership of an fd the kernel just installed in our table.
@@ -49,10 +53,10 @@ unsafe fn own_received_fd(fd: RawFd) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
-/// recvmsg one datagram of a seqpacket socket into `buf` (EINTR retried), owning the fd
+/// recvmsg one datagram of a seqpacket socket into `buf` (EINTR retried), owning the fds
 /// passed with it.
-pub fn recv_with_fd(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Received, FdError> {
-    let mut cbuf = nix::cmsg_space!([RawFd; 1]);
+pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Received, FdError> {
+    let mut cbuf = nix::cmsg_space!([RawFd; MAX_FDS]);
     loop {
         let mut iov = [IoSliceMut::new(buf)];
         let m = match recvmsg::<()>(
@@ -65,7 +69,7 @@ pub fn recv_with_fd(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Received, Fd
             Err(e) => return Err(FdError::Recvmsg(e)),
             Ok(m) => m,
         };
-        let mut got = None;
+        let mut got = Vec::new();
         for c in m.cmsgs().map_err(FdError::Ancillary)? {
             if let ControlMessageOwned::ScmRights(fds) = c {
                 for &f in &fds {
@@ -73,8 +77,8 @@ pub fn recv_with_fd(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Received, Fd
                     // knows it; each is taken once. Extra fds (none are sent) are
                     // closed when `owned` drops.
                     let owned = unsafe { own_received_fd(f) };
-                    if got.is_none() {
-                        got = Some(owned);
+                    if got.len() < MAX_FDS {
+                        got.push(owned);
                     }
                 }
             }
@@ -82,7 +86,7 @@ pub fn recv_with_fd(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Received, Fd
         return Ok(Received {
             bytes: m.bytes,
             truncated: m.flags.contains(MsgFlags::MSG_TRUNC),
-            fd: got,
+            fds: got,
         });
     }
 }

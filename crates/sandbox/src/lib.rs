@@ -66,6 +66,9 @@
 //!   [`Network::Private`] adds a tap interface with outbound access through `pasta` (else
 //!   `slirp4netns`), started by [`Pending::start`] and reaped when the container ends
 //!   (a missing helper: [`ContainerError::Net`] with [`net::NetError::Missing`]).
+//!   [`Pending::start_with_stdio`] gives the command its stdout/stderr as fds
+//!   ([`StdioFds`]), passed with the spec and put on fds 1 and 2 in the command's own
+//!   process; the caller's fds 0, 1, 2 are never touched.
 //! - [`IdMap::start_write(pid)`](IdMap::start_write) → [`MapWrite`] (`finish()`): the
 //!   helpers run concurrently; [`IdMap::write`] is both in one call.
 //!
@@ -110,5 +113,5 @@ pub use idmap::{
 pub use imago_oci::layer::OwnerMode;
 pub use probe::{Fix, HostProbe, KernelVersion};
 pub use spec::{
-    CapsPolicy, ContainerSpec, Network, ProcessSpec, RootMount, UserMount, DEFAULT_CAPS,
+    CapsPolicy, ContainerSpec, Network, ProcessSpec, RootMount, StdioFds, UserMount, DEFAULT_CAPS,
 };

@@ -15,7 +15,7 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 
 use crate::channel::{self, Msg};
 use crate::child::RemoteError;
-use crate::exec::exec_process;
+use crate::exec::{exec_process, CommandStdio};
 use crate::spec::Network;
 use crate::sys;
 use crate::tty::TtyError;
@@ -41,18 +41,20 @@ const FAILED: i32 = 125;
 fn report(chan: BorrowedFd<'_>, err: &(dyn std::error::Error + 'static)) -> i32 {
     // Ignoring a send failure: irun then sees the channel close without `Running` and
     // reports the container's end itself.
-    let _ = channel::send(chan, &Msg::Failed(RemoteError::from_chain(err)), None);
+    let _ = channel::send(chan, &Msg::Failed(RemoteError::from_chain(err)), &[]);
     FAILED
 }
 
 /// C's life after the clone (which closed every fd C inherited but `chan`); returns its
 /// exit code.
 pub fn container_main(chan: OwnedFd) -> i32 {
-    let spec = match channel::recv(chan.as_fd()) {
-        Ok(Some((Msg::Go(spec, network), _))) => (spec, network),
+    let (spec, network, stdio) = match channel::recv(chan.as_fd()) {
+        Ok(Some((Msg::Go(spec, network, passed), fds))) => {
+            (spec, network, CommandStdio::from_passed(passed, fds))
+        }
         _ => return FAILED, // irun failed to map us (or went away) and says so itself
     };
-    let (spec, network) = (&*spec.0, spec.1);
+    let spec = &*spec;
     if network != Network::Host {
         if let Err(e) = sys::set_loopback_up() {
             return report(chan.as_fd(), &Pid1Error::Loopback(e));
@@ -82,18 +84,20 @@ pub fn container_main(chan: OwnedFd) -> i32 {
     };
     if !spec.init {
         say_running(chan.as_fd());
-        exec_process(&spec.process, &ids, &spec.id_map, slave)
+        exec_process(&spec.process, &ids, &spec.id_map, slave, stdio)
     }
     let child = match sys::fork() {
         Ok(nix::unistd::ForkResult::Child) => {
             drop(chan);
             drop(cleanup);
-            exec_process(&spec.process, &ids, &spec.id_map, slave)
+            exec_process(&spec.process, &ids, &spec.id_map, slave, stdio)
         }
         Ok(nix::unistd::ForkResult::Parent { child }) => child,
         Err(e) => return report(chan.as_fd(), &Pid1Error::Fork(e)),
     };
     drop(slave);
+    // The given stdout/stderr are the command's: pid 1 holds no copy of them.
+    drop(stdio);
     say_running(chan.as_fd());
     drop(chan);
     let code = crate::init::supervise(child, &all);
@@ -106,7 +110,7 @@ pub fn container_main(chan: OwnedFd) -> i32 {
 /// Tell irun the command is starting.
 fn say_running(chan: BorrowedFd<'_>) {
     // Ignoring a send failure: irun is gone then, and its death signal ends us.
-    let _ = channel::send(chan, &Msg::Running, None);
+    let _ = channel::send(chan, &Msg::Running, &[]);
 }
 
 /// `--rm`: the dirs to empty after the command ended, opened now (before the mounts

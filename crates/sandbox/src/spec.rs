@@ -3,6 +3,7 @@
 //! user's flags; the sandbox never looks at images.
 //! Never: touches the kernel (mounts.rs, setup.rs, exec.rs do).
 
+use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -105,6 +106,38 @@ pub struct ContainerSpec {
     pub cleanup: Vec<PathBuf>,
     /// The process.
     pub process: ProcessSpec,
+}
+
+/// Where the command's stdout and stderr go, given by the caller of
+/// [`Pending::start_with_stdio`](crate::Pending::start_with_stdio): passed to the
+/// container over its control channel and put on fds 1 and 2 in the command's own
+/// process only, before exec. `None` leaves the slot as the container inherited it (the
+/// caller's own). Ignored with a terminal (`-t`), which takes all three slots.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StdioFds<'a> {
+    /// The command's fd 1.
+    pub stdout: Option<BorrowedFd<'a>>,
+    /// The command's fd 2.
+    pub stderr: Option<BorrowedFd<'a>>,
+}
+
+impl StdioFds<'_> {
+    /// What `Go` says about the fds attached to it.
+    pub(crate) fn passed(&self) -> StdioPassed {
+        StdioPassed {
+            stdout: self.stdout.is_some(),
+            stderr: self.stderr.is_some(),
+        }
+    }
+}
+
+/// Which [`StdioFds`] travel with `Go` (stdout first, then stderr).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StdioPassed {
+    /// An fd for the command's stdout is attached.
+    pub stdout: bool,
+    /// An fd for the command's stderr is attached.
+    pub stderr: bool,
 }
 
 /// docker's default capability set (moby `oci/caps/defaults.go`): CapBnd `a80425fb`.

@@ -64,7 +64,7 @@ pub fn open_pty(chan: BorrowedFd<'_>) -> Result<OwnedFd, TtyError> {
     let name = nix::pty::ptsname_r(&master).map_err(TtyError::Ptsname)?;
     let slave =
         open(name.as_str(), flags, Mode::empty()).map_err(|e| TtyError::OpenSlave(name, e))?;
-    channel::send(chan, &Msg::Pty, Some(master.as_fd())).map_err(TtyError::Pass)?;
+    channel::send(chan, &Msg::Pty, &[master.as_fd()]).map_err(TtyError::Pass)?;
     match channel::recv(chan) {
         Ok(Some((Msg::PtyReady, _))) => Ok(slave),
         Ok(_) => Err(TtyError::NoAnswer),

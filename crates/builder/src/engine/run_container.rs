@@ -1,11 +1,15 @@
 //! The container of a RUN: an overlay of the parent state's layers with a fresh upper
 //! dir, the sandbox's /etc files, the step's `--mount`s, and its output sent to stderr
 //! (stdout carries data such as `-q`'s image id) or nowhere with `-q`.
+//! Never: touches this process's own fds 0, 1, 2 (the container gets its stdout and
+//! stderr as fds in its spec).
 
-use std::io::Write;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use imago_sandbox::spec::{CapsPolicy, ContainerSpec, ProcessSpec, RootMount, DEFAULT_CAPS};
+use imago_sandbox::spec::{
+    CapsPolicy, ContainerSpec, ProcessSpec, RootMount, StdioFds, DEFAULT_CAPS,
+};
 
 use super::error::{io_err, StepError};
 use super::run_mounts::user_mounts;
@@ -69,10 +73,31 @@ pub(super) fn start(
             no_new_privs: false,
         },
     };
-    let code = with_output_redirected(cx.opts.quiet, || {
-        imago_sandbox::prepare_with(&spec.id_map, plan.network)?.start(&spec)
-    })?;
-    Ok(code)
+    let pending = imago_sandbox::prepare_with(&spec.id_map, plan.network)?;
+    // RUN output never reaches stdout, which carries data such as `-q`'s image id: the
+    // command's fd 1 is our stderr and its fd 2 stays the inherited one (our stderr too);
+    // with `-q` both are /dev/null. Our own fds 0, 1, 2 are left alone.
+    let stderr = std::io::stderr();
+    let null = match cx.opts.quiet {
+        true => Some(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/null")
+                .map_err(io_err("open", Path::new("/dev/null")))?,
+        ),
+        false => None,
+    };
+    let stdio = match &null {
+        Some(null) => StdioFds {
+            stdout: Some(null.as_fd()),
+            stderr: Some(null.as_fd()),
+        },
+        None => StdioFds {
+            stdout: Some(stderr.as_fd()),
+            stderr: None,
+        },
+    };
+    Ok(pending.start_with_stdio(&spec, stdio)?)
 }
 
 /// /etc/hosts, /etc/hostname, /etc/resolv.conf for a RUN container.
@@ -95,30 +120,4 @@ fn etc_files(dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>, StepError> {
     std::fs::write(&resolv, text).map_err(io_err("write", &resolv))?;
     v.push((resolv, PathBuf::from("/etc/resolv.conf")));
     Ok(v)
-}
-
-/// Run `f` with fd 1 pointing at fd 2 (RUN output never reaches stdout, which carries
-/// data such as `-q`'s image id), or both at /dev/null when quiet.
-fn with_output_redirected<T>(quiet: bool, f: impl FnOnce() -> T) -> T {
-    use std::os::fd::AsFd;
-    let saved_out = rustix::io::dup(std::io::stdout().as_fd()).ok();
-    let saved_err = rustix::io::dup(std::io::stderr().as_fd()).ok();
-    // A failed flush or dup2 only leaves output where it was: nothing to undo.
-    let _ = std::io::stdout().flush();
-    if quiet {
-        if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
-            let _ = rustix::stdio::dup2_stdout(&null);
-            let _ = rustix::stdio::dup2_stderr(&null);
-        }
-    } else {
-        let _ = rustix::stdio::dup2_stdout(std::io::stderr().as_fd());
-    }
-    let r = f();
-    if let Some(fd) = saved_out {
-        let _ = rustix::stdio::dup2_stdout(&fd);
-    }
-    if let Some(fd) = saved_err {
-        let _ = rustix::stdio::dup2_stderr(&fd);
-    }
-    r
 }
