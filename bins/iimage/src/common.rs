@@ -3,6 +3,7 @@
 
 use std::error::Error;
 
+use imago_cli::CarriedError;
 use imago_sandbox::{run_in_mapping, IdMap};
 use imago_store::{OwnerMode, Store, StoreError};
 use serde::de::DeserializeOwned;
@@ -27,80 +28,9 @@ pub fn msg(s: impl Into<String>) -> BoxError {
     Box::new(Msg(s.into()))
 }
 
-/// Hints from every error in the chain that has one.
-pub fn hints(err: &(dyn Error + 'static)) -> Vec<String> {
-    let mut out = vec![];
-    let mut cur: Option<&(dyn Error + 'static)> = Some(err);
-    while let Some(e) = cur {
-        if let Some(s) = e.downcast_ref::<StoreError>() {
-            out.extend(s.hint());
-        }
-        if let Some(c) = e.downcast_ref::<ChildStoreError>() {
-            out.extend(c.hints.iter().cloned());
-        }
-        if let Some(c) = e.downcast_ref::<imago_sandbox::ChildError>() {
-            out.extend(c.hint());
-        }
-        cur = e.source();
-    }
-    out.dedup();
-    out
-}
-
 pub fn open_store(global: &imago_cli::GlobalOpts) -> Res<Store> {
     let root = global.store_root()?;
     Ok(Store::open(root)?)
-}
-
-/// A store error from the mapping child: its message chain and hints, which the
-/// `StoreError` type itself cannot carry across the process boundary.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct ChildStoreError {
-    msg: String,
-    hints: Vec<String>,
-    cause: Option<Box<ChildStoreError>>,
-}
-
-impl ChildStoreError {
-    fn from_chain(err: &(dyn Error + 'static)) -> Self {
-        let mut levels = vec![];
-        let mut cur: Option<&(dyn Error + 'static)> = Some(err);
-        while let Some(e) = cur {
-            let hints = e
-                .downcast_ref::<StoreError>()
-                .and_then(StoreError::hint)
-                .into_iter()
-                .collect();
-            levels.push((e.to_string(), hints));
-            cur = e.source();
-        }
-        let mut out: Option<Box<ChildStoreError>> = None;
-        for (msg, hints) in levels.into_iter().rev() {
-            out = Some(Box::new(ChildStoreError {
-                msg,
-                hints,
-                cause: out,
-            }));
-        }
-        // The chain has at least `err` itself, so `out` is Some.
-        out.map(|b| *b).unwrap_or(ChildStoreError {
-            msg: err.to_string(),
-            hints: vec![],
-            cause: None,
-        })
-    }
-}
-
-impl std::fmt::Display for ChildStoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.msg)
-    }
-}
-
-impl Error for ChildStoreError {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        self.cause.as_deref().map(|c| c as &(dyn Error + 'static))
-    }
 }
 
 /// Run `f` in a child inside the user's id mapping (root: identity; with a subuid
@@ -114,7 +44,7 @@ where
     let map = IdMap::detect();
     let mode = map.ownership();
     // The store error travels as a value (with its hints), not as the child's failure.
-    let run = || Ok::<_, StoreError>(f(mode).map_err(|e| ChildStoreError::from_chain(&e)));
+    let run = || Ok::<_, StoreError>(f(mode).map_err(|e| CarriedError::from_chain(&e)));
     match run_in_mapping(&map, run) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(Box::new(e)),

@@ -202,9 +202,6 @@ fn main() -> ExitCode {
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let hints = common::hints(&*e);
-            imago_cli::report(&*e, &hints, imago_cli::ExitCodes::IMAGO_FAILED)
-        }
+        Err(e) => imago_cli::fail(&*e),
     }
 }

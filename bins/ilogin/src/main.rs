@@ -47,7 +47,7 @@ fn main() -> ExitCode {
     imago_cli::logging::init(&opts.global.log_level);
     let connect = match opts.remote.connect_options() {
         Ok(c) => c,
-        Err(e) => return imago_cli::fail_hinted(&e),
+        Err(e) => return imago_cli::fail(&e),
     };
     if opts.logout {
         return match imago_registry::logout(&opts.registry, &connect) {
@@ -55,7 +55,7 @@ fn main() -> ExitCode {
                 say(&format!("Removed login credentials for {}", opts.registry));
                 ExitCode::SUCCESS
             }
-            Err(e) => imago_cli::fail_hinted(&e),
+            Err(e) => imago_cli::fail(&e),
         };
     }
     let creds = match read_credentials(opts.username, opts.password, opts.password_stdin) {
@@ -70,6 +70,6 @@ fn main() -> ExitCode {
             ));
             ExitCode::SUCCESS
         }
-        Err(e) => imago_cli::fail_hinted(&e),
+        Err(e) => imago_cli::fail(&e),
     }
 }

@@ -60,6 +60,6 @@ fn main() -> ExitCode {
                 Err(e) => imago_cli::fail(&e),
             }
         }
-        Err(e) => imago_cli::fail_hinted(&e),
+        Err(e) => imago_cli::fail(&e),
     }
 }

@@ -113,6 +113,6 @@ fn main() -> ExitCode {
                 Err(e) => imago_cli::fail(&e),
             }
         }
-        Err(e) => imago_cli::fail_hinted(&e),
+        Err(e) => imago_cli::fail(&e),
     }
 }

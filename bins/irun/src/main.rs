@@ -8,8 +8,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use imago_cli::ExitCodes;
-use imago_runtime::{config, RunError, RunOptions};
+use imago_runtime::{config, RunOptions};
 
 /// Run a command in a new container (docker run's flags).
 #[derive(Debug, Parser)]
@@ -196,9 +195,6 @@ fn main() -> ExitCode {
     };
     match imago_runtime::run(&run_opts) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
-        Err(e) => {
-            let hints: Vec<String> = RunError::hint(&e).into_iter().collect();
-            imago_cli::report(&e, &hints, ExitCodes::IMAGO_FAILED)
-        }
+        Err(e) => imago_cli::fail(&e),
     }
 }

@@ -38,9 +38,6 @@ fn main() -> ExitCode {
     })();
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let hints: Vec<String> = e.hint().into_iter().collect();
-            imago_cli::report(&e, &hints, imago_cli::ExitCodes::IMAGO_FAILED)
-        }
+        Err(e) => imago_cli::fail(&e),
     }
 }

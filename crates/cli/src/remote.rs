@@ -87,7 +87,7 @@ impl RemoteOpts {
         global: &crate::GlobalOpts,
     ) -> Result<(PathBuf, ConnectOptions), ExitCode> {
         let root = global.store_root().map_err(|e| crate::fail(&e))?;
-        let connect = self.connect_options().map_err(|e| crate::fail_hinted(&e))?;
+        let connect = self.connect_options().map_err(|e| crate::fail(&e))?;
         Ok((root, connect))
     }
 }

@@ -84,21 +84,7 @@ impl BuildError {
     /// A hint for the user, when there is one.
     pub fn hint(&self) -> Option<String> {
         match self {
-            BuildError::Step { source, .. } => match source.as_ref() {
-                StepError::Exit { .. } => Some(
-                    "the command failed inside the build container; the steps before it are cached"
-                        .into(),
-                ),
-                StepError::Copy(copy::CopyError::NotFound(_)) => {
-                    Some("is the file in the build context, or excluded by .dockerignore?".into())
-                }
-                StepError::Copy(copy::CopyError::LinkOutside { .. }) => Some(
-                    "COPY and ADD resolve symlinks inside the build context (as BuildKit does): copy the file it points to into the context"
-                        .into(),
-                ),
-                StepError::Store(e) => e.hint(),
-                _ => None,
-            },
+            BuildError::Step { source, .. } => source.hint(),
             BuildError::BaseStore { source, .. } | BuildError::Store(source) => source.hint(),
             BuildError::StoreIndex { source, .. } => match source {
                 imago_store::StoreError::Io { source: io, .. }
@@ -107,8 +93,7 @@ impl BuildError {
                     source.hint()
                 }
                 _ => Some(
-                    "restore index.json from a backup, or build into another store (--root)"
-                        .into(),
+                    "restore index.json from a backup, or build into another store (--root)".into(),
                 ),
             },
             _ => None,
@@ -181,6 +166,27 @@ pub enum StepError {
     NoImage(String),
     #[error("pull `{0}`")]
     Pull(String, #[source] Box<imago_registry::RegistryError>),
+}
+
+impl StepError {
+    /// A hint for the user, when there is one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            StepError::Exit { .. } => Some(
+                "the command failed inside the build container; the steps before it are cached"
+                    .into(),
+            ),
+            StepError::Copy(copy::CopyError::NotFound(_)) => {
+                Some("is the file in the build context, or excluded by .dockerignore?".into())
+            }
+            StepError::Copy(copy::CopyError::LinkOutside { .. }) => Some(
+                "COPY and ADD resolve symlinks inside the build context (as BuildKit does): copy the file it points to into the context"
+                    .into(),
+            ),
+            StepError::Store(e) => e.hint(),
+            _ => None,
+        }
+    }
 }
 
 pub(super) fn io_err<'a>(

@@ -1,14 +1,17 @@
 //! Transfer progress on stderr for `ipull` and `ipush`: a bar per blob with bytes and
 //! rate on a terminal, one line per blob otherwise (logs, Slurm's .err files), nothing
-//! with `-q`. Draws the registry's [`Events`]; never decides anything about a transfer.
+//! with `-q`. Draws the registry's [`Events`] with the setup of [`super`]; never decides
+//! anything about a transfer.
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::sync::Mutex;
 use std::time::Instant;
 
 use imago_oci::Digest;
 use imago_registry::{Events, Outcome};
+
+use super::{dup_stderr, lock, multi_on, println, stderr_is_terminal, style};
 
 /// Progress of blob transfers, drawn as the registry reports it.
 pub enum TransferProgress {
@@ -29,19 +32,20 @@ fn eline(text: &str) {
 }
 
 impl TransferProgress {
-    /// Bars on a terminal, lines otherwise, nothing when `quiet`.
+    /// Bars on a terminal, lines otherwise (also when stderr cannot be duplicated to
+    /// draw on), nothing when `quiet`.
     pub fn new(quiet: bool) -> Self {
         if quiet {
-            Self::Quiet
-        } else if std::io::stderr().is_terminal() {
-            Self::Bars {
-                multi: indicatif::MultiProgress::new(),
+            return Self::Quiet;
+        }
+        match stderr_is_terminal().then(dup_stderr) {
+            Some(Ok(term)) => Self::Bars {
+                multi: multi_on(term),
                 bars: Mutex::new(HashMap::new()),
-            }
-        } else {
-            Self::Lines {
+            },
+            _ => Self::Lines {
                 started: Mutex::new(HashMap::new()),
-            }
+            },
         }
     }
 
@@ -50,9 +54,7 @@ impl TransferProgress {
         match self {
             Self::Quiet => {}
             Self::Lines { .. } => eline(text),
-            Self::Bars { multi, .. } => {
-                let _ = multi.println(text); // a failed draw is not worth failing the transfer
-            }
+            Self::Bars { multi, .. } => println(multi, text),
         }
     }
 }
@@ -66,39 +68,30 @@ impl Events for TransferProgress {
         match self {
             Self::Quiet => {}
             Self::Lines { started } => {
-                started
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(digest.to_string(), Instant::now());
+                lock(started).insert(digest.to_string(), Instant::now());
                 if kind != "manifest" {
                     eline(&format!("{}: {kind}, {}", digest.short(), human(size)));
                 }
             }
             Self::Bars { multi, bars } => {
-                let style = indicatif::ProgressStyle::with_template(
+                let style = style(
                     "{prefix} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {msg}",
+                    indicatif::ProgressStyle::default_bar,
                 )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
                 .progress_chars("=> ");
                 let bar = multi.add(
                     indicatif::ProgressBar::new(size)
                         .with_style(style)
                         .with_prefix(digest.short().to_owned()),
                 );
-                bars.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(digest.to_string(), bar);
+                lock(bars).insert(digest.to_string(), bar);
             }
         }
     }
 
     fn blob_progress(&self, digest: &Digest, bytes: u64) {
         if let Self::Bars { bars, .. } = self {
-            if let Some(b) = bars
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&digest.to_string())
-            {
+            if let Some(b) = lock(bars).get(&digest.to_string()) {
                 b.set_position(bytes);
             }
         }
@@ -115,10 +108,7 @@ impl Events for TransferProgress {
         match self {
             Self::Quiet => {}
             Self::Lines { started } => {
-                let t = started
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&digest.to_string());
+                let t = lock(started).remove(&digest.to_string());
                 match t {
                     Some(t) => eline(&format!(
                         "{}: {what} in {:.2?}",
@@ -128,16 +118,9 @@ impl Events for TransferProgress {
                     None => eline(&format!("{}: {what}", digest.short())),
                 }
             }
-            Self::Bars { multi, bars } => match bars
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&digest.to_string())
-            {
+            Self::Bars { multi, bars } => match lock(bars).remove(&digest.to_string()) {
                 Some(b) => b.finish_with_message(what),
-                None => {
-                    let _ = multi.println(format!("{}: {what}", digest.short()));
-                    // best effort
-                }
+                None => println(multi, format!("{}: {what}", digest.short())),
             },
         }
     }
