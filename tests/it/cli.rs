@@ -81,3 +81,21 @@ fn bad_dockerfile_error_starts_with_a_single_error() {
     assert_eq!(err.matches("error:").count(), 1, "{out}");
     assert!(err.contains("Dockerfile:2:1"), "names the line: {out}");
 }
+
+/// Programs that never talk to a registry do not load OpenSSL: loading it costs each
+/// start about a millisecond (a registry error's hint once formatted a TLS error, which
+/// linked it into every program).
+#[test]
+fn offline_programs_do_not_load_a_tls_library() {
+    for program in ["irun", "iimage", "itag"] {
+        let out = std::process::Command::new("ldd")
+            .arg(imago_it::bin(program))
+            .output()
+            .expect("run ldd");
+        let libs = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !libs.contains("libssl") && !libs.contains("libcrypto"),
+            "{program} loads a TLS library:\n{libs}"
+        );
+    }
+}

@@ -167,11 +167,17 @@ impl RegistryError {
             _ if has("TOOMANYREQUESTS") || self.status() == Some(429) => {
                 Some("rate limited: wait, or log in (`ilogin`) for a higher limit".into())
             }
-            Self::Transport { source, .. } if matches!(**source, ureq::Error::Tls(_)) || source.to_string().contains("certificate") => Some(
+            // Matched by variant, never by formatting the TLS error: its Display would link
+            // OpenSSL into every program that reports errors, costing each ~1 ms at start.
+            Self::Transport { source, .. }
+                if matches!(**source, ureq::Error::Tls(_) | ureq::Error::NativeTls(_)) =>
+            {
+                Some(
                 "put the registry's CA in /etc/containers/certs.d/HOST/ca.crt or ~/.config/containers/certs.d/HOST/ca.crt, \
                  or pass --tls-verify=false"
-                    .into(),
-            ),
+                        .into(),
+                )
+            }
             Self::Transport { source, .. } => transport_hint(source),
             Self::Stalled { stall, .. } => Some(stall_hint(stall)),
             Self::TooLarge { what, limit, .. } => Some(format!(
