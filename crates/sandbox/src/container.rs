@@ -303,34 +303,11 @@ impl Pending {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::idmap::IdMap;
-    use crate::spec::{CapsPolicy, ProcessSpec, RootMount};
 
     #[test]
     fn a_spec_over_the_limit_is_refused_naming_it() {
-        let spec = ContainerSpec {
-            id_map: IdMap::single(1000, 1000),
-            root: RootMount::Bind("/r".into()),
-            rootfs: "/m".into(),
-            hostname: "h".into(),
-            etc_files: vec![],
-            mounts: vec![],
-            readonly_root: false,
-            init: true,
-            privileged: false,
-            cleanup: vec![],
-            process: ProcessSpec {
-                args: vec!["true".into()],
-                env: vec!["X=".to_string() + &"x".repeat(MAX_MESSAGE)],
-                cwd: "/".into(),
-                user: String::new(),
-                terminal: false,
-                stdin: false,
-                caps: CapsPolicy::All,
-                seccomp: true,
-                no_new_privs: false,
-            },
-        };
+        let mut spec = ContainerSpec::for_tests();
+        spec.process.env = vec!["X=".to_string() + &"x".repeat(MAX_MESSAGE)];
         let err = encode_go(&spec, Network::Host, &StdioFds::default()).unwrap_err();
         assert!(matches!(
             err,

@@ -527,39 +527,18 @@ fn unescape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::idmap::IdMap;
     use crate::inroot::Resolver;
-    use crate::spec::{CapsPolicy, ProcessSpec, RootMount};
     use crate::sys::fake::{Call, FakeSys};
 
     fn spec() -> ContainerSpec {
-        ContainerSpec {
-            id_map: IdMap::single(1000, 1000),
-            root: RootMount::Bind("/r".into()),
-            rootfs: "/m".into(),
-            hostname: "h".into(),
-            etc_files: vec![("/c/hosts".into(), "/etc/hosts".into())],
-            mounts: vec![UserMount::Bind {
-                src: "/data".into(),
-                dst: "/d".into(),
-                ro: true,
-            }],
-            readonly_root: false,
-            init: true,
-            privileged: false,
-            cleanup: vec![],
-            process: ProcessSpec {
-                args: vec!["true".into()],
-                env: vec![],
-                cwd: "/".into(),
-                user: String::new(),
-                terminal: false,
-                stdin: false,
-                caps: CapsPolicy::All,
-                seccomp: true,
-                no_new_privs: false,
-            },
-        }
+        let mut spec = ContainerSpec::for_tests();
+        spec.etc_files = vec![("/c/hosts".into(), "/etc/hosts".into())];
+        spec.mounts = vec![UserMount::Bind {
+            src: "/data".into(),
+            dst: "/d".into(),
+            ro: true,
+        }];
+        spec
     }
 
     #[test]

@@ -281,8 +281,6 @@ fn resolve_ids(spec: &ContainerSpec, in_root: &InRoot<'_>) -> Result<Ids, SetupE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::idmap::IdMap;
-    use crate::spec::{CapsPolicy, ProcessSpec};
     use crate::sys::fake::{Call, FakeSys};
 
     /// A spec binding an image dir on a mount point, both in a tempdir; with the fake
@@ -291,29 +289,12 @@ mod tests {
         for d in ["img", "mnt"] {
             std::fs::create_dir_all(t.join(d)).unwrap();
         }
-        ContainerSpec {
-            id_map: IdMap::single(1000, 1000),
-            root: RootMount::Bind(t.join("img")),
-            rootfs: t.join("mnt"),
-            hostname: "h".into(),
-            etc_files: vec![],
-            mounts: vec![],
-            readonly_root: true,
-            init: true,
-            privileged: false,
-            cleanup: vec![],
-            process: ProcessSpec {
-                args: vec!["true".into()],
-                env: vec![],
-                cwd: "/work".into(),
-                user: String::new(),
-                terminal: false,
-                stdin: false,
-                caps: CapsPolicy::All,
-                seccomp: true,
-                no_new_privs: false,
-            },
-        }
+        let mut spec = ContainerSpec::for_tests();
+        spec.root = RootMount::Bind(t.join("img"));
+        spec.rootfs = t.join("mnt");
+        spec.readonly_root = true;
+        spec.process.cwd = "/work".into();
+        spec
     }
 
     fn is_fd_mount(c: &Call) -> bool {

@@ -171,3 +171,34 @@ pub enum Network {
     /// `pasta` (else `slirp4netns`), started and reaped by the caller (see net.rs).
     Private,
 }
+
+#[cfg(test)]
+impl ContainerSpec {
+    /// A minimal spec for unit tests: `true` under the single mapping, root `/r` bound on
+    /// `/m`, no extra mounts; tests change the fields they are about.
+    pub(crate) fn for_tests() -> Self {
+        ContainerSpec {
+            id_map: IdMap::single(1000, 1000),
+            root: RootMount::Bind("/r".into()),
+            rootfs: "/m".into(),
+            hostname: "h".into(),
+            etc_files: vec![],
+            mounts: vec![],
+            readonly_root: false,
+            init: true,
+            privileged: false,
+            cleanup: vec![],
+            process: ProcessSpec {
+                args: vec!["true".into()],
+                env: vec![],
+                cwd: "/".into(),
+                user: String::new(),
+                terminal: false,
+                stdin: false,
+                caps: CapsPolicy::All,
+                seccomp: true,
+                no_new_privs: false,
+            },
+        }
+    }
+}
