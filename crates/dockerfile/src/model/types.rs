@@ -115,7 +115,7 @@ pub enum CommandLine {
 pub enum Source {
     Path(String),
     /// `COPY <<EOF dest`: a file named `name` with `content` (chomped if `<<-`). When
-    /// `expand` is true, expand it with [`ShellLex::for_heredoc`] (done by
+    /// `expand` is true, expand it with [`ShellLex::for_heredoc`](crate::ShellLex::for_heredoc) (done by
     /// [`Instruction::expand`]).
     Heredoc {
         name: String,
@@ -145,7 +145,7 @@ pub struct Copy {
     /// `--from=<stage name|index|image>` (never expanded: BuildKit refuses `$` there).
     pub from: Option<String>,
     pub chown: Option<String>,
-    /// `--chmod` as written; [`Chmod::parse`] it after expansion (already validated here
+    /// `--chmod` as written; [`Chmod::parse`](crate::Chmod::parse) it after expansion (already validated here
     /// when it has no `$`).
     pub chmod: Option<String>,
     pub link: bool,
