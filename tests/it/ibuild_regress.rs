@@ -2,8 +2,9 @@
 //! real binaries as root and as the unprivileged test users: the variable-doubling
 //! memory bomb, `.dockerignore` and relative contexts under `RUN --mount=type=bind`,
 //! errors that name the real problem (damaged store index, a symlink out of the
-//! context), ADD of a tar whose entries climb out, a hostile context tar on stdin, and
-//! temp files left by a build that ran out of space.
+//! context), ADD of a tar whose entries climb out, a hostile context tar on stdin,
+//! temp files left by a build that ran out of space, and a bad Dockerfile that made an
+//! empty store before failing.
 
 use std::path::{Path, PathBuf};
 
@@ -198,6 +199,41 @@ fn add_of_a_climbing_tar_keeps_the_destination_searchable() {
         let d = find(&env, "climb", "dst").expect("/dst in a layer");
         assert_eq!(d.mode, 0o755, "/dst mode {:o}", d.mode);
         assert_eq!(find(&env, "climb", "dst/f").expect("/dst/f").data, b"up\n");
+    }
+}
+
+/// A Dockerfile that does not parse, or a `--target` it lacks, fails (exit 125, the
+/// parser's line-numbered error) before the store is opened: a fresh `--root` or
+/// `IMAGO_ROOT` is not made into an empty store as a side effect.
+#[test]
+fn bad_dockerfile_fails_before_making_a_store() {
+    for user in users() {
+        let env = Env::new(user);
+        context(
+            &env,
+            "bad",
+            &[("Dockerfile", "FROM busybox\nRUN true\nBOGUS thing\n")],
+        );
+        context(&env, "ok", &[("Dockerfile", "FROM busybox AS one\n")]);
+        // `ibuild` passes `--root`.
+        ibuild(&env, "bad", &["--progress", "plain"])
+            .code_is(125)
+            .fails_with("unknown instruction: BOGUS")
+            .fails_with("Dockerfile:3:1");
+        ibuild(&env, "ok", &["--progress", "plain", "--target", "two"])
+            .code_is(125)
+            .fails_with("target stage \"two\" could not be found");
+        assert!(!env.root().exists(), "a store was made at {:?}", env.root());
+        // The store from IMAGO_ROOT alone.
+        let root = env.path("env-root");
+        env.cmd("ibuild")
+            .env("IMAGO_ROOT", &root)
+            .args(["--progress", "plain"])
+            .arg(env.path("bad"))
+            .run()
+            .code_is(125)
+            .fails_with("unknown instruction: BOGUS");
+        assert!(!root.exists(), "a store was made at {root:?}");
     }
 }
 

@@ -1,5 +1,6 @@
 //! ibuild: build a Dockerfile into an image in the store, with `docker build`'s flags.
-//! Glue only: arguments → `imago_builder::engine::build` → progress on stderr (plain lines,
+//! Glue only: arguments → `imago_builder::engine::plan` (before the store is opened, so a
+//! bad Dockerfile leaves no store behind) → `engine::build` → progress on stderr (plain lines,
 //! or the step display on a terminal / `--progress tty`, both `imago_cli::progress::build`),
 //! the image id on stdout with `-q`.
 
@@ -150,7 +151,9 @@ fn kv(what: &'static str, s: &str) -> Result<(String, String), CliError> {
 
 fn run(opts: &Opts) -> Result<(), Error> {
     let root = opts.global.store_root().map_err(CliError::from)?;
-    let store = imago_store::Store::open(&root).map_err(CliError::from)?;
+    // Opening the store creates it: that waits until the arguments and the Dockerfile
+    // are known good, except for a context tar on stdin, which is unpacked into it.
+    let open_store = || imago_store::Store::open(&root).map_err(CliError::from);
     if let Some(p) = &opts.platform {
         let host = format!("linux/{}", imago_builder::config::host_arch());
         if p != &host && p.trim_end_matches("/v8") != host {
@@ -159,8 +162,12 @@ fn run(opts: &Opts) -> Result<(), Error> {
     }
     // The context (a tar on stdin lives in a temp dir of the store, removed however the
     // build ends), the Dockerfile and the ignore file that goes with it.
-    let context =
-        BuildContext::open(&store, &opts.context, opts.file.as_deref()).map_err(CliError::from)?;
+    let mut stdin_store = None;
+    let context = match opts.context.as_str() {
+        "-" => BuildContext::open_stdin(stdin_store.insert(open_store()?), opts.file.as_deref()),
+        dir => BuildContext::open_dir(dir),
+    }
+    .map_err(CliError::from)?;
     let dockerfile = (context.dockerfile(opts.file.as_deref())).map_err(CliError::from)?;
     let ignore = context.ignore(&dockerfile).map_err(CliError::from)?;
     let labels = opts
@@ -189,7 +196,12 @@ fn run(opts: &Opts) -> Result<(), Error> {
         quiet: opts.quiet,
         pull: opts.pull,
     };
-    let built = build_with_progress(&store, &bo, opts)?;
+    let planned = engine::plan(&bo)?;
+    let store = match stdin_store {
+        Some(s) => s,
+        None => open_store()?,
+    };
+    let built = build_with_progress(&store, &planned, opts)?;
     if opts.quiet {
         // Ignoring a closed stdout is what `ibuild -q | head` expects.
         let _ = writeln!(std::io::stdout(), "{}", built.id);
@@ -253,7 +265,7 @@ fn secrets(specs: &[String]) -> Result<BTreeMap<String, PathBuf>, CliError> {
 /// Run the build with the progress display `--progress` and `-q` ask for.
 fn build_with_progress(
     store: &imago_store::Store,
-    bo: &BuildOptions,
+    planned: &engine::Planned<'_>,
     opts: &Opts,
 ) -> Result<engine::Built, Error> {
     let want_tty = !opts.quiet
@@ -273,7 +285,7 @@ fn build_with_progress(
     };
     Ok(match tty {
         Some(mut t) => {
-            let r = engine::build(store, bo, &mut t.display);
+            let r = engine::build(store, planned, &mut t.display);
             t.finish(r.is_err());
             r?
         }
@@ -283,7 +295,7 @@ fn build_with_progress(
             } else {
                 Box::new(PlainLines::new())
             };
-            engine::build(store, bo, sink.as_mut())?
+            engine::build(store, planned, sink.as_mut())?
         }
     })
 }

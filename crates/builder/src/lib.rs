@@ -6,12 +6,15 @@
 //!
 //! # Public entry points
 //!
-//! - [`engine::build`]`(&Store, &BuildOptions, &mut dyn Sink) -> Result<Built, BuildError>`:
-//!   the whole build. [`engine::BuildOptions`]: context dir, Dockerfile text + name,
-//!   `.dockerignore` ([`imago_dockerfile::DockerIgnore`]), target, build args, no_cache,
-//!   labels, tags, network, SOURCE_DATE_EPOCH, secrets, quiet. [`engine::Built`]: image id
-//!   (config digest), manifest digest, names. Tags change only when the whole build
-//!   succeeded; each step's result is recorded in the store's build cache as it completes.
+//! - [`engine::plan`]`(&BuildOptions) -> Result<Planned, BuildError>`: the Dockerfile
+//!   parsed and its stages planned, without a store (so a bad Dockerfile fails before
+//!   one is created); then [`engine::build`]`(&Store, &Planned, &mut dyn Sink) ->
+//!   Result<Built, BuildError>`: the whole build. [`engine::BuildOptions`]: context
+//!   dir, Dockerfile text + name, `.dockerignore` ([`imago_dockerfile::DockerIgnore`]),
+//!   target, build args, no_cache, labels, tags, network, SOURCE_DATE_EPOCH, secrets,
+//!   quiet. [`engine::Built`]: image id (config digest), manifest digest, names. Tags
+//!   change only when the whole build succeeded; each step's result is recorded in the
+//!   store's build cache as it completes.
 //!   Must be called while the process is single-threaded (RUN clones the container
 //!   process; rootless file work forks into the id mapping). RUN output goes to stderr
 //!   (stdout stays for data), or nowhere with `quiet`.
@@ -38,8 +41,9 @@
 //! - [`glob`]: Go `filepath.Match` + `**`.
 //! - [`fsview`]: a read-only overlay-semantics view of unpacked layer dirs.
 //! - [`events`]: progress events ([`events::Event`]) through a [`events::Sink`]; the bin draws them.
-//! - [`context`]: the build context. [`context::BuildContext`] (`open` a dir or a tar on
-//!   stdin, `dockerfile`, `ignore`: what `docker build` finds; errors
+//! - [`context`]: the build context. [`context::BuildContext`] (`open_dir` a dir, no
+//!   store needed, or `open_stdin` a tar on stdin into the store's temp dir;
+//!   `dockerfile`, `ignore`: what `docker build` finds; errors
 //!   [`context::InputError`]), and the context a `RUN --mount=type=bind` sees
 //!   (`.dockerignore` applied, `source=` resolved inside it).
 //! - [`temp`]: [`temp::TempPath`], the guard every temp file and tree of a build is held

@@ -56,21 +56,23 @@ pub struct Dockerfile {
 }
 
 impl BuildContext {
-    /// `context` as given: a directory, or `-` for a tar on stdin (then `file` must not
-    /// be `-` too).
-    pub fn open(store: &Store, context: &str, file: Option<&str>) -> Result<Self, InputError> {
-        if context != "-" {
-            let d = PathBuf::from(context);
-            if !d.is_dir() {
-                return Err(InputError::NoContext(d));
-            }
-            let dir = std::path::absolute(&d).map_err(|e| InputError::ContextPath(d.clone(), e))?;
-            return Ok(BuildContext {
-                dir,
-                from_stdin: false,
-                _temp: None,
-            });
+    /// A context directory as given (any context but `-`); needs no store.
+    pub fn open_dir(context: &str) -> Result<Self, InputError> {
+        let d = PathBuf::from(context);
+        if !d.is_dir() {
+            return Err(InputError::NoContext(d));
         }
+        let dir = std::path::absolute(&d).map_err(|e| InputError::ContextPath(d.clone(), e))?;
+        Ok(BuildContext {
+            dir,
+            from_stdin: false,
+            _temp: None,
+        })
+    }
+
+    /// The context `-`: a tar on stdin, unpacked into a temp dir of `store` (then `file`
+    /// must not be `-` too).
+    pub fn open_stdin(store: &Store, file: Option<&str>) -> Result<Self, InputError> {
         if file == Some("-") {
             return Err(InputError::BothStdin);
         }

@@ -44,12 +44,31 @@ use crate::config;
 use crate::events::{Event, Sink};
 use state::{Ctx, State};
 
-/// Build the Dockerfile in `opts` into `store`.
-pub fn build(store: &Store, opts: &BuildOptions, sink: &mut dyn Sink) -> Result<Built, BuildError> {
+/// A build whose Dockerfile parsed and whose stages are planned ([`plan`]): everything
+/// about it that is checked without a store.
+pub struct Planned<'o> {
+    opts: &'o BuildOptions,
+    plan: stages::Plan,
+}
+
+/// Parse the Dockerfile in `opts` and plan the stages its target needs (syntax,
+/// `--target`, global ARGs, FROM expansion, the stage graph). Touches no store, so a
+/// caller can fail on a bad Dockerfile before it opens (and so creates) one.
+pub fn plan(opts: &BuildOptions) -> Result<Planned<'_>, BuildError> {
     if !opts.context_dir.is_absolute() {
         return Err(BuildError::RelativeContext(opts.context_dir.clone()));
     }
     let plan = stages::plan(opts)?;
+    Ok(Planned { opts, plan })
+}
+
+/// Build a [`plan`]ned Dockerfile into `store`.
+pub fn build(
+    store: &Store,
+    planned: &Planned<'_>,
+    sink: &mut dyn Sink,
+) -> Result<Built, BuildError> {
+    let (opts, plan) = (planned.opts, &planned.plan);
     store
         .read_index()
         .map_err(|source| BuildError::StoreIndex {
@@ -70,7 +89,7 @@ pub fn build(store: &Store, opts: &BuildOptions, sink: &mut dyn Sink) -> Result<
         total: plan.total,
         bind_context: None,
     };
-    let mut states = stages::build_all(&mut cx, &plan, sink)?;
+    let mut states = stages::build_all(&mut cx, plan, sink)?;
     let Some(fin) = states.remove(&plan.target) else {
         return Err(BuildError::Stage(crate::stage::StageError::NoStages));
     };

@@ -1,6 +1,5 @@
 //! The semantics of instructions: metadata ones ([`meta`]) and COPY/ADD ([`copy`]).
 //! RUN's process setup lives in the engine (it needs the runtime).
 
-pub(crate) mod add_tar;
 pub mod copy;
 pub mod meta;
