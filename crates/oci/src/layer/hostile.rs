@@ -218,15 +218,18 @@ pub fn corpus() -> Vec<HostileTar> {
             t().hardlink("hl", "nothere").end(),
             "not extracted before",
         ),
+        // Refused by their path, also where devices are skipped (the store does that).
         c(
-            "char-device",
-            t().device("evil-null", EntryType::Char, 1, 3).end(),
-            "device nodes are not allowed",
+            "char-device-dotdot",
+            t().device("../evil-null", EntryType::Char, 1, 3).end(),
+            TRAVERSAL,
         ),
         c(
-            "block-device",
-            t().device("evil-sda", EntryType::Block, 8, 0).end(),
-            "device nodes are not allowed",
+            "block-device-through-symlink",
+            t().symlink("l", "/")
+                .device("l/evil-sda", EntryType::Block, 8, 0)
+                .end(),
+            CROSSES,
         ),
         c(
             "symlink-loop-then-write",

@@ -14,7 +14,9 @@
 //!   zstd (detected by magic bytes); `dest` must exist and be empty.
 //!   On error `dest` holds a partial layer: the caller deletes it (the store unpacks into a
 //!   temp dir and renames on success). No entry ever writes outside `dest`, whatever the
-//!   tar holds.
+//!   tar holds. Character and block devices are refused, created with `allow_devices`,
+//!   or skipped and counted with `skip_devices` (what the store does for image layers: a
+//!   rootless unpack cannot make them, and a container's /dev is made at run time).
 //! - `pack(dir, writer, &opts)`: writes an uncompressed tar and finishes it (two zero
 //!   blocks); returns the writer's stats. Same tree + same options → same bytes.
 //! - `flatten(&[lowest..highest], writer, &opts)`: one merged tree as a tar, streamed.
@@ -132,7 +134,7 @@ pub enum Rule {
     SymlinkInPath,
     /// A hardlink whose target is absolute, escapes, or was not extracted before it.
     HardlinkTarget(String),
-    /// A device node while devices are not allowed.
+    /// A device node while devices are neither allowed nor skipped.
     Device,
     /// The layer's apparent size would exceed the cap.
     SizeCap(u64),
