@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::Command;
 
 use imago_it::{Env, User};
-use imago_oci::Digest;
-use imago_store::{LayerRef, Store};
+use imago_oci::{BlobRef, Digest};
+use imago_store::Store;
 
 const TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 
@@ -86,8 +86,8 @@ pub fn setup_store(env: &Env) {
     let store = Store::open(env.root()).expect("open store");
     let bb = std::fs::read(env.busybox_tar()).unwrap();
     let owned = owned_layer(env);
-    let bb_ref: LayerRef = store.put_layer(&bb[..], TAR).unwrap();
-    let owned_ref: LayerRef = store.put_layer(&owned[..], TAR).unwrap();
+    let bb_ref: BlobRef = store.put_layer(&bb[..], TAR).unwrap();
+    let owned_ref: BlobRef = store.put_layer(&owned[..], TAR).unwrap();
     for (name, cfg, with_owned) in images() {
         let mut layers = vec![bb_ref.clone()];
         let mut diff_ids = vec![Digest::of(&bb).to_string()];

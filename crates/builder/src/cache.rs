@@ -1,17 +1,20 @@
 //! Cache keys of build steps: a step is a hit when its parent state, its
 //! instruction after expansion, the build args it uses and — for COPY/ADD — the content,
 //! mode and ownership of its sources (never mtimes) match. Also the cache entry: the
-//! state after the step (config + layer descriptors), serialised as JSON.
+//! state after the step (config + layer descriptors), serialised as JSON; an entry that
+//! does not parse (an older format) is a cache miss, never an error.
 //!
 //! Never: reads the store (`engine::step` does the lookups) or the file system.
 
+use imago_oci::{BlobRef, Digest};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::config::ImageConfig;
 
-/// Bumped when the meaning of a key changes, so old entries are never reused.
-pub const CACHE_VERSION: &str = "imago-build-cache-v1";
+/// Bumped when the meaning of a key or the format of an entry changes, so old entries
+/// are never looked up (v2: layers are `imago_oci::BlobRef` + `diffId`).
+pub const CACHE_VERSION: &str = "imago-build-cache-v2";
 
 /// Everything a step's key is made of.
 #[derive(Debug, Clone, Default)]
@@ -50,17 +53,15 @@ pub fn step_key(parts: &KeyParts<'_>) -> String {
     hex::encode(h.finalize())
 }
 
-/// One layer of a build state, as stored in the store.
+/// One layer of a build state: its blob as the manifest names it, and the digest of
+/// its uncompressed tar (the config's `rootfs.diff_ids` entry). Serialised flat:
+/// `{"mediaType", "digest", "size", "diffId"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerRef {
-    /// Digest of the (compressed) blob, `sha256:…`.
-    pub digest: String,
-    /// Digest of the uncompressed tar, `sha256:…`.
-    pub diff_id: String,
-    /// Blob size in bytes.
-    pub size: u64,
-    /// The blob's media type.
-    pub media_type: String,
+    #[serde(flatten)]
+    pub blob: BlobRef,
+    #[serde(rename = "diffId")]
+    pub diff_id: Digest,
 }
 
 /// A cache entry: the whole state after a step.
@@ -71,9 +72,15 @@ pub struct CacheEntry {
 }
 
 impl CacheEntry {
+    /// An entry as the store keeps it; `None` when the bytes do not parse (an entry of
+    /// an older format, a torn file): the step then runs again, like any cache miss.
+    pub fn parse(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice(bytes).ok()
+    }
+
     /// The blob digests this entry keeps alive (for the store's gc).
-    pub fn refs(&self) -> Vec<String> {
-        self.layers.iter().map(|l| l.digest.clone()).collect()
+    pub fn refs(&self) -> Vec<Digest> {
+        self.layers.iter().map(|l| l.blob.digest.clone()).collect()
     }
 }
 
@@ -112,5 +119,51 @@ mod tests {
             key("p", "i", &[("B", "2"), ("A", "1")], "")
         );
         assert_ne!(key("pi", "", &[], ""), key("p", "i", &[], ""));
+    }
+
+    fn entry() -> CacheEntry {
+        let layer = |s: &str| LayerRef {
+            blob: BlobRef::new(
+                imago_oci::media_type::OCI_LAYER_GZIP,
+                Digest::of(s.as_bytes()),
+                7,
+            ),
+            diff_id: Digest::of(format!("{s} tar").as_bytes()),
+        };
+        CacheEntry {
+            config: ImageConfig::scratch(),
+            layers: vec![layer("a"), layer("b")],
+        }
+    }
+
+    #[test]
+    fn entry_round_trips_with_flat_layers() {
+        let e = entry();
+        let bytes = serde_json::to_vec(&e).unwrap();
+        assert_eq!(CacheEntry::parse(&bytes), Some(e.clone()));
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let l = &v["layers"][0];
+        assert_eq!(l["mediaType"], imago_oci::media_type::OCI_LAYER_GZIP);
+        assert_eq!(l["digest"], Digest::of(b"a").to_string());
+        assert_eq!(l["size"], 7);
+        assert_eq!(l["diffId"], Digest::of(b"a tar").to_string());
+        assert_eq!(e.refs(), vec![Digest::of(b"a"), Digest::of(b"b")]);
+    }
+
+    #[test]
+    fn entries_that_do_not_parse_are_misses() {
+        let d = Digest::of(b"a");
+        // The v1 format: snake_case fields, digests as plain strings.
+        let v1 = format!(
+            r#"{{"config":{{}},"layers":[{{"digest":"{d}","diff_id":"{d}","size":1,"media_type":"m"}}]}}"#
+        );
+        assert_eq!(CacheEntry::parse(v1.as_bytes()), None);
+        assert_eq!(
+            CacheEntry::parse(b"{\"config\":{},\"layers\":[{\"mediaType\":\"m\"}]"),
+            None
+        );
+        assert_eq!(CacheEntry::parse(b""), None);
+        let bad_digest = r#"{"config":{},"layers":[{"mediaType":"m","digest":"md5:x","size":1,"diffId":"md5:y"}]}"#;
+        assert_eq!(CacheEntry::parse(bad_digest.as_bytes()), None);
     }
 }

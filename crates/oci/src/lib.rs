@@ -10,6 +10,9 @@
 //!   [`Hasher`], [`HashingReader`], [`VerifyingReader`] (digest + size checked at EOF);
 //!   `From<&Digest> for oci_spec::image::Digest` and `TryFrom<&oci_spec::image::Digest>
 //!   for Digest` (refuses non-sha256 by name).
+//! - [`blob_ref`]: [`BlobRef`] {media_type, digest, size}: a blob as a manifest names it,
+//!   with imago's sha256 [`Digest`] and the manifest's field names in serde (`mediaType`);
+//!   the one such type (registry pull/push, store manifests, build-cache entries).
 //! - [`reference`](mod@reference): [`Reference::parse`] normalises exactly like docker
 //!   (`busybox` → `docker.io/library/busybox:latest`; `:latest` only when neither tag nor
 //!   digest);
@@ -77,6 +80,7 @@
 //!     containerd's `io.containerd.image.name` when present.
 
 pub mod archive;
+pub mod blob_ref;
 pub mod compress;
 pub mod digest;
 pub mod layer;
@@ -84,6 +88,7 @@ pub mod media_type;
 pub mod platform;
 pub mod reference;
 
+pub use blob_ref::BlobRef;
 pub use compress::{Compression, Compressor, Level};
 pub use digest::{Digest, DigestError, Hasher, HashingReader, VerifyingReader};
 pub use media_type::ManifestFormat;

@@ -23,7 +23,6 @@
 //!   `put_manifest` + `tag`; the blob-source and recompression caches live in
 //!   `ROOT/imago/registry/` ([`blobinfo::state_dir`]).
 //! - [`Events`]: progress as data ([`NoEvents`] to ignore). [`RegistryError::hint`].
-//! - [`open_store(root)`](open_store): the store the bins use.
 //! - Credentials: [`AuthFiles::from_env`] (podman's order), `lookup`, `store`, `remove`.
 //!
 //! # HTTP stack, and why
@@ -62,7 +61,7 @@ pub use error::RegistryError;
 pub use events::{Events, NoEvents, Outcome};
 pub use imago_oci::Reference;
 pub use imago_store::Store;
-pub use manifest::{Descriptor, Platform};
+pub use manifest::Platform;
 pub use pull::{pull_into_root, PullOptions, Pulled};
 pub use push::{push_from_root, PushOptions, Pushed};
 pub use stall::{LimitsError, TransferLimits};
@@ -116,11 +115,6 @@ pub fn connect_registry(
         creds,
         opts.retry,
     )
-}
-
-/// Open the store at `root` for pull and push.
-pub fn open_store(root: &std::path::Path) -> Result<Store, RegistryError> {
-    Ok(Store::open(root)?)
 }
 
 /// Pull `reference` into `store` with default pull options (platform: the host's).

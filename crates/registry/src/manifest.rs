@@ -11,19 +11,7 @@ use std::str::FromStr;
 
 use imago_oci::media_type::{is_index, is_manifest, OCI_INDEX, OCI_MANIFEST};
 use imago_oci::reference::DEFAULT_TAG;
-use imago_oci::{Digest, Reference};
-use serde::{Deserialize, Serialize};
-
-/// A content descriptor as manifests carry it (the fields pull and push use). Not
-/// `imago_oci::spec::Descriptor`: that carries oci-spec's digest of any algorithm, and
-/// pull and push need imago's sha256 [`Digest`] for every store call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Descriptor {
-    #[serde(rename = "mediaType")]
-    pub media_type: String,
-    pub digest: Digest,
-    pub size: u64,
-}
+use imago_oci::{platform, BlobRef, Reference};
 
 /// The largest manifest or index imago reads: real ones are a few KiB (distribution
 /// refuses to store more than 4 MiB), so anything larger is not a manifest.
@@ -42,9 +30,9 @@ pub struct Parsed {
     pub media_type: String,
     pub kind: Kind,
     /// Image: the config. Index: none.
-    pub config: Option<Descriptor>,
+    pub config: Option<BlobRef>,
     /// Image: the layers. Index: the child manifests.
-    pub children: Vec<(Descriptor, Option<Platform>)>,
+    pub children: Vec<(BlobRef, Option<Platform>)>,
 }
 
 /// Why a manifest cannot be used.
@@ -75,7 +63,7 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Parsed, Manifes
                 OCI_MANIFEST.into()
             }
         });
-    let desc = |d: &serde_json::Value| -> Result<Descriptor, ManifestError> {
+    let desc = |d: &serde_json::Value| -> Result<BlobRef, ManifestError> {
         serde_json::from_value(d.clone()).map_err(|e| ManifestError::Descriptor(e.to_string()))
     };
     match media_type.as_str() {
@@ -154,21 +142,13 @@ impl From<PlatformJson> for Platform {
 }
 
 impl Platform {
-    /// The platform this program runs on, in OCI's spelling.
+    /// The platform this program runs on, in OCI's spelling (imago-oci's `platform`
+    /// is the one mapping from Rust's names).
     pub fn host() -> Self {
-        let (arch, variant) = match std::env::consts::ARCH {
-            "x86_64" => ("amd64", None),
-            "x86" => ("386", None),
-            "aarch64" => ("arm64", None),
-            "arm" => ("arm", Some("v7")),
-            "powerpc64" if cfg!(target_endian = "little") => ("ppc64le", None),
-            "loongarch64" => ("loong64", None),
-            other => (other, None),
-        };
         Self {
-            os: "linux".into(),
-            arch: arch.into(),
-            variant: variant.map(str::to_owned),
+            os: platform::HOST_OS.into(),
+            arch: platform::host_arch().into(),
+            variant: platform::host_variant().map(str::to_owned),
         }
     }
 
@@ -219,7 +199,7 @@ impl FromStr for Platform {
 }
 
 /// The index entry for `want`, or the list of what the index has.
-pub fn choose<'a>(index: &'a Parsed, want: &Platform) -> Result<&'a Descriptor, String> {
+pub fn choose<'a>(index: &'a Parsed, want: &Platform) -> Result<&'a BlobRef, String> {
     index
         .children
         .iter()

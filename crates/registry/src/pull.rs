@@ -11,14 +11,14 @@ use std::io::{self, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use imago_oci::{Digest, Reference};
+use imago_oci::{BlobRef, Digest, Reference};
 use imago_store::{Store, StoreError};
 
 use crate::auth::Scope;
 use crate::client::{authority_of, read_bounded, Body, BodyError, Client, Request};
 use crate::error::RegistryError;
 use crate::events::{Events, Outcome};
-use crate::manifest::{self, Descriptor, Kind, Platform};
+use crate::manifest::{self, Kind, Platform};
 use crate::stall::{describe, Watch};
 use crate::transfer::run_parallel;
 use crate::ConnectOptions;
@@ -50,7 +50,7 @@ pub struct Pulled {
     /// The name tagged in the store.
     pub name: String,
     /// The image manifest (for an index: the chosen platform's).
-    pub manifest: Descriptor,
+    pub manifest: BlobRef,
     /// The config digest (docker's image id).
     pub config: Digest,
     /// Blobs fetched, and blobs the store already had.
@@ -204,7 +204,7 @@ pub fn pull(
             reference: reference.to_string(),
             reason: "no config".into(),
         })?;
-    let mut blobs: Vec<(Descriptor, &str)> = vec![(config.clone(), "config")];
+    let mut blobs: Vec<(BlobRef, &str)> = vec![(config.clone(), "config")];
     blobs.extend(parsed.children.iter().map(|(d, _)| (d.clone(), "layer")));
     let (fetched, present) = fetch_blobs(client, store, repo, &blobs, opts.jobs.max(1), events)?;
     crate::blobinfo::record(
@@ -215,7 +215,7 @@ pub fn pull(
     );
     // Recorded (unnamed) only now that its config and layers are stored; named last.
     let stored = store.put_manifest(&bytes, &media_type)?;
-    let desc = Descriptor {
+    let desc = BlobRef {
         media_type,
         digest,
         size: bytes.len() as u64,
@@ -235,11 +235,11 @@ fn fetch_blobs(
     client: &Client,
     store: &Store,
     repo: &str,
-    blobs: &[(Descriptor, &str)],
+    blobs: &[(BlobRef, &str)],
     jobs: usize,
     events: &dyn Events,
 ) -> Result<(usize, usize), RegistryError> {
-    let mut todo: Vec<&(Descriptor, &str)> = Vec::new();
+    let mut todo: Vec<&(BlobRef, &str)> = Vec::new();
     let mut present = 0;
     for b in blobs {
         if store.has_blob(&b.0.digest) && store.blob_size(&b.0.digest)? == b.0.size {
@@ -261,7 +261,7 @@ fn fetch_blob(
     client: &Client,
     store: &Store,
     repo: &str,
-    desc: &Descriptor,
+    desc: &BlobRef,
     kind: &str,
     events: &dyn Events,
 ) -> Result<(), RegistryError> {
@@ -404,7 +404,7 @@ impl Read for Watched<'_> {
 /// is committed on a mismatch. `progress` gets the bytes so far.
 fn put_streamed(
     store: &Store,
-    desc: &Descriptor,
+    desc: &BlobRef,
     src: &mut dyn Read,
     progress: &dyn Fn(u64),
 ) -> Result<(), PutError> {
@@ -428,8 +428,8 @@ fn put_streamed(
 mod tests {
     use super::*;
 
-    fn desc(bytes: &[u8]) -> Descriptor {
-        Descriptor {
+    fn desc(bytes: &[u8]) -> BlobRef {
+        BlobRef {
             media_type: imago_oci::media_type::OCI_LAYER_GZIP.into(),
             digest: Digest::of(bytes),
             size: bytes.len() as u64,
@@ -477,7 +477,7 @@ mod tests {
         assert!(matches!(e, PutError::Source(_)), "{e}");
         assert!(!store.has_blob(&long.digest));
 
-        let short = Descriptor {
+        let short = BlobRef {
             size: 4,
             ..desc(b"bytes")
         };

@@ -21,7 +21,7 @@ use std::sync::Mutex;
 
 use imago_oci::compress::auto_decompress;
 use imago_oci::media_type::layer_compression;
-use imago_oci::{Compression, Compressor, Digest, Level, ManifestFormat, Reference};
+use imago_oci::{BlobRef, Compression, Compressor, Digest, Level, ManifestFormat, Reference};
 use imago_store::{Store, StoreError};
 
 use crate::auth::Scope;
@@ -29,7 +29,7 @@ use crate::blobinfo::state_dir;
 use crate::client::{resolve_location, with_query, Body, Client, Request};
 use crate::error::RegistryError;
 use crate::events::{Events, Outcome};
-use crate::manifest::{self, Descriptor, Kind};
+use crate::manifest::{self, Kind};
 use crate::transfer::run_parallel;
 use crate::ConnectOptions;
 
@@ -139,7 +139,7 @@ impl Ctx<'_> {
     /// Push a manifest (recursively for an index) and return the digest pushed.
     fn push_manifest(
         &self,
-        desc: &Descriptor,
+        desc: &BlobRef,
         target: &str,
         depth: u32,
     ) -> Result<Digest, RegistryError> {
@@ -182,15 +182,15 @@ impl Ctx<'_> {
         &self,
         bytes: Vec<u8>,
         parsed: manifest::Parsed,
-    ) -> Result<(Vec<u8>, String, Vec<Descriptor>), RegistryError> {
+    ) -> Result<(Vec<u8>, String, Vec<BlobRef>), RegistryError> {
         let config = parsed
             .config
             .clone()
             .ok_or_else(|| RegistryError::Unsupported("manifest without config".into()))?;
-        let layers: Vec<Descriptor> = parsed.children.iter().map(|(d, _)| d.clone()).collect();
+        let layers: Vec<BlobRef> = parsed.children.iter().map(|(d, _)| d.clone()).collect();
         let from = ManifestFormat::of(&parsed.media_type).unwrap_or(ManifestFormat::Oci);
         let to = self.opts.format.unwrap_or(from);
-        let needs = |l: &Descriptor| {
+        let needs = |l: &BlobRef| {
             let cur = layer_compression(&l.media_type);
             self.opts.compression.is_some_and(|c| Some(c) != cur) || (to != from)
         };
@@ -222,7 +222,7 @@ impl Ctx<'_> {
             } else {
                 self.recompress(l, want)?
             };
-            let nd = Descriptor {
+            let nd = BlobRef {
                 media_type: mt.to_owned(),
                 digest,
                 size,
@@ -235,7 +235,7 @@ impl Ctx<'_> {
         let out =
             serde_json::to_vec(&doc).map_err(|e| RegistryError::Unsupported(e.to_string()))?;
         self.store.put_blob_bytes(&out)?;
-        let mut blobs = vec![Descriptor {
+        let mut blobs = vec![BlobRef {
             media_type: to.config().into(),
             ..config
         }];
@@ -244,11 +244,7 @@ impl Ctx<'_> {
     }
 
     /// Recompress a stored layer; the result is stored and remembered by source digest.
-    fn recompress(
-        &self,
-        layer: &Descriptor,
-        to: Compression,
-    ) -> Result<(Digest, u64), RegistryError> {
+    fn recompress(&self, layer: &BlobRef, to: Compression) -> Result<(Digest, u64), RegistryError> {
         let state = state_dir(self.store);
         if let Some(hit) = cached_conversion(state.as_deref(), &layer.digest, to) {
             if self.store.has_blob(&hit) {
@@ -286,8 +282,8 @@ impl Ctx<'_> {
         Ok((stored.digest, stored.size))
     }
 
-    fn push_blobs(&self, blobs: &[Descriptor]) -> Result<(), RegistryError> {
-        let mut todo: Vec<&Descriptor> = Vec::new();
+    fn push_blobs(&self, blobs: &[BlobRef]) -> Result<(), RegistryError> {
+        let mut todo: Vec<&BlobRef> = Vec::new();
         for b in blobs {
             if !todo.iter().any(|t| t.digest == b.digest) {
                 todo.push(b);
@@ -341,7 +337,7 @@ impl Ctx<'_> {
     }
 
     /// One blob; Ok(true) when it was uploaded or mounted (to be confirmed).
-    fn push_blob(&self, b: &Descriptor) -> Result<bool, RegistryError> {
+    fn push_blob(&self, b: &BlobRef) -> Result<bool, RegistryError> {
         if self.head(&b.digest)? {
             self.events.blob_done(&b.digest, &Outcome::Exists);
             self.stat(|s| s.existed += 1);
@@ -380,7 +376,7 @@ impl Ctx<'_> {
         Ok(true)
     }
 
-    fn try_mount(&self, b: &Descriptor, from: &str) -> Result<Mount, RegistryError> {
+    fn try_mount(&self, b: &BlobRef, from: &str) -> Result<Mount, RegistryError> {
         let scope = self.scope(&[from]);
         let base = self
             .client
@@ -446,7 +442,7 @@ impl Ctx<'_> {
     }
 
     /// Upload with up to three sessions.
-    fn upload(&self, b: &Descriptor, mut session: Option<String>) -> Result<(), RegistryError> {
+    fn upload(&self, b: &BlobRef, mut session: Option<String>) -> Result<(), RegistryError> {
         let path = self.store.blob_path(&b.digest);
         self.events.blob_start(&b.digest, b.size, "blob");
         let mut last_err = None;
@@ -472,7 +468,7 @@ impl Ctx<'_> {
 
     fn upload_in(
         &self,
-        b: &Descriptor,
+        b: &BlobRef,
         path: &Path,
         mut loc: String,
         min: Option<u64>,
@@ -628,7 +624,7 @@ impl Ctx<'_> {
 
 /// The manifest (or index) a store name points at; `None` when the store has no such
 /// image.
-fn resolve(store: &Store, name: &str) -> Result<Option<Descriptor>, StoreError> {
+fn resolve(store: &Store, name: &str) -> Result<Option<BlobRef>, StoreError> {
     let image = match store.resolve(name) {
         Ok(i) => i,
         Err(StoreError::ImageNotFound { .. }) => return Ok(None),
@@ -640,13 +636,13 @@ fn resolve(store: &Store, name: &str) -> Result<Option<Descriptor>, StoreError> 
             .ok()
             .and_then(|v| v["mediaType"].as_str().map(str::to_owned))
             .unwrap_or_else(|| imago_oci::media_type::OCI_INDEX.to_owned());
-        return Ok(Some(Descriptor {
+        return Ok(Some(BlobRef {
             media_type,
             digest: image.index_digest,
             size: bytes.len() as u64,
         }));
     }
-    Ok(Some(Descriptor {
+    Ok(Some(BlobRef {
         media_type: image.manifest_media_type.clone(),
         size: image.manifest_bytes.len() as u64,
         digest: image.manifest_digest,

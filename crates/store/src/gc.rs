@@ -298,7 +298,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::images::{LayerRef, OCI_LAYER_GZIP};
+    use crate::images::OCI_LAYER_GZIP;
+    use imago_oci::BlobRef;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
@@ -321,7 +322,7 @@ mod tests {
         let m = s
             .put_image_raw(
                 &bytes,
-                &[LayerRef {
+                &[BlobRef {
                     media_type: OCI_LAYER_GZIP.into(),
                     digest: layer.digest.clone(),
                     size: layer.size,

@@ -7,11 +7,11 @@
 use std::io::{self, BufWriter, Read, Write};
 
 use imago_oci::layer::remove_tree;
-use imago_oci::{Digest, Hasher, HashingReader};
+use imago_oci::{BlobRef, Digest, Hasher, HashingReader};
 
 use crate::atomic;
 use crate::error::{IoCtx, Result, StoreError};
-use crate::images::{LayerRef, OCI_LAYER_GZIP};
+use crate::images::OCI_LAYER_GZIP;
 use crate::layers::{LayerMeta, OwnerMode, UnpackLimits};
 use crate::store::Store;
 
@@ -59,8 +59,8 @@ pub struct ImportedLayer {
 }
 
 impl ImportedLayer {
-    pub fn layer_ref(&self) -> LayerRef {
-        LayerRef {
+    pub fn layer_ref(&self) -> BlobRef {
+        BlobRef {
             media_type: self.media_type.clone(),
             digest: self.digest.clone(),
             size: self.size,
@@ -190,7 +190,7 @@ impl Store {
     /// Store an UNCOMPRESSED layer tar as a gzip (fast level) blob, in one pass: returns
     /// the blob (compressed digest and size, media type `…tar+gzip`) and the diff id (the
     /// digest of the uncompressed tar). Hold a [`Store::pin`] until the image is recorded.
-    pub fn put_layer_tar(&self, tar: impl Read) -> Result<(LayerRef, Digest)> {
+    pub fn put_layer_tar(&self, tar: impl Read) -> Result<(BlobRef, Digest)> {
         let (file, tmp) = atomic::create_temp(&self.layout.tmp(), "layer")?;
         let r = (|| {
             let hw = HashingWriter {
@@ -224,7 +224,7 @@ impl Store {
                 atomic::commit(file, &tmp, &to)?;
             }
             Ok((
-                LayerRef {
+                BlobRef {
                     media_type: OCI_LAYER_GZIP.into(),
                     digest,
                     size,

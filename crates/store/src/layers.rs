@@ -270,7 +270,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::images::{LayerRef, OCI_LAYER_GZIP};
+    use crate::images::OCI_LAYER_GZIP;
+    use imago_oci::BlobRef;
 
     fn tar_with(name: &str, data: &[u8]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
@@ -286,7 +287,7 @@ mod tests {
     }
 
     fn image_of(s: &Store, tar: &[u8], diff_override: Option<Digest>) -> Image {
-        let (layer, diff): (LayerRef, Digest) = s.put_layer_tar(tar).unwrap();
+        let (layer, diff): (BlobRef, Digest) = s.put_layer_tar(tar).unwrap();
         assert_eq!(layer.media_type, OCI_LAYER_GZIP);
         let diff = diff_override.unwrap_or(diff);
         let cfg = serde_json::json!({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[diff]}});

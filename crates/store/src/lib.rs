@@ -24,11 +24,12 @@
 //!   pin per process: lock.rs).
 //! - Images ([`images`]): `put_manifest(bytes, media_type) -> manifest Digest` (config
 //!   and layers must be stored; records it unnamed), `put_image(&ImageConfiguration,
-//!   &[LayerRef])` / `put_image_raw(config_bytes, &[LayerRef])` (writes config + OCI
-//!   manifest), `put_layer(reader, media_type) -> LayerRef`, `tag(name, &manifest_digest)
-//!   -> ImageName`, `untag(name)`, `remove_image(input, force) -> Removed` (docker rmi
-//!   semantics), `resolve(input) -> Image` (name[:tag], name@digest, full id, unique id
-//!   prefix else [`StoreError::Ambiguous`], manifest digest), `list_images()`.
+//!   &[BlobRef])` / `put_image_raw(config_bytes, &[BlobRef])` (writes config + OCI
+//!   manifest; [`imago_oci::BlobRef`]), `put_layer(reader, media_type) -> BlobRef`,
+//!   `tag(name, &manifest_digest) -> ImageName`, `untag(name)`, `remove_image(input,
+//!   force) -> Removed` (docker rmi semantics), `resolve(input) -> Image` (name[:tag],
+//!   name@digest, full id, unique id prefix else [`StoreError::Ambiguous`], manifest
+//!   digest), `list_images()`.
 //!   [`Image`]: `id()` (= config digest), `manifest_digest`, `manifest`/`config` (oci_spec
 //!   types) and their raw bytes, `names`, `layers()`, `diff_ids()`, `chain_ids()`,
 //!   `size()`, `created()`. [`chain_ids`] for diff ids.
@@ -42,7 +43,7 @@
 //!   imago_oci's (`imago_oci::layer::OwnerMode`), re-exported.
 //!   `hold_layers(&[chain_id]) -> LayerHold`: a running container's layers stay through
 //!   gc while the hold lives (shared flock on each layer dir; gc skips busy ones).
-//! - Import ([`import`]): `put_layer_tar(uncompressed tar) -> (LayerRef, diff_id)`
+//! - Import ([`import`]): `put_layer_tar(uncompressed tar) -> (BlobRef, diff_id)`
 //!   (gzip fast level, both digests in one pass), `import_layer(tar, parent_chain,
 //!   OwnerMode, &UnpackLimits) -> ImportedLayer` (store + unpack in one pass; refused
 //!   entries fail it, nothing kept). `Store` implements imago_oci's archive
@@ -88,9 +89,7 @@ pub use blobs::{BlobInfo, BlobReader};
 pub use error::{Result, StoreError};
 pub use fsck::{FsckReport, Problem};
 pub use gc::{GcOptions, GcReport};
-pub use images::{
-    chain_ids, Image, LayerRef, Removed, OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST,
-};
+pub use images::{chain_ids, Image, Removed, OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST};
 pub use import::ImportedLayer;
 pub use index::{IndexEntry, IndexFile, REF_NAME};
 pub use layers::{LayerHold, LayerMeta, OwnerMode, UnpackLimits};

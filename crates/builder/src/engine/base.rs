@@ -4,7 +4,7 @@
 //! Never: changes a state; the stage loop and the instruction files do.
 
 use imago_dockerfile::StageScope;
-use imago_oci::Digest;
+use imago_oci::BlobRef;
 use imago_store::Image;
 
 use super::error::StepError;
@@ -67,12 +67,7 @@ pub(super) fn state_of_image(img: &Image) -> Result<State, imago_store::StoreErr
         .layers()?
         .into_iter()
         .zip(diff_ids)
-        .map(|(l, d)| LayerRef {
-            digest: l.digest.to_string(),
-            diff_id: d.to_string(),
-            size: l.size,
-            media_type: l.media_type,
-        })
+        .map(|(blob, diff_id)| LayerRef { blob, diff_id })
         .collect();
     let scope = StageScope::with_image_env(config.config.env.iter().map(String::as_str));
     Ok(State {
@@ -105,24 +100,7 @@ pub(super) fn source_layers(
     }
 }
 
-/// The store's form of a state's layers, for writing the final image.
-pub(super) fn store_layers(
-    layers: &[LayerRef],
-) -> Result<Vec<imago_store::LayerRef>, imago_store::StoreError> {
-    layers
-        .iter()
-        .map(|l| {
-            let digest: Digest = l
-                .digest
-                .parse()
-                .map_err(|_| imago_store::StoreError::Other {
-                    what: format!("bad digest {}", l.digest),
-                })?;
-            Ok(imago_store::LayerRef {
-                media_type: l.media_type.clone(),
-                digest,
-                size: l.size,
-            })
-        })
-        .collect()
+/// The manifest's form of a state's layers, for writing the final image.
+pub(super) fn store_layers(layers: &[LayerRef]) -> Vec<BlobRef> {
+    layers.iter().map(|l| l.blob.clone()).collect()
 }

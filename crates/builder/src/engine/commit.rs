@@ -36,7 +36,7 @@ fn image_of(state_layers: &[LayerRef]) -> Result<Image, StepError> {
         "schemaVersion": 2,
         "mediaType": imago_store::OCI_MANIFEST,
         "config": {"mediaType": imago_store::OCI_CONFIG, "digest": config_digest.to_string(), "size": config_bytes.len()},
-        "layers": state_layers.iter().map(|l| serde_json::json!({"mediaType": l.media_type, "digest": l.digest, "size": l.size})).collect::<Vec<_>>(),
+        "layers": state_layers.iter().map(|l| &l.blob).collect::<Vec<_>>(),
     });
     let manifest_bytes = serde_json::to_vec(&manifest).map_err(StepError::StateJson)?;
     Ok(Image {
@@ -105,12 +105,7 @@ pub(super) fn commit_dir(
     let f = std::fs::File::open(tmp).map_err(io_err("open", tmp))?;
     let l = store.put_layer(f, OCI_LAYER_GZIP)?;
     guard.remove()?;
-    Ok(Some(LayerRef {
-        digest: l.digest.to_string(),
-        diff_id: diff_id.to_string(),
-        size: l.size,
-        media_type: l.media_type,
-    }))
+    Ok(Some(LayerRef { blob: l, diff_id }))
 }
 
 /// A writer that hashes what it passes on (a layer's diff id, a download's digest).

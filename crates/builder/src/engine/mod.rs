@@ -119,8 +119,8 @@ fn write_image(
     if let Some(e) = opts.source_date_epoch {
         fin.config.clamp_times(e);
     }
-    fin.config.rootfs.diff_ids = fin.layers.iter().map(|l| l.diff_id.clone()).collect();
-    let layers = base::store_layers(&fin.layers)?;
+    fin.config.rootfs.diff_ids = fin.layers.iter().map(|l| l.diff_id.to_string()).collect();
+    let layers = base::store_layers(&fin.layers);
     let config_bytes = fin.config.to_json();
     let manifest = store.put_image_raw(&config_bytes, &layers)?;
     let id = Digest::of(&config_bytes);

@@ -6,7 +6,6 @@
 use std::time::Instant;
 
 use imago_dockerfile::{self as df, InstructionKind, ShellLex};
-use imago_oci::Digest;
 
 use super::error::{BuildError, StepError};
 use super::state::{Ctx, State, States};
@@ -191,32 +190,23 @@ fn dispatch(scx: &mut StepCx<'_, '_>, kind: &InstructionKind) -> Result<bool, St
 }
 
 /// Look a cache entry up (the store's build cache); a hit needs every layer blob still
-/// in the store.
+/// in the store. An unreadable or unparsable entry is a miss: the step runs again and
+/// its new entry replaces it.
 fn cache_get(cx: &Ctx<'_>, key: &str) -> Option<CacheEntry> {
     if cx.opts.no_cache {
         return None;
     }
     let bytes = cx.store.cache_get(key).ok()??;
-    let e: CacheEntry = serde_json::from_slice(&bytes).ok()?;
-    let all = e.layers.iter().all(|l| {
-        l.digest
-            .parse::<Digest>()
-            .map(|d| cx.store.has_blob(&d))
-            .unwrap_or(false)
-    });
+    let e = CacheEntry::parse(&bytes)?;
+    let all = e.layers.iter().all(|l| cx.store.has_blob(&l.blob.digest));
     all.then_some(e)
 }
 
 /// Record a cache entry; its layer blobs stay alive as long as the entry (store gc).
 /// A failure only costs a future cache miss.
 fn cache_put(cx: &Ctx<'_>, key: &str, e: &CacheEntry) {
-    let refs: Vec<Digest> = e
-        .layers
-        .iter()
-        .filter_map(|l| l.digest.parse().ok())
-        .collect();
     if let Ok(bytes) = serde_json::to_vec(e) {
-        if let Err(err) = cx.store.cache_put(key, &bytes, &refs) {
+        if let Err(err) = cx.store.cache_put(key, &bytes, &e.refs()) {
             tracing::warn!("build cache entry {key} not recorded: {err}");
         }
     }

@@ -137,7 +137,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::images::{LayerRef, OCI_LAYER_GZIP};
+    use crate::images::OCI_LAYER_GZIP;
+    use imago_oci::BlobRef;
 
     fn store_with_image(dir: &Path) -> (Store, Digest) {
         let s = Store::open(dir).unwrap();
@@ -149,7 +150,7 @@ mod tests {
         h.set_size(1);
         h.set_cksum();
         b.append_data(&mut h, "f", &b"x"[..]).unwrap();
-        let (layer, diff): (LayerRef, Digest) =
+        let (layer, diff): (BlobRef, Digest) =
             s.put_layer_tar(&b.into_inner().unwrap()[..]).unwrap();
         assert_eq!(layer.media_type, OCI_LAYER_GZIP);
         let cfg = serde_json::json!({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[diff]}});
