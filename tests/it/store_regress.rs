@@ -1,7 +1,9 @@
 //! Store regressions, through the real binaries as root and the test users: gc makes
 //! progress on a store that writers keep busy; a damaged blob or index.json is reported
 //! as damage (naming it, pointing at `iimage fsck`), not as a decompression error or a
-//! missing image; gc refuses a damaged store unless forced, and rm skips its gc there.
+//! missing image; gc refuses a damaged store unless forced, and rm skips its gc there; a
+//! layer carrying device nodes (mmdebstrap, docker export) imports, loads and runs for
+//! every user, the devices skipped with one warning per layer.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -353,6 +355,127 @@ fn gc_refuses_a_damaged_store_unless_forced_and_rm_skips_its_gc() {
         env.cmd("iimage").args(["rm", "small"]).ok();
         env.cmd("iimage").arg("gc").ok();
         assert!(!blob_path(&env, &manifest).exists());
+        fsck_clean(&env);
+    }
+}
+
+/// The busybox rootfs plus what `mmdebstrap` and `docker export` tars carry: a file, a
+/// directory and `/dev` device nodes (a console and a disk).
+fn tar_with_device_nodes(env: &Env) -> PathBuf {
+    let base = std::fs::File::open(env.busybox_tar()).expect("open busybox tar");
+    let mut ar = tar::Archive::new(base);
+    let mut b = tar::Builder::new(Vec::new());
+    for e in ar.entries().expect("busybox tar entries") {
+        let mut e = e.expect("busybox tar entry");
+        let path = e.path().expect("entry path").into_owned();
+        let mut h = e.header().clone();
+        if h.entry_type().is_symlink() {
+            let target = e.link_name().expect("link").expect("target").into_owned();
+            b.append_link(&mut h, &path, target).expect("tar link");
+        } else {
+            b.append_data(&mut h, &path, &mut e).expect("tar entry");
+        }
+    }
+    let header = |kind: tar::EntryType, mode: u32, size: u64| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_700_000_000);
+        h
+    };
+    let mut h = header(tar::EntryType::Directory, 0o755, 0);
+    b.append_data(&mut h, "./data/", std::io::empty())
+        .expect("dir");
+    let greeting = b"layer with device nodes\n";
+    let mut h = header(tar::EntryType::Regular, 0o644, greeting.len() as u64);
+    b.append_data(&mut h, "./data/greeting", &greeting[..])
+        .expect("file");
+    for (name, kind, major, minor) in [
+        ("./dev/console", tar::EntryType::Char, 5, 1),
+        ("./dev/sda", tar::EntryType::Block, 8, 0),
+    ] {
+        let mut h = header(kind, 0o600, 0);
+        h.set_device_major(major).expect("major");
+        h.set_device_minor(minor).expect("minor");
+        b.append_data(&mut h, name, std::io::empty())
+            .expect("device");
+    }
+    env.write("devices.tar", b.into_inner().expect("tar"))
+}
+
+/// The lines of `stderr` that report skipped device nodes.
+fn device_warnings(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.contains("device node"))
+        .collect()
+}
+
+#[test]
+fn device_nodes_in_a_layer_are_skipped_with_one_warning_per_layer() {
+    for user in users() {
+        let env = Env::new(user);
+        let tar = tar_with_device_nodes(&env);
+        let out = env
+            .cmd("iimage")
+            .args(["import", "--change", "CMD [\"sh\"]"])
+            .arg(&tar)
+            .arg("devs")
+            .ok();
+        let stderr = out.stderr();
+        let warned = device_warnings(&stderr);
+        assert!(
+            warned.len() == 1
+                && warned[0].contains("skipped 2 device nodes in layer sha256:")
+                && warned[0].to_lowercase().contains("warn"),
+            "[{}] want one warning naming 2 skipped device nodes: {out}",
+            user.name()
+        );
+        let cat = env
+            .cmd("irun")
+            .args(["--rm", "devs", "cat", "/data/greeting"])
+            .ok();
+        assert_eq!(cat.stdout(), "layer with device nodes\n", "{cat}");
+        assert!(device_warnings(&cat.stderr()).is_empty(), "{cat}");
+        // /dev is the runtime's: its devices, not the layer's disk.
+        let ls = env.cmd("irun").args(["--rm", "devs", "ls", "/dev"]).ok();
+        let names: Vec<String> = ls.stdout().split_whitespace().map(str::to_owned).collect();
+        for want in ["null", "zero", "urandom", "tty"] {
+            assert!(names.iter().any(|n| n == want), "[{}] {ls}", user.name());
+        }
+        assert!(!names.iter().any(|n| n == "sda"), "[{}] {ls}", user.name());
+
+        // The blob keeps the tar as it was: loaded into another store, the layer is
+        // unpacked by the first run, which warns once; the next run says nothing.
+        let archive = env.path("devs-archive.tar");
+        env.cmd("iimage")
+            .args(["save", "-o"])
+            .arg(&archive)
+            .arg("devs")
+            .ok();
+        let other = env.path("store2");
+        env.cmd("iimage")
+            .args(["load", "-i"])
+            .arg(&archive)
+            .env("IMAGO_ROOT", &other)
+            .ok();
+        for warnings in [1, 0] {
+            let run = env
+                .cmd("irun")
+                .args(["--rm", "devs", "cat", "/data/greeting"])
+                .env("IMAGO_ROOT", &other)
+                .ok();
+            assert_eq!(run.stdout(), "layer with device nodes\n", "{run}");
+            assert_eq!(
+                device_warnings(&run.stderr()).len(),
+                warnings,
+                "[{}] {run}",
+                user.name()
+            );
+        }
         fsck_clean(&env);
     }
 }

@@ -122,11 +122,10 @@ impl Store {
                 inner: HashingReader::new(tar),
                 copy: enc,
             };
-            imago_oci::layer::unpack(&mut tee, &diff, &limits.unpack_options(mode)).map_err(
-                |e| StoreError::Other {
+            let stats = imago_oci::layer::unpack(&mut tee, &diff, &limits.unpack_options(mode))
+                .map_err(|e| StoreError::Other {
                     what: format!("import layer: {}", chain(&e)),
-                },
-            )?;
+                })?;
             io::copy(&mut tee, &mut io::sink())
                 .map_err(|e| StoreError::io("read layer tar into", &blob_tmp, e))?;
             let Tee { inner, copy } = tee;
@@ -136,6 +135,7 @@ impl Store {
                 .map_err(|e| StoreError::io("finish compressing", &blob_tmp, e))?;
             let size = hw.hasher.len();
             let digest = hw.hasher.finish();
+            crate::layers::warn_skipped_devices(&stats, &digest);
             let file = hw
                 .inner
                 .into_inner()

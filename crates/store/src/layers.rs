@@ -16,7 +16,7 @@
 use std::path::PathBuf;
 
 pub use imago_oci::layer::OwnerMode;
-use imago_oci::layer::{remove_tree, UnpackOptions};
+use imago_oci::layer::{remove_tree, UnpackOptions, UnpackStats};
 use imago_oci::{Digest, HashingReader};
 
 use crate::atomic;
@@ -25,13 +25,29 @@ use crate::images::Image;
 use crate::lock;
 use crate::store::Store;
 
-/// Limits applied while unpacking (default: no size cap, no devices).
+/// Limits applied while unpacking (default: no size cap, device nodes skipped).
 #[derive(Debug, Clone, Default)]
 pub struct UnpackLimits {
     /// Apparent bytes one layer may write (sparse holes count); `None`: no cap.
     pub max_bytes: Option<u64>,
-    /// Allow device nodes (only root outside a user namespace can make them).
+    /// Create device nodes (only root outside a user namespace can make them). Off, a
+    /// layer's device nodes are skipped, with one warning per layer.
     pub allow_devices: bool,
+}
+
+/// One warning line for a layer whose device nodes were skipped (the store reports
+/// through `tracing`, which the programs print on stderr; once per layer, never per
+/// entry).
+pub(crate) fn warn_skipped_devices(stats: &UnpackStats, layer: &Digest) {
+    let n = stats.devices_skipped;
+    if n > 0 {
+        let s = if n == 1 { "" } else { "s" };
+        tracing::warn!(
+            "skipped {n} device node{s} in layer sha256:{}… (a container's /dev is made at \
+             run time)",
+            layer.short()
+        );
+    }
 }
 
 impl UnpackLimits {
@@ -40,6 +56,9 @@ impl UnpackLimits {
         UnpackOptions {
             owner,
             allow_devices: self.allow_devices,
+            // Image layers may carry /dev entries (mmdebstrap, docker export); a run makes
+            // its own /dev, so they are left out, reported once per layer.
+            skip_devices: true,
             max_bytes: self.max_bytes,
             ..UnpackOptions::default()
         }
@@ -214,7 +233,7 @@ impl Store {
                     imago_oci::compress::auto_decompress(std::io::BufReader::new(blob))
                         .map_err(|e| wrap(e.into()))?;
                 let mut hr = HashingReader::new(plain);
-                imago_oci::layer::unpack(&mut hr, &diff, &limits.unpack_options(mode))
+                let stats = imago_oci::layer::unpack(&mut hr, &diff, &limits.unpack_options(mode))
                     .map_err(|e| wrap(e.into()))?;
                 // The tar may end before its padding; hash the rest too.
                 std::io::copy(&mut hr, &mut std::io::sink()).map_err(|e| wrap(e.into()))?;
@@ -225,16 +244,19 @@ impl Store {
                             .into(),
                     ));
                 }
-                Ok(())
+                Ok(stats)
             })();
-            if let Err(e) = unpacked {
-                // A blob damaged on disk mostly fails in the decompressor before the digest
-                // check at EOF is reached: hash it whole, so the user learns which blob is
-                // damaged rather than "corrupt deflate stream".
-                return Err(match self.verify_blob(digest) {
-                    Err(damage @ StoreError::BlobDamaged { .. }) => damage,
-                    _ => e,
-                });
+            match unpacked {
+                Ok(stats) => warn_skipped_devices(&stats, digest),
+                Err(e) => {
+                    // A blob damaged on disk mostly fails in the decompressor before the
+                    // digest check at EOF is reached: hash it whole, so the user learns
+                    // which blob is damaged rather than "corrupt deflate stream".
+                    return Err(match self.verify_blob(digest) {
+                        Err(damage @ StoreError::BlobDamaged { .. }) => damage,
+                        _ => e,
+                    });
+                }
             }
             let meta = LayerMeta {
                 chain_id: chain_id.clone(),
