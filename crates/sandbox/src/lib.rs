@@ -90,6 +90,7 @@ mod fd;
 pub mod idmap;
 pub mod init;
 pub mod inroot;
+pub mod join;
 pub mod mounts;
 pub mod net;
 mod pid1;
