@@ -65,7 +65,7 @@
 //!   a network namespace of its own with only `lo` (up); `prepare` = `Network::Host`;
 //!   [`Network::Private`] adds a tap interface with outbound access through `pasta` (else
 //!   `slirp4netns`), started by [`Pending::start`] and reaped when the container ends
-//!   (a missing helper: [`ContainerError::Net`] with [`net::NetError::Missing`]).
+//!   (with neither installed, the namespace has only `lo`: [`net::helper`] says which).
 //!   [`Pending::start_with_stdio`] gives the command its stdout/stderr as fds
 //!   ([`StdioFds`]), passed with the spec and put on fds 1 and 2 in the command's own
 //!   process; the caller's fds 0, 1, 2 are never touched.

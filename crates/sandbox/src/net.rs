@@ -11,9 +11,14 @@
 //! interface; the gateway address reaches the host's loopback (pasta's default mapping;
 //! slirp4netns: 10.0.2.2); no port is forwarded in either direction.
 //!
+//! Neither installed: the namespace keeps only `lo` (pid 1 brings it up), which is
+//! enough for published ports; [`helper`] tells the caller, who says so to the user.
+//!
 //! pasta runs in the foreground, as the caller's child (so it is reaped like one); it is
 //! ready when it has written its pid file (where it would otherwise daemonize). pasta
-//! given a pid does not quit when that namespace goes away: it is killed. As root, pasta would
+//! given a pid does not quit when that namespace goes away: it is killed, and it dies
+//! with its parent (PR_SET_PDEATHSIG), so a SIGKILLed irun or monitor leaves none behind
+//! (slirp4netns quits when its exit fd closes). As root, pasta would
 //! switch to `nobody` and then could not join a root-owned user namespace: it is told
 //! `--runas 0:0` instead.
 
@@ -30,9 +35,6 @@ use nix::unistd::Pid;
 /// Failures of starting the network helper.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
-    /// Neither pasta nor slirp4netns is on PATH.
-    #[error("`--network private` needs `pasta` (Debian/Ubuntu package `passt`) or `slirp4netns` on PATH; neither was found (install one, or use `--network host` or `none`)")]
-    Missing,
     /// The helper could not be started.
     #[error("start `{tool}` for the container's network")]
     Spawn {
@@ -52,25 +54,36 @@ pub enum NetError {
     },
 }
 
-/// A running helper; dropping it stops it (SIGKILL: it holds no state) and reaps it.
+/// A running helper (or none: loopback only); dropping it stops it (SIGKILL: it holds
+/// no state) and reaps it.
 #[derive(Debug)]
 pub(crate) struct Helper {
-    pid: Pid,
+    pid: Option<Pid>,
     /// slirp4netns' exit fd (its write end): closing it makes slirp4netns exit too.
     _exit: Option<OwnedFd>,
 }
 
 impl Drop for Helper {
     fn drop(&mut self) {
+        let Some(pid) = self.pid else { return };
         // ESRCH is fine: it may have quit with the namespace.
-        let _ = kill(self.pid, Signal::SIGKILL);
+        let _ = kill(pid, Signal::SIGKILL);
         // until reaped, or not ours (ECHILD): nothing more to do then
-        while let Err(Errno::EINTR) = waitpid(self.pid, None) {}
+        while let Err(Errno::EINTR) = waitpid(pid, None) {}
     }
 }
 
+/// The helper a private network gets: `pasta`, else `slirp4netns`, else none (the
+/// namespace then has only `lo`).
+pub fn helper() -> Option<&'static str> {
+    ["pasta", "slirp4netns"]
+        .into_iter()
+        .find(|h| find(h).is_some())
+}
+
 /// Start the helper for the network namespace of `pid` (the container's pid 1, whose
-/// maps are written) and return once the namespace is configured.
+/// maps are written) and return once the namespace is configured; with neither helper
+/// installed, nothing is started (loopback only).
 pub(crate) fn start(pid: i32) -> Result<Helper, NetError> {
     if let Some(pasta) = find("pasta") {
         return start_pasta(&pasta, pid);
@@ -78,7 +91,10 @@ pub(crate) fn start(pid: i32) -> Result<Helper, NetError> {
     if let Some(slirp) = find("slirp4netns") {
         return start_slirp(&slirp, pid);
     }
-    Err(NetError::Missing)
+    Ok(Helper {
+        pid: None,
+        _exit: None,
+    })
 }
 
 fn find(name: &str) -> Option<PathBuf> {
@@ -123,15 +139,15 @@ fn start_pasta(exe: &Path, pid: i32) -> Result<Helper, NetError> {
     let errfile = dir.0.join("pasta.err");
     let err = std::fs::File::create(&errfile).map_err(spawn)?;
     let root = nix::unistd::geteuid().is_root();
-    let mut child = Command::new(exe)
-        .args(pasta_args(pid, &pidfile, root))
+    let mut cmd = Command::new(exe);
+    cmd.args(pasta_args(pid, &pidfile, root))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(err)
-        .spawn()
-        .map_err(spawn)?;
+        .stderr(err);
+    crate::sys::die_with_parent(&mut cmd);
+    let mut child = cmd.spawn().map_err(spawn)?;
     let helper = Helper {
-        pid: Pid::from_raw(child.id() as i32),
+        pid: Some(Pid::from_raw(child.id() as i32)),
         _exit: None,
     };
     let failed = |detail: String| NetError::Failed { tool: TOOL, detail };
@@ -206,7 +222,7 @@ fn start_slirp(exe: &Path, pid: i32) -> Result<Helper, NetError> {
     drop(ready_w);
     drop(exit_r);
     let helper = Helper {
-        pid: Pid::from_raw(child.id() as i32),
+        pid: Some(Pid::from_raw(child.id() as i32)),
         _exit: Some(exit_w),
     };
     let mut byte = [0u8; 1];

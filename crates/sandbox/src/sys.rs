@@ -191,6 +191,17 @@ pub fn set_no_new_privs() -> Result<(), Errno> {
     Errno::result(r).map(drop)
 }
 
+/// Have `cmd`'s process get SIGKILL when its parent (the spawning thread) ends, so a
+/// helper such as pasta does not outlive a SIGKILLed irun or monitor.
+pub fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the hook runs between fork and exec and only calls prctl, which is
+    // async-signal-safe; the error conversion does not allocate.
+    unsafe {
+        cmd.pre_exec(|| set_parent_death_signal(libc::SIGKILL).map_err(std::io::Error::from));
+    }
+}
+
 /// prctl(PR_SET_PDEATHSIG, sig).
 pub fn set_parent_death_signal(sig: libc::c_int) -> Result<(), Errno> {
     // SAFETY: plain integer arguments.
