@@ -1,14 +1,19 @@
 //! `irun [OPTIONS] IMAGE [COMMAND] [ARG...]`: run a container in the foreground, rootless
-//! and daemonless. Exit code: the command's; 128+N when it was killed by signal N; 125
-//! irun's own failure, 126 the command cannot be executed, 127 it was not found.
-//! Glue only: flags → `imago_runtime::RunOptions` → `imago_runtime::run`.
+//! and daemonless, or detached (`-d`: its monitor, this binary run again, keeps it).
+//! Exit code: the command's; 128+N when it was killed by signal N; 125 irun's own
+//! failure, 126 the command cannot be executed, 127 it was not found; with `-d`, 0 once
+//! the container runs (its id on stdout).
+//! Glue only: flags → `imago_runtime::RunOptions` → `imago_runtime::run` (or
+//! `imago_runtime::detach::run_detached`).
 //! Must stay single-threaded until the container is started (the clone runs no atfork
 //! handlers): no thread pools, no async runtime here.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use imago_runtime::{config, RunOptions};
+use imago_runtime::ports::{self, PortSpec};
+use imago_runtime::{config, Network, RunOptions};
 
 /// Run a command in a new container (docker run's flags).
 #[derive(Debug, Parser)]
@@ -19,6 +24,10 @@ struct Opts {
     /// Remove the container when it exits
     #[arg(long)]
     rm: bool,
+    /// Run the container in the background and print its id (its monitor keeps it;
+    /// see `ictr`)
+    #[arg(short, long)]
+    detach: bool,
     /// Keep STDIN open (otherwise the container reads /dev/null)
     #[arg(short, long)]
     interactive: bool,
@@ -74,15 +83,18 @@ struct Opts {
     /// seccomp=unconfined with --cap-add SYS_ADMIN is as strong as --privileged.
     #[arg(long, value_name = "OPT")]
     security_opt: Vec<String>,
-    /// Network: host (the host's, default), none (only a loopback interface) or private
-    /// (a namespace of its own with outbound access through pasta or slirp4netns)
-    #[arg(
-        long,
-        visible_alias = "net",
-        value_name = "MODE",
-        default_value = "host"
-    )]
-    network: String,
+    /// Network: host (the host's), none (only a loopback interface) or private (a
+    /// namespace of its own with outbound access through pasta or slirp4netns). Default:
+    /// host, but private with -d, -p or -P
+    #[arg(long, visible_alias = "net", value_name = "MODE")]
+    network: Option<String>,
+    /// Publish a container port on the host: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp]
+    /// (ranges A-B too; no HOST_PORT: a free one); repeatable
+    #[arg(short = 'p', long = "publish", value_name = "[IP:][HOST:]CTR[/PROTO]")]
+    publish: Vec<String>,
+    /// Publish every port the image EXPOSEs on a free host port
+    #[arg(short = 'P', long)]
+    publish_all: bool,
     /// Do not run an init as pid 1 (the command becomes pid 1)
     #[arg(long)]
     no_init: bool,
@@ -104,6 +116,20 @@ impl std::fmt::Display for FlagError {
     }
 }
 impl std::error::Error for FlagError {}
+
+/// One `warning:` line on stderr (a closed stderr loses it: nothing else to do).
+fn warn(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "warning: {msg}");
+}
+
+/// Host ports irun chose (`-P`, `-p CTR`) are printed on stderr, one line each, as
+/// `published 0.0.0.0:41023->80/tcp`: nothing else tells a foreground run's user.
+fn say_chosen_ports(published: &[PortSpec]) {
+    for p in published {
+        // A closed stderr loses the line: the port works all the same.
+        let _ = writeln!(std::io::stderr(), "published {p}");
+    }
+}
 
 fn options(o: &Opts) -> Result<RunOptions, Box<dyn std::error::Error>> {
     let mut rest = o.rest.clone();
@@ -146,16 +172,30 @@ fn options(o: &Opts) -> Result<RunOptions, Box<dyn std::error::Error>> {
             }
         }
     }
-    let network = match o.network.as_str() {
-        "host" => imago_runtime::Network::Host,
-        "none" => imago_runtime::Network::None,
-        "private" => imago_runtime::Network::Private,
-        other => {
+    let explicit = match o.network.as_deref() {
+        None => None,
+        Some("host") => Some(Network::Host),
+        Some("none") => Some(Network::None),
+        Some("private") => Some(Network::Private),
+        Some(other) => {
             return Err(Box::new(FlagError(format!(
                 "network `{other}` is not supported yet: use host, none or private"
             ))))
         }
     };
+    let mut ports = Vec::new();
+    for p in &o.publish {
+        ports.extend(PortSpec::parse(p)?);
+    }
+    let publishing = !ports.is_empty() || o.publish_all;
+    let network = ports::choose_network(explicit, o.detach, publishing);
+    if network == Network::Host && publishing {
+        warn("published ports are ignored with --network host: the container uses the host's ports directly");
+        ports.clear();
+    }
+    if network == Network::Private && ports::private_network_helper().is_none() {
+        warn("neither pasta (package passt) nor slirp4netns is installed: the container's network has only a loopback interface (no outbound access; published ports work)");
+    }
     Ok(RunOptions {
         store_root: o.global.store_root()?,
         image,
@@ -180,10 +220,18 @@ fn options(o: &Opts) -> Result<RunOptions, Box<dyn std::error::Error>> {
         no_new_privs: nnp,
         seccomp,
         network,
+        ports,
+        publish_all: o.publish_all,
+        on_chosen_ports: Some(say_chosen_ports),
     })
 }
 
 fn main() -> ExitCode {
+    // `irun -d` runs this binary again as the container's monitor.
+    if imago_runtime::monitor::requested() {
+        imago_cli::logging::init("warn");
+        return imago_runtime::monitor::run();
+    }
     let opts = match imago_cli::args::parse::<Opts>() {
         Ok(o) => o,
         Err(code) => return code,
@@ -193,6 +241,15 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return imago_cli::fail(e.as_ref()),
     };
+    if opts.detach {
+        return match imago_runtime::detach::run_detached(&run_opts) {
+            Ok(id) => match imago_cli::output::print_lines([id.as_str()]) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => imago_cli::fail(&e),
+            },
+            Err(e) => imago_cli::fail(&e),
+        };
+    }
     match imago_runtime::run(&run_opts) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => imago_cli::fail(&e),

@@ -1,25 +1,47 @@
 //! Running containers from images in the store: container records and dirs, runtime
-//! dirs, image config → process spec (docker's rules), and the foreground run path
-//! shared by irun (and later ictr). docs/runtime.md describes the on-disk layout.
+//! dirs, image config → process spec (docker's rules), the foreground run path of irun,
+//! detached containers and their monitors, and what `ictr` does to containers.
+//! docs/runtime.md describes the on-disk layout and the processes.
 //!
 //! # Public entry points
 //! - [`run(&RunOptions) -> Result<i32, RunError>`](run()): resolve the image, unpack its
 //!   layers inside the id mapping when needed, create `<store>/containers/<id>/`, mount
 //!   the overlay and run the container in the foreground; returns the exit code irun
 //!   exits with. Single-threaded callers only.
+//! - [`detach::run_detached`] (`irun -d`): create the container and start its monitor;
+//!   returns the id once it runs. [`detach::start_existing`] (`ictr start`).
+//! - [`monitor`]: [`monitor::requested`] / [`monitor::run`]: a bin that may be re-run
+//!   as a monitor (irun, ictr) checks this first thing in `main`.
+//! - [`control`]: signal, stop, wait, remove. [`status::of`]: a container's state now
+//!   (a `running` record whose monitor is gone is exited, code 255).
+//! - [`logfile`]: the docker json-file log of a detached container (writer, reader).
+//! - [`attach`]: the attach socket's protocol and [`attach::connect`].
 //! - [`config`]: [`config::command`] (ENTRYPOINT × CMD), [`config::environment`],
 //!   [`config::workdir`], [`config::volume`] / [`config::mount`] / [`config::tmpfs`]
-//!   flag parsers. Pure.
+//!   flag parsers. Pure. [`launch::Launch`]: the resolved settings a record keeps.
 //! - [`record`]: [`ContainerId`] (64 hex, `short()` 12), [`Containers`] (dirs, names
-//!   claimed atomically with docker's conflict message, `config.json` records),
-//!   [`record::runtime_dir`] (`$XDG_RUNTIME_DIR/imago`, else private `/tmp/imago-<uid>`).
+//!   claimed atomically with docker's conflict message, `config.json` records, `list`,
+//!   `find` by id, name or unique id prefix), [`record::runtime_dir`]
+//!   (`$XDG_RUNTIME_DIR/imago`, else private `/tmp/imago-<uid>`), [`record::live_dir`].
+//! - [`live::ProcRef`]: a pid with its start time (pids are reused).
 //!
 //! Never: prints, parses argv, talks to registries.
 
+pub mod attach;
 pub mod config;
+pub mod control;
+pub mod create;
+pub mod detach;
+pub mod launch;
+pub mod live;
+pub mod logfile;
+mod lookup;
+pub mod monitor;
+pub mod ports;
 pub mod record;
 pub mod run;
+pub mod status;
 
 pub use imago_sandbox::Network;
-pub use record::{ContainerId, ContainerRecord, Containers};
+pub use record::{ContainerId, ContainerRecord, Containers, State};
 pub use run::{run, RunError, RunOptions};

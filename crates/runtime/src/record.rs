@@ -12,9 +12,13 @@
 //! Never: mounts, enters namespaces, reads images.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::launch::Launch;
+use crate::live::ProcRef;
 
 /// A container id: 64 lowercase hex digits, like docker's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,7 +63,34 @@ impl ContainerId {
     }
 }
 
-/// `config.json` of a container.
+/// Where a container is in its life.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Made, never started (or its first start is under way).
+    #[default]
+    Created,
+    /// Its monitor (or the foreground irun) runs it; see [`ContainerRecord::monitor`].
+    Running,
+    /// Ended; `exit_code` says how.
+    Exited,
+}
+
+impl State {
+    /// docker's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Created => "created",
+            State::Running => "running",
+            State::Exited => "exited",
+        }
+    }
+}
+
+/// `config.json` of a container. Written whole and atomically (temp + rename): by its
+/// creator (state `created`), then by whoever runs it (the monitor of a detached
+/// container, or irun in the foreground): `running` with the pids, `exited` with the
+/// exit code. Fields added after the first version default when missing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerRecord {
     /// Full id.
@@ -74,10 +105,35 @@ pub struct ContainerRecord {
     pub command: Vec<String>,
     /// Seconds since the epoch.
     pub created: u64,
-    /// `running` or `exited`.
-    pub state: String,
+    /// created, running or exited (as recorded: a running container whose monitor is
+    /// gone is exited; see `status::of`).
+    pub state: State,
     /// Exit code once exited.
     pub exit_code: Option<i32>,
+    /// When it last started (RFC 3339).
+    #[serde(default)]
+    pub started: Option<String>,
+    /// When it last ended (RFC 3339).
+    #[serde(default)]
+    pub finished: Option<String>,
+    /// The process running it: the monitor of a detached container, irun in the
+    /// foreground. It is running while this process lives.
+    #[serde(default)]
+    pub monitor: Option<ProcRef>,
+    /// The container's pid 1 (host pid), while running.
+    #[serde(default)]
+    pub pid: Option<ProcRef>,
+    /// The attach socket of a container with a terminal, while it runs (in the live
+    /// dir of its monitor, whose runtime dir may differ from a client's).
+    #[serde(default)]
+    pub attach_socket: Option<PathBuf>,
+    /// How to start it again (`ictr start`).
+    #[serde(default)]
+    pub launch: Option<Launch>,
+    /// Published ports, docker's `ps` form: `HOST_IP:HOST_PORT->CTR_PORT/PROTO`, e.g.
+    /// `0.0.0.0:8080->80/tcp` (filled by the port publishing code).
+    #[serde(default)]
+    pub ports: Vec<String>,
 }
 
 /// Errors of container records.
@@ -91,6 +147,12 @@ pub enum RecordError {
         /// Its owner.
         id: String,
     },
+    /// No container has this name, id or id prefix (docker's message).
+    #[error("No such container: {0}")]
+    NotFound(String),
+    /// More than one container id starts with this prefix.
+    #[error("multiple containers match the id prefix `{0}`: give more digits or the name")]
+    Ambiguous(String),
     /// docker's rule for names.
     #[error("invalid container name \"{0}\", only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
     BadName(String),
@@ -139,12 +201,20 @@ impl Containers {
         }
     }
 
+    /// The store root these containers belong to.
+    pub fn store_root(&self) -> PathBuf {
+        self.base
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    }
+
     /// The dir of one container.
     pub fn dir(&self, id: &ContainerId) -> PathBuf {
         self.base.join(id.as_str())
     }
 
-    fn name_file(&self, name: &str) -> PathBuf {
+    pub(crate) fn name_file(&self, name: &str) -> PathBuf {
         self.base.join("names").join(name)
     }
 
@@ -219,8 +289,21 @@ impl Containers {
         let tmp = d.join(".config.json.tmp");
         let to = d.join("config.json");
         let bytes = serde_json::to_vec_pretty(rec).unwrap_or_default();
-        std::fs::write(&tmp, bytes).map_err(io("write", &tmp))?;
+        // Private: the environment in it may hold secrets (`-e TOKEN=…`).
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(&bytes))
+            .map_err(io("write", &tmp))?;
         std::fs::rename(&tmp, &to).map_err(io("rename", &to))
+    }
+
+    /// The dir holding every container dir.
+    pub(crate) fn base(&self) -> &Path {
+        &self.base
     }
 
     /// Read `config.json`.
@@ -228,6 +311,12 @@ impl Containers {
         let bytes = std::fs::read(self.dir(id).join("config.json")).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
+}
+
+/// The live state of one container: `<runtime dir>/<id>` (its attach socket). Not
+/// created here.
+pub fn live_dir(id: &ContainerId) -> Result<PathBuf, RecordError> {
+    Ok(runtime_dir()?.join(id.as_str()))
 }
 
 /// `$XDG_RUNTIME_DIR/imago` when set and usable, else `/tmp/imago-<uid>` created 0700

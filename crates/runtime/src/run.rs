@@ -1,19 +1,20 @@
-//! The foreground run path shared by irun (and later `ictr`): resolve the image → unpack
-//! its layers inside the mapping when needed → container dir and record → overlay plan →
-//! [`imago_sandbox::run`] → record the exit or remove everything (`--rm`).
+//! The foreground run path of irun: clone the container's pid 1 → resolve the image and
+//! the flags (launch.rs, unpacking layers inside the mapping when needed) → container dir
+//! and record (create.rs) → overlay plan → the published ports' forwarder (ports/) →
+//! `Pending::start` → record the exit or remove
+//! everything (`--rm`). Also [`RunOptions`] and [`RunError`], shared with the detached
+//! path (detach.rs).
 //! Never: parses command lines (bins do), prints (returns codes and errors).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use imago_overlay::{Layers, RootfsMethod, RootfsPlan};
-use imago_sandbox::{
-    run_in_mapping, CapsPolicy, ChildError, ContainerSpec, IdMap, MapKind, ProcessSpec, RootMount,
-    UserMount,
-};
-use imago_store::{Store, StoreError, UnpackLimits};
+use imago_sandbox::{ChildError, IdMap, UserMount};
+use imago_store::StoreError;
 
-use crate::config::{self, ConfigError, ImageDefaults};
-use crate::record::{ContainerId, ContainerRecord, Containers, RecordError};
+use crate::config::ConfigError;
+use crate::live::ProcRef;
+use crate::record::{ContainerId, Containers, RecordError, State};
+use crate::{create, launch};
 
 /// Everything `irun` can ask for (already split from the command line).
 #[derive(Debug, Clone, Default)]
@@ -64,6 +65,13 @@ pub struct RunOptions {
     pub seccomp: bool,
     /// `--network host|none|private`.
     pub network: imago_sandbox::Network,
+    /// `-p`, parsed.
+    pub ports: Vec<crate::ports::PortSpec>,
+    /// `-P`: publish every EXPOSEd port on a free host port.
+    pub publish_all: bool,
+    /// Told the published ports whose host port irun chose (`-P`, `-p CTR`), once they
+    /// listen and before the container starts.
+    pub on_chosen_ports: Option<fn(&[crate::ports::PortSpec])>,
 }
 
 /// Failures of the run path (exit 125 in irun).
@@ -99,6 +107,12 @@ pub enum RunError {
     /// The container failed to start.
     #[error(transparent)]
     Container(#[from] imago_sandbox::ContainerError),
+    /// A detached container's monitor failed or reported a failure.
+    #[error(transparent)]
+    Detach(#[from] crate::detach::DetachError),
+    /// Ports could not be published.
+    #[error(transparent)]
+    Ports(#[from] crate::ports::PortsError),
 }
 
 impl RunError {
@@ -108,76 +122,10 @@ impl RunError {
             RunError::Store(e) => e.hint(),
             RunError::Unpack(e) => e.hint(),
             RunError::Container(e) => e.hint(),
+            RunError::Detach(e) => e.hint(),
             _ => None,
         }
     }
-}
-
-fn defaults_of(image: &imago_store::Image) -> ImageDefaults {
-    match image.config.config() {
-        Some(c) => ImageDefaults {
-            entrypoint: c.entrypoint().clone(),
-            cmd: c.cmd().clone(),
-            env: c.env().clone().unwrap_or_default(),
-            workdir: c.working_dir().clone(),
-            user: c.user().clone().filter(|u| !u.is_empty()),
-        },
-        None => ImageDefaults::default(),
-    }
-}
-
-/// The lower dirs (bottom → top) and the image's defaults.
-fn prepare_image(
-    opts: &RunOptions,
-    map: &IdMap,
-) -> Result<(Vec<PathBuf>, ImageDefaults, String, Option<String>), RunError> {
-    if let Some(dir) = &opts.rootfs {
-        let d = dir
-            .canonicalize()
-            .map_err(|_| RunError::Rootfs(dir.clone()))?;
-        if !d.is_dir() {
-            return Err(RunError::Rootfs(dir.clone()));
-        }
-        return Ok((
-            vec![d],
-            ImageDefaults::default(),
-            dir.display().to_string(),
-            None,
-        ));
-    }
-    let name = opts.image.as_deref().ok_or(RunError::NoImage)?;
-    let store = Store::open(&opts.store_root)?;
-    let image = store.resolve(name)?;
-    let mode = map.ownership();
-    let chain = image.chain_ids()?;
-    let ready =
-        chain.iter().all(|c| store.layer_dir(c).is_some()) && store.owner_mode()? == Some(mode);
-    let dirs = if ready {
-        chain.iter().map(|c| store.layout().layer_diff(c)).collect()
-    } else {
-        // Files of other owners can only be made inside the mapping.
-        run_in_mapping(map, || {
-            store.unpack_layers(&image, mode, &UnpackLimits::default())
-        })
-        .map_err(RunError::Unpack)?
-    };
-    Ok((
-        dirs,
-        defaults_of(&image),
-        name.to_string(),
-        Some(image.id().to_string()),
-    ))
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-fn write(p: &Path, data: &[u8]) -> Result<(), RunError> {
-    std::fs::write(p, data).map_err(|e| RunError::Write(p.to_path_buf(), e))
 }
 
 /// Run a container in the foreground; returns irun's exit code (the command's status,
@@ -187,146 +135,44 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     // Clone the container's pid 1 first: newuidmap/newgidmap (a few ms of setuid execs)
     // then write its maps while we look up the image and make the container's dir.
     let pending = imago_sandbox::prepare_with(&map, opts.network)?;
-    let (lowers, defaults, image_label, image_id) = prepare_image(opts, &map)?;
     let id = ContainerId::random();
-    let hostname = opts
-        .hostname
-        .clone()
-        .unwrap_or_else(|| id.short().to_string());
-    let command = config::command(&defaults, opts.entrypoint.as_deref(), &opts.args)?;
-    let env = config::environment(
-        &defaults,
-        &opts.env_files,
-        &opts.env,
-        &hostname,
-        opts.tty,
-        &|k| std::env::var(k).ok(),
-    )?;
-    let cwd = config::workdir(&defaults, opts.workdir.as_deref())?;
-    let user = opts
-        .user
-        .clone()
-        .or(defaults.user.clone())
-        .unwrap_or_default();
-    let caps = if opts.privileged {
-        CapsPolicy::All
-    } else {
-        CapsPolicy::Bounded(imago_sandbox::caps::compute(&opts.cap_add, &opts.cap_drop)?)
-    };
-    // docker creates missing bind sources as directories.
-    for m in &opts.mounts {
-        if let UserMount::Bind { src, .. } = m {
-            if !src.exists() {
-                std::fs::create_dir_all(src).map_err(|e| RunError::Write(src.clone(), e))?;
-            }
-        }
-    }
-
+    let (launch, lowers) = launch::resolve(opts, &map, id.short())?;
+    let publish = crate::ports::to_publish(opts, launch.image_id.as_deref())?;
     let containers = Containers::new(&opts.store_root);
-    let dir = containers.create_dir(&id)?;
-    if let Some(n) = &opts.name {
-        if let Err(e) = containers.claim_name(n, &id) {
-            remove_dir(&dir, &map);
-            return Err(e.into());
-        }
-    }
+    let (dir, mut rec) = create::create(&containers, &id, &launch, opts.name.as_deref())?;
     let result = (|| {
-        let mut rec = ContainerRecord {
-            id: id.as_str().to_string(),
-            name: opts.name.clone(),
-            image: image_label.clone(),
-            image_id: image_id.clone(),
-            command: command.clone(),
-            created: now(),
-            state: "running".into(),
-            exit_code: None,
-        };
+        // Before the container starts: its ports listen by the time it runs.
+        let forwarder = crate::ports::Forwarder::start(pending.pid(), &publish)
+            .map_err(crate::ports::PortsError::from)?;
+        rec.ports = forwarder
+            .published()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        match (opts.on_chosen_ports, forwarder.chosen()) {
+            (Some(tell), chosen) if !chosen.is_empty() => tell(&chosen),
+            _ => {}
+        }
+        // irun itself is the process that runs it: `ictr ps` shows it up while irun lives.
+        rec.state = State::Running;
+        rec.started = Some(create::now_rfc3339());
+        rec.monitor = ProcRef::current();
+        rec.pid = ProcRef::of(pending.pid());
         containers.write_record(&rec)?;
-        let etc = write_etc_files(&dir, &hostname)?;
-        let plan = imago_overlay::plan(
-            RootfsMethod::Kernel,
-            &Layers {
-                lowers_top_first: lowers.iter().rev().cloned().collect(),
-                upper: dir.join("upper"),
-                work: dir.join("work"),
-                links_dir: dir.clone(),
-            },
-        )?;
-        let RootfsPlan::Kernel(k) = plan;
-        let spec = ContainerSpec {
-            id_map: map.clone(),
-            root: RootMount::Overlay {
-                cwd: k.cwd,
-                data: k.data,
-                links: k.links,
-            },
-            rootfs: dir.join("rootfs"),
-            hostname: hostname.clone(),
-            etc_files: etc,
-            mounts: opts.mounts.clone(),
-            readonly_root: opts.read_only,
-            init: opts.init,
-            privileged: opts.privileged,
-            cleanup: if opts.rm {
-                vec![dir.join("upper"), dir.join("work")]
-            } else {
-                vec![]
-            },
-            process: ProcessSpec {
-                args: command.clone(),
-                env,
-                cwd,
-                user,
-                terminal: opts.tty,
-                stdin: opts.interactive,
-                caps,
-                seccomp: opts.seccomp && !opts.privileged,
-                no_new_privs: opts.no_new_privs,
-            },
-        };
+        let spec = launch::spec(&launch, &dir, &map, &lowers, opts.rm)?;
         let code = pending.start(&spec)?;
+        forwarder.stop();
         if !opts.rm {
-            rec.state = "exited".into();
+            rec.state = State::Exited;
             rec.exit_code = Some(code);
+            rec.finished = Some(create::now_rfc3339());
+            rec.pid = None;
             containers.write_record(&rec)?;
         }
         Ok(code)
     })();
     if opts.rm || result.is_err() {
-        if let Some(n) = &opts.name {
-            containers.release_name(n, &id);
-        }
-        remove_dir(&dir, &map);
+        create::remove(&containers, &id, opts.name.as_deref(), &map);
     }
     result
-}
-
-fn write_etc_files(dir: &Path, hostname: &str) -> Result<Vec<(PathBuf, PathBuf)>, RunError> {
-    let hosts = format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
-    );
-    write(&dir.join("hosts"), hosts.as_bytes())?;
-    write(&dir.join("hostname"), format!("{hostname}\n").as_bytes())?;
-    // With the host's network, the host's resolver configuration applies too.
-    let resolv = std::fs::read("/etc/resolv.conf").unwrap_or_default();
-    write(&dir.join("resolv.conf"), &resolv)?;
-    Ok(["hosts", "hostname", "resolv.conf"]
-        .iter()
-        .map(|f| (dir.join(f), PathBuf::from("/etc").join(f)))
-        .collect())
-}
-
-/// Remove a container dir: directly when we own every file (root, single mapping),
-/// else inside the mapping (files of subordinate ids).
-pub fn remove_dir(dir: &Path, map: &IdMap) {
-    if imago_oci::layer::remove_tree(dir).is_ok() {
-        return;
-    }
-    if map.kind == MapKind::SubIds {
-        let d = dir.to_path_buf();
-        let r = run_in_mapping(map, move || imago_oci::layer::remove_tree(&d));
-        if let Err(e) = r {
-            tracing::warn!("could not remove container dir {}: {e}", dir.display());
-        }
-    }
 }

@@ -1,0 +1,141 @@
+//! `ictr inspect`: containers as a JSON array in docker's shape (the fields imago has:
+//! Id, Created, Path, Args, State, Image, LogPath, Name, HostConfig, Config,
+//! NetworkSettings.Ports). Containers not found are reported; the others still print.
+
+use std::process::ExitCode;
+
+use imago_cli::GlobalOpts;
+use imago_runtime::status::{self, LOST_EXIT_CODE};
+use imago_runtime::{ContainerRecord, Containers, State};
+use serde_json::{json, Value};
+
+use crate::common::{self, CtrError};
+
+/// `ictr inspect` flags.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Containers (name, id or unique id prefix)
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// docker's zero time, for times that never happened.
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+fn ports(rec: &ContainerRecord) -> Value {
+    let mut m = serde_json::Map::new();
+    for p in crate::common::live_ports(rec)
+        .iter()
+        .filter_map(|p| crate::port::parse(p))
+    {
+        let key = format!("{}/{}", p.port, p.proto);
+        let entry = json!({"HostIp": p.host_ip, "HostPort": p.host_port});
+        match m.get_mut(&key).and_then(Value::as_array_mut) {
+            Some(a) => a.push(entry),
+            None => {
+                m.insert(key, json!([entry]));
+            }
+        }
+    }
+    Value::Object(m)
+}
+
+/// One container in docker's inspect shape.
+pub fn inspect(c: &Containers, rec: &ContainerRecord) -> Value {
+    let st = status::of(rec);
+    let running = st.running();
+    let l = rec.launch.as_ref();
+    let created = jiff::Timestamp::from_second(rec.created as i64)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| ZERO_TIME.into());
+    let id = imago_runtime::ContainerId::parse(&rec.id);
+    let log_path = id
+        .map(|i| {
+            imago_runtime::logfile::path(&c.dir(&i), &rec.id)
+                .display()
+                .to_string()
+        })
+        .unwrap_or_default();
+    let pid = if running {
+        rec.pid.map(|p| p.pid).unwrap_or(0)
+    } else {
+        0
+    };
+    let network = l
+        .and_then(|l| serde_json::to_value(l.network).ok())
+        .unwrap_or(Value::Null);
+    json!({
+        "Id": rec.id,
+        "Created": created,
+        "Path": rec.command.first().cloned().unwrap_or_default(),
+        "Args": rec.command.iter().skip(1).collect::<Vec<_>>(),
+        "State": {
+            "Status": st.state.as_str(),
+            "Running": running,
+            "Paused": false,
+            "Restarting": false,
+            "OOMKilled": false,
+            "Dead": false,
+            "Pid": pid,
+            "ExitCode": if st.state == State::Exited { st.exit_code.unwrap_or(LOST_EXIT_CODE) } else { 0 },
+            "Error": if st.lost { "the container's monitor ended without recording the exit" } else { "" },
+            "StartedAt": rec.started.clone().unwrap_or_else(|| ZERO_TIME.into()),
+            "FinishedAt": if running { ZERO_TIME.into() } else { rec.finished.clone().unwrap_or_else(|| ZERO_TIME.into()) },
+        },
+        "Image": rec.image_id.clone().unwrap_or_default(),
+        "LogPath": log_path,
+        "Name": format!("/{}", rec.name.clone().unwrap_or_default()),
+        "RestartCount": 0,
+        "Driver": "overlay",
+        "Platform": "linux",
+        "HostConfig": {
+            "AutoRemove": l.is_some_and(|l| l.auto_remove),
+            "NetworkMode": network,
+            "Privileged": l.is_some_and(|l| l.privileged),
+            "ReadonlyRootfs": l.is_some_and(|l| l.read_only),
+            "Init": l.is_some_and(|l| l.init),
+        },
+        "Config": {
+            "Hostname": l.map(|l| l.hostname.clone()).unwrap_or_default(),
+            "User": l.map(|l| l.user.clone()).unwrap_or_default(),
+            "Tty": l.is_some_and(|l| l.tty),
+            "OpenStdin": l.is_some_and(|l| l.interactive),
+            "Env": l.map(|l| l.env.clone()).unwrap_or_default(),
+            "Cmd": rec.command,
+            "Image": rec.image,
+            "WorkingDir": l.map(|l| l.cwd.clone()).unwrap_or_default(),
+            "Entrypoint": Value::Null,
+            "StopSignal": l.and_then(|l| l.stop_signal.clone()),
+        },
+        "NetworkSettings": {
+            "Ports": ports(rec),
+        },
+    })
+}
+
+fn run_inspect(global: &GlobalOpts, a: &Args) -> Result<bool, CtrError> {
+    let c = common::containers(global)?;
+    let mut out = vec![];
+    let mut missing = false;
+    for name in &a.containers {
+        match common::find(&c, name) {
+            Ok((_, rec)) => out.push(inspect(&c, &rec)),
+            Err(e) => {
+                // The code is decided below, once every container was tried.
+                let _ = imago_cli::fail(&e);
+                missing = true;
+            }
+        }
+    }
+    imago_cli::output::print_json(&out)?;
+    Ok(missing)
+}
+
+/// Run `ictr inspect`.
+pub fn run(global: &GlobalOpts, args: &Args) -> ExitCode {
+    match run_inspect(global, args) {
+        Ok(false) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::from(imago_cli::ExitCodes::IMAGO_FAILED),
+        Err(e) => imago_cli::fail(&e),
+    }
+}

@@ -1,0 +1,33 @@
+//! `ictr kill`: docker kill — a signal (`-s`, default SIGKILL) to each running
+//! container's pid 1, which passes it on to the command; prints the names as given.
+
+use std::process::ExitCode;
+
+use imago_cli::GlobalOpts;
+use imago_runtime::{control, live};
+
+use crate::common::{self, CtrError};
+
+/// `ictr kill` flags.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The signal: a name (KILL, SIGTERM) or a number
+    #[arg(short, long, default_value = "KILL")]
+    signal: String,
+    /// Containers (name, id or unique id prefix)
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// Run `ictr kill`.
+pub fn run(global: &GlobalOpts, a: &Args) -> ExitCode {
+    let Some(sig) = live::parse_signal(&a.signal) else {
+        let e = CtrError::Usage(format!("invalid signal: {}", a.signal));
+        return imago_cli::fail(&e);
+    };
+    common::each(global, &a.containers, |c, name| {
+        let (_, rec) = common::find(c, name)?;
+        control::signal(&rec, sig)?;
+        imago_cli::output::print_lines([name]).map_err(CtrError::from)
+    })
+}

@@ -1,0 +1,195 @@
+//! `ictr ps`: docker's container list — CONTAINER ID, IMAGE, COMMAND, CREATED, STATUS,
+//! PORTS, NAMES; running containers only unless `-a`; `-q` ids; `--format json` one
+//! JSON object per line (docker's keys).
+
+use std::process::ExitCode;
+
+use imago_cli::{GlobalOpts, OutputFormat};
+use imago_runtime::status::{self, Status};
+use imago_runtime::{ContainerRecord, Containers, State};
+
+use crate::common::{self, human_duration, now_secs, CtrError};
+
+/// `ictr ps` flags.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Show all containers (default: running ones)
+    #[arg(short, long)]
+    all: bool,
+    /// Only container ids
+    #[arg(short, long)]
+    quiet: bool,
+    /// Do not truncate ids and commands
+    #[arg(long)]
+    no_trunc: bool,
+    /// Show the last N created containers (all states)
+    #[arg(short = 'n', long, value_name = "N")]
+    last: Option<usize>,
+    /// Show the latest created container (all states)
+    #[arg(short, long)]
+    latest: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    format: OutputFormat,
+}
+
+/// The time a container ended: recorded, else (its monitor died) the last write to its
+/// log, else its start.
+fn finished_secs(c: &Containers, rec: &ContainerRecord) -> Option<i64> {
+    if let Some(t) = rec.finished.as_deref().and_then(common::epoch_secs) {
+        return Some(t);
+    }
+    let started = rec.started.as_deref().and_then(common::epoch_secs);
+    let dir = c.dir(&imago_runtime::ContainerId::parse(&rec.id)?);
+    let log = std::fs::metadata(imago_runtime::logfile::path(&dir, &rec.id))
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64);
+    started.max(log)
+}
+
+/// docker's STATUS: "Up 3 seconds", "Exited (0) 2 minutes ago", "Created".
+pub fn status_text(c: &Containers, rec: &ContainerRecord, st: &Status) -> String {
+    let now = now_secs();
+    match st.state {
+        State::Created => "Created".into(),
+        State::Running => {
+            let since = rec.started.as_deref().and_then(common::epoch_secs);
+            format!("Up {}", human_duration(now - since.unwrap_or(now)))
+        }
+        State::Exited => {
+            let code = st.exit_code.unwrap_or(status::LOST_EXIT_CODE);
+            match finished_secs(c, rec) {
+                Some(t) => format!("Exited ({code}) {} ago", human_duration(now - t)),
+                None => format!("Exited ({code})"),
+            }
+        }
+    }
+}
+
+/// docker's COMMAND cell: the command quoted, cut at 20 characters unless `full`.
+fn command_text(cmd: &[String], full: bool) -> String {
+    let joined = cmd.join(" ");
+    let shown = if !full && joined.chars().count() > 20 {
+        let cut: String = joined.chars().take(19).collect();
+        format!("{cut}…")
+    } else {
+        joined
+    };
+    format!("\"{shown}\"")
+}
+
+fn run_ps(global: &GlobalOpts, a: &Args) -> Result<(), CtrError> {
+    let c = common::containers(global)?;
+    let mut rows: Vec<(ContainerRecord, Status)> = c
+        .list()
+        .into_iter()
+        .map(|r| {
+            let s = status::of(&r);
+            (r, s)
+        })
+        .collect();
+    let limit = if a.latest { Some(1) } else { a.last };
+    match limit {
+        Some(n) => rows.truncate(n),
+        None if !a.all => rows.retain(|(_, s)| s.running()),
+        None => {}
+    }
+    let id_of = |r: &ContainerRecord| {
+        if a.no_trunc {
+            r.id.clone()
+        } else {
+            r.id.chars().take(12).collect()
+        }
+    };
+    if a.quiet {
+        return Ok(imago_cli::output::print_lines(
+            rows.iter().map(|(r, _)| id_of(r)),
+        )?);
+    }
+    if a.format == OutputFormat::Json {
+        let lines: Vec<String> = rows
+            .iter()
+            .map(|(r, s)| json_line(&c, r, s, &id_of(r), a.no_trunc))
+            .collect();
+        return Ok(imago_cli::output::print_lines(lines)?);
+    }
+    let now = now_secs();
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|(r, s)| {
+            vec![
+                id_of(r),
+                r.image.clone(),
+                command_text(&r.command, a.no_trunc),
+                format!("{} ago", human_duration(now - r.created as i64)),
+                status_text(&c, r, s),
+                common::live_ports(r).join(", "),
+                r.name.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    Ok(imago_cli::output::print_table(
+        &[
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES",
+        ],
+        &table,
+    )?)
+}
+
+/// One container as `docker ps --format json` prints it.
+fn json_line(c: &Containers, r: &ContainerRecord, s: &Status, id: &str, full: bool) -> String {
+    let created = jiff::Timestamp::from_second(r.created as i64)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
+        .unwrap_or_default();
+    let network = r
+        .launch
+        .as_ref()
+        .map(|l| serde_json::to_value(l.network).unwrap_or_default())
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let v = serde_json::json!({
+        "Command": command_text(&r.command, full),
+        "CreatedAt": created,
+        "ID": id,
+        "Image": r.image,
+        "Labels": "",
+        "LocalVolumes": "0",
+        "Mounts": "",
+        "Names": r.name.clone().unwrap_or_default(),
+        "Networks": network,
+        "Ports": common::live_ports(r).join(", "),
+        "RunningFor": format!("{} ago", human_duration(now_secs() - r.created as i64)),
+        "Size": "0B",
+        "State": s.state.as_str(),
+        "Status": status_text(c, r, s),
+    });
+    v.to_string()
+}
+
+/// Run `ictr ps`.
+pub fn run(global: &GlobalOpts, args: &Args) -> ExitCode {
+    common::finish(run_ps(global, args))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_quoted_and_cut_like_docker() {
+        let c: Vec<String> = ["sh", "-c", "echo hello; sleep 1000"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(command_text(&c, false), "\"sh -c echo hello; s…\"");
+        assert_eq!(command_text(&c, true), "\"sh -c echo hello; sleep 1000\"");
+        assert_eq!(command_text(&["sh".into()], false), "\"sh\"");
+    }
+}

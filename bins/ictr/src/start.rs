@@ -1,0 +1,61 @@
+//! `ictr start`: start stopped containers again through a new monitor, with their
+//! writable layer as they left it; `-a` attaches to one (its output from the start, or
+//! its terminal) and exits with its exit code. A running container is left alone.
+
+use std::process::ExitCode;
+
+use imago_cli::GlobalOpts;
+use imago_runtime::detach;
+use imago_runtime::logfile::{self, Reader};
+
+use crate::attach::{attach_to, parse_keys, Ended};
+use crate::common::{self, CtrError};
+
+/// `ictr start` flags.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Attach to the container's output (or terminal) and exit with its code
+    #[arg(short, long)]
+    attach: bool,
+    /// Pass our input to the container's terminal (with -a)
+    #[arg(short, long)]
+    interactive: bool,
+    /// The keys that detach (with -a and a terminal)
+    #[arg(long, default_value = "ctrl-p,ctrl-q", value_name = "KEYS")]
+    detach_keys: String,
+    /// Containers (name, id or unique id prefix)
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+fn start_attached(global: &GlobalOpts, a: &Args) -> Result<Ended, CtrError> {
+    let keys = parse_keys(&a.detach_keys)?;
+    let c = common::containers(global)?;
+    let name = &a.containers[0];
+    let (id, _) = common::find(&c, name)?;
+    // Opened before the start: all of this run's output is read.
+    let from = Reader::open_at_end(&logfile::path(&c.dir(&id), id.as_str()));
+    detach::start_existing(&c, &id)?;
+    let (_, rec) = common::find(&c, name)?;
+    attach_to(&c, &id, &rec, a.interactive, &keys, Some(from))
+}
+
+/// Run `ictr start`.
+pub fn run(global: &GlobalOpts, a: &Args) -> ExitCode {
+    if a.attach {
+        if a.containers.len() > 1 {
+            let e =
+                CtrError::Usage("you cannot start and attach multiple containers at once".into());
+            return imago_cli::fail(&e);
+        }
+        return match start_attached(global, a) {
+            Ok(e) => e.code(),
+            Err(e) => imago_cli::fail(&e),
+        };
+    }
+    common::each(global, &a.containers, |c, name| {
+        let (id, _) = common::find(c, name)?;
+        detach::start_existing(c, &id)?;
+        imago_cli::output::print_lines([name]).map_err(CtrError::from)
+    })
+}

@@ -1,0 +1,334 @@
+//! What a container runs, resolved once when it is created and kept in its record so
+//! that `ictr start` runs it again the same way: [`Launch`] (the command, environment,
+//! user, mounts, security settings, network, tty, the image's stop signal). Also the
+//! image's lower dirs (unpacking them inside the mapping when they are missing) and the
+//! [`ContainerSpec`] for the sandbox.
+//! Never: creates container dirs or records (create.rs), starts anything.
+
+use std::path::{Path, PathBuf};
+
+use imago_overlay::{Layers, RootfsMethod, RootfsPlan};
+use imago_sandbox::{
+    run_in_mapping, CapsPolicy, ContainerSpec, IdMap, Network, ProcessSpec, RootMount, UserMount,
+};
+use imago_store::{LayerHold, Store, UnpackLimits};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{self, ImageDefaults};
+use crate::ports::{PortSpec, Proto};
+use crate::run::{RunError, RunOptions};
+
+/// A container's settings, resolved from its image and the user's flags at creation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Launch {
+    /// The image as the user named it (or the `--rootfs` dir).
+    pub image: String,
+    /// The image id (config digest), when run from the store.
+    pub image_id: Option<String>,
+    /// `--rootfs DIR` instead of an image.
+    pub rootfs: Option<PathBuf>,
+    /// ENTRYPOINT ++ CMD after docker's rules.
+    pub command: Vec<String>,
+    /// The complete environment.
+    pub env: Vec<String>,
+    /// Working dir.
+    pub cwd: String,
+    /// `user[:group]`, empty for root.
+    pub user: String,
+    /// Host name inside.
+    pub hostname: String,
+    /// `-v`, `--mount`, `--tmpfs`.
+    pub mounts: Vec<UserMount>,
+    /// `--read-only`.
+    pub read_only: bool,
+    /// The tiny init as pid 1.
+    pub init: bool,
+    /// `--privileged`.
+    pub privileged: bool,
+    /// Capabilities.
+    pub caps: CapsPolicy,
+    /// The seccomp filter.
+    pub seccomp: bool,
+    /// `no-new-privileges`.
+    pub no_new_privs: bool,
+    /// The network.
+    pub network: Network,
+    /// `-t`.
+    pub tty: bool,
+    /// `-i`.
+    pub interactive: bool,
+    /// `--rm`: removed when it exits.
+    pub auto_remove: bool,
+    /// The image's STOPSIGNAL, when it has one.
+    pub stop_signal: Option<String>,
+    /// Ports a detached container publishes, docker's form (`0.0.0.0:8080->80/tcp`;
+    /// host port 0: a free one, chosen at each start).
+    #[serde(default)]
+    pub publish: Vec<String>,
+}
+
+/// The image's part: lower dirs bottom → top, its defaults, label, id and stop signal.
+struct ImageParts {
+    lowers: Vec<PathBuf>,
+    defaults: ImageDefaults,
+    label: String,
+    id: Option<String>,
+    stop_signal: Option<String>,
+}
+
+fn defaults_of(image: &imago_store::Image) -> (ImageDefaults, Option<String>) {
+    match image.config.config() {
+        Some(c) => (
+            ImageDefaults {
+                entrypoint: c.entrypoint().clone(),
+                cmd: c.cmd().clone(),
+                env: c.env().clone().unwrap_or_default(),
+                workdir: c.working_dir().clone(),
+                user: c.user().clone().filter(|u| !u.is_empty()),
+            },
+            c.stop_signal().clone().filter(|s| !s.is_empty()),
+        ),
+        None => (ImageDefaults::default(), None),
+    }
+}
+
+fn rootfs_dir(dir: &Path) -> Result<PathBuf, RunError> {
+    let d = dir
+        .canonicalize()
+        .map_err(|_| RunError::Rootfs(dir.to_path_buf()))?;
+    if !d.is_dir() {
+        return Err(RunError::Rootfs(dir.to_path_buf()));
+    }
+    Ok(d)
+}
+
+/// The unpacked layers of `image` (bottom → top), unpacking them inside the mapping
+/// when they are missing or were unpacked for another ownership mode.
+fn image_lowers(
+    store: &Store,
+    image: &imago_store::Image,
+    map: &IdMap,
+) -> Result<Vec<PathBuf>, RunError> {
+    let mode = map.ownership();
+    let chain = image.chain_ids()?;
+    let ready =
+        chain.iter().all(|c| store.layer_dir(c).is_some()) && store.owner_mode()? == Some(mode);
+    if ready {
+        return Ok(chain.iter().map(|c| store.layout().layer_diff(c)).collect());
+    }
+    // Files of other owners can only be made inside the mapping.
+    run_in_mapping(map, || {
+        store.unpack_layers(image, mode, &UnpackLimits::default())
+    })
+    .map_err(RunError::Unpack)
+}
+
+fn prepare_image(opts: &RunOptions, map: &IdMap) -> Result<ImageParts, RunError> {
+    if let Some(dir) = &opts.rootfs {
+        return Ok(ImageParts {
+            lowers: vec![rootfs_dir(dir)?],
+            defaults: ImageDefaults::default(),
+            label: dir.display().to_string(),
+            id: None,
+            stop_signal: None,
+        });
+    }
+    let name = opts.image.as_deref().ok_or(RunError::NoImage)?;
+    let store = Store::open(&opts.store_root)?;
+    let image = store.resolve(name)?;
+    let (defaults, stop_signal) = defaults_of(&image);
+    Ok(ImageParts {
+        lowers: image_lowers(&store, &image, map)?,
+        defaults,
+        label: name.to_string(),
+        id: Some(image.id().to_string()),
+        stop_signal,
+    })
+}
+
+/// Resolve `opts` for a new container whose short id is `short_id` (the default host
+/// name): the image's layers (unpacked when needed) and the [`Launch`].
+pub fn resolve(
+    opts: &RunOptions,
+    map: &IdMap,
+    short_id: &str,
+) -> Result<(Launch, Vec<PathBuf>), RunError> {
+    let img = prepare_image(opts, map)?;
+    let hostname = opts
+        .hostname
+        .clone()
+        .unwrap_or_else(|| short_id.to_string());
+    let command = config::command(&img.defaults, opts.entrypoint.as_deref(), &opts.args)?;
+    let env = config::environment(
+        &img.defaults,
+        &opts.env_files,
+        &opts.env,
+        &hostname,
+        opts.tty,
+        &|k| std::env::var(k).ok(),
+    )?;
+    let cwd = config::workdir(&img.defaults, opts.workdir.as_deref())?;
+    let user = opts
+        .user
+        .clone()
+        .or(img.defaults.user.clone())
+        .unwrap_or_default();
+    let caps = if opts.privileged {
+        CapsPolicy::All
+    } else {
+        CapsPolicy::Bounded(imago_sandbox::caps::compute(&opts.cap_add, &opts.cap_drop)?)
+    };
+    let launch = Launch {
+        image: img.label,
+        image_id: img.id,
+        rootfs: opts.rootfs.as_deref().map(rootfs_dir).transpose()?,
+        command,
+        env,
+        cwd,
+        user,
+        hostname,
+        mounts: opts.mounts.clone(),
+        read_only: opts.read_only,
+        init: opts.init,
+        privileged: opts.privileged,
+        caps,
+        seccomp: opts.seccomp && !opts.privileged,
+        no_new_privs: opts.no_new_privs,
+        network: opts.network,
+        tty: opts.tty,
+        interactive: opts.interactive,
+        auto_remove: opts.rm,
+        stop_signal: img.stop_signal,
+        publish: vec![],
+    };
+    Ok((launch, img.lowers))
+}
+
+/// The lower dirs of an existing container, for starting it again, with a hold that
+/// keeps them through a gc while the container runs (`None` for `--rootfs`).
+pub fn lowers_again(
+    store_root: &Path,
+    launch: &Launch,
+    map: &IdMap,
+) -> Result<(Vec<PathBuf>, Option<LayerHold>), RunError> {
+    if let Some(dir) = &launch.rootfs {
+        return Ok((vec![rootfs_dir(dir)?], None));
+    }
+    let store = Store::open(store_root)?;
+    let image = store.resolve(launch.image_id.as_deref().unwrap_or(&launch.image))?;
+    let lowers = image_lowers(&store, &image, map)?;
+    let hold = store.hold_layers(&image.chain_ids()?)?;
+    Ok((lowers, Some(hold)))
+}
+
+/// The ports of [`Launch::publish`] (entries that do not parse are skipped: the record
+/// is ours, written by [`PortSpec`]'s `Display`).
+pub fn publish_specs(launch: &Launch) -> Vec<PortSpec> {
+    launch
+        .publish
+        .iter()
+        .filter_map(|p| parse_published(p))
+        .collect()
+}
+
+fn parse_published(s: &str) -> Option<PortSpec> {
+    let (host, ctr) = s.split_once("->")?;
+    let host: std::net::SocketAddr = host.parse().ok()?;
+    let (port, proto) = ctr.split_once('/')?;
+    Some(PortSpec {
+        host_ip: host.ip(),
+        host_port: host.port(),
+        container_port: port.parse().ok()?,
+        proto: match proto {
+            "tcp" => Proto::Tcp,
+            "udp" => Proto::Udp,
+            _ => return None,
+        },
+    })
+}
+
+/// docker creates missing bind sources as directories.
+pub fn make_bind_sources(mounts: &[UserMount]) -> Result<(), RunError> {
+    for m in mounts {
+        if let UserMount::Bind { src, .. } = m {
+            if !src.exists() {
+                std::fs::create_dir_all(src).map_err(|e| RunError::Write(src.clone(), e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The sandbox's spec for `launch` in the container dir `dir` over `lowers`. With
+/// `remove` the container's pid 1 empties the writable dirs after the command (`--rm`).
+pub fn spec(
+    launch: &Launch,
+    dir: &Path,
+    map: &IdMap,
+    lowers: &[PathBuf],
+    remove: bool,
+) -> Result<ContainerSpec, RunError> {
+    let plan = imago_overlay::plan(
+        RootfsMethod::Kernel,
+        &Layers {
+            lowers_top_first: lowers.iter().rev().cloned().collect(),
+            upper: dir.join("upper"),
+            work: dir.join("work"),
+            links_dir: dir.to_path_buf(),
+        },
+    )?;
+    let RootfsPlan::Kernel(k) = plan;
+    Ok(ContainerSpec {
+        id_map: map.clone(),
+        root: RootMount::Overlay {
+            cwd: k.cwd,
+            data: k.data,
+            links: k.links,
+        },
+        rootfs: dir.join("rootfs"),
+        hostname: launch.hostname.clone(),
+        etc_files: ["hosts", "hostname", "resolv.conf"]
+            .iter()
+            .map(|f| (dir.join(f), PathBuf::from("/etc").join(f)))
+            .collect(),
+        mounts: launch.mounts.clone(),
+        readonly_root: launch.read_only,
+        init: launch.init,
+        privileged: launch.privileged,
+        cleanup: if remove {
+            vec![dir.join("upper"), dir.join("work")]
+        } else {
+            vec![]
+        },
+        process: ProcessSpec {
+            args: launch.command.clone(),
+            env: launch.env.clone(),
+            cwd: launch.cwd.clone(),
+            user: launch.user.clone(),
+            terminal: launch.tty,
+            stdin: launch.interactive,
+            caps: launch.caps.clone(),
+            seccomp: launch.seccomp,
+            no_new_privs: launch.no_new_privs,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_ports_read_back_their_display_form() {
+        for spec in [
+            "0.0.0.0:8080->80/tcp",
+            "[::1]:0->53/udp",
+            "127.0.0.1:1->2/tcp",
+        ] {
+            let p = parse_published(spec).unwrap();
+            assert_eq!(p.to_string(), spec);
+        }
+        assert!(parse_published("8080:80").is_none());
+        assert!(parse_published("0.0.0.0:1->2/sctp").is_none());
+    }
+}
