@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # setup-host.sh — prepare a fresh Debian 12 machine for imago's tests and demo (run as root).
-# Idempotent. Installs the packages the tests use, creates the two unprivileged test users
+# Idempotent. Installs the packages the tests use (mmdebstrap makes the Debian base image
+# of the tutorial's examples), creates the two unprivileged test users
 # (imago-sub with a subuid/subgid range, imago-nosub without), opens /dev/fuse and
 # /dev/net/tun (no udev on our VMs) and makes podman usable rootless for interop tests.
 set -euo pipefail
@@ -9,7 +10,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 PKGS=(build-essential pkg-config busybox-static uidmap skopeo umoci podman crun fuse-overlayfs
       fuse3 docker-registry apache2-utils jq curl tmux util-linux passt slirp4netns openssl
-      ca-certificates libssl-dev time)
+      ca-certificates libssl-dev time mmdebstrap)
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -19,5 +19,6 @@ mod ports;
 mod registry;
 mod registry_regress;
 mod registry_support;
+mod seed;
 mod store_regress;
 mod store_support;
