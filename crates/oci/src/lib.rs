@@ -41,7 +41,8 @@
 //!     ([`layer::OwnerMode`] `Real` = lchown, `Xattr` = record `uid:gid:0mode:type` in
 //!     `user.containers.override_stat`), `whiteouts` (`Overlay`: 0:0 char devices +
 //!     `user.overlay.opaque=y` (or `trusted.` via `overlay_xattrs`); `Files`: keep `.wh.`
-//!     files), `allow_devices` (default false), `max_bytes` (apparent size cap),
+//!     files), `allow_devices` (default false; else a device is refused, or with
+//!     `skip_devices` left out and counted), `max_bytes` (apparent size cap),
 //!     `max_entries`, `absolute_paths` (default Refuse), `resolver` (`Auto` = openat2 when
 //!     available, `Walk` = O_NOFOLLOW walk), `xattrs`.
 //!   - `pack(dir, writer, &PackOptions) -> Result<PackStats, LayerError>`: deterministic
