@@ -4,7 +4,7 @@
 use imago_it::{users, Env};
 
 const PROGRAMS: &[&str] = &[
-    "ibuild", "iimage", "ilogin", "ipull", "ipush", "irun", "itag",
+    "ibuild", "ictr", "iimage", "ilogin", "ipull", "ipush", "irun", "itag",
 ];
 
 #[test]
@@ -12,8 +12,8 @@ fn unknown_flag_exits_125_prints_nothing_on_stdout_and_creates_no_store() {
     for user in users() {
         let env = Env::new(user);
         for program in PROGRAMS {
-            // `-d` before the image too: irun must not take it for an image name.
-            for flag in ["--no-such-flag", "-d"] {
+            // A short one before the image too: irun must not take it for an image name.
+            for flag in ["--no-such-flag", "-Q"] {
                 let out = env.cmd(program).args([flag, "busybox"]).run();
                 assert_eq!(out.code(), Some(125), "{out}");
                 assert!(out.stdout().is_empty(), "stdout must stay empty: {out}");
