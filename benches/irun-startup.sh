@@ -12,23 +12,13 @@
 # $IMAGO_TEST_TMP (a tmpfs in our setup; the root ext4 of our VMs is slow at small writes).
 set -euo pipefail
 cd "$(dirname "$0")/.."; REPO=$PWD
-[ "$(id -u)" = 0 ] || { echo "irun-startup: run as root (it prepares dirs and runs as \$BENCH_USER)" >&2; exit 1; }
-U=${BENCH_USER:-imago-sub}
-id "$U" >/dev/null 2>&1 || { echo "irun-startup: user $U missing: run scripts/setup-host.sh" >&2; exit 1; }
-UID_=$(id -u "$U"); GID_=$(id -g "$U")
+. benches/lib.sh
+bench_user irun-startup
 RUNS=${RUNS:-200}; PEER_RUNS=${PEER_RUNS:-30}
 IRUN=${IRUN:-$REPO/target/release/irun}
 [ -x "$IRUN" ] || { echo "irun-startup: $IRUN not built: cargo build --release -p irun (or IRUN=path)" >&2; exit 1; }
 for t in hyperfine skopeo umoci jq; do command -v $t >/dev/null || { echo "irun-startup: $t missing" >&2; exit 1; }; done
-BASE=${IMAGO_TEST_TMP:-/var/tmp/imago-test}
-install -d -m 1777 "$BASE"
-W=$BASE/irun-bench-$U; rm -rf "$W"; install -d -o "$U" -g "$GID_" "$W" "$W/logs" "$W/home" "$W/run"
-chmod 700 "$W/run"
-
-log() { printf '== %s\n' "$*" >&2; }
-ENVU=(env -i HOME=$W/home USER=$U LOGNAME=$U LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-      XDG_RUNTIME_DIR=$W/run IMAGO_ROOT=$W/store)
-asu() { (cd "$W"; runuser -u "$U" -- "${ENVU[@]}" "$@"); }
+bench_workdir irun-bench
 
 log "fixtures in $W (user $U)"
 cp "$IRUN" "$W/irun"; chmod 755 "$W/irun"
@@ -46,19 +36,7 @@ chmod -R a+rX "$W/oci"
 asu skopeo copy -q "oci:$W/oci:latest" "oci:$W/store:busybox" >"$W/logs/skopeo.log" 2>&1
 asu "$W/irun" --rm busybox true || { echo "irun-startup: irun cannot run busybox here (see above)" >&2; exit 1; }
 
-install -d -o "$U" -g "$GID_" "$W/home/.config/containers"
-cat > "$W/home/.config/containers/storage.conf" <<CONF
-[storage]
-driver = "overlay"
-graphroot = "$W/podman/storage"
-runroot = "$W/run/containers"
-CONF
-cat > "$W/home/.config/containers/containers.conf" <<'CONF'
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-CONF
-chown -R "$U:$GID_" "$W/home"
+podman_conf
 PODMAN_OK=1
 asu skopeo copy -q "oci:$W/oci:latest" containers-storage:localhost/busybox:latest >"$W/logs/podman-load.log" 2>&1 || PODMAN_OK=0
 # crun: a rootless bundle on a copy of the rootfs, single mapping (crun spec --rootless)
@@ -104,5 +82,4 @@ for i in "${!IDS[@]}"; do
     printf '%-13s %10s %18s %8s  %s\n' "$id" n/a "" "" "${DESCS[$i]}"
   fi
 done
-# rootless podman leaves a pause process holding its user namespace: end ours
-if [ -s "$W/run/libpod/tmp/pause.pid" ]; then kill "$(cat "$W/run/libpod/tmp/pause.pid")" 2>/dev/null || true; fi
+podman_end_pause

@@ -13,24 +13,15 @@
 # the ratios (goal: irun -p ≥ 0.8× direct). All state lives under $IMAGO_TEST_TMP.
 set -euo pipefail
 cd "$(dirname "$0")/.."; REPO=$PWD
-[ "$(id -u)" = 0 ] || { echo "ports.sh: run as root (it prepares dirs and runs as \$BENCH_USER)" >&2; exit 1; }
-U=${BENCH_USER:-imago-sub}
-id "$U" >/dev/null 2>&1 || { echo "ports.sh: user $U missing: run scripts/setup-host.sh" >&2; exit 1; }
-GID_=$(id -g "$U")
+. benches/lib.sh
+bench_user ports.sh
 SIZE_MB=${SIZE_MB:-256}; REPS=${REPS:-5}
 BIN=${IMAGO_BIN_DIR:-$REPO/target/release}
 for b in irun iimage; do
   [ -x "$BIN/$b" ] || { echo "ports.sh: $BIN/$b not built: cargo build --release -p irun -p iimage" >&2; exit 1; }
 done
 for t in curl podman ss; do command -v $t >/dev/null || { echo "ports.sh: $t missing" >&2; exit 1; }; done
-BASE=${IMAGO_TEST_TMP:-/var/tmp/imago-test}
-install -d -m 1777 "$BASE"
-W=$BASE/ports-bench-$U; rm -rf "$W"; install -d -o "$U" -g "$GID_" "$W" "$W/logs" "$W/home" "$W/run"
-chmod 700 "$W/run"
-log() { printf '== %s\n' "$*" >&2; }
-ENVU=(env -i HOME=$W/home USER=$U LOGNAME=$U LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-      XDG_RUNTIME_DIR=$W/run IMAGO_ROOT=$W/store)
-asu() { (cd "$W"; runuser -u "$U" -- "${ENVU[@]}" "$@"); }
+bench_workdir ports-bench
 BG=()
 stop_all() {
   local id pid
@@ -45,8 +36,7 @@ stop_all() {
 }
 cleanup() {
   stop_all
-  # rootless podman leaves a pause process holding its user namespace: end ours
-  if [ -s "$W/run/libpod/tmp/pause.pid" ]; then kill "$(cat "$W/run/libpod/tmp/pause.pid")" 2>/dev/null || true; fi
+  podman_end_pause
 }
 trap cleanup EXIT
 
@@ -65,19 +55,7 @@ cp "$BIN/irun" "$BIN/iimage" "$W/"; chmod 755 "$W/irun" "$W/iimage"
 "$REPO/scripts/make-busybox-rootfs.sh" "$W/busybox.tar" >"$W/logs/rootfs.log" 2>&1
 chown "$U:$GID_" "$W/busybox.tar"
 asu "$W/iimage" import --change 'CMD ["sh"]' "$W/busybox.tar" bb:latest >"$W/logs/import.log" 2>&1
-install -d -o "$U" -g "$GID_" "$W/home/.config/containers"
-cat > "$W/home/.config/containers/storage.conf" <<CONF
-[storage]
-driver = "overlay"
-graphroot = "$W/podman/storage"
-runroot = "$W/run/containers"
-CONF
-cat > "$W/home/.config/containers/containers.conf" <<'CONF'
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-CONF
-chown -R "$U:$GID_" "$W/home"
+podman_conf
 PODMAN_OK=1
 asu podman import --change 'CMD ["sh"]' "$W/busybox.tar" localhost/bb:latest >"$W/logs/podman-import.log" 2>&1 || PODMAN_OK=0
 
