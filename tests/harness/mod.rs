@@ -22,6 +22,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// Who runs a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +204,19 @@ pub fn bin(name: &str) -> PathBuf {
         "{name} not built: run `cargo build --workspace` before the tests"
     );
     p
+}
+
+/// Wait until `f` holds, polling every 50 ms for at most `secs` seconds (a bound that
+/// catches a hang, not a speed check); whether it did.
+pub fn eventually(secs: u64, f: impl Fn() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(secs) {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
 }
 
 /// Where scratch dirs go: `$IMAGO_TEST_TMP`, else the system temp dir.

@@ -7,9 +7,9 @@
 
 use std::process::Stdio;
 
-use imago_it::users;
+use imago_it::{eventually, users};
 
-use crate::ictr_support::{alive, eventually, kill, net_helpers_of, Ctr};
+use crate::ictr_support::{alive, kill, net_helpers_of, Ctr};
 
 #[test]
 fn detached_lifecycle_ps_logs_stop_rm_and_name_reuse() {

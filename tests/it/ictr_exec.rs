@@ -6,9 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use imago_it::{users, Out, User};
+use imago_it::{eventually, users, Out, User};
 
-use crate::ictr_support::{eventually, Ctr};
+use crate::ictr_support::Ctr;
 
 /// `ictr exec ARGS`.
 fn exec(t: &Ctr, args: &[&str]) -> Out {

@@ -1,6 +1,7 @@
 //! Helpers of the ictr tests: a user's environment with the irun test images, `irun -d`
-//! returning the id, polling with a bound, the `ps --format json` rows, and a guard that
-//! removes (kills) every container of the store when a test ends, passed or not.
+//! returning the id, the `ps --format json` rows, a status polled with a bound, and a
+//! guard that removes (kills) every container of the store when a test ends, passed or
+//! not.
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup step is a test failure
 
@@ -167,18 +168,6 @@ pub fn alive(pid: i64) -> bool {
             state != Some("Z")
         })
         .unwrap_or(false)
-}
-
-/// Wait until `f` holds, at most `secs` seconds; whether it did.
-pub fn eventually(secs: u64, f: impl Fn() -> bool) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(secs) {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f()
 }
 
 /// Network helpers (pasta, slirp4netns) whose command line names `pid`.

@@ -14,9 +14,7 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use imago_it::{bin, users, Env, User};
-
-use crate::ictr_support::eventually;
+use imago_it::{bin, eventually, users, Env, User};
 
 /// busybox httpd on port 8080 serving one page.
 const SERVE: &str =

@@ -138,5 +138,6 @@ fn spec(global: &GlobalOpts, args: &Args) -> Result<JoinSpec, Box<dyn std::error
             no_new_privs: launch.no_new_privs,
         },
         detach: args.detach,
+        program: "ictr".into(),
     })
 }

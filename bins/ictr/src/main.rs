@@ -63,9 +63,8 @@ enum Verb {
 }
 
 fn main() -> ExitCode {
-    if imago_runtime::monitor::requested() {
-        imago_cli::logging::init("warn");
-        return imago_runtime::monitor::run();
+    if let Some(code) = imago_runtime::monitor::run_if_requested(imago_cli::logging::init) {
+        return code;
     }
     let opts = match imago_cli::args::parse::<Opts>() {
         Ok(o) => o,

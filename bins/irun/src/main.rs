@@ -228,9 +228,8 @@ fn options(o: &Opts) -> Result<RunOptions, Box<dyn std::error::Error>> {
 
 fn main() -> ExitCode {
     // `irun -d` runs this binary again as the container's monitor.
-    if imago_runtime::monitor::requested() {
-        imago_cli::logging::init("warn");
-        return imago_runtime::monitor::run();
+    if let Some(code) = imago_runtime::monitor::run_if_requested(imago_cli::logging::init) {
+        return code;
     }
     let opts = match imago_cli::args::parse::<Opts>() {
         Ok(o) => o,

@@ -15,7 +15,7 @@ use imago_store::{LayerHold, Store, UnpackLimits};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{self, ImageDefaults};
-use crate::ports::{PortSpec, Proto};
+use crate::ports::PortSpec;
 use crate::run::{RunError, RunOptions};
 
 /// A container's settings, resolved from its image and the user's flags at creation.
@@ -227,24 +227,8 @@ pub fn publish_specs(launch: &Launch) -> Vec<PortSpec> {
     launch
         .publish
         .iter()
-        .filter_map(|p| parse_published(p))
+        .filter_map(|p| p.parse().ok())
         .collect()
-}
-
-fn parse_published(s: &str) -> Option<PortSpec> {
-    let (host, ctr) = s.split_once("->")?;
-    let host: std::net::SocketAddr = host.parse().ok()?;
-    let (port, proto) = ctr.split_once('/')?;
-    Some(PortSpec {
-        host_ip: host.ip(),
-        host_port: host.port(),
-        container_port: port.parse().ok()?,
-        proto: match proto {
-            "tcp" => Proto::Tcp,
-            "udp" => Proto::Udp,
-            _ => return None,
-        },
-    })
 }
 
 /// docker creates missing bind sources as directories.
@@ -312,23 +296,4 @@ pub fn spec(
             no_new_privs: launch.no_new_privs,
         },
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn published_ports_read_back_their_display_form() {
-        for spec in [
-            "0.0.0.0:8080->80/tcp",
-            "[::1]:0->53/udp",
-            "127.0.0.1:1->2/tcp",
-        ] {
-            let p = parse_published(spec).unwrap();
-            assert_eq!(p.to_string(), spec);
-        }
-        assert!(parse_published("8080:80").is_none());
-        assert!(parse_published("0.0.0.0:1->2/sctp").is_none());
-    }
 }

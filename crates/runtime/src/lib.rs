@@ -10,8 +10,8 @@
 //!   exits with. Single-threaded callers only.
 //! - [`detach::run_detached`] (`irun -d`): create the container and start its monitor;
 //!   returns the id once it runs. [`detach::start_existing`] (`ictr start`).
-//! - [`monitor`]: [`monitor::requested`] / [`monitor::run`]: a bin that may be re-run
-//!   as a monitor (irun, ictr) checks this first thing in `main`.
+//! - [`monitor`]: [`monitor::run_if_requested`]: a bin that may be re-run as a
+//!   monitor (irun, ictr) calls this first thing in `main`.
 //! - [`control`]: signal, stop, wait, remove. [`status::of`]: a container's state now
 //!   (a `running` record whose monitor is gone is exited, code 255).
 //! - [`logfile`]: the docker json-file log of a detached container (writer, reader).

@@ -1,7 +1,8 @@
 //! Is a recorded process still the one we started? A pid alone cannot say (pids are
 //! reused, and a reboot reuses all of them), so a [`ProcRef`] is a pid with the start
 //! time the kernel gives it in `/proc/PID/stat` (clock ticks since boot); the process is
-//! ours while both match. Also signals to such a process.
+//! ours while both match (`imago_sandbox::proc` reads it). Also signals to such a
+//! process.
 //! Never: reaps, waits, or writes records.
 
 use nix::errno::Errno;
@@ -18,32 +19,12 @@ pub struct ProcRef {
     pub start_time: u64,
 }
 
-/// Field 22 (starttime) of a `/proc/PID/stat` line. The command name (field 2) is in
-/// parentheses and may hold spaces and parentheses itself: fields are counted after its
-/// last `)`.
-fn parse_start_time(stat: &str) -> Option<u64> {
-    let after = &stat[stat.rfind(')')? + 1..];
-    // After the name come field 3 (state) … field 22 (starttime): index 19.
-    after.split_whitespace().nth(19)?.parse().ok()
-}
-
 impl ProcRef {
     /// The running process `pid`, if there is one.
     pub fn of(pid: i32) -> Option<ProcRef> {
-        if pid <= 0 {
-            return None;
-        }
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // A zombie has ended: it only waits to be reaped.
-        let state = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().next());
-        if matches!(state, Some("Z") | Some("X")) {
-            return None;
-        }
         Some(ProcRef {
             pid,
-            start_time: parse_start_time(&stat)?,
+            start_time: imago_sandbox::proc::start_time(pid)?,
         })
     }
 
@@ -88,13 +69,6 @@ pub fn parse_signal(s: &str) -> Option<Signal> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn start_time_is_field_22_even_with_odd_names() {
-        let line = "42 (a) b (c) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10";
-        assert_eq!(parse_start_time(line), Some(98765));
-        assert_eq!(parse_start_time("garbage"), None);
-    }
 
     #[test]
     fn this_process_is_alive_and_a_changed_start_time_is_not() {

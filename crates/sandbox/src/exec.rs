@@ -4,8 +4,9 @@
 //! root), capability bounding set, seccomp, groups and ids, capabilities, no_new_privs,
 //! signal reset, every inherited fd closed, docker's PATH lookup, execve.
 //! Owns: that order and the exit codes of a failed start (125 setup, 126 cannot
-//! execute, 127 not found), printed as `irun: …` on the command's own stderr like
-//! docker's runtime. Never: mounts, returns to the caller.
+//! execute, 127 not found), printed as `PROGRAM: …` on the command's own stderr like
+//! docker's runtime, PROGRAM being the caller's name (`irun`, `ictr` for `ictr exec`).
+//! Never: mounts, returns to the caller.
 
 use std::ffi::CString;
 use std::io::Write;
@@ -116,22 +117,24 @@ impl CommandStdio {
 }
 
 /// Become the container's process and exec it. Never returns: on failure prints
-/// `irun: …` (the error and its causes) on the process's stderr and exits with
-/// [`ExecError::code`].
+/// `PROGRAM: …` (`program`, the error and its causes) on the process's stderr and
+/// exits with [`ExecError::code`].
 pub fn exec_process(
+    program: &str,
     p: &ProcessSpec,
     ids: &Ids,
     map: &IdMap,
     slave: Option<OwnedFd>,
     stdio: CommandStdio,
 ) -> ! {
-    let Err(e) = exec(p, ids, map, slave, stdio);
-    die(e)
+    let Err(e) = exec(program, p, ids, map, slave, stdio);
+    die(program, e)
 }
 
-/// Print `e` with its causes on stderr and exit with its code.
-fn die(e: ExecError) -> ! {
-    let mut msg = format!("irun: {e}");
+/// Print `e` with its causes on stderr, in the name of `program`, and exit with its
+/// code.
+fn die(program: &str, e: ExecError) -> ! {
+    let mut msg = format!("{program}: {e}");
     let mut cur = std::error::Error::source(&e);
     while let Some(c) = cur {
         msg.push_str(&format!(": {c}"));
@@ -143,16 +146,18 @@ fn die(e: ExecError) -> ! {
 }
 
 /// [`die`] for what [`sys::exec_closing_fds`] could not do.
-fn exec_failed(f: ExecFailure) -> ! {
-    die(match f {
+fn exec_failed(program: &str, f: ExecFailure) -> ! {
+    let e = match f {
         ExecFailure::NotInPath(arg0) => ExecError::NotInPath(arg0),
         ExecFailure::Execve(prog, Errno::ENOENT) => ExecError::NoSuchFile(prog),
         ExecFailure::Execve(prog, e) => ExecError::Exec(prog, e),
-    })
+    };
+    die(program, e)
 }
 
 /// Everything of [`exec_process`] up to execve; returns only on failure.
 fn exec(
+    program: &str,
     p: &ProcessSpec,
     ids: &Ids,
     map: &IdMap,
@@ -210,7 +215,15 @@ fn exec(
     let envp: Vec<CString> = env.iter().map(|e| cstr(e)).collect();
     // Nothing of irun's (the channel, --rm's dirs) may stay open while the image's PATH
     // is searched and execve resolves the program.
-    sys::exec_closing_fds(arg0, &path_var, &argv, &envp, find_in_path, exec_failed)
+    sys::exec_closing_fds(
+        arg0,
+        &path_var,
+        &argv,
+        &envp,
+        program,
+        find_in_path,
+        exec_failed,
+    )
 }
 
 /// `-t`: a new session with the pty slave as controlling terminal on 0, 1 and 2.

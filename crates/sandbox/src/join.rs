@@ -53,6 +53,9 @@ pub struct JoinSpec {
     /// Start the command and return at once (`-d`): its stdio is the container's
     /// /dev/null, it runs in a session of its own, nobody waits for it.
     pub detach: bool,
+    /// The caller's program name (`ictr`): a failed exec of the command says
+    /// `PROGRAM: …` on the command's stderr.
+    pub program: String,
 }
 
 /// Failures of [`run`].
@@ -166,7 +169,14 @@ pub fn run(spec: &JoinSpec) -> Result<i32, JoinError> {
         ForkResult::Child => {
             drop(chan);
             drop(pid_in);
-            enter::first(&target, &spec.process, spec.detach, chan_child, pid_out)
+            enter::first(
+                &spec.program,
+                &target,
+                &spec.process,
+                spec.detach,
+                chan_child,
+                pid_out,
+            )
         }
         ForkResult::Parent { child } => child,
     };

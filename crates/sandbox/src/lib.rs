@@ -79,6 +79,13 @@
 //!   or an `O_NOFOLLOW` component walk on kernels without it); `O_PATH` fds out,
 //!   [`inroot::InRootError`] naming the path.
 //!
+//! ## Host processes — [`proc`]
+//! - [`proc::start_time(pid)`](proc::start_time): field 22 of `/proc/PID/stat` of a
+//!   running process (`None` once it ended), to tell it from a later one with its pid;
+//!   the parsers of a stat line ([`proc::parse_start_time`], [`proc::has_ended`]).
+//! - [`proc::fork_child(&keep, body)`](proc::fork_child): fork a child that closes every
+//!   inherited fd above 2 but `keep`, runs `body` and `_exit`s. Single-threaded callers.
+//!
 //! Errors carry `hint()` methods ([`IdMapError::hint`], [`ChildError::hint`]).
 
 pub mod caps;
@@ -95,6 +102,7 @@ pub mod mounts;
 pub mod net;
 mod pid1;
 pub mod probe;
+pub mod proc;
 pub mod seccomp;
 mod setup;
 pub mod spec;

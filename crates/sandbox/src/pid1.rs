@@ -34,6 +34,10 @@ enum Pid1Error {
     Fork(#[source] Errno),
 }
 
+/// The program a failed exec of the command names on its stderr: a container's start
+/// is irun's (also when ibuild's RUN or a detached container's monitor starts it).
+const PROGRAM: &str = "irun";
+
 /// Exit status of pid 1 when it failed before the command (irun reports why).
 const FAILED: i32 = 125;
 
@@ -84,13 +88,13 @@ pub fn container_main(chan: OwnedFd) -> i32 {
     };
     if !spec.init {
         say_running(chan.as_fd());
-        exec_process(&spec.process, &ids, &spec.id_map, slave, stdio)
+        exec_process(PROGRAM, &spec.process, &ids, &spec.id_map, slave, stdio)
     }
     let child = match sys::fork() {
         Ok(nix::unistd::ForkResult::Child) => {
             drop(chan);
             drop(cleanup);
-            exec_process(&spec.process, &ids, &spec.id_map, slave, stdio)
+            exec_process(PROGRAM, &spec.process, &ids, &spec.id_map, slave, stdio)
         }
         Ok(nix::unistd::ForkResult::Parent { child }) => child,
         Err(e) => return report(chan.as_fd(), &Pid1Error::Fork(e)),

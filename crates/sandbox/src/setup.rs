@@ -154,7 +154,7 @@ fn setup_with(sys: &dyn Sys, spec: &ContainerSpec) -> Result<Ids, SetupError> {
     in_root
         .mkdir_all(Path::new(cwd))
         .map_err(|e| SetupError::Workdir(cwd.into(), e))?;
-    let ids = resolve_ids(spec, &in_root)?;
+    let ids = resolve_ids(&spec.process.user, spec.id_map.kind, &in_root)?;
     pivot(sys, root_fd, root)?;
     sys.sethostname(&spec.hostname)
         .map_err(|e| SetupError::Hostname(spec.hostname.clone(), e))?;
@@ -245,9 +245,14 @@ fn pivot(sys: &dyn Sys, new_root: OwnedFd, root: &Path) -> Result<(), SetupError
     sys.chdir(Path::new("/")).map_err(SetupError::ChdirRoot)
 }
 
-/// The ids of `spec.process.user` from the image's /etc/passwd and /etc/group (read in
-/// the root, bounded); refused under the single mapping unless root.
-fn resolve_ids(spec: &ContainerSpec, in_root: &InRoot<'_>) -> Result<Ids, SetupError> {
+/// The ids of `user` from the image's /etc/passwd and /etc/group (read in the root,
+/// bounded); refused under the single mapping unless root. Also for a process joining a
+/// running container (join/enter.rs), with the same errors.
+pub(crate) fn resolve_ids(
+    user: &str,
+    kind: MapKind,
+    in_root: &InRoot<'_>,
+) -> Result<Ids, SetupError> {
     let read = |p: &'static str| -> Result<String, SetupError> {
         let bytes = in_root
             .read_file(Path::new(p), MAX_ETC_FILE)
@@ -256,23 +261,15 @@ fn resolve_ids(spec: &ContainerSpec, in_root: &InRoot<'_>) -> Result<Ids, SetupE
     };
     let passwd = read("/etc/passwd")?;
     let group = read("/etc/group")?;
-    let ids =
-        user::resolve(&spec.process.user, &passwd, &group).map_err(|source| SetupError::User {
-            spec: spec.process.user.clone(),
-            source,
-        })?;
-    if spec.id_map.kind == MapKind::Single {
-        if ids.uid != 0 {
-            return Err(SetupError::Unmapped {
-                what: "uid",
-                id: ids.uid,
-            });
-        }
-        if ids.gid != 0 {
-            return Err(SetupError::Unmapped {
-                what: "gid",
-                id: ids.gid,
-            });
+    let ids = user::resolve(user, &passwd, &group).map_err(|source| SetupError::User {
+        spec: user.into(),
+        source,
+    })?;
+    if kind == MapKind::Single {
+        for (what, id) in [("uid", ids.uid), ("gid", ids.gid)] {
+            if id != 0 {
+                return Err(SetupError::Unmapped { what, id });
+            }
         }
     }
     Ok(ids)

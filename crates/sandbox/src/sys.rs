@@ -9,7 +9,7 @@
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -125,7 +125,7 @@ pub fn clone_child(
         0 => {
             // SAFETY: this child never returns to a frame of the caller (it `_exit`s
             // below), so no owner of the closed fds is used or dropped again.
-            unsafe { close_inherited(keep.as_fd()) };
+            unsafe { close_all_but(&[keep.as_raw_fd()]) };
             exit_now(child(keep))
         }
         pid => Ok(Pid::from_raw(pid as i32)),
@@ -137,6 +137,24 @@ pub fn clone_child(
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit has no preconditions; it never returns.
     unsafe { libc::_exit(code) }
+}
+
+/// Fork a child that closes every fd above 2 but `keep`, runs `body` and `_exit`s with
+/// its result: it never returns into the caller's frames. The parent gets the child's
+/// pid and drops `body` unrun (closing whatever it owns in the parent). Only while
+/// single-threaded.
+pub fn fork_child(keep: &[RawFd], body: impl FnOnce() -> i32) -> Result<Pid, Errno> {
+    // The callers are single-threaded (this function's contract), so the child touches
+    // no lock another thread may hold ([`fork`]'s contract).
+    match fork()? {
+        ForkResult::Parent { child } => Ok(child),
+        ForkResult::Child => {
+            // SAFETY: this child ends below, without returning to the frames that own
+            // the closed fds.
+            unsafe { close_all_but(keep) };
+            exit_now(body())
+        }
+    }
 }
 
 /// One read(2), retried on EINTR.
@@ -274,51 +292,64 @@ pub enum ExecFailure {
 }
 
 /// The end of the container process: close every fd from 3 up, find `arg0` with
-/// `lookup(arg0, path)`, execve it with `argv` and `envp`; on failure `fail` reports and
-/// ends the process. Closing is needed as close-on-exec is not enough: the PATH search
-/// and execve resolve paths (e.g. `/proc/self/fd/N/...`) while the fds are still open.
-/// Never returns, and its arguments own no fd, so nothing of the caller's can use or
-/// drop a closed fd afterwards.
+/// `lookup(arg0, path)`, execve it with `argv` and `envp`; on failure
+/// `fail(program, failure)` reports (in the name of `program`) and ends the process.
+/// Closing is needed as close-on-exec is not enough: the PATH search and execve resolve
+/// paths (e.g. `/proc/self/fd/N/...`) while the fds are still open. Never returns, and
+/// its arguments own no fd, so nothing of the caller's can use or drop a closed fd
+/// afterwards.
 pub fn exec_closing_fds(
     arg0: &str,
     path: &str,
     argv: &[CString],
     envp: &[CString],
+    program: &str,
     lookup: fn(&str, &str) -> Option<String>,
-    fail: fn(ExecFailure) -> !,
+    fail: fn(&str, ExecFailure) -> !,
 ) -> ! {
     // SAFETY: this function never returns (execve or `fail`), and `lookup` is a plain fn
     // that captures nothing, so no owner of a closed fd is used or dropped again.
-    unsafe { close_range(3, u32::MAX) };
+    unsafe { close_all_but(&[]) };
     let Some(prog) = lookup(arg0, path) else {
-        fail(ExecFailure::NotInPath(arg0.to_string()))
+        fail(program, ExecFailure::NotInPath(arg0.to_string()))
     };
     let c = CString::new(prog.as_bytes()).unwrap_or_default();
     let Err(errno) = nix::unistd::execve(&c, argv, envp);
-    fail(ExecFailure::Execve(prog, errno))
+    fail(program, ExecFailure::Execve(prog, errno))
 }
 
-/// Close every fd from 3 up except `keep`.
+/// Close every fd above 2 except those in `keep` (the caller's open files, a shell's
+/// `9</proc`, must not stay open in a child that goes on to other work).
 ///
 /// # Safety
 /// Every owner (`OwnedFd`, `File`, …) of a closed fd is left holding a closed number:
 /// the caller must make sure none is used or dropped afterwards (e.g. by never
 /// returning to the frames that hold them).
-unsafe fn close_inherited(keep: BorrowedFd<'_>) {
-    let keep = keep.as_raw_fd() as u32;
-    // SAFETY: the caller's guarantee covers the whole range.
+unsafe fn close_all_but(keep: &[RawFd]) {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter_map(|&fd| u32::try_from(fd).ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut first = 3u32;
+    // SAFETY: the caller's guarantee covers every fd above 2.
     unsafe {
-        if keep > 3 {
-            close_range(3, keep - 1);
+        for fd in keep {
+            if fd > first {
+                close_range(first, fd - 1);
+            }
+            first = fd + 1;
         }
-        close_range(keep.max(2) + 1, u32::MAX);
+        close_range(first, u32::MAX);
     }
 }
 
 /// close_range(first, last, 0), else each listed fd in that range.
 ///
 /// # Safety
-/// As [`close_inherited`]: no owner of an fd in the range may be used or dropped
+/// As [`close_all_but`]: no owner of an fd in the range may be used or dropped
 /// afterwards.
 unsafe fn close_range(first: u32, last: u32) {
     // SAFETY: only descriptors are closed; the caller guarantees their owners are done.

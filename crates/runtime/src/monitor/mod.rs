@@ -121,14 +121,19 @@ impl MonitorError {
     }
 }
 
-/// Is this process asked to be a monitor? Check first thing in `main`, while
-/// single-threaded, then call [`run`].
-pub fn requested() -> bool {
-    std::env::var_os(ENV).is_some()
+/// Be the monitor when this process was started as one ([`ENV`] set): install the
+/// caller's logger at `warn`, run until the container has ended (or failed to start)
+/// and return the exit code for `main`; `None` for an ordinary start. A bin that may be
+/// re-run as a monitor (irun, ictr) calls this first thing in `main`, while
+/// single-threaded.
+pub fn run_if_requested(init_logging: fn(&str)) -> Option<ExitCode> {
+    std::env::var_os(ENV)?;
+    init_logging("warn");
+    Some(run())
 }
 
 /// Be the monitor: returns when the container has ended (or failed to start).
-pub fn run() -> ExitCode {
+fn run() -> ExitCode {
     // Nothing the monitor starts needs to see it.
     std::env::remove_var(ENV);
     let Ok((req, reply)) = take_stdio() else {

@@ -30,7 +30,6 @@ use nix::unistd::Pid;
 
 use super::bind::{self, BindError, Bound, HostSocket};
 use super::spec::PortSpec;
-use super::sys;
 
 /// How long the child may take to join the namespaces and start its threads.
 const READY_WITHIN: Duration = Duration::from_secs(10);
@@ -107,7 +106,7 @@ impl Forwarder {
         keep.extend(bound.iter().map(|b| b.socket.as_fd().as_raw_fd()));
         let parent = nix::unistd::getpid();
         // The closure owns the host sockets: the parent's copies close when it returns.
-        let pid = sys::fork_child(&keep, move || {
+        let pid = imago_sandbox::proc::fork_child(&keep, move || {
             child_main(parent, bound, userns, netns, ready_w)
         })
         .map_err(|source| ForwardError::Start {

@@ -18,7 +18,6 @@
 mod bind;
 mod forwarder;
 mod spec;
-mod sys;
 mod tcp;
 mod udp;
 

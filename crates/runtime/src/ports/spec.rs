@@ -1,10 +1,12 @@
 //! What `-p` and `-P` ask for: docker's `[IP:][HOST:]CTR[/tcp|/udp]` forms (ranges
 //! `8080-8081:80-81` included), an image's EXPOSE entries, and docker's display form
-//! `0.0.0.0:8080->80/tcp`. Pure.
+//! `0.0.0.0:8080->80/tcp` (`Display`, read back by `FromStr`, as a container's record
+//! keeps it). Pure.
 //! Never: binds, forks or touches the kernel (bind.rs, forwarder.rs do).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::str::FromStr;
 
 /// Most ports one container may publish (a range expands to one entry per port, each
 /// a listening socket and a thread in the forwarder).
@@ -61,6 +63,9 @@ pub enum PortSpecError {
         /// What is wrong.
         why: String,
     },
+    /// A text that is not [`PortSpec`]'s display form.
+    #[error("`{0}` is not a published port in the form 0.0.0.0:8080->80/tcp")]
+    NotDisplayForm(String),
     /// Too many ports in all.
     #[error("{count} ports to publish: at most {max} are supported")]
     TooMany {
@@ -76,6 +81,31 @@ impl fmt::Display for PortSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let host = SocketAddr::new(self.host_ip, self.host_port);
         write!(f, "{host}->{}/{}", self.container_port, self.proto)
+    }
+}
+
+impl FromStr for PortSpec {
+    type Err = PortSpecError;
+
+    /// The `Display` form back: `0.0.0.0:8080->80/tcp`, `[::1]:0->53/udp` (not `-p`'s
+    /// forms: [`PortSpec::parse`] reads those).
+    fn from_str(s: &str) -> Result<PortSpec, PortSpecError> {
+        let parts = || -> Option<PortSpec> {
+            let (host, ctr) = s.split_once("->")?;
+            let host: SocketAddr = host.parse().ok()?;
+            let (port, proto) = ctr.split_once('/')?;
+            Some(PortSpec {
+                host_ip: host.ip(),
+                host_port: host.port(),
+                container_port: port.parse().ok()?,
+                proto: match proto {
+                    "tcp" => Proto::Tcp,
+                    "udp" => Proto::Udp,
+                    _ => return None,
+                },
+            })
+        };
+        parts().ok_or_else(|| PortSpecError::NotDisplayForm(s.to_string()))
     }
 }
 
@@ -254,6 +284,20 @@ mod tests {
         assert_eq!(one("[::1]:8080:80"), "[::1]:8080->80/tcp");
         assert_eq!(one("[::]::80/tcp"), "[::]:0->80/tcp");
         assert_eq!(one("0:80"), "0.0.0.0:0->80/tcp");
+    }
+
+    #[test]
+    fn published_ports_read_back_their_display_form() {
+        for spec in [
+            "0.0.0.0:8080->80/tcp",
+            "[::1]:0->53/udp",
+            "127.0.0.1:1->2/tcp",
+        ] {
+            let p: PortSpec = spec.parse().unwrap();
+            assert_eq!(p.to_string(), spec);
+        }
+        assert!("8080:80".parse::<PortSpec>().is_err());
+        assert!("0.0.0.0:1->2/sctp".parse::<PortSpec>().is_err());
     }
 
     #[test]

@@ -29,16 +29,13 @@ use super::target::{Namespace, Target};
 use crate::channel::{self, Msg};
 use crate::child::RemoteError;
 use crate::exec::{exec_process, find_in_path, CommandStdio};
-use crate::idmap::{IdMap, MapKind};
+use crate::idmap::IdMap;
 use crate::inroot::{InRoot, InRootError, Resolver};
 use crate::setup::SetupError;
 use crate::spec::{ProcessSpec, StdioPassed};
 use crate::sys;
 use crate::tty::TtyError;
-use crate::user::{self, Ids};
-
-/// The container's passwd and group are read up to this size.
-const MAX_ETC_FILE: u64 = 16 << 20;
+use crate::user::Ids;
 
 /// Why the command could not be started in the container.
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +104,9 @@ impl EnterError {
 }
 
 /// J1: join, fork J2, write its pid on `pid_out` (4 bytes, native order), exit.
+/// `program` names the caller in a failed exec's message on the command's stderr.
 pub fn first(
+    program: &str,
     target: &Target,
     process: &ProcessSpec,
     detach: bool,
@@ -120,7 +119,7 @@ pub fn first(
     match sys::fork() {
         Ok(ForkResult::Child) => {
             drop(pid_out);
-            second(&target.map, process, detach, chan)
+            second(program, &target.map, process, detach, chan)
         }
         Ok(ForkResult::Parent { child }) => {
             // A failed write shows as a missing pid to the caller, who then reports
@@ -172,13 +171,13 @@ fn check_root(container_root: BorrowedFd<'_>) -> Result<(), EnterError> {
 }
 
 /// J2: prepare inside the container and become the command.
-fn second(map: &IdMap, process: &ProcessSpec, detach: bool, chan: OwnedFd) -> ! {
+fn second(program: &str, map: &IdMap, process: &ProcessSpec, detach: bool, chan: OwnedFd) -> ! {
     let (ids, slave, stdio) = match prepare(map, process, detach, chan.as_fd()) {
         Ok(p) => p,
         Err(e) => fail(chan.as_fd(), &e),
     };
     // Closed by exec (every fd from 3 up); the caller sees EOF then.
-    exec_process(process, &ids, map, slave, stdio)
+    exec_process(program, process, &ids, map, slave, stdio)
 }
 
 type Prepared = (Ids, Option<OwnedFd>, CommandStdio);
@@ -196,7 +195,7 @@ fn prepare(
     )
     .map_err(EnterError::OpenRoot)?;
     let in_root = InRoot::new(root.as_fd(), Resolver::detect());
-    let ids = resolve_ids(map, &p.user, &in_root)?;
+    let ids = crate::setup::resolve_ids(&p.user, map.kind, &in_root).map_err(EnterError::User)?;
     let cwd = if p.cwd.is_empty() { "/" } else { &p.cwd };
     let dir = in_root
         .open(Path::new(cwd))
@@ -227,32 +226,6 @@ fn prepare(
         None
     };
     Ok((ids, slave, CommandStdio::default()))
-}
-
-/// The ids of `spec` from the container's /etc/passwd and /etc/group; under the single
-/// mapping only root exists.
-fn resolve_ids(map: &IdMap, spec: &str, in_root: &InRoot<'_>) -> Result<Ids, EnterError> {
-    let read = |p: &'static str| -> Result<String, EnterError> {
-        let bytes = in_root
-            .read_file(Path::new(p), MAX_ETC_FILE)
-            .map_err(|e| EnterError::User(SetupError::EtcFile(p, e)))?;
-        Ok(String::from_utf8_lossy(&bytes.unwrap_or_default()).into_owned())
-    };
-    let ids =
-        user::resolve(spec, &read("/etc/passwd")?, &read("/etc/group")?).map_err(|source| {
-            EnterError::User(SetupError::User {
-                spec: spec.into(),
-                source,
-            })
-        })?;
-    if map.kind == MapKind::Single {
-        for (what, id) in [("uid", ids.uid), ("gid", ids.gid)] {
-            if id != 0 {
-                return Err(EnterError::User(SetupError::Unmapped { what, id }));
-            }
-        }
-    }
-    Ok(ids)
 }
 
 /// The command exists and is an executable file (docker's lookup, in the container's

@@ -14,6 +14,7 @@ use nix::sched::CloneFlags;
 use nix::sys::stat::{fstat, stat, Mode};
 
 use crate::idmap::{IdMap, IdMapEntry, IdMapWriter, MapKind};
+use crate::proc::{has_ended, parse_start_time};
 
 /// A /proc file read here is refused beyond this size (they are a few hundred bytes).
 const MAX_PROC_FILE: usize = 64 << 10;
@@ -198,8 +199,8 @@ impl Target {
 /// The start time matches the record (when there is one); the process still runs.
 fn check_start(pid: i32, dir: BorrowedFd<'_>, recorded: Option<u64>) -> Result<(), TargetError> {
     let stat = read(pid, dir, "stat")?;
-    let found = start_time_of(&stat).ok_or(TargetError::Malformed { pid, file: "stat" })?;
-    if matches!(state_of(&stat), Some("Z" | "X")) {
+    let found = parse_start_time(&stat).ok_or(TargetError::Malformed { pid, file: "stat" })?;
+    if has_ended(&stat) {
         // Ended, waiting to be reaped: nothing of it can be joined.
         return Err(TargetError::Gone(pid));
     }
@@ -211,18 +212,6 @@ fn check_start(pid: i32, dir: BorrowedFd<'_>, recorded: Option<u64>) -> Result<(
         }),
         _ => Ok(()),
     }
-}
-
-/// Field 22 of a stat line; the command name (field 2) may hold spaces and parentheses,
-/// so fields are counted after its last `)`.
-fn start_time_of(stat: &str) -> Option<u64> {
-    let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-/// Field 3 of a stat line: the state (`R`, `S`, … `Z` for a zombie).
-fn state_of(stat: &str) -> Option<&str> {
-    stat.rsplit_once(')')?.1.split_whitespace().next()
 }
 
 /// The pid in the innermost pid namespace (the last of `NSpid:`).
@@ -341,15 +330,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn start_time_is_field_22_even_with_parens_in_the_name() {
-        let line = "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10 18446744073709551615";
-        assert_eq!(start_time_of(line), Some(987654));
-        assert_eq!(state_of(line), Some("S"));
-        assert_eq!(start_time_of("4242 (x) S 1"), None);
-        assert_eq!(start_time_of("no parens at all"), None);
-    }
-
-    #[test]
     fn innermost_pid_is_the_last_of_nspid() {
         assert_eq!(ns_pid_innermost("Name:\tx\nNSpid:\t4242\t1\n"), Some(1));
         assert_eq!(ns_pid_innermost("NSpid:\t4242\n"), Some(4242));
@@ -373,7 +353,7 @@ mod tests {
         let pid = std::process::id() as i32;
         let err = Target::open(pid, None).unwrap_err();
         assert!(matches!(err, TargetError::NotAContainer { .. }), "{err:?}");
-        let t = start_time_of(&std::fs::read_to_string("/proc/self/stat").unwrap()).unwrap();
+        let t = crate::proc::start_time(pid).unwrap();
         let err = Target::open(pid, Some(t + 1)).unwrap_err();
         assert!(matches!(err, TargetError::Reused { .. }), "{err:?}");
     }
