@@ -28,7 +28,8 @@ for a in "$@"; do
   esac
 done
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# Bold headings on a terminal only: a log file gets no escape codes.
+if [ -t 1 ]; then say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }; else say() { printf '\n== %s\n' "$*"; }; fi
 note() { echo "demo: $*" >&2; }
 # A loopback port nobody listens on (probed with bash's /dev/tcp; no extra tools).
 free_port() {
