@@ -56,15 +56,7 @@ impl ShellWord<'_> {
                     chs.push(ch.unwrap_or('\u{fffd}'));
                 }
                 let raw = matches!(ch, Some('#' | '%'));
-                let word = match self.process_stop_on(Some('}'), raw) {
-                    Ok((w, _)) => w,
-                    Err(e) => {
-                        if self.peek().is_none() {
-                            return Err(ExpandErrorKind::MissingBrace);
-                        }
-                        return Err(e);
-                    }
-                };
+                let word = self.word_until('}', raw, ExpandErrorKind::MissingBrace)?;
                 let value = self.get_env(&name);
                 if self.lex.skip_unset && value.is_none() {
                     return Ok(format!("${{{name}{chs}{word}}}"));
@@ -121,24 +113,8 @@ impl ShellWord<'_> {
                 if replace_all {
                     self.next();
                 }
-                let pattern = match self.process_stop_on(Some('/'), true) {
-                    Ok((w, _)) => w,
-                    Err(e) => {
-                        if self.peek().is_none() {
-                            return Err(ExpandErrorKind::MissingSlash);
-                        }
-                        return Err(e);
-                    }
-                };
-                let replacement = match self.process_stop_on(Some('}'), true) {
-                    Ok((w, _)) => w,
-                    Err(e) => {
-                        if self.peek().is_none() {
-                            return Err(ExpandErrorKind::MissingBrace);
-                        }
-                        return Err(e);
-                    }
-                };
+                let pattern = self.word_until('/', true, ExpandErrorKind::MissingSlash)?;
+                let replacement = self.word_until('}', true, ExpandErrorKind::MissingBrace)?;
                 let value = self.get_env(&name);
                 let Some(value) = value else {
                     if self.lex.skip_unset {
@@ -156,6 +132,16 @@ impl ShellWord<'_> {
                 )
             }
             _ => Err(ExpandErrorKind::UnsupportedModifier(chs)),
+        }
+    }
+
+    /// The word up to `stop`; input that ends first is `missing` (BuildKit's
+    /// "missing '}'" or "missing '/'"), any other failure is passed on.
+    fn word_until(&mut self, stop: char, raw: bool, missing: ExpandErrorKind) -> R<String> {
+        match self.process_stop_on(Some(stop), raw) {
+            Ok((w, _)) => Ok(w),
+            Err(_) if self.peek().is_none() => Err(missing),
+            Err(e) => Err(e),
         }
     }
 }
