@@ -19,8 +19,9 @@
 //!   default" means for imago.
 
 use std::fmt;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use imago_oci::layer::OwnerMode;
 use serde::{Deserialize, Serialize};
@@ -392,13 +393,17 @@ fn write_proc(path: &Path, what: &str) -> Result<(), IdMapError> {
     })
 }
 
-/// A started helper: its path, arguments and process.
+/// A started helper: its path, arguments, process and the read end of its stderr.
 struct Helper {
     bin: PathBuf,
     args: Vec<String>,
     pid: i32,
-    child: std::process::Child,
+    child: nix::unistd::Pid,
+    stderr: std::fs::File,
 }
+
+/// At most this much of a failing helper's stderr is kept for the error.
+const MAX_HELPER_STDERR: u64 = 16 * 1024;
 
 fn spawn_helper(bin: &Path, pid: i32, map: &[IdMapEntry]) -> Result<Helper, IdMapError> {
     let mut args = vec![pid.to_string()];
@@ -409,48 +414,89 @@ fn spawn_helper(bin: &Path, pid: i32, map: &[IdMapEntry]) -> Result<Helper, IdMa
             e.count.to_string(),
         ]);
     }
-    let child = Command::new(bin)
-        .args(&args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|source| IdMapError::Spawn {
-            bin: bin.to_path_buf(),
-            pid,
-            source,
-        })?;
+    let spawn_err = |source: std::io::Error| IdMapError::Spawn {
+        bin: bin.to_path_buf(),
+        pid,
+        source,
+    };
+    let cstr = |s: &[u8]| std::ffi::CString::new(s).map_err(|e| spawn_err(e.into()));
+    let prog = cstr(bin.as_os_str().as_bytes())?;
+    let mut argv = vec![prog.clone()];
+    for a in &args {
+        argv.push(cstr(a.as_bytes())?);
+    }
+    let envp = std::env::vars_os()
+        .map(|(k, v)| {
+            let mut kv = k.into_vec();
+            kv.push(b'=');
+            kv.extend(v.into_vec());
+            cstr(&kv)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let null = std::fs::File::open("/dev/null").map_err(spawn_err)?;
+    let (read, write) = crate::sys::pipe().map_err(|e| spawn_err(e.into()))?;
+    // Not std's Command: it waits for the setuid exec to finish before returning, and
+    // both helpers are on the critical path of every container start.
+    let child = crate::sys::spawn_no_wait(&prog, &argv, &envp, null.as_fd(), write.as_fd())
+        .map_err(|e| spawn_err(e.into()))?;
     Ok(Helper {
         bin: bin.to_path_buf(),
         args,
         pid,
         child,
+        stderr: std::fs::File::from(read),
     })
 }
 
 fn finish_helper(h: Helper) -> Result<(), IdMapError> {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
     let Helper {
         bin,
         args,
         pid,
         child,
+        stderr,
     } = h;
-    let out = child
-        .wait_with_output()
-        .map_err(|source| IdMapError::Spawn {
-            bin: bin.clone(),
-            pid,
-            source,
-        })?;
-    if !out.status.success() {
-        return Err(IdMapError::Helper {
+    // Read to the end first (the helper may fill the pipe), bounded; then reap.
+    let mut err = Vec::new();
+    let read = stderr.take(MAX_HELPER_STDERR).read_to_end(&mut err);
+    let status = loop {
+        match nix::sys::wait::waitpid(child, None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => break other,
+        }
+    };
+    let status = match status {
+        Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => return Ok(()),
+        Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => {
+            std::process::ExitStatus::from_raw(code << 8)
+        }
+        Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => {
+            std::process::ExitStatus::from_raw(sig as i32)
+        }
+        Ok(_) => std::process::ExitStatus::from_raw(0xff << 8),
+        Err(e) => {
+            return Err(IdMapError::Spawn {
+                bin,
+                pid,
+                source: e.into(),
+            })
+        }
+    };
+    if let Err(e) = read {
+        return Err(IdMapError::Spawn {
             bin,
-            args: args.join(" "),
-            status: out.status,
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            pid,
+            source: e,
         });
     }
-    Ok(())
+    Err(IdMapError::Helper {
+        bin,
+        args: args.join(" "),
+        status,
+        stderr: String::from_utf8_lossy(&err).trim().to_string(),
+    })
 }
 
 /// The login name of `uid` in an /etc/passwd text.
@@ -502,6 +548,44 @@ fn is_executable(p: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn one() -> Vec<IdMapEntry> {
+        vec![IdMapEntry {
+            inside: 0,
+            outside: 1000,
+            count: 1,
+        }]
+    }
+
+    #[test]
+    fn a_helper_that_succeeds_is_reaped_without_error() {
+        let h = spawn_helper(Path::new("/bin/true"), 42, &one()).unwrap();
+        finish_helper(h).unwrap();
+    }
+
+    #[test]
+    fn a_failing_helper_reports_its_status_and_stderr() {
+        // sh -c: the helper's arguments (pid, inside, outside, count) go to $0…
+        let dir = std::env::temp_dir().join(format!("imago-helper-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bin = dir.join("fails");
+        std::fs::write(
+            &bin,
+            "#!/bin/sh\necho \"map for $1: refused\" >&2\nexit 3\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let err = finish_helper(spawn_helper(&bin, 42, &one()).unwrap()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("map for 42: refused"), "{text}");
+        assert!(text.contains("42 0 1000 1"), "{text}");
+        assert!(matches!(err, IdMapError::Helper { status, .. } if status.code() == Some(3)));
+        let missing = finish_helper(spawn_helper(&dir.join("none"), 42, &one()).unwrap());
+        let text = missing.unwrap_err().to_string();
+        assert!(text.contains("exec failed"), "{text}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     fn helpers() -> Option<(PathBuf, PathBuf)> {
         Some((

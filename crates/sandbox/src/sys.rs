@@ -43,6 +43,10 @@ pub trait Sys {
     fn fchdir(&self, dir: BorrowedFd<'_>) -> Result<(), Errno>;
     /// sethostname(2).
     fn sethostname(&self, name: &str) -> Result<(), Errno>;
+    /// mount_setattr(2) with `AT_RECURSIVE` and `MOUNT_ATTR_RDONLY` on the mount `fd`
+    /// holds: the mount and every mount below it read-only in one call, all or none
+    /// (Linux 5.12+; older kernels say ENOSYS).
+    fn read_only_tree(&self, fd: BorrowedFd<'_>) -> Result<(), Errno>;
 }
 
 /// [`Sys`] on the kernel.
@@ -79,6 +83,41 @@ impl Sys for RealSys {
 
     fn sethostname(&self, name: &str) -> Result<(), Errno> {
         nix::unistd::sethostname(name)
+    }
+
+    fn read_only_tree(&self, fd: BorrowedFd<'_>) -> Result<(), Errno> {
+        /// `struct mount_attr` (linux/mount.h), the first version (MOUNT_ATTR_SIZE_VER0).
+        #[repr(C)]
+        struct MountAttr {
+            attr_set: u64,
+            attr_clr: u64,
+            propagation: u64,
+            userns_fd: u64,
+        }
+        const MOUNT_ATTR_RDONLY: u64 = 0x1;
+        const AT_RECURSIVE: libc::c_uint = 0x8000;
+        let attr = MountAttr {
+            attr_set: MOUNT_ATTR_RDONLY,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: 0,
+        };
+        // SAFETY: a valid fd, a NUL-terminated empty path and a live struct of the size
+        // passed; the kernel only reads them.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                fd.as_raw_fd(),
+                c"".as_ptr(),
+                libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE,
+                &attr as *const MountAttr,
+                std::mem::size_of::<MountAttr>(),
+            )
+        };
+        if ret == -1 {
+            return Err(Errno::last());
+        }
+        Ok(())
     }
 }
 
@@ -154,6 +193,44 @@ pub fn fork_child(keep: &[RawFd], body: impl FnOnce() -> i32) -> Result<Pid, Err
             unsafe { close_all_but(keep) };
             exit_now(body())
         }
+    }
+}
+
+/// Start `prog` with `argv` (argv[0] included) and `envp`, fds 0 and 1 on `null` and fd 2
+/// on `stderr`, without waiting for the exec: fork, then dup2 and execve in the child,
+/// which `_exit`s with 127 if the exec fails. Unlike `std::process::Command` (posix_spawn,
+/// whose parent waits until the exec is done — a setuid exec takes a while), the caller
+/// goes on at once. Safe to call with other threads running: the child only makes
+/// async-signal-safe calls on memory prepared before the fork.
+pub fn spawn_no_wait(
+    prog: &CString,
+    argv: &[CString],
+    envp: &[CString],
+    null: BorrowedFd<'_>,
+    stderr: BorrowedFd<'_>,
+) -> Result<Pid, Errno> {
+    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    envp_p.push(std::ptr::null());
+    let (null, stderr) = (null.as_raw_fd(), stderr.as_raw_fd());
+    // SAFETY: in the child only dup2, execve and _exit run (async-signal-safe), on fds and
+    // pointers made before the fork that stay valid in the child's copy of memory; the
+    // child never returns into the caller's frames.
+    match unsafe { libc::fork() } {
+        -1 => Err(Errno::last()),
+        // SAFETY: as above: the forked child, async-signal-safe calls only, never returns.
+        0 => unsafe {
+            if libc::dup2(null, 0) < 0 || libc::dup2(null, 1) < 0 || libc::dup2(stderr, 2) < 0 {
+                libc::_exit(127);
+            }
+            libc::execve(prog.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr());
+            const MSG: &[u8] = b"exec failed (missing or not executable)\n";
+            // Ignoring the result: the exit code below says it failed anyway.
+            let _ = libc::write(2, MSG.as_ptr().cast(), MSG.len());
+            libc::_exit(127)
+        },
+        pid => Ok(Pid::from_raw(pid)),
     }
 }
 

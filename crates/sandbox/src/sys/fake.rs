@@ -34,6 +34,8 @@ pub enum Call {
     Fchdir(PathBuf),
     /// sethostname(2).
     Sethostname(String),
+    /// mount_setattr(2) read-only, recursive, with the path the fd held.
+    ReadOnlyTree(PathBuf),
 }
 
 type Predicate = Box<dyn Fn(&Call) -> bool>;
@@ -124,6 +126,11 @@ impl Sys for FakeSys {
 
     fn sethostname(&self, name: &str) -> Result<(), Errno> {
         self.record(Call::Sethostname(name.to_string()))
+    }
+
+    fn read_only_tree(&self, fd: BorrowedFd<'_>) -> Result<(), Errno> {
+        let p = where_is(&crate::inroot::fd_path(fd)).unwrap_or_default();
+        self.record(Call::ReadOnlyTree(p))
     }
 }
 
