@@ -15,6 +15,7 @@ mod iimage;
 mod irun;
 mod irun_support;
 mod itag;
+mod local_dir;
 mod ports;
 mod registry;
 mod registry_regress;

@@ -33,6 +33,30 @@ pub enum CtrError {
     /// A flag value.
     #[error("{0}")]
     Usage(String),
+    /// The container's own dir (writable layer, log) is not on this machine: its
+    /// node-local dir was wiped, or it is another node's.
+    #[error("{what}: {why}{hint}")]
+    NotHere {
+        /// What could not be done.
+        what: String,
+        /// [`imago_runtime::Place::why_missing`].
+        why: String,
+        /// What to do, with its leading `; `.
+        hint: String,
+    },
+}
+
+/// Fail with [`CtrError::NotHere`] unless the container's own dir is on this machine.
+pub fn need_here(
+    c: &Containers,
+    id: &ContainerId,
+    what: String,
+    hint: String,
+) -> Result<(), CtrError> {
+    match c.place(id).why_missing() {
+        None => Ok(()),
+        Some(why) => Err(CtrError::NotHere { what, why, hint }),
+    }
 }
 
 /// The containers of the store `--root`/`IMAGO_ROOT` names.

@@ -1,6 +1,7 @@
 //! `ictr inspect`: containers as a JSON array in docker's shape (the fields imago has:
-//! Id, Created, Path, Args, State, Image, LogPath, Name, HostConfig, Config,
-//! NetworkSettings.Ports). Containers not found are reported; the others still print.
+//! Id, Created, Path, Args, State, Image, LogPath, Name, GraphDriver, HostConfig,
+//! Config, NetworkSettings.Ports). A container whose node-local dir was wiped is `Dead`,
+//! with the reason in `State.Error`. Containers not found are reported; the others still print.
 
 use std::process::ExitCode;
 
@@ -49,13 +50,22 @@ pub fn inspect(c: &Containers, rec: &ContainerRecord) -> Value {
         .map(|t| t.to_string())
         .unwrap_or_else(|_| ZERO_TIME.into());
     let id = imago_runtime::ContainerId::parse(&rec.id);
-    let log_path = id
-        .map(|i| {
-            imago_runtime::logfile::path(&c.dir(&i), &rec.id)
+    let place = id.as_ref().map(|i| c.place(i));
+    let own = place.as_ref().map(|p| p.path().to_path_buf());
+    let at = |sub: &str| {
+        own.as_ref()
+            .map(|d| d.join(sub).display().to_string())
+            .unwrap_or_default()
+    };
+    let log_path = (own.as_ref())
+        .map(|d| {
+            imago_runtime::logfile::path(d, &rec.id)
                 .display()
                 .to_string()
         })
         .unwrap_or_default();
+    let dead = matches!(place, Some(imago_runtime::Place::Gone(_)));
+    let missing = place.as_ref().and_then(imago_runtime::Place::why_missing);
     let pid = if running {
         rec.pid.map(|p| p.pid).unwrap_or(0)
     } else {
@@ -75,10 +85,14 @@ pub fn inspect(c: &Containers, rec: &ContainerRecord) -> Value {
             "Paused": false,
             "Restarting": false,
             "OOMKilled": false,
-            "Dead": false,
+            "Dead": dead,
             "Pid": pid,
             "ExitCode": if st.state == State::Exited { st.exit_code.unwrap_or(LOST_EXIT_CODE) } else { 0 },
-            "Error": if st.lost { "the container's monitor ended without recording the exit" } else { "" },
+            "Error": match (missing, st.lost) {
+                (Some(why), _) => why,
+                (None, true) => "the container's monitor ended without recording the exit".into(),
+                (None, false) => String::new(),
+            },
             "StartedAt": rec.started.clone().unwrap_or_else(|| ZERO_TIME.into()),
             "FinishedAt": if running { ZERO_TIME.into() } else { rec.finished.clone().unwrap_or_else(|| ZERO_TIME.into()) },
         },
@@ -87,6 +101,10 @@ pub fn inspect(c: &Containers, rec: &ContainerRecord) -> Value {
         "Name": format!("/{}", rec.name.clone().unwrap_or_default()),
         "RestartCount": 0,
         "Driver": "overlay",
+        "GraphDriver": {
+            "Name": "overlay",
+            "Data": {"UpperDir": at("upper"), "WorkDir": at("work"), "MergedDir": at("rootfs")},
+        },
         "Platform": "linux",
         "HostConfig": {
             "AutoRemove": l.is_some_and(|l| l.auto_remove),

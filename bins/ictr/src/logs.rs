@@ -189,6 +189,13 @@ pub fn plain() -> Printer {
 fn run_logs(global: &GlobalOpts, a: &Args) -> Result<(), CtrError> {
     let c = common::containers(global)?;
     let (id, _) = common::find(&c, &a.container)?;
+    // The log lives beside the writable layer: gone with a wiped node-local dir.
+    common::need_here(
+        &c,
+        &id,
+        format!("no log of container {}", a.container),
+        String::new(),
+    )?;
     let tail = match a.tail.as_deref() {
         None | Some("all") | Some("-1") => None,
         Some(n) => Some(

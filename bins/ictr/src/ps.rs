@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use imago_cli::{GlobalOpts, OutputFormat};
 use imago_runtime::status::{self, Status};
-use imago_runtime::{ContainerRecord, Containers, State};
+use imago_runtime::{ContainerRecord, Containers, Place, State};
 
 use crate::common::{self, human_duration, now_secs, CtrError};
 
@@ -49,8 +49,20 @@ fn finished_secs(c: &Containers, rec: &ContainerRecord) -> Option<i64> {
     started.max(log)
 }
 
-/// docker's STATUS: "Up 3 seconds", "Exited (0) 2 minutes ago", "Created".
+/// docker's STATUS: "Up 3 seconds", "Exited (0) 2 minutes ago", "Created"; with
+/// " (layer gone)" or " (layer on NODE)" when the container's node-local dir is not on
+/// this machine.
 pub fn status_text(c: &Containers, rec: &ContainerRecord, st: &Status) -> String {
+    let text = state_text(c, rec, st);
+    let place = imago_runtime::ContainerId::parse(&rec.id).map(|id| c.place(&id));
+    match place {
+        Some(Place::Gone(_)) => format!("{text} (layer gone)"),
+        Some(Place::Elsewhere { node, .. }) => format!("{text} (layer on {node})"),
+        Some(Place::Here(_)) | None => text,
+    }
+}
+
+fn state_text(c: &Containers, rec: &ContainerRecord, st: &Status) -> String {
     let now = now_secs();
     match st.state {
         State::Created => "Created".into(),

@@ -1,13 +1,18 @@
 //! Temp files and trees of a build (in the store's tmp dir, or the context extracted
 //! from stdin): each is held by a [`TempPath`] guard that removes it on every way out of
 //! the code that made it — success, error (ENOSPC while packing a layer) or unwinding —
-//! so a failed build leaves nothing behind in the store.
+//! so a failed build leaves nothing behind in the store. A RUN's scratch tree (overlay
+//! upper and work dirs, rootfs mount point) goes where [`run_scratch`] says: the
+//! node-local dir's `build/` on a shared store, else the store's tmp dir.
 //!
-//! Never: decides where temp paths go (the store's `temp_path`) or what is in them.
+//! Never: decides what is in them, or where other temp paths go (the store's
+//! `temp_path`).
 
 use std::path::{Path, PathBuf};
 
 use imago_sandbox::{run_in_mapping, IdMap};
+use imago_store::local::LocalError;
+use imago_store::Store;
 
 /// Removing a temp path failed (only from [`TempPath::remove`]; `Drop` logs instead).
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +28,14 @@ pub enum TempError {
         path: PathBuf,
         #[source]
         source: imago_sandbox::ChildError,
+    },
+    #[error(transparent)]
+    Local(#[from] LocalError),
+    #[error("create `{path}`")]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
 }
 
@@ -103,6 +116,58 @@ fn remove(path: &Path, map: Option<&IdMap>) -> Result<(), TempError> {
     }
 }
 
+/// The scratch tree of a RUN (not made yet), removed inside `map`: in the node-local
+/// dir's `build/` when the store is shared or `IMAGO_LOCAL_DIR` names a dir (overlayfs
+/// takes no upper dir on NFS or Lustre), else in the store's tmp dir as always. Trees
+/// that killed builds of this machine left in `build/` are removed first (the store's
+/// gc never sees that dir).
+pub fn run_scratch(store: &Store, map: &IdMap) -> Result<TempPath, TempError> {
+    let Some(local) = imago_store::local::placement(store.root())? else {
+        return Ok(TempPath::in_mapping(store.temp_path("run"), map));
+    };
+    let build = local.build();
+    std::fs::create_dir_all(&build).map_err(|source| TempError::Create {
+        path: build.clone(),
+        source,
+    })?;
+    sweep_dead(&build, map);
+    Ok(TempPath::in_mapping(
+        imago_store::atomic::temp_path(&build, "run"),
+        map,
+    ))
+}
+
+/// Remove the entries of `dir` whose maker is gone ([`dead_entries`]). Best effort:
+/// what is left is tried again by the next RUN here.
+fn sweep_dead(dir: &Path, map: &IdMap) {
+    for p in dead_entries(dir) {
+        if let Err(err) = remove(&p, Some(map)) {
+            tracing::debug!("{err}");
+        }
+    }
+}
+
+/// The temp entries of `dir` made by a process of this host that no longer exists
+/// (the pid and host tag in the name; other names are not ours and stay).
+fn dead_entries(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return vec![];
+    };
+    let host = imago_store::atomic::host_tag();
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            (name.to_str())
+                .and_then(imago_store::atomic::temp_owner)
+                .is_some_and(|(pid, h)| {
+                    h == host && !Path::new("/proc").join(pid.to_string()).exists()
+                })
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
 /// Remove a file or a tree (layer trees have mode-000 and read-only dirs): the layer
 /// crate's remover, with the path in the error.
 pub fn remove_tree(p: &Path) -> Result<(), TempError> {
@@ -132,6 +197,21 @@ mod tests {
             let _c = TempPath::new(t.path().join("never-made"));
         }
         assert!(!tree.exists() && !file.exists());
+    }
+
+    #[test]
+    fn only_trees_of_dead_builds_of_this_host_are_swept() {
+        let t = tempfile::tempdir().unwrap();
+        let mine = imago_store::atomic::temp_path(t.path(), "run");
+        let host = imago_store::atomic::host_tag();
+        // pids stop at 4194304: this one never lived
+        let dead = t.path().join(format!("999999999.{host}-1-0-run"));
+        let elsewhere = t.path().join("999999999.00000000-1-0-run");
+        let other = t.path().join("notes");
+        for d in [&mine, &dead, &elsewhere, &other] {
+            std::fs::create_dir(d).unwrap();
+        }
+        assert_eq!(dead_entries(t.path()), vec![dead]);
     }
 
     #[test]

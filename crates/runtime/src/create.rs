@@ -1,6 +1,7 @@
-//! Making a container and removing it: its dir under `<store>/containers/<id>/`, its
-//! name, the /etc files bound into it, its first record (state `created`); removal
-//! takes all of that away again, and its live dir.
+//! Making a container and removing it: its record dir `<store>/containers/<id>/`, its
+//! own dir (the record dir, or `<node-local dir>/containers/<id>/` on a shared store:
+//! record.rs), its name, the /etc files bound into it, its first record (state
+//! `created`); removal takes all of that away again, and its live dir.
 //! Never: starts or signals a container (monitor.rs, control.rs), resolves images.
 
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 use imago_sandbox::{run_in_mapping, IdMap, MapKind};
 
 use crate::launch::Launch;
+use crate::lookup::Place;
 use crate::record::{live_dir, ContainerId, ContainerRecord, Containers, State};
 use crate::run::RunError;
 
@@ -48,11 +50,27 @@ pub fn create(
     name: Option<&str>,
 ) -> Result<(PathBuf, ContainerRecord), RunError> {
     crate::launch::make_bind_sources(&launch.mounts)?;
-    let dir = containers.create_dir(id)?;
+    let local = containers.placement()?;
+    let record_dir = containers.record_dir(id);
+    let dir = match containers.create_dir(id, local.as_ref()) {
+        Ok(d) => d,
+        Err(e) => {
+            // Only empty dirs of ours so far, if any: a plain removal does.
+            if let Some(l) = &local {
+                let _ = imago_oci::layer::remove_tree(&l.containers().join(id.as_str()));
+            }
+            let _ = imago_oci::layer::remove_tree(&record_dir);
+            return Err(e.into());
+        }
+    };
+    // Ours only, nothing written by the container yet: a plain removal does.
+    let undo = || {
+        let _ = imago_oci::layer::remove_tree(&dir);
+        let _ = imago_oci::layer::remove_tree(&record_dir);
+    };
     if let Some(n) = name {
         if let Err(e) = containers.claim_name(n, id) {
-            // Only empty dirs of ours so far: a plain removal does.
-            let _ = imago_oci::layer::remove_tree(&dir);
+            undo();
             return Err(e.into());
         }
     }
@@ -79,14 +97,15 @@ pub fn create(
         if let Some(n) = name {
             containers.release_name(n, id);
         }
-        let _ = imago_oci::layer::remove_tree(&dir); // ours only, see above
+        undo();
         return Err(e);
     }
     Ok((dir, rec))
 }
 
-/// Remove container `id` (not running: the caller made sure): its name, live dir and
-/// container dir.
+/// Remove container `id` (not running: the caller made sure): its name, live dir, own
+/// dir and record dir. A node-local dir on another machine stays there (said as a
+/// warning): only that machine can remove it.
 pub fn remove(containers: &Containers, id: &ContainerId, name: Option<&str>, map: &IdMap) {
     if let Some(n) = name {
         containers.release_name(n, id);
@@ -95,20 +114,41 @@ pub fn remove(containers: &Containers, id: &ContainerId, name: Option<&str>, map
         // Best effort: a live dir left behind holds only a dead socket.
         let _ = std::fs::remove_dir_all(live);
     }
-    remove_dir(&containers.dir(id), map);
+    let record = containers.record_dir(id);
+    let own_gone = match containers.place(id) {
+        Place::Here(d) if d != record => remove_dir(&d, map),
+        Place::Elsewhere { node, path } => {
+            tracing::warn!(
+                "container {}: its node-local dir {} on node {node} stays there; remove it on that node",
+                id.short(),
+                path.display()
+            );
+            true
+        }
+        Place::Here(_) | Place::Gone(_) => true,
+    };
+    // Last, and only when the own dir is gone: while the record exists, `ictr ps -a`
+    // lists the container and `ictr rm` can try again.
+    if own_gone {
+        remove_dir(&record, map);
+    }
 }
 
 /// Remove a container dir: directly when we own every file (root, single mapping),
-/// else inside the mapping (files of subordinate ids).
-pub fn remove_dir(dir: &Path, map: &IdMap) {
-    if imago_oci::layer::remove_tree(dir).is_ok() {
-        return;
+/// else inside the mapping (files of subordinate ids). False when some of it is left.
+pub fn remove_dir(dir: &Path, map: &IdMap) -> bool {
+    if imago_oci::layer::remove_tree(dir).is_ok() || !dir.exists() {
+        return true;
     }
-    if map.kind == MapKind::SubIds {
-        let d = dir.to_path_buf();
-        let r = run_in_mapping(map, move || imago_oci::layer::remove_tree(&d));
-        if let Err(e) = r {
+    if map.kind != MapKind::SubIds {
+        return false;
+    }
+    let d = dir.to_path_buf();
+    match run_in_mapping(map, move || imago_oci::layer::remove_tree(&d)) {
+        Ok(()) => true,
+        Err(e) => {
             tracing::warn!("could not remove container dir {}: {e}", dir.display());
+            false
         }
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! # Public entry points
 //! - [`run(&RunOptions) -> Result<i32, RunError>`](run()): resolve the image, unpack its
-//!   layers inside the id mapping when needed, create `<store>/containers/<id>/`, mount
+//!   layers inside the id mapping when needed, create `<store>/containers/<id>/` (and
+//!   the container's own dir there, or node-local on a shared store), mount
 //!   the overlay and run the container in the foreground; returns the exit code irun
 //!   exits with. Single-threaded callers only.
 //! - [`detach::run_detached`] (`irun -d`): create the container and start its monitor;
@@ -21,9 +22,12 @@
 //!   flag parsers. Pure. [`launch::Launch`]: the resolved settings a record keeps.
 //! - [`record`]: [`ContainerId`] (64 hex, `short()` 12), [`Containers`] (dirs, names
 //!   claimed atomically with docker's conflict message, `config.json` records, `list`,
-//!   `find` by id, name or unique id prefix), [`record::runtime_dir`]
-//!   (`$XDG_RUNTIME_DIR/imago`, else private `/tmp/imago-<uid>`), [`record::live_dir`].
+//!   `find` by id, name or unique id prefix, `record_dir` (the record) and `dir` (its own
+//!   dir: writable layer, lock, log; node-local on a shared store, see
+//!   `imago_store::local`), `place` → [`Place`] (here, gone, or on another node)).
 //! - [`live::ProcRef`]: a pid with its start time (pids are reused).
+//!   [`live::runtime_dir`] (`$XDG_RUNTIME_DIR/imago`, else `run/` of the node-local dir),
+//!   [`live::live_dir`].
 //!
 //! Never: prints, parses argv, talks to registries.
 
@@ -43,5 +47,6 @@ pub mod run;
 pub mod status;
 
 pub use imago_sandbox::Network;
+pub use lookup::Place;
 pub use record::{ContainerId, ContainerRecord, Containers, State};
 pub use run::{run, RunError, RunOptions};

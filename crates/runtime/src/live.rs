@@ -2,13 +2,17 @@
 //! reused, and a reboot reuses all of them), so a [`ProcRef`] is a pid with the start
 //! time the kernel gives it in `/proc/PID/stat` (clock ticks since boot); the process is
 //! ours while both match (`imago_sandbox::proc` reads it). Also signals to such a
-//! process.
+//! process, and where live state (attach sockets) goes: [`runtime_dir`].
 //! Never: reaps, waits, or writes records.
+
+use std::path::PathBuf;
 
 use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
+
+use crate::record::{io, ContainerId, RecordError};
 
 /// A process as recorded: its pid and its start time (ticks since boot).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +53,35 @@ impl ProcRef {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The live state of one container: `<runtime dir>/<id>` (its attach socket). Not
+/// created here.
+pub fn live_dir(id: &ContainerId) -> Result<PathBuf, RecordError> {
+    Ok(runtime_dir()?.join(id.as_str()))
+}
+
+/// One rule: `$XDG_RUNTIME_DIR/imago` when set and usable, else `run/` in the node-local
+/// dir (`imago_store::local`: `$IMAGO_LOCAL_DIR`, the config, `$TMPDIR/imago-<uid>`,
+/// `/var/tmp/imago-<uid>`; private, checked), made 0700. Needs no XDG_RUNTIME_DIR (HPC
+/// nodes have none).
+pub fn runtime_dir() -> Result<PathBuf, RecordError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let private = |p: &PathBuf| {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(p)
+    };
+    if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty()) {
+        let p = PathBuf::from(x).join("imago");
+        if private(&p).is_ok() {
+            return Ok(p);
+        }
+    }
+    let p = imago_store::local::node_local_dir()?.run();
+    private(&p).map_err(io("create directory", &p))?;
+    Ok(p)
 }
 
 /// A signal by docker's spellings: `KILL`, `SIGKILL`, `kill`, `9`.

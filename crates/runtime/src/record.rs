@@ -1,13 +1,17 @@
 //! Container records and their directories (here, not in the store crate, which stays
 //! image-only):
-//! - `<store root>/containers/<id>/` — `config.json` (the [`ContainerRecord`]),
-//!   `upper/` and `work/` (the overlay's writable half), `rootfs/` (mount point),
-//!   `hosts`, `hostname`, `resolv.conf` (bound into the container), `l/` (short links
-//!   for many-layer images);
+//! - `<store root>/containers/<id>/` — the record dir: `config.json` (the
+//!   [`ContainerRecord`]) and, for a container whose own dir is node-local,
+//!   `node-local.json` (that dir's root and the machine's name);
+//! - the container's own dir ([`Containers::dir`]): `upper/` and `work/` (the overlay's
+//!   writable half), `rootfs/` (mount point), `hosts`, `hostname`, `resolv.conf` (bound
+//!   into the container), `l/` (short links for many-layer images), `lock`, the log and
+//!   `monitor.log`. It is the record dir itself, as it always was, unless the store is
+//!   shared by many nodes or `IMAGO_LOCAL_DIR` names a dir
+//!   ([`imago_store::local::placement`]): then `<node-local dir>/containers/<id>/`;
 //! - `<store root>/containers/names/<name>` — the id owning a name (created with
 //!   O_EXCL: the claim is atomic, so two `--name x` runs cannot both win);
-//! - runtime state of live containers: `$XDG_RUNTIME_DIR/imago`, else a private
-//!   0700 `/tmp/imago-<uid>` ([`runtime_dir`]).
+//! - runtime state of live containers: [`crate::live::runtime_dir`].
 //!
 //! Never: mounts, enters namespaces, reads images.
 
@@ -15,10 +19,13 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use imago_store::local::{LocalDir, LocalError};
 use serde::{Deserialize, Serialize};
 
 use crate::launch::Launch;
 use crate::live::ProcRef;
+pub use crate::live::{live_dir, runtime_dir};
+use crate::lookup::{NodeLocal, NODE_LOCAL};
 
 /// A container id: 64 lowercase hex digits, like docker's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,6 +163,9 @@ pub enum RecordError {
     /// docker's rule for names.
     #[error("invalid container name \"{0}\", only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
     BadName(String),
+    /// The node-local dir is refused or cannot be made.
+    #[error(transparent)]
+    Local(#[from] LocalError),
     /// A file operation failed.
     #[error("{what} `{path}`")]
     Io {
@@ -169,7 +179,10 @@ pub enum RecordError {
     },
 }
 
-fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> RecordError + 'a {
+pub(crate) fn io<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> RecordError + 'a {
     move |source| RecordError::Io {
         what,
         path: path.to_path_buf(),
@@ -197,7 +210,7 @@ impl Containers {
     /// `<store root>/containers`.
     pub fn new(store_root: &Path) -> Containers {
         Containers {
-            base: store_root.join("containers"),
+            base: imago_store::Layout::new(store_root).containers(),
         }
     }
 
@@ -209,8 +222,9 @@ impl Containers {
             .unwrap_or_default()
     }
 
-    /// The dir of one container.
-    pub fn dir(&self, id: &ContainerId) -> PathBuf {
+    /// The record dir of one container: `config.json`, `node-local.json`. Its own dir
+    /// (writable layer, lock, log) is [`Containers::dir`].
+    pub fn record_dir(&self, id: &ContainerId) -> PathBuf {
         self.base.join(id.as_str())
     }
 
@@ -218,9 +232,35 @@ impl Containers {
         self.base.join("names").join(name)
     }
 
-    /// Create the container's dir with `upper/`, `work/`, `rootfs/`.
-    pub fn create_dir(&self, id: &ContainerId) -> Result<PathBuf, RecordError> {
-        let d = self.dir(id);
+    /// Where new containers of this store put their own dirs: Some(node-local dir) on
+    /// a shared store or when `IMAGO_LOCAL_DIR` names one, else None (the record dir).
+    pub fn placement(&self) -> Result<Option<LocalDir>, RecordError> {
+        Ok(imago_store::local::placement(&self.store_root())?)
+    }
+
+    /// Create the container's record dir and its own dir with `upper/`, `work/`,
+    /// `rootfs/`: in `local` (recorded in `node-local.json`), else in the record dir.
+    /// Returns its own dir.
+    pub fn create_dir(
+        &self,
+        id: &ContainerId,
+        local: Option<&LocalDir>,
+    ) -> Result<PathBuf, RecordError> {
+        let rd = self.record_dir(id);
+        std::fs::create_dir_all(&rd).map_err(io("create directory", &rd))?;
+        let d = match local {
+            Some(l) => {
+                let at = NodeLocal {
+                    dir: l.path.clone(),
+                    node: imago_store::local::node_name(),
+                };
+                let f = rd.join(NODE_LOCAL);
+                let bytes = serde_json::to_vec(&at).unwrap_or_default();
+                std::fs::write(&f, bytes).map_err(io("write", &f))?;
+                at.container_dir(id)
+            }
+            None => rd,
+        };
         for sub in ["upper", "work", "rootfs"] {
             let p = d.join(sub);
             std::fs::create_dir_all(&p).map_err(io("create directory", &p))?;
@@ -252,7 +292,7 @@ impl Containers {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let owner = std::fs::read_to_string(&f).unwrap_or_default();
                     let alive = ContainerId::parse(owner.trim())
-                        .map(|o| self.dir(&o).exists())
+                        .map(|o| self.record_dir(&o).exists())
                         .unwrap_or(false);
                     if alive {
                         return Err(RecordError::NameInUse {
@@ -308,48 +348,9 @@ impl Containers {
 
     /// Read `config.json`.
     pub fn read_record(&self, id: &ContainerId) -> Option<ContainerRecord> {
-        let bytes = std::fs::read(self.dir(id).join("config.json")).ok()?;
+        let bytes = std::fs::read(self.record_dir(id).join("config.json")).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
-}
-
-/// The live state of one container: `<runtime dir>/<id>` (its attach socket). Not
-/// created here.
-pub fn live_dir(id: &ContainerId) -> Result<PathBuf, RecordError> {
-    Ok(runtime_dir()?.join(id.as_str()))
-}
-
-/// `$XDG_RUNTIME_DIR/imago` when set and usable, else `/tmp/imago-<uid>` created 0700
-/// (and refused if another user owns it).
-pub fn runtime_dir() -> Result<PathBuf, RecordError> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
-    if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty()) {
-        let p = PathBuf::from(x).join("imago");
-        if std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&p)
-            .is_ok()
-        {
-            return Ok(p);
-        }
-    }
-    let uid = nix::unistd::geteuid().as_raw();
-    let p = PathBuf::from(format!("/tmp/imago-{uid}"));
-    match std::fs::DirBuilder::new().mode(0o700).create(&p) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(io("create directory", &p)(e)),
-    }
-    let m = std::fs::symlink_metadata(&p).map_err(io("stat", &p))?;
-    if !m.is_dir() || m.uid() != uid || m.mode() & 0o077 != 0 {
-        return Err(RecordError::Io {
-            what: "use runtime directory (not a private dir of ours)",
-            path: p,
-            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
-        });
-    }
-    Ok(p)
 }
 
 #[cfg(test)]
@@ -382,15 +383,15 @@ mod tests {
         let c = Containers::new(&t);
         let a = ContainerId::random();
         let b = ContainerId::random();
-        c.create_dir(&a).unwrap();
+        c.create_dir(&a, None).unwrap();
         c.claim_name("web", &a).unwrap();
         let e = c.claim_name("web", &b).unwrap_err();
         assert!(
             e.to_string().contains("is already in use by container"),
             "{e}"
         );
-        std::fs::remove_dir_all(c.dir(&a)).unwrap();
-        c.create_dir(&b).unwrap();
+        std::fs::remove_dir_all(c.record_dir(&a)).unwrap();
+        c.create_dir(&b, None).unwrap();
         c.claim_name("web", &b).unwrap(); // a's dir is gone: stale
         c.release_name("web", &a); // not the owner: kept
         assert!(matches!(

@@ -12,7 +12,10 @@
 //! ROOT/imago/cache/<key>[.refs]  build cache entries (value; JSON list of blobs kept)
 //! ROOT/imago/layers/MODE          `real` or `xattr`: the ownership mode of unpacked layers
 //! ROOT/imago/layers/<chainhex>/   one unpacked layer: `diff/` (the tree) + `layer.json`
+//! ROOT/containers/                container records and names (imago_runtime's)
 //! ```
+//! What must stay on one machine (containers' writable layers, RUN scratch, live state)
+//! goes to the node-local dir instead when the store is shared (`crate::local`).
 //! Never: opens or writes files (the other modules do).
 
 use std::path::{Path, PathBuf};
@@ -79,5 +82,9 @@ impl Layout {
     }
     pub fn layer_meta(&self, chain_id: &Digest) -> PathBuf {
         self.layer(chain_id).join("layer.json")
+    }
+    /// imago_runtime's container records (the store itself never writes here).
+    pub fn containers(&self) -> PathBuf {
+        self.root.join("containers")
     }
 }

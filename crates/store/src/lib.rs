@@ -62,6 +62,11 @@
 //!   [`Store::fsck`] → [`FsckReport`] (`is_clean()`, `problems`).
 //! - Index ([`index`]): `read_index()`, `update_index(f)` (read-modify-write under the
 //!   index lock; for callers with needs the methods above do not cover).
+//! - Node-local dir ([`local`]): [`local::placement(store_root)`](local::placement)
+//!   (Some(dir) when the store is on a shared file system or `IMAGO_LOCAL_DIR` names
+//!   one: containers' layers and RUN scratch go there), [`local::node_local_dir`],
+//!   [`local::shared_fs`] (statfs magic → name), the pure rules [`local::choose`] and
+//!   [`local::check_private`].
 //! - Errors: [`StoreError`] with `hint()`. Damage has its own variants, distinct from
 //!   "not found": `IndexDamaged` (index.json missing while blobs exist, unreadable or
 //!   invalid), `ImageDamaged` (a name or digest the index has, whose manifest or config
@@ -80,6 +85,7 @@ pub mod import;
 pub mod index;
 pub mod layers;
 pub mod layout;
+pub mod local;
 pub mod lock;
 pub mod names;
 pub mod store;

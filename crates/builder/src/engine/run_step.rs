@@ -20,7 +20,7 @@ use crate::fsview::LowerView;
 use crate::instr::meta;
 use crate::mount_stubs;
 use crate::stage;
-use crate::temp::{remove_tree, TempPath};
+use crate::temp::{remove_tree, run_scratch};
 
 /// The layers of a mount's `from=` state; None for other mounts.
 pub(super) type FromLayers = Option<Vec<LayerRef>>;
@@ -57,8 +57,8 @@ pub(super) fn apply(scx: &mut StepCx<'_, '_>, r: &df::Run) -> Result<bool, StepE
     let created = scx.created_now();
     let process = process(scx, &plan);
     // Holds files of mapped ids (the upper dir): removed inside the mapping, on every
-    // way out of this step.
-    let run_dir = TempPath::in_mapping(scx.cx.store.temp_path("run"), &scx.cx.map);
+    // way out of this step. Node-local on a shared store (temp.rs).
+    let run_dir = run_scratch(scx.cx.store, &scx.cx.map)?;
     let dir = run_dir.path().to_path_buf();
     let lowers = prepare(scx, &plan, &dir)?;
     let code = run_container::start(scx.cx, &plan, &dir, &lowers, process)?;
