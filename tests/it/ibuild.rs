@@ -284,13 +284,7 @@ fn f61_workdir_owned_by_user_and_g77_g78_copy_ownership() {
 #[test]
 fn f64_f67_user_ids_in_run() {
     for user in users() {
-        if !has_subids(user) {
-            imago_it::inherent_skip(&format!(
-                "{}: no subuid range, a RUN as uid 33 is impossible in a single-id mapping",
-                user.name()
-            ));
-            continue;
-        }
+        // Without a subuid range each RUN's one mapped id is its USER.
         let env = env_with_busybox(user);
         context(
             &env,

@@ -21,5 +21,7 @@ mod registry;
 mod registry_regress;
 mod registry_support;
 mod seed;
+mod single_map;
+mod storage_driver;
 mod store_regress;
 mod store_support;

@@ -63,6 +63,12 @@ struct Opts {
     /// Clamp timestamps to this Unix time for reproducible images (default: $SOURCE_DATE_EPOCH)
     #[arg(long, value_name = "SECONDS", env = "SOURCE_DATE_EPOCH")]
     source_date_epoch: Option<i64>,
+    /// How RUN steps get their root: overlay (kernel overlayfs in a user namespace),
+    /// fuse, or copy (a private copy of the parent's layers: slow, for hosts without
+    /// either). Default: $IMAGO_STORAGE_DRIVER, else the config key storage_driver, else
+    /// what this host supports. The layers are the same with every driver
+    #[arg(long, value_name = "DRIVER")]
+    storage_driver: Option<String>,
     /// The build context: a directory, or `-` for a tar on stdin
     #[arg(value_name = "CONTEXT")]
     context: String,
@@ -85,6 +91,8 @@ enum CliError {
     Store(#[from] imago_store::StoreError),
     #[error(transparent)]
     Root(#[from] imago_cli::global::NoStoreRoot),
+    #[error(transparent)]
+    Storage(#[from] imago_cli::storage::StorageError),
 }
 
 fn main() -> ExitCode {
@@ -195,6 +203,7 @@ fn run(opts: &Opts) -> Result<(), Error> {
         secrets: secrets(&opts.secrets)?,
         quiet: opts.quiet,
         pull: opts.pull,
+        storage: storage_driver(opts, &root)?,
     };
     let planned = engine::plan(&bo)?;
     let store = match stdin_store {
@@ -207,6 +216,19 @@ fn run(opts: &Opts) -> Result<(), Error> {
         let _ = writeln!(std::io::stdout(), "{}", built.id);
     }
     Ok(())
+}
+
+/// The storage driver of RUN steps; the copy driver's cost is said once on stderr.
+fn storage_driver(
+    opts: &Opts,
+    root: &std::path::Path,
+) -> Result<imago_overlay::RootfsMethod, CliError> {
+    let s = imago_cli::storage::choose(opts.storage_driver.as_deref(), root)?;
+    if let Some(note) = imago_overlay::select::copy_note(&s) {
+        // A closed stderr loses the note: the build works all the same.
+        let _ = writeln!(std::io::stderr(), "note: {note}");
+    }
+    Ok(s.method)
 }
 
 /// `--build-arg K=V`, or `K` alone for the value of `$K` (left out when unset).

@@ -98,10 +98,14 @@ pub fn info(g: &GlobalOpts, format: OutputFormat) -> Res<()> {
         "images": images,
         "layer_ownership": mode.map(|m| m.as_str()),
     });
+    let (driver, driver_line) = storage_driver(&root);
     match format {
-        OutputFormat::Json => print_json(&json!({ "store": store, "host": probe }))?,
+        OutputFormat::Json => {
+            print_json(&json!({ "store": store, "host": probe, "storage_driver": driver }))?
+        }
         OutputFormat::Table => {
             let mut lines = vec![format!("store: {}", root.display())];
+            lines.push(driver_line);
             if let Some(n) = images {
                 lines.push(format!("images: {n}"));
             }
@@ -140,4 +144,40 @@ pub fn info(g: &GlobalOpts, format: OutputFormat) -> Res<()> {
         }
     }
     Ok(())
+}
+
+/// The storage driver irun and ibuild would use here (without `--storage-driver`) and
+/// why: as JSON and as the table's line.
+fn storage_driver(root: &std::path::Path) -> (Value, String) {
+    use imago_overlay::select::{name, Source};
+    let s = match imago_cli::storage::choose(None, root) {
+        Ok(s) => s,
+        Err(e) => {
+            return (
+                json!({ "error": e.to_string() }),
+                format!("storage driver: none: {e}"),
+            )
+        }
+    };
+    let cache = imago_cli::storage::cache_file(root);
+    let how = match &s.source {
+        Source::Probe { cached: true } => format!(
+            "probed, cached in {}: {}",
+            cache
+                .as_ref()
+                .map_or("?".into(), |c| c.display().to_string()),
+            s.reason
+        ),
+        Source::Probe { cached: false } => format!("probed: {}", s.reason),
+        _ => s.reason.clone(),
+    };
+    (
+        json!({
+            "driver": name(s.method),
+            "source": s.source,
+            "reason": s.reason,
+            "probe_cache": cache,
+        }),
+        format!("storage driver: {} ({how})", name(s.method)),
+    )
 }

@@ -101,6 +101,12 @@ struct Opts {
     /// Run a directory as the container's (read-only, overlaid) root instead of an image
     #[arg(long, value_name = "DIR")]
     rootfs: Option<std::path::PathBuf>,
+    /// How the container's root is made: overlay (kernel overlayfs in a user namespace),
+    /// fuse, or copy (a private copy of the image: slow, for hosts without either).
+    /// Default: $IMAGO_STORAGE_DRIVER, else the config key storage_driver, else what
+    /// this host supports
+    #[arg(long, value_name = "DRIVER")]
+    storage_driver: Option<String>,
     /// IMAGE [COMMAND] [ARG...] (with --rootfs: COMMAND [ARG...]). Options go before
     /// the image; from the image on, everything (`-l` too) belongs to the command.
     #[arg(value_name = "IMAGE [COMMAND]")]
@@ -196,8 +202,14 @@ fn options(o: &Opts) -> Result<RunOptions, Box<dyn std::error::Error>> {
     if network == Network::Private && ports::private_network_helper().is_none() {
         warn("neither pasta (package passt) nor slirp4netns is installed: the container's network has only a loopback interface (no outbound access; published ports work)");
     }
+    let store_root = o.global.store_root()?;
+    let storage = imago_cli::storage::choose(o.storage_driver.as_deref(), &store_root)?;
+    if let Some(note) = imago_overlay::select::copy_note(&storage) {
+        // A closed stderr loses the note: the run works all the same.
+        let _ = writeln!(std::io::stderr(), "note: {note}");
+    }
     Ok(RunOptions {
-        store_root: o.global.store_root()?,
+        store_root,
         image,
         rootfs: o.rootfs.clone(),
         args: rest,
@@ -223,6 +235,7 @@ fn options(o: &Opts) -> Result<RunOptions, Box<dyn std::error::Error>> {
         ports,
         publish_all: o.publish_all,
         on_chosen_ports: Some(say_chosen_ports),
+        storage: storage.method,
     })
 }
 

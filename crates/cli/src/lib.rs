@@ -1,13 +1,16 @@
 //! What every imago program shares: the global flags (`--root`, `--log-level`,
 //! `--format`), command-line parsing with docker's exit codes, the store location rules,
 //! error reporting with hints, the documented exit codes, the table/json output helpers,
-//! the registry programs' flags (`remote`), and progress on stderr (`progress`: transfer
-//! bars for `ipull`/`ipush`, the step display for `ibuild`).
+//! the registry programs' flags (`remote`), progress on stderr (`progress`: transfer
+//! bars for `ipull`/`ipush`, the step display for `ibuild`), the config file (`config`)
+//! and the storage driver choice (`storage`: flag, env, config, else the host probe,
+//! cached per kernel).
 //!
-//! Never: talks to the store, the kernel or the network. Libraries never depend
-//! on this crate; only the bins do.
+//! Never: talks to the network; reads the store or the kernel only for the storage
+//! driver's probe and its cache. Libraries never depend on this crate; only the bins do.
 
 pub mod args;
+pub mod config;
 pub mod exit;
 pub mod global;
 pub mod logging;
@@ -15,6 +18,7 @@ pub mod output;
 pub mod progress;
 pub mod remote;
 pub mod report;
+pub mod storage;
 
 pub use exit::ExitCodes;
 pub use global::{GlobalOpts, OutputFormat};

@@ -1,10 +1,13 @@
 //! Turning a stack of read-only layer trees into a writable container root.
 //!
-//! Today: kernel overlayfs mounted inside the user namespace (`userxattr`, Linux 5.11+).
-//! The FUSE overlay and the copy fallback come later; [`RootfsMethod`] is the seam: a
-//! caller asks [`plan`] for a [`RootfsPlan`] and hands it to whoever mounts (the sandbox
-//! child, inside the namespace). This crate computes; it never mounts, forks or enters
-//! namespaces itself.
+//! Three storage drivers, [`RootfsMethod`] being the seam: kernel overlayfs mounted
+//! inside the user namespace (`userxattr`, Linux 5.11+); the FUSE overlay (not wired
+//! into the sandbox yet); the copy driver (a private merged copy of the layers,
+//! bind-mounted as the root). A caller picks the driver ([`select`]), asks [`plan`] for a
+//! [`RootfsPlan`] and hands it to whoever mounts (the sandbox child, inside the
+//! namespace). This crate computes and copies files; it never forks or enters
+//! namespaces itself (the caller runs [`copy::make`] inside the container's mapping),
+//! and mounts nothing.
 //!
 //! # Public entry points
 //! - [`plan(method, &Layers) -> Result<RootfsPlan, OverlayError>`](plan): pure.
@@ -12,22 +15,30 @@
 //!   with the short-path scheme for many layers (see [`kernel`]).
 //! - [`Layers`]: lower dirs **top first** (overlay's order), the container's upper and
 //!   work dirs, and a scratch dir for short links.
+//! - [`select`]: which driver (flag > env > config > probe), pure; the probe cache format.
+//! - [`copy`]: the copy driver's merged copy ([`copy::make`]) and, for a RUN's commit,
+//!   the diff of the copy as an upper-dir-shaped tree ([`copy::to_upper`]).
 
+pub mod copy;
 pub mod kernel;
+pub mod select;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use kernel::KernelOverlay;
 
-/// How the writable root is made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// How the writable root is made (the storage driver; users name them `overlay`,
+/// `fuse`, `copy`: [`select::name`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RootfsMethod {
-    /// Kernel overlayfs inside the user namespace.
+    /// Kernel overlayfs inside the user namespace (the default: records written before
+    /// the driver was recorded used it).
+    #[default]
     Kernel,
-    /// FUSE overlay (not implemented yet).
+    /// FUSE overlay (not wired into the sandbox yet).
     Fuse,
-    /// A private copy of the layers (not implemented yet).
+    /// A private copy of the layers, bind-mounted as the root.
     Copy,
 }
 
@@ -50,6 +61,18 @@ pub struct Layers {
 pub enum RootfsPlan {
     /// Mount kernel overlayfs with these options.
     Kernel(KernelOverlay),
+    /// Make the private copy (inside the mapping: [`copy::make`]) and bind-mount it.
+    Copy(CopyPlan),
+}
+
+/// The copy driver's plan: the lowers to merge and where the copy lives (beside the
+/// upper dir, in the container's dir: `<dir of upper>/copy`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyPlan {
+    /// Lower dirs, bottom first (the copy's order).
+    pub lowers_bottom_first: Vec<PathBuf>,
+    /// The copy, bind-mounted as the root.
+    pub dir: PathBuf,
 }
 
 /// Errors of planning a root.
@@ -58,9 +81,19 @@ pub enum OverlayError {
     /// The image has no layers at all.
     #[error("no layers to stack: the image has an empty root file system")]
     NoLayers,
-    /// Asked for a method not built yet.
-    #[error("root file system method `{0:?}` is not implemented yet (only kernel overlayfs)")]
+    /// Asked for a method not available yet.
+    #[error("storage driver `{}` is not available yet", select::name(*.0))]
     Unsupported(RootfsMethod),
+    /// The copy driver's copy (or, after a RUN, its diff) failed; the source is the
+    /// mapping child's error.
+    #[error("the copy storage driver: {what}")]
+    Copy {
+        /// What was being done.
+        what: &'static str,
+        /// Why it failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
     /// Even with short links the options exceed the kernel's page-size limit.
     #[error("{layers} layers do not fit overlayfs mount options ({len} bytes > {max})")]
     TooManyLayers {
@@ -87,11 +120,15 @@ pub enum OverlayError {
     },
 }
 
-/// Plan the root for `method`. Kernel only today; the others return
-/// [`OverlayError::Unsupported`] until the fallbacks land.
+/// Plan the root for `method`. FUSE returns [`OverlayError::Unsupported`] until it is
+/// wired into the sandbox.
 pub fn plan(method: RootfsMethod, layers: &Layers) -> Result<RootfsPlan, OverlayError> {
     match method {
         RootfsMethod::Kernel => kernel::plan(layers).map(RootfsPlan::Kernel),
+        RootfsMethod::Copy => Ok(RootfsPlan::Copy(CopyPlan {
+            lowers_bottom_first: layers.lowers_top_first.iter().rev().cloned().collect(),
+            dir: layers.upper.parent().unwrap_or(Path::new(".")).join("copy"),
+        })),
         m => Err(OverlayError::Unsupported(m)),
     }
 }

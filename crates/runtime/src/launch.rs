@@ -1,15 +1,17 @@
 //! What a container runs, resolved once when it is created and kept in its record so
 //! that `ictr start` runs it again the same way: [`Launch`] (the command, environment,
 //! user, mounts, security settings, network, tty, the image's stop signal). Also the
-//! image's lower dirs (unpacking them inside the mapping when they are missing) and the
-//! [`ContainerSpec`] for the sandbox.
-//! Never: creates container dirs or records (create.rs), starts anything.
+//! image's lower dirs (unpacking them inside the mapping when they are missing), the
+//! [`ContainerSpec`] for the sandbox with the container's id mapping, and when its pid 1
+//! is cloned ([`prepare_early`], [`prepare_late`]).
+//! Never: creates container dirs or records (create.rs), starts the container.
 
 use std::path::{Path, PathBuf};
 
 use imago_overlay::{Layers, RootfsMethod, RootfsPlan};
 use imago_sandbox::{
-    run_in_mapping, CapsPolicy, ContainerSpec, IdMap, Network, ProcessSpec, RootMount, UserMount,
+    run_in_mapping, CapsPolicy, ContainerSpec, IdMap, MapKind, Network, Pending, ProcessSpec,
+    RootMount, UserMount,
 };
 use imago_store::{LayerHold, Store, UnpackLimits};
 use serde::{Deserialize, Serialize};
@@ -65,6 +67,10 @@ pub struct Launch {
     /// host port 0: a free one, chosen at each start).
     #[serde(default)]
     pub publish: Vec<String>,
+    /// The storage driver it was created with (`ictr start` keeps it: a copy-driver
+    /// container's files are in its copy). Records without it used kernel overlayfs.
+    #[serde(default)]
+    pub storage: RootfsMethod,
 }
 
 /// The image's part: lower dirs bottom → top, its defaults, label, id and stop signal.
@@ -200,6 +206,7 @@ pub fn resolve(
         auto_remove: opts.rm,
         stop_signal: img.stop_signal,
         publish: vec![],
+        storage: opts.storage,
     };
     Ok((launch, img.lowers))
 }
@@ -243,17 +250,44 @@ pub fn make_bind_sources(mounts: &[UserMount]) -> Result<(), RunError> {
     Ok(())
 }
 
-/// The sandbox's spec for `launch` in the container dir `dir` over `lowers`. With
-/// `remove` the container's pid 1 empties the writable dirs after the command (`--rm`).
-pub fn spec(
-    launch: &Launch,
+/// The container's pid 1, cloned before the image is looked at when its mapping does not
+/// depend on the image (root, subordinate ids): newuidmap/newgidmap (a few ms of setuid
+/// execs) then write its maps while the caller resolves the image and makes the
+/// container's dir. `None` under the single mapping: its one id is placed at the
+/// container's user, known only from the image ([`spec`]), and its maps are two plain
+/// writes, nothing to overlap; [`prepare_late`] clones it then.
+pub fn prepare_early(map: &IdMap, network: Network) -> Result<Option<Pending>, RunError> {
+    if map.kind == MapKind::Single {
+        return Ok(None);
+    }
+    Ok(Some(imago_sandbox::prepare_with(map, network)?))
+}
+
+/// The container's pid 1 for `spec`: the one of [`prepare_early`], else cloned now with
+/// `spec.id_map`.
+pub fn prepare_late(
+    early: Option<Pending>,
+    spec: &ContainerSpec,
+    network: Network,
+) -> Result<Pending, RunError> {
+    match early {
+        Some(p) => Ok(p),
+        None => Ok(imago_sandbox::prepare_with(&spec.id_map, network)?),
+    }
+}
+
+/// The container's root by its storage driver, and its writable dirs (emptied by pid 1
+/// after the command under `--rm`): kernel overlayfs over `lowers` with `dir`'s
+/// upper/work dirs, or the copy driver's private copy `dir/copy`, made inside the mapping
+/// the first time (a restarted container keeps its copy).
+fn root_mount(
+    method: RootfsMethod,
     dir: &Path,
     map: &IdMap,
     lowers: &[PathBuf],
-    remove: bool,
-) -> Result<ContainerSpec, RunError> {
+) -> Result<(RootMount, Vec<PathBuf>), RunError> {
     let plan = imago_overlay::plan(
-        RootfsMethod::Kernel,
+        method,
         &Layers {
             lowers_top_first: lowers.iter().rev().cloned().collect(),
             upper: dir.join("upper"),
@@ -261,14 +295,44 @@ pub fn spec(
             links_dir: dir.to_path_buf(),
         },
     )?;
-    let RootfsPlan::Kernel(k) = plan;
-    Ok(ContainerSpec {
+    match plan {
+        RootfsPlan::Kernel(k) => Ok((
+            RootMount::Overlay {
+                cwd: k.cwd,
+                data: k.data,
+                links: k.links,
+            },
+            vec![dir.join("upper"), dir.join("work")],
+        )),
+        RootfsPlan::Copy(c) => {
+            let (from, to) = (c.lowers_bottom_first.clone(), c.dir.clone());
+            // Files of every owner of the image can only be made inside the mapping.
+            run_in_mapping(map, move || imago_overlay::copy::make(&from, &to, None)).map_err(
+                |e| imago_overlay::OverlayError::Copy {
+                    what: "make the container's private copy of its image",
+                    source: Box::new(e),
+                },
+            )?;
+            Ok((RootMount::Bind(c.dir.clone()), vec![c.dir]))
+        }
+    }
+}
+
+/// The sandbox's spec for `launch` in the container dir `dir` over `lowers`, with `map`
+/// placed at the container's user (`IdMap::for_container`: under the single mapping its
+/// one id becomes the user's, looked up in the container's root). With `remove` the
+/// container's pid 1 empties the writable dirs after the command (`--rm`).
+pub fn spec(
+    launch: &Launch,
+    dir: &Path,
+    map: &IdMap,
+    lowers: &[PathBuf],
+    remove: bool,
+) -> Result<ContainerSpec, RunError> {
+    let (root, writable) = root_mount(launch.storage, dir, map, lowers)?;
+    let mut spec = ContainerSpec {
         id_map: map.clone(),
-        root: RootMount::Overlay {
-            cwd: k.cwd,
-            data: k.data,
-            links: k.links,
-        },
+        root,
         rootfs: dir.join("rootfs"),
         hostname: launch.hostname.clone(),
         etc_files: ["hosts", "hostname", "resolv.conf"]
@@ -279,11 +343,7 @@ pub fn spec(
         readonly_root: launch.read_only,
         init: launch.init,
         privileged: launch.privileged,
-        cleanup: if remove {
-            vec![dir.join("upper"), dir.join("work")]
-        } else {
-            vec![]
-        },
+        cleanup: if remove { writable } else { vec![] },
         process: ProcessSpec {
             args: launch.command.clone(),
             env: launch.env.clone(),
@@ -295,5 +355,7 @@ pub fn spec(
             seccomp: launch.seccomp,
             no_new_privs: launch.no_new_privs,
         },
-    })
+    };
+    spec.id_map = map.for_container(&spec)?;
+    Ok(spec)
 }

@@ -1,4 +1,5 @@
-//! The foreground run path of irun: clone the container's pid 1 → resolve the image and
+//! The foreground run path of irun: clone the container's pid 1 (under the single
+//! mapping only once the spec is made, see launch.rs) → resolve the image and
 //! the flags (launch.rs, unpacking layers inside the mapping when needed) → container dir
 //! and record (create.rs) → overlay plan → the published ports' forwarder (ports/) →
 //! `Pending::start` → record the exit or remove
@@ -72,6 +73,8 @@ pub struct RunOptions {
     /// Told the published ports whose host port irun chose (`-P`, `-p CTR`), once they
     /// listen and before the container starts.
     pub on_chosen_ports: Option<fn(&[crate::ports::PortSpec])>,
+    /// The storage driver (`imago_cli::storage::choose`): how the root is made.
+    pub storage: imago_overlay::RootfsMethod,
 }
 
 /// Failures of the run path (exit 125 in irun).
@@ -132,15 +135,17 @@ impl RunError {
 /// 128+N for a signal). Call while single-threaded (see `imago_sandbox::run`).
 pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     let map = IdMap::detect();
-    // Clone the container's pid 1 first: newuidmap/newgidmap (a few ms of setuid execs)
-    // then write its maps while we look up the image and make the container's dir.
-    let pending = imago_sandbox::prepare_with(&map, opts.network)?;
+    // Clone the container's pid 1 first when its maps do not depend on the image (not
+    // under the single mapping: see launch::prepare_early).
+    let early = launch::prepare_early(&map, opts.network)?;
     let id = ContainerId::random();
     let (launch, lowers) = launch::resolve(opts, &map, id.short())?;
     let publish = crate::ports::to_publish(opts, launch.image_id.as_deref())?;
     let containers = Containers::new(&opts.store_root);
     let (dir, mut rec) = create::create(&containers, &id, &launch, opts.name.as_deref())?;
     let result = (|| {
+        let spec = launch::spec(&launch, &dir, &map, &lowers, opts.rm)?;
+        let pending = launch::prepare_late(early, &spec, opts.network)?;
         // Before the container starts: its ports listen by the time it runs.
         let forwarder = crate::ports::Forwarder::start(pending.pid(), &publish)
             .map_err(crate::ports::PortsError::from)?;
@@ -159,7 +164,6 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
         rec.monitor = ProcRef::current();
         rec.pid = ProcRef::of(pending.pid());
         containers.write_record(&rec)?;
-        let spec = launch::spec(&launch, &dir, &map, &lowers, opts.rm)?;
         let code = pending.start(&spec)?;
         forwarder.stop();
         if !opts.rm {

@@ -177,10 +177,12 @@ fn exec(
         crate::caps::bound(keep).map_err(ExecError::Bound)?;
     }
     if p.seccomp {
-        // Under the single mapping the fakeroot variant (chown & co succeed, doing nothing).
-        crate::seccomp::install(crate::seccomp::Filter::for_map(map.kind))
-            .map_err(ExecError::Seccomp)?;
+        crate::seccomp::install(filter_for(map, ids)).map_err(ExecError::Seccomp)?;
     }
+    // Under the single mapping setgroups is `deny` (the kernel's condition for the
+    // unprivileged gid_map write): the process keeps the supplementary groups it
+    // inherited from the caller (the caller's own gid shows as the user's gid, others as
+    // the overflow gid), and the image's /etc/group memberships are not applied.
     if !map.setgroups_deny {
         let groups: Vec<nix::unistd::Gid> = ids
             .groups
@@ -224,6 +226,20 @@ fn exec(
         find_in_path,
         exec_failed,
     )
+}
+
+/// The seccomp variant: fakeroot (chown & co to other ids succeed, doing nothing) for
+/// root under the single mapping, where root is the only id a process can become and
+/// install scripts need those calls to work. A non-root user under the single mapping
+/// (its one id placed at that user) gets the default filter, as under every other
+/// mapping: it could not chown or change ids in any container, and a faked success
+/// would hide the real refusal from it (a "successful" chown of a file it cannot own).
+fn filter_for(map: &IdMap, ids: &Ids) -> crate::seccomp::Filter {
+    use crate::seccomp::Filter;
+    match Filter::for_map(map.kind) {
+        Filter::Fakeroot if ids.uid != 0 => Filter::Default,
+        f => f,
+    }
 }
 
 /// `-t`: a new session with the pty slave as controlling terminal on 0, 1 and 2.
@@ -307,6 +323,25 @@ mod tests {
             ExecError::NotInPath("nope".into()).to_string(),
             "exec: \"nope\": executable file not found in $PATH"
         );
+    }
+
+    #[test]
+    fn fakeroot_only_for_root_under_the_single_mapping() {
+        use crate::seccomp::Filter;
+        let ids = |uid| Ids {
+            uid,
+            gid: uid,
+            groups: vec![],
+            home: "/".into(),
+        };
+        let single = IdMap::single(1000, 1000);
+        assert_eq!(filter_for(&single, &ids(0)), Filter::Fakeroot);
+        assert_eq!(
+            filter_for(&single.at_user(33, 33), &ids(33)),
+            Filter::Default
+        );
+        let identity = IdMap::plan(&crate::idmap::IdMapInput::default());
+        assert_eq!(filter_for(&identity, &ids(0)), Filter::Default);
     }
 
     #[test]

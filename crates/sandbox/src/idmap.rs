@@ -2,16 +2,20 @@
 //! how it is written. Owns: parsing /etc/subuid and /etc/subgid, finding newuidmap and
 //! newgidmap, the choice between the three mapping kinds, and writing the maps of a child
 //! that already sits in a new user namespace.
-//! Never: forks or unshares (child.rs does), mounts anything, reads the store.
+//! Never: forks, unshares or mounts itself (child.rs and setup.rs do, for
+//! [`IdMap::for_container`]), reads the store.
 //!
 //! The three kinds (see docs/runtime.md):
 //! - [`MapKind::SubIds`]: an unprivileged user with a subordinate range and the setuid
 //!   helpers present: inside 0 → the user's uid, inside 1..=N → the range (N = size of
 //!   the range, at most 65536 used). Files keep real ownership.
 //! - [`MapKind::Single`]: an unprivileged user without a range (or without the helpers):
-//!   inside 0 → the user's uid and gid, nothing else; `setgroups` is set to `deny`
+//!   one id each, the user's uid and gid, nothing else; `setgroups` is set to `deny`
 //!   (required by the kernel before an unprivileged gid_map write). Files created by
 //!   other ids cannot exist: the store keeps ownership in `user.containers.override_stat`.
+//!   Inside, that one id is 0 (unpacking, building as root, run-in-mapping children) or
+//!   a container's user U:G ([`IdMap::for_container`], as charliecloud's `ch-run --uid`):
+//!   `U → uid`, `G → gid`, so the process is U:G and the user's files show as U:G.
 //! - [`MapKind::Identity`]: real root. Inside 0..65536 → host 0..65536, in a *new* user
 //!   namespace: the container's root owns the same files as the host's root, but its
 //!   capabilities are namespaced (no module loading, no raw devices, no host hostname or
@@ -25,6 +29,10 @@ use std::path::{Path, PathBuf};
 
 use imago_oci::layer::OwnerMode;
 use serde::{Deserialize, Serialize};
+
+use crate::child::{ChildError, RemoteError};
+use crate::container::ContainerError;
+use crate::spec::ContainerSpec;
 
 /// The largest number of subordinate ids imago maps (docker's and podman's default).
 pub const MAX_SUB_IDS: u32 = 65536;
@@ -78,7 +86,8 @@ pub enum MapKind {
     Identity,
     /// Unprivileged with a subordinate range: root + range.
     SubIds,
-    /// Unprivileged without a range: the user is root inside, nothing else is mapped.
+    /// Unprivileged without a range: one uid and one gid, the user's, mapped at 0 or at
+    /// the container's user ([`IdMap::for_container`]); nothing else is mapped.
     Single,
 }
 
@@ -262,6 +271,48 @@ impl IdMap {
             writer: IdMapWriter::Direct,
             setgroups_deny: true,
         }
+    }
+
+    /// This single mapping with its one id placed at `uid`/`gid` inside (`uid →` the
+    /// caller's uid, `gid →` the caller's gid). Other kinds map every id a container may
+    /// use already and come back unchanged; `at_user(0, 0)` is the mapping itself.
+    pub fn at_user(&self, uid: u32, gid: u32) -> IdMap {
+        let mut m = self.clone();
+        if m.kind == MapKind::Single {
+            for (lines, inside) in [(&mut m.uid, uid), (&mut m.gid, gid)] {
+                if let [line] = lines.as_mut_slice() {
+                    line.inside = inside;
+                }
+            }
+        }
+        m
+    }
+
+    /// The mapping for the container of `spec`: under the single mapping, placed at the
+    /// container's user ([`IdMap::at_user`]), resolved as the container's setup will
+    /// resolve it (`-u` or the image's USER in the image's /etc/passwd and /etc/group).
+    /// Root (an empty user) and `uid:gid` in numbers need no lookup; any other user is
+    /// looked up in a run-in-mapping child that mounts the root (a few ms), as the map
+    /// must be known before the container's pid 1 gets it. Other kinds: unchanged, no
+    /// lookup. A failed lookup (an unknown user) is the container's setup failure it
+    /// stands in for, with the same chain (`resolve the user …`).
+    pub fn for_container(&self, spec: &ContainerSpec) -> Result<IdMap, ContainerError> {
+        if self.kind != MapKind::Single {
+            return Ok(self.clone());
+        }
+        let (uid, gid) = match crate::user::numeric(&spec.process.user) {
+            Some(ids) => ids,
+            None => {
+                let ids = crate::setup::resolve_in_image(spec, self).map_err(|e| {
+                    ContainerError::Setup(match e {
+                        ChildError::Remote(r) => r,
+                        other => RemoteError::from_chain(&other),
+                    })
+                })?;
+                (ids.uid, ids.gid)
+            }
+        };
+        Ok(self.at_user(uid, gid))
     }
 
     /// How layer files keep ownership under this mapping: Real for Identity and SubIds
@@ -682,6 +733,38 @@ mod tests {
         assert!(no_range.setgroups_deny);
         assert_eq!(no_range.ownership(), OwnerMode::Xattr);
         assert_eq!(no_range.host_uid(1), None);
+    }
+
+    #[test]
+    fn single_placed_at_the_user_other_kinds_unchanged() {
+        let single = IdMap::single(1000, 1001);
+        let at = single.at_user(33, 44);
+        assert_eq!(render(&at.uid), "33 1000 1\n");
+        assert_eq!(render(&at.gid), "44 1001 1\n");
+        assert_eq!((at.kind, at.setgroups_deny), (MapKind::Single, true));
+        assert_eq!(at.host_uid(33), Some(1000));
+        assert_eq!(at.host_uid(0), None, "root is not mapped any more");
+        assert_eq!(
+            single.at_user(0, 0),
+            single,
+            "root keeps the mapping as it is"
+        );
+        let identity = IdMap::plan(&IdMapInput::default());
+        assert_eq!(identity.at_user(33, 44), identity);
+    }
+
+    #[test]
+    fn for_container_needs_no_lookup_for_root_or_number_pairs() {
+        // The spec's root does not exist: a lookup would fail, so these did none.
+        let mut spec = ContainerSpec::for_tests();
+        let single = IdMap::single(1000, 1001);
+        assert_eq!(single.for_container(&spec).unwrap(), single);
+        spec.process.user = "33:44".into();
+        let m = single.for_container(&spec).unwrap();
+        assert_eq!((m.uid[0].inside, m.gid[0].inside), (33, 44));
+        spec.process.user = "www-data".into();
+        let identity = IdMap::plan(&IdMapInput::default());
+        assert_eq!(identity.for_container(&spec).unwrap(), identity);
     }
 
     #[test]

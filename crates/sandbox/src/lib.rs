@@ -12,7 +12,9 @@
 //!     ownership as the host, capabilities namespaced);
 //!   - subuid+subgid range and newuidmap/newgidmap present → [`MapKind::SubIds`]:
 //!     `0 → uid`, `1..=min(65536, range) → range` (written by [`IdMapWriter::Helper`]);
-//!   - else → [`MapKind::Single`]: `0 → uid/gid`, setgroups `deny` ([`IdMapWriter::Direct`]).
+//!   - else → [`MapKind::Single`]: `0 → uid/gid`, setgroups `deny` ([`IdMapWriter::Direct`]);
+//!     for a container with a non-root user U:G, `U → uid`, `G → gid` instead
+//!     ([`IdMap::for_container`]).
 //!   - `IMAGO_IDMAP=single` forces the single mapping (also for root: `0 0 1`).
 //! - [`IdMap::ownership()`] → [`OwnerMode::Real`] (Identity, SubIds) or [`OwnerMode::Xattr`]
 //!   (Single: ownership of layer files kept in `user.containers.override_stat`); the type
@@ -50,8 +52,8 @@
 //!   ([`inroot::InRoot`]: an image's symlinks never reach the host), workdir, user
 //!   (resolved in the image's /etc/passwd, read bounded), then pivot_root with the old
 //!   root detached at once, hostname, caps ([`caps::compute`] for `--cap-add/--cap-drop`),
-//!   seccomp ([`seccomp::program_for`]`(`[`seccomp::Filter::for_map`]`(kind))`: the
-//!   docker-like filter, or under [`MapKind::Single`] the fakeroot variant where chown &
+//!   seccomp ([`seccomp::program_for`]: the docker-like filter, or for root under
+//!   [`MapKind::Single`] the fakeroot variant where chown &
 //!   co to unmapped ids, setgroups and mknod of devices succeed doing nothing; none with
 //!   `spec.process.seccomp == false`), no_new_privs, tiny init ([`init`]) and exec.
 //!   `-t`: a pty from the container's own devpts, relayed by [`tty::relay`].

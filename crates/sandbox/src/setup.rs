@@ -3,7 +3,9 @@
 //! path resolved inside the root (inroot.rs), the working dir, the user from the
 //! image's passwd and group (bounded reads), pivot_root with the old root detached at
 //! once, the hostname, `--read-only`. Everything here fails with an imago error (exit
-//! 125), never with the command's.
+//! 125), never with the command's. Also the same root mount and user lookup on the
+//! caller's side, in a run-in-mapping child, for the single mapping that must know the
+//! container's user before its maps are written ([`resolve_in_image`]).
 //! Owns: that order and its errors. Never: talks to irun (pid1.rs), execs (exec.rs),
 //! decides a mount (mounts.rs), touches a container path by an ordinary path call
 //! before pivot_root.
@@ -14,7 +16,8 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 
-use crate::idmap::MapKind;
+use crate::child::ChildError;
+use crate::idmap::{IdMap, IdMapEntry, MapKind};
 use crate::inroot::{InRoot, InRootError, Resolver};
 use crate::mounts;
 use crate::spec::{ContainerSpec, RootMount};
@@ -84,13 +87,17 @@ pub enum SetupError {
         #[source]
         source: user::UserError,
     },
-    /// The user is not in the single mapping.
-    #[error("user {what} {id} is not mapped in this container: the single-id mapping only has root (add a subuid/subgid range for your user, or run as root)")]
+    /// The user's uid or gid has no host id in the container's mapping.
+    #[error("user {what} {id} is not mapped in this container (its {what}s: {mapped}){}", unmapped_advice(*.single))]
     Unmapped {
         /// `uid` or `gid`.
         what: &'static str,
         /// The id.
         id: u32,
+        /// The ids the mapping has, as `0-65535` or `33`.
+        mapped: String,
+        /// The single mapping (one id, the container's own user's).
+        single: bool,
     },
     /// The old root could not be opened before pivot_root.
     #[error("open the old root `/` before pivot_root")]
@@ -135,12 +142,7 @@ fn setup_with(sys: &dyn Sys, spec: &ContainerSpec) -> Result<Ids, SetupError> {
     // Everything below resolves container paths from this fd, inside the root (inroot.rs):
     // the image's symlinks cannot reach the host. It must be opened after the root
     // mount, to hold the mount and not the empty dir beneath.
-    let root_fd = rustix::fs::open(
-        root.as_path(),
-        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .map_err(|e| SetupError::OpenRoot(root.clone(), Errno::from_raw(e.raw_os_error())))?;
+    let root_fd = open_root(root)?;
     let in_root = InRoot::new(root_fd.as_fd(), Resolver::detect());
     // The plan before pivot_root: the host's /proc (needed to mount a fresh procfs in a
     // user namespace, and for /proc/self/fd/N) and host sources are still in view, and
@@ -154,7 +156,7 @@ fn setup_with(sys: &dyn Sys, spec: &ContainerSpec) -> Result<Ids, SetupError> {
     in_root
         .mkdir_all(Path::new(cwd))
         .map_err(|e| SetupError::Workdir(cwd.into(), e))?;
-    let ids = resolve_ids(&spec.process.user, spec.id_map.kind, &in_root)?;
+    let ids = resolve_ids(&spec.process.user, &spec.id_map, &in_root)?;
     pivot(sys, root_fd, root)?;
     sys.sethostname(&spec.hostname)
         .map_err(|e| SetupError::Hostname(spec.hostname.clone(), e))?;
@@ -162,6 +164,16 @@ fn setup_with(sys: &dyn Sys, spec: &ContainerSpec) -> Result<Ids, SetupError> {
         mounts::remount_ro_with(sys, Path::new("/")).map_err(SetupError::ReadOnly)?;
     }
     Ok(ids)
+}
+
+/// An `O_PATH` fd of the mounted root `root`.
+fn open_root(root: &Path) -> Result<OwnedFd, SetupError> {
+    rustix::fs::open(
+        root,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| SetupError::OpenRoot(root.to_path_buf(), Errno::from_raw(e.raw_os_error())))
 }
 
 /// The container's root on `spec.rootfs`: kernel overlayfs (after its short links and
@@ -246,13 +258,35 @@ fn pivot(sys: &dyn Sys, new_root: OwnedFd, root: &Path) -> Result<(), SetupError
 }
 
 /// The ids of `user` from the image's /etc/passwd and /etc/group (read in the root,
-/// bounded); refused under the single mapping unless root. Also for a process joining a
-/// running container (join/enter.rs), with the same errors.
+/// bounded); refused when `map` has no host id for the uid or the gid (under the single
+/// mapping: any but the container's own user's). Also for a process joining a running
+/// container (join/enter.rs), with the same errors.
 pub(crate) fn resolve_ids(
     user: &str,
-    kind: MapKind,
+    map: &IdMap,
     in_root: &InRoot<'_>,
 ) -> Result<Ids, SetupError> {
+    let ids = lookup_ids(user, in_root)?;
+    let single = map.kind == MapKind::Single;
+    let checks = [
+        ("uid", ids.uid, map.host_uid(ids.uid), &map.uid),
+        ("gid", ids.gid, map.host_gid(ids.gid), &map.gid),
+    ];
+    for (what, id, host, entries) in checks {
+        if host.is_none() {
+            return Err(SetupError::Unmapped {
+                what,
+                id,
+                mapped: ranges(entries),
+                single,
+            });
+        }
+    }
+    Ok(ids)
+}
+
+/// The ids of `user` in the image's passwd and group, unchecked against a mapping.
+fn lookup_ids(user: &str, in_root: &InRoot<'_>) -> Result<Ids, SetupError> {
     let read = |p: &'static str| -> Result<String, SetupError> {
         let bytes = in_root
             .read_file(Path::new(p), MAX_ETC_FILE)
@@ -261,18 +295,54 @@ pub(crate) fn resolve_ids(
     };
     let passwd = read("/etc/passwd")?;
     let group = read("/etc/group")?;
-    let ids = user::resolve(user, &passwd, &group).map_err(|source| SetupError::User {
+    user::resolve(user, &passwd, &group).map_err(|source| SetupError::User {
         spec: user.into(),
         source,
-    })?;
-    if kind == MapKind::Single {
-        for (what, id) in [("uid", ids.uid), ("gid", ids.gid)] {
-            if id != 0 {
-                return Err(SetupError::Unmapped { what, id });
-            }
-        }
+    })
+}
+
+/// The ids `spec.process.user` will resolve to in the container, found before the
+/// container exists (the single mapping places its one id at them, and a map cannot be
+/// changed once written): in a run-in-mapping child under `map` (user and mount
+/// namespaces of its own, gone when it returns) the root is mounted as [`setup`] mounts
+/// it and the image's passwd and group are read there through the same inroot resolver,
+/// bounded. An unknown user fails here with [`setup`]'s own error (in the chain).
+pub(crate) fn resolve_in_image(spec: &ContainerSpec, map: &IdMap) -> Result<Ids, ChildError> {
+    crate::child::run_in_mapping(map, || -> Result<Ids, SetupError> {
+        mount_root(&RealSys, spec)?;
+        let root_fd = open_root(&spec.rootfs)?;
+        lookup_ids(
+            &spec.process.user,
+            &InRoot::new(root_fd.as_fd(), Resolver::detect()),
+        )
+    })
+}
+
+/// The inside ids of map lines, as `0-65535, 100` (for an error).
+fn ranges(entries: &[IdMapEntry]) -> String {
+    let parts: Vec<String> = entries
+        .iter()
+        .map(|e| match e.count {
+            0 | 1 => e.inside.to_string(),
+            n => format!("{}-{}", e.inside, u64::from(e.inside) + u64::from(n) - 1),
+        })
+        .collect();
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
     }
-    Ok(ids)
+}
+
+/// What to do about an unmapped id, by mapping kind.
+fn unmapped_advice(single: bool) -> &'static str {
+    if single {
+        ": without a subuid/subgid range for your user a container has only its own \
+         user's uid and gid (give your user a range in /etc/subuid and /etc/subgid, or run \
+         as root)"
+    } else {
+        ""
+    }
 }
 
 #[cfg(test)]
@@ -352,6 +422,74 @@ mod tests {
         );
         assert_eq!(calls.len(), pivot + 7);
         assert!(s.rootfs.join("work").is_dir(), "workdir made in the root");
+    }
+
+    /// An image dir with a passwd and a group, in `t/img`.
+    fn image_with_users(t: &Path) {
+        std::fs::create_dir_all(t.join("img/etc")).unwrap();
+        std::fs::write(
+            t.join("img/etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www:/var/www:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(t.join("img/etc/group"), "root:x:0:\nwww-data:x:33:\n").unwrap();
+    }
+
+    #[test]
+    fn ids_outside_the_mapping_are_refused_naming_what_is_mapped() {
+        let t = tempfile::tempdir().unwrap();
+        image_with_users(t.path());
+        let root = std::fs::File::open(t.path().join("img")).unwrap();
+        let in_root = InRoot::new(root.as_fd(), Resolver::detect());
+        let at_www = IdMap::single(1000, 1000).at_user(33, 33);
+        let ids = resolve_ids("www-data", &at_www, &in_root).unwrap();
+        assert_eq!((ids.uid, ids.gid, ids.home.as_str()), (33, 33, "/var/www"));
+        let err = resolve_ids("root", &at_www, &in_root).unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("user uid 0 is not mapped in this container (its uids: 33): without a subuid/subgid range"), "{text}");
+        let err = resolve_ids("33:0", &at_www, &in_root).unwrap_err();
+        assert!(
+            err.to_string().starts_with("user gid 0 is not mapped"),
+            "{err}"
+        );
+        let identity = IdMap::plan(&crate::idmap::IdMapInput::default());
+        let err = resolve_ids("70000", &identity, &in_root).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "user uid 70000 is not mapped in this container (its uids: 0-65535)"
+        );
+        let unknown = resolve_ids("nobody2", &at_www, &in_root).unwrap_err();
+        assert!(matches!(unknown, SetupError::User { .. }), "{unknown:?}");
+    }
+
+    #[test]
+    fn the_user_is_found_in_the_mounted_root_before_the_container_exists() {
+        if !crate::probe::probe_userns() {
+            eprintln!("SKIP: unprivileged user namespaces not usable here");
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let s = spec(t.path());
+        image_with_users(t.path());
+        let map = IdMap::detect();
+        let mut s = s;
+        s.process.user = "www-data".into();
+        let ids = resolve_in_image(&s, &map).unwrap();
+        assert_eq!((ids.uid, ids.gid), (33, 33));
+        s.process.user = "nobody2".into();
+        let err = resolve_in_image(&s, &map).unwrap_err();
+        let ChildError::Remote(chain) = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(
+            chain.chain(),
+            [
+                "resolve the user `nobody2`",
+                "unable to find user nobody2: no matching entries in passwd file"
+            ]
+        );
+        // Mounted in the child's own namespace only: nothing is left on the mount point.
+        assert!(!s.rootfs.join("etc").exists());
     }
 
     #[test]

@@ -4,8 +4,11 @@
 //! `USER` and `--chown` with it, idmap.rs the host user's name). Pure functions.
 //! Never: changes ids (exec.rs does), reads files.
 
-/// The ids a process runs with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+use serde::{Deserialize, Serialize};
+
+/// The ids a process runs with (serializable: the single mapping resolves them in a
+/// run-in-mapping child, see setup.rs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ids {
     /// uid.
     pub uid: u32,
@@ -71,6 +74,17 @@ fn group_entries(text: &str) -> impl Iterator<Item = (&str, u32, Vec<&str>)> {
             .collect();
         Some((f[0], f[2].parse().ok()?, members))
     })
+}
+
+/// The uid and gid of `spec` when it needs no passwd or group file: `""` (root: 0:0) or
+/// `uid:gid` in numbers. Anything else (a name, a uid alone, whose gid comes from
+/// passwd) is `None`.
+pub fn numeric(spec: &str) -> Option<(u32, u32)> {
+    if spec.is_empty() {
+        return Some((0, 0));
+    }
+    let (u, g) = spec.split_once(':')?;
+    Some((u.parse().ok()?, g.parse().ok()?))
 }
 
 /// Resolve `spec` (`""`, `name`, `uid`, `name:group`, `uid:gid`, …) like docker.
@@ -161,6 +175,16 @@ mod tests {
         assert_eq!(names, ["bob"]);
         assert_eq!(group_id(GR, "staff"), Some(50));
         assert_eq!(group_id(GR, "ghost"), None);
+    }
+
+    #[test]
+    fn numeric_only_for_root_and_number_pairs() {
+        assert_eq!(numeric(""), Some((0, 0)));
+        assert_eq!(numeric("33:44"), Some((33, 44)));
+        assert_eq!(numeric("33"), None, "the gid comes from passwd");
+        assert_eq!(numeric("www-data"), None);
+        assert_eq!(numeric("33:staff"), None);
+        assert_eq!(numeric("33:"), None);
     }
 
     #[test]

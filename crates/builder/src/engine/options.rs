@@ -42,6 +42,8 @@ pub struct BuildOptions {
     pub quiet: bool,
     /// `--pull`: pull base images even when the store has them.
     pub pull: bool,
+    /// The storage driver RUN steps use (`--storage-driver`, chosen by the caller).
+    pub storage: imago_overlay::RootfsMethod,
 }
 
 /// The result of a build.

@@ -1,6 +1,9 @@
 //! The container of a RUN: an overlay of the parent state's layers with a fresh upper
-//! dir, the sandbox's /etc files, the step's `--mount`s, and its output sent to stderr
-//! (stdout carries data such as `-q`'s image id) or nowhere with `-q`.
+//! dir (or, under the copy storage driver, a private copy of them, diffed back into the
+//! upper dir after the command), the sandbox's /etc files, the step's `--mount`s, its id
+//! mapping (under the single mapping placed at the RUN's USER, as irun places it), and
+//! its output sent to stderr (stdout carries data such as `-q`'s image id) or nowhere
+//! with `-q`.
 //! Never: touches this process's own fds 0, 1, 2 (the container gets its stdout and
 //! stderr as fds in its spec).
 
@@ -10,6 +13,7 @@ use std::path::{Path, PathBuf};
 use imago_sandbox::spec::{
     CapsPolicy, ContainerSpec, ProcessSpec, RootMount, StdioFds, DEFAULT_CAPS,
 };
+use imago_sandbox::{run_in_mapping, IdMap, MapKind};
 
 use super::error::{io_err, StepError};
 use super::run_mounts::user_mounts;
@@ -24,15 +28,23 @@ pub(super) struct Process {
     pub user: String,
 }
 
-/// Run the container over `lowers` (bottom first) with the upper/work dirs in `dir`;
-/// returns its exit status.
+/// What a RUN's container did.
+pub(super) struct Ran {
+    /// Its exit status.
+    pub code: i32,
+    /// Under the single mapping with a non-root USER: that user's uid and gid. Its new
+    /// files are on disk as the caller's with no ownership record; they are its.
+    pub owner: Option<(u32, u32)>,
+}
+
+/// Run the container over `lowers` (bottom first) with the upper/work dirs in `dir`.
 pub(super) fn start(
     cx: &Ctx<'_>,
     plan: &RunPlan,
     dir: &Path,
     lowers: &[PathBuf],
     mut process: Process,
-) -> Result<i32, StepError> {
+) -> Result<Ran, StepError> {
     let mut top_first: Vec<PathBuf> = lowers.iter().rev().cloned().collect();
     if top_first.is_empty() {
         top_first.push(dir.join("empty"));
@@ -43,16 +55,11 @@ pub(super) fn start(
         work: dir.join("work"),
         links_dir: dir.join("links"),
     };
-    let imago_overlay::RootfsPlan::Kernel(k) =
-        imago_overlay::plan(imago_overlay::RootfsMethod::Kernel, &layers)?;
+    let root = root_mount(cx, imago_overlay::plan(cx.opts.storage, &layers)?)?;
     let mounts = user_mounts(cx, plan, dir, &mut process.env)?;
-    let spec = ContainerSpec {
+    let mut spec = ContainerSpec {
         id_map: cx.map.clone(),
-        root: RootMount::Overlay {
-            cwd: k.cwd.clone(),
-            data: k.data.clone(),
-            links: k.links.clone(),
-        },
+        root,
         rootfs: dir.join("rootfs"),
         hostname: "buildkitsandbox".into(),
         etc_files: etc_files(dir)?,
@@ -73,6 +80,7 @@ pub(super) fn start(
             no_new_privs: false,
         },
     };
+    spec.id_map = cx.map.for_container(&spec)?;
     let pending = imago_sandbox::prepare_with(&spec.id_map, plan.network)?;
     // RUN output never reaches stdout, which carries data such as `-q`'s image id: the
     // command's fd 1 is our stderr and its fd 2 stays the inherited one (our stderr too);
@@ -97,7 +105,70 @@ pub(super) fn start(
             stderr: None,
         },
     };
-    Ok(pending.start_with_stdio(&spec, stdio)?)
+    let code = pending.start_with_stdio(&spec, stdio)?;
+    if code == 0 && matches!(spec.root, RootMount::Bind(_)) {
+        copy_to_upper(cx, dir)?;
+    }
+    Ok(Ran {
+        code,
+        owner: single_user(&spec.id_map),
+    })
+}
+
+/// The root of a RUN by the build's storage driver: kernel overlayfs, or the copy
+/// driver's private copy `dir/copy` of the lowers, made in the mapping with the
+/// manifest `dir/copy.manifest` its commit diffs against.
+fn root_mount(cx: &Ctx<'_>, plan: imago_overlay::RootfsPlan) -> Result<RootMount, StepError> {
+    match plan {
+        imago_overlay::RootfsPlan::Kernel(k) => Ok(RootMount::Overlay {
+            cwd: k.cwd,
+            data: k.data,
+            links: k.links,
+        }),
+        imago_overlay::RootfsPlan::Copy(c) => {
+            let manifest = manifest_of(&c.dir);
+            let (from, to) = (c.lowers_bottom_first, c.dir.clone());
+            run_in_mapping(&cx.map, move || {
+                imago_overlay::copy::make(&from, &to, Some(&manifest))
+            })
+            .map_err(|e| copy_err("make the RUN's private copy of its parent's layers", e))?;
+            Ok(RootMount::Bind(c.dir))
+        }
+    }
+}
+
+fn manifest_of(copy: &Path) -> PathBuf {
+    copy.with_extension("manifest")
+}
+
+fn copy_err(what: &'static str, e: imago_sandbox::ChildError) -> StepError {
+    imago_overlay::OverlayError::Copy {
+        what,
+        source: Box::new(e),
+    }
+    .into()
+}
+
+/// After a RUN under the copy driver: what it changed in `dir/copy`, as the upper dir
+/// `dir/upper` the commit packs (the same layer the overlay would give: see
+/// `imago_overlay::copy::diff`).
+fn copy_to_upper(cx: &Ctx<'_>, dir: &Path) -> Result<(), StepError> {
+    let (copy, upper) = (dir.join("copy"), dir.join("upper"));
+    let manifest = manifest_of(&copy);
+    run_in_mapping(&cx.map, move || {
+        imago_overlay::copy::to_upper(&copy, &manifest, &upper)
+    })
+    .map_err(|e| copy_err("find what the RUN changed in its copy", e))?;
+    Ok(())
+}
+
+/// Where the single mapping's one id sits inside, when not at root.
+fn single_user(map: &IdMap) -> Option<(u32, u32)> {
+    if map.kind != MapKind::Single {
+        return None;
+    }
+    let ids = (map.uid.first()?.inside, map.gid.first()?.inside);
+    (ids != (0, 0)).then_some(ids)
 }
 
 /// /etc/hosts, /etc/hostname, /etc/resolv.conf for a RUN container.

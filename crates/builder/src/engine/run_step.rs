@@ -16,7 +16,7 @@ use super::run_container::{self, Process};
 use super::step::{KeyInput, StepCx};
 use crate::cache::LayerRef;
 use crate::config::{self, ImageConfig};
-use crate::fsview::LowerView;
+use crate::fsview::{self, Kind, LowerView, OwnerMode};
 use crate::instr::meta;
 use crate::mount_stubs;
 use crate::stage;
@@ -61,14 +61,14 @@ pub(super) fn apply(scx: &mut StepCx<'_, '_>, r: &df::Run) -> Result<bool, StepE
     let run_dir = run_scratch(scx.cx.store, &scx.cx.map)?;
     let dir = run_dir.path().to_path_buf();
     let lowers = prepare(scx, &plan, &dir)?;
-    let code = run_container::start(scx.cx, &plan, &dir, &lowers, process)?;
-    if code != 0 {
+    let ran = run_container::start(scx.cx, &plan, &dir, &lowers, process)?;
+    if ran.code != 0 {
         return Err(StepError::Exit {
             cmd: plan.argv.join(" "),
-            code,
+            code: ran.code,
         });
     }
-    let layer = commit_upper(scx, &plan, &dir, lowers)?;
+    let layer = commit_upper(scx, &plan, &dir, lowers, ran.owner)?;
     run_dir.remove()?;
     scx.commit(key, layer, plan.history, created);
     Ok(false)
@@ -200,12 +200,14 @@ fn prepare(scx: &StepCx<'_, '_>, plan: &RunPlan, dir: &Path) -> Result<Vec<PathB
 }
 
 /// In the mapping: pack the upper dir into a layer, without the stubs of the sandbox's
-/// own mount points (/etc files, mount targets, secrets).
+/// own mount points (/etc files, mount targets, secrets). `owner`: the RUN's user under
+/// the single mapping, given to its new files ([`claim_new_files`]).
 fn commit_upper(
     scx: &StepCx<'_, '_>,
     plan: &RunPlan,
     dir: &Path,
     lowers: Vec<PathBuf>,
+    owner: Option<(u32, u32)>,
 ) -> Result<Option<LayerRef>, StepError> {
     let mut targets: Vec<String> = vec![
         "/etc/hosts".into(),
@@ -228,12 +230,45 @@ fn commit_upper(
     let c = run_in_mapping(&scx.cx.map, move || -> Result<Committed, StepError> {
         let below = LowerView::from_bottom_first(lowers, mode);
         mount_stubs::drop_mount_points(&d.join("upper"), &below, &targets);
+        if let Some(owner) = owner {
+            claim_new_files(&d.join("upper"), owner)?;
+        }
         let layer = commit_dir(store, &d.join("upper"), mode, epoch)?;
         // Removed here, where no extra child is needed; the guard then finds nothing.
         remove_tree(&d)?;
         Ok(Committed { layer })
     })?;
     Ok(c.layer)
+}
+
+/// Under the single mapping a RUN as USER U:G writes its files as the caller (U inside)
+/// with no `user.containers.override_stat` record, which the layer would read as 0:0:
+/// give every regular file and dir of `upper` that has none the record U:G with its own
+/// mode, as docker's layer would own them. Files copied up from below keep the record
+/// they came with; symlinks cannot carry one (root's, as for every single-mapped layer);
+/// whiteouts and other special files are left alone. Nothing is followed.
+fn claim_new_files(upper: &Path, (uid, gid): (u32, u32)) -> Result<(), StepError> {
+    use std::os::unix::fs::MetadataExt;
+    let mut dirs = vec![upper.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).map_err(io_err("read", &d))? {
+            let path = e.map_err(io_err("read", &d))?.path();
+            let md = std::fs::symlink_metadata(&path).map_err(io_err("stat", &path))?;
+            let kind = if md.is_dir() {
+                dirs.push(path.clone());
+                Kind::Dir
+            } else if md.is_file() {
+                Kind::File
+            } else {
+                continue;
+            };
+            if fsview::read_override(&path).is_none() {
+                fsview::set_owner(&path, kind, uid, gid, md.mode() & 0o7777, OwnerMode::Xattr)
+                    .map_err(io_err("record the owner of", &path))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The argv of a RUN, heredocs included (docs/semantics.md item 107).

@@ -10,7 +10,8 @@
 //!    `<container dir>/monitor.log`;
 //! 2. clones the container's pid 1 (`imago_sandbox::prepare_with`, while still
 //!    single-threaded), finds the image's layers (holding them against gc) and builds
-//!    the spec from the record's `launch`;
+//!    the spec from the record's `launch` (under the single mapping the clone comes
+//!    after the spec, whose map is placed at the container's user: launch.rs);
 //! 3. makes the output channel: two pipes (stdout, stderr) or, with `-t`, a host
 //!    terminal whose slave becomes its own fds 0 and 1, where the sandbox's terminal
 //!    relay reads and writes, and whose master it serves on `<live dir>/attach.sock`;
@@ -39,7 +40,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
 
-use imago_sandbox::{prepare_with, IdMap, RemoteError, StdioFds};
+use imago_sandbox::{IdMap, RemoteError, StdioFds};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use serde::{Deserialize, Serialize};
@@ -235,10 +236,11 @@ fn serve(req: &Request, shared: &Shared) -> Result<(), MonitorError> {
         .ok_or_else(|| MonitorError::NoLaunch(req.id.clone()))?;
     let map = IdMap::detect();
     let before = io::sockets();
-    let pending = prepare_with(&map, launch.network).map_err(RunError::from)?;
-    let watch = StartWatch::new(&before, io::sockets(), pending.pid());
+    let early = crate::launch::prepare_early(&map, launch.network)?;
     let (lowers, _hold) = crate::launch::lowers_again(&req.store_root, &launch, &map)?;
     let spec = crate::launch::spec(&launch, &dir, &map, &lowers, launch.auto_remove)?;
+    let pending = crate::launch::prepare_late(early, &spec, launch.network)?;
+    let watch = StartWatch::new(&before, io::sockets(), pending.pid());
     // Before any pipe or terminal is made: the forwarder is a forked child and must hold
     // none of them (their ends would outlive the container).
     let forwarder =

@@ -195,7 +195,7 @@ fn prepare(
     )
     .map_err(EnterError::OpenRoot)?;
     let in_root = InRoot::new(root.as_fd(), Resolver::detect());
-    let ids = crate::setup::resolve_ids(&p.user, map.kind, &in_root).map_err(EnterError::User)?;
+    let ids = crate::setup::resolve_ids(&p.user, map, &in_root).map_err(EnterError::User)?;
     let cwd = if p.cwd.is_empty() { "/" } else { &p.cwd };
     let dir = in_root
         .open(Path::new(cwd))

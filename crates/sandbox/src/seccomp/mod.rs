@@ -23,8 +23,9 @@
 //!
 //! `setfsuid`/`setfsgid` never fail (they return the old id), so they are left alone;
 //! `capset` works in the namespace. [`Filter::for_map`] picks the variant: fakeroot only
-//! for [`MapKind::Single`] (there the container's user is always 0:0, so faking set*id
-//! cannot leave a process with other ids than asked by the spec).
+//! for [`MapKind::Single`], and exec.rs keeps it only for a root container there (its one
+//! id is 0, so faking set*id cannot leave a process with other ids than asked by the
+//! spec); a non-root single-mapped container gets the default filter.
 //!
 //! Why not docker's profile through libseccomp or `seccompiler`: this is ~150 BPF
 //! instructions (~200 with the fakeroot part) laid out as a binary search on the syscall
