@@ -18,8 +18,12 @@
 //! - [`select`]: which driver (flag > env > config > probe), pure; the probe cache format.
 //! - [`copy`]: the copy driver's merged copy ([`copy::make`]) and, for a RUN's commit,
 //!   the diff of the copy as an upper-dir-shaped tree ([`copy::to_upper`]).
+//! - [`fuse`]: the FUSE overlay file system itself ([`fuse::FuseOverlay`]): it serves a
+//!   session on a `/dev/fuse` fd the caller mounted ([`fuse::serve_on`]), or mounts one
+//!   ([`fuse::mount`], CAP_SYS_ADMIN) — the one place this crate mounts.
 
 pub mod copy;
+pub mod fuse;
 pub mod kernel;
 pub mod select;
 

@@ -1,0 +1,267 @@
+//! Merged directory listings with stable offsets.
+//! Owns: the snapshot a directory handle lists (taken at offset 0: every layer of the
+//! directory's stack, top first, names deduplicated, whiteouts of both forms and opaque
+//! markers applied and hidden; entry `i` has offset `i + 1`, so a listing of any size
+//! continues exactly where the kernel's last call stopped), readdir and readdirplus.
+//! Never: changes a layer.
+
+use std::collections::HashSet;
+use std::ffi::{CStr, CString, OsStr};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use fuser::{FileType, Generation, INodeNo, ReplyDirectory, ReplyDirectoryPlus};
+use rustix::io::Errno;
+
+use super::inode::{FastMap, Key, Stack, ROOT};
+use super::lookup::Found;
+use super::sys::{self, Res};
+use super::{attr, FuseOverlay};
+
+/// One entry of a merged listing.
+pub(crate) struct DirEnt {
+    pub name: CString,
+    pub kind: FileType,
+    pub ino: u64,
+    /// The layer the name comes from.
+    pub layer: u16,
+}
+
+struct DirHandle {
+    ino: u64,
+    entries: Mutex<Option<Arc<Vec<DirEnt>>>>,
+}
+
+/// The open directory handles.
+#[derive(Default)]
+pub(crate) struct DirHandles {
+    map: RwLock<FastMap<u64, Arc<DirHandle>>>,
+    next: AtomicU64,
+}
+
+impl DirHandles {
+    fn get(&self, fh: u64) -> Res<Arc<DirHandle>> {
+        let m = self.map.read().unwrap_or_else(|p| p.into_inner());
+        m.get(&fh).cloned().ok_or(Errno::BADF)
+    }
+}
+
+impl FuseOverlay {
+    pub(crate) fn opendir_ino(&self, ino: u64) -> Res<u64> {
+        let v = self.inodes.view(ino)?;
+        if v.kind != FileType::Directory {
+            return Err(Errno::NOTDIR);
+        }
+        let fh = self.dirs.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let h = Arc::new(DirHandle {
+            ino,
+            entries: Mutex::new(None),
+        });
+        let mut m = self.dirs.map.write().unwrap_or_else(|p| p.into_inner());
+        m.insert(fh, h);
+        Ok(fh)
+    }
+
+    pub(crate) fn releasedir_fh(&self, fh: u64) {
+        let mut m = self.dirs.map.write().unwrap_or_else(|p| p.into_inner());
+        m.remove(&fh);
+    }
+
+    /// The listing of handle `fh`: a fresh snapshot at offset 0, the same one after.
+    fn listing(&self, fh: u64, offset: u64) -> Res<(u64, Arc<Vec<DirEnt>>)> {
+        let h = self.dirs.get(fh)?;
+        let mut cur = h.entries.lock().unwrap_or_else(|p| p.into_inner());
+        match cur.as_ref() {
+            Some(e) if offset != 0 => Ok((h.ino, e.clone())),
+            _ => {
+                let e = Arc::new(self.snapshot(h.ino)?);
+                *cur = Some(e.clone());
+                Ok((h.ino, e))
+            }
+        }
+    }
+
+    /// Every visible name of directory `ino`, `.` and `..` first.
+    fn snapshot(&self, ino: u64) -> Res<Vec<DirEnt>> {
+        let v = self.inodes.view(ino)?;
+        let stack = self.stack_for(&v)?;
+        let mut found: Vec<(CString, FileType, Key)> = Vec::new();
+        self.visible(&stack.0, |n, kind, key| {
+            found.push((n.to_owned(), kind, key));
+            true
+        })?;
+        let keys: Vec<Key> = found.iter().map(|(_, _, k)| *k).collect();
+        let inos = self.inodes.numbers(&keys);
+        let parent = if v.ino == ROOT { v.ino } else { v.parent };
+        let mut out = Vec::with_capacity(found.len() + 2);
+        out.push(DirEnt {
+            name: c".".to_owned(),
+            kind: FileType::Directory,
+            ino: v.ino,
+            layer: v.layer,
+        });
+        out.push(DirEnt {
+            name: c"..".to_owned(),
+            kind: FileType::Directory,
+            ino: parent,
+            layer: v.layer,
+        });
+        for ((name, kind, key), ino) in found.into_iter().zip(inos) {
+            out.push(DirEnt {
+                name,
+                kind,
+                ino,
+                layer: key.layer,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The merged directory with these layer dirs shows nothing (rmdir, rename over it).
+    pub(crate) fn is_empty(&self, layers: &[(u16, OwnedFd)]) -> Res<bool> {
+        let mut empty = true;
+        self.visible(layers, |_, _, _| {
+            empty = false;
+            false
+        })?;
+        Ok(empty)
+    }
+
+    /// Call `each(name, kind, key)` for every visible name of the merged directory with
+    /// these layer dirs (top first), until it returns false.
+    fn visible(
+        &self,
+        layers: &[(u16, OwnedFd)],
+        mut each: impl FnMut(&CStr, FileType, Key) -> bool,
+    ) -> Res<()> {
+        let single = layers.len() == 1;
+        let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        let mut hidden: HashSet<Vec<u8>> = HashSet::new();
+        for (layer, dir) in layers {
+            let dir = dir.as_fd();
+            let dev = rustix::fs::fstat(dir)?.st_dev;
+            let mut here = Vec::new();
+            let mut d = rustix::fs::Dir::read_from(dir)?;
+            while let Some(e) = d.read() {
+                let e = e?;
+                let n = e.file_name();
+                let b = n.to_bytes();
+                if b == b"." || b == b".." {
+                    continue;
+                }
+                if let Some(rest) = b.strip_prefix(b".wh.") {
+                    // `.wh.NAME` hides NAME below; `.wh..wh.*` is aufs bookkeeping.
+                    if !rest.starts_with(b".wh.") {
+                        here.push(rest.to_vec());
+                    }
+                    continue;
+                }
+                if !single && (seen.contains(b) || hidden.contains(b)) {
+                    continue;
+                }
+                let mut t = e.file_type();
+                if matches!(
+                    t,
+                    rustix::fs::FileType::Unknown | rustix::fs::FileType::CharacterDevice
+                ) {
+                    let Some(st) = sys::stat_at(dir, n)? else {
+                        continue;
+                    };
+                    if sys::is_whiteout(&st) {
+                        here.push(b.to_vec());
+                        continue;
+                    }
+                    t = sys::file_type(&st);
+                }
+                let Some(kind) = attr::kind_of(t) else {
+                    continue;
+                };
+                if !single {
+                    seen.insert(b.to_vec());
+                }
+                let key = Key {
+                    layer: *layer,
+                    dev,
+                    ino: e.ino(),
+                    alias: 0,
+                };
+                if !each(n, kind, key) {
+                    return Ok(());
+                }
+            }
+            hidden.extend(here);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn readdir_fh(&self, fh: u64, offset: u64, mut reply: ReplyDirectory) {
+        let entries = match self.listing(fh, offset) {
+            Ok((_, e)) => e,
+            Err(e) => return reply.error(attr::errno(e)),
+        };
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        for (i, e) in entries.iter().enumerate().skip(start) {
+            let name = OsStr::from_bytes(e.name.to_bytes());
+            if reply.add(INodeNo(e.ino), i as u64 + 1, e.kind, name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    /// Look up one listed entry for readdirplus. A non-directory is what its layer holds
+    /// (the listing applied whiteouts already): one stat, no scan of the other layers.
+    fn plus_entry(&self, dir: u64, stack: &Stack, e: &DirEnt) -> Option<(u64, fuser::FileAttr)> {
+        if e.kind != FileType::Directory {
+            let st = sys::stat_at(stack.at(e.layer)?, &e.name).ok()??;
+            let plain =
+                !sys::is_whiteout(&st) && sys::file_type(&st) != rustix::fs::FileType::Directory;
+            if plain {
+                let found = Found {
+                    layer: e.layer,
+                    st,
+                    dirs: None,
+                };
+                return Some(self.remember(dir, &e.name, found));
+            }
+        }
+        self.lookup_in(dir, &e.name).ok()?
+    }
+
+    pub(crate) fn readdirplus_fh(&self, fh: u64, offset: u64, mut reply: ReplyDirectoryPlus) {
+        let (dir, entries, stack) = match self
+            .listing(fh, offset)
+            .and_then(|(d, e)| Ok((d, e, self.stack_of(d)?)))
+        {
+            Ok(x) => x,
+            Err(e) => return reply.error(attr::errno(e)),
+        };
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        for (i, e) in entries.iter().enumerate().skip(start) {
+            let name = OsStr::from_bytes(e.name.to_bytes());
+            let off = i as u64 + 1;
+            if i < 2 {
+                // `.` and `..`: the kernel takes no reference for them.
+                let Ok(a) = self.getattr_ino(e.ino) else {
+                    continue;
+                };
+                if reply.add(INodeNo(e.ino), off, name, &self.ttl, &a, Generation(0)) {
+                    break;
+                }
+                continue;
+            }
+            // Gone since the snapshot: leave it out.
+            let Some((ino, a)) = self.plus_entry(dir, &stack, e) else {
+                continue;
+            };
+            if reply.add(INodeNo(ino), off, name, &self.ttl, &a, Generation(0)) {
+                // Not sent: the kernel holds no reference for it.
+                self.inodes.forget(ino, 1);
+                break;
+            }
+        }
+        reply.ok();
+    }
+}
