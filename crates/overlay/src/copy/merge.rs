@@ -69,6 +69,10 @@ impl Copier {
         self.dir(&all, b"", None, &dest)?;
         let st = rustix::fs::fstat(&self.roots[0]).map_err(|e| err("stat", b".")(e.into()))?;
         fsx::apply_meta(dest.as_fd(), &st, &[]).map_err(err("set metadata of", b"."))?;
+        // The root as kernel overlay shows it: with the mode of the container's upper dir
+        // (0755), not the layer dir's own (the store keeps those 0700).
+        rustix::fs::fchmod(&dest, rustix::fs::Mode::from_raw_mode(0o755))
+            .map_err(|e| err("set the mode of", b".")(e.into()))?;
         Ok(())
     }
 
