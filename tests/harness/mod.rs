@@ -12,6 +12,8 @@
 //!   the checkout may sit where the test users cannot enter.
 //! - Scratch space: `$IMAGO_TEST_TMP` (scripts/test.sh mounts a tmpfs there; the root
 //!   ext4 of our VMs slows down at small-file writes), else the system temp dir.
+//! - `$IMAGO_TEST_STORAGE_DRIVER` (`fuse`, `copy`) reaches our programs as
+//!   `IMAGO_STORAGE_DRIVER`: scripts/test.sh runs the build and run tests once per driver.
 //!
 //! Never: mocks a binary, a namespace or a registry.
 
@@ -351,7 +353,12 @@ impl Env {
             .env("LANG", "C.UTF-8")
             .env("IMAGO_ROOT", self.root())
             .stdin(Stdio::null());
-        if !Path::new(program.as_ref()).starts_with(bin_dir()) {
+        if Path::new(program.as_ref()).starts_with(bin_dir()) {
+            // scripts/test.sh's storage-driver passes: the same tests on `fuse`, `copy`.
+            if let Some(d) = std::env::var_os("IMAGO_TEST_STORAGE_DRIVER") {
+                c.env("IMAGO_STORAGE_DRIVER", d);
+            }
+        } else {
             // A peer's tool (skopeo, podman): a runtime dir and so an auth file of this
             // user's own. imago's programs run without one, as on an HPC login node.
             c.env("XDG_RUNTIME_DIR", self.runtime_dir());

@@ -201,11 +201,12 @@ mod tests {
     }
 
     #[test]
-    fn other_methods_are_not_built_yet() {
-        assert!(matches!(
-            crate::plan(crate::RootfsMethod::Fuse, &layers(1)),
-            Err(OverlayError::Unsupported(crate::RootfsMethod::Fuse))
-        ));
+    fn fuse_plans_the_layers_as_given() {
+        let l = layers(2);
+        assert_eq!(
+            crate::plan(crate::RootfsMethod::Fuse, &l).unwrap(),
+            crate::RootfsPlan::Fuse(l.clone())
+        );
     }
 
     #[test]

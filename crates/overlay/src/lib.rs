@@ -1,13 +1,13 @@
 //! Turning a stack of read-only layer trees into a writable container root.
 //!
 //! Three storage drivers, [`RootfsMethod`] being the seam: kernel overlayfs mounted
-//! inside the user namespace (`userxattr`, Linux 5.11+); the FUSE overlay (not wired
-//! into the sandbox yet); the copy driver (a private merged copy of the layers,
-//! bind-mounted as the root). A caller picks the driver ([`select`]), asks [`plan`] for a
-//! [`RootfsPlan`] and hands it to whoever mounts (the sandbox child, inside the
-//! namespace). This crate computes and copies files; it never forks or enters
-//! namespaces itself (the caller runs [`copy::make`] inside the container's mapping),
-//! and mounts nothing.
+//! inside the user namespace (`userxattr`, Linux 5.11+); the FUSE overlay ([`fuse`],
+//! mounted and served by `imago_sandbox::fuse_root`); the copy driver (a private merged
+//! copy of the layers, bind-mounted as the root). A caller picks the driver
+//! ([`select`]), asks [`plan`] for a [`RootfsPlan`] and hands it to whoever mounts (the
+//! sandbox, inside the namespace). This crate computes and copies files; it never forks
+//! or enters namespaces itself (the caller runs [`copy::make`] inside the container's
+//! mapping), and mounts nothing outside [`fuse`].
 //!
 //! # Public entry points
 //! - [`plan(method, &Layers) -> Result<RootfsPlan, OverlayError>`](plan): pure.
@@ -40,7 +40,7 @@ pub enum RootfsMethod {
     /// the driver was recorded used it).
     #[default]
     Kernel,
-    /// FUSE overlay (not wired into the sandbox yet).
+    /// The FUSE overlay ([`fuse`]), served by a process of the caller's.
     Fuse,
     /// A private copy of the layers, bind-mounted as the root.
     Copy,
@@ -48,7 +48,7 @@ pub enum RootfsMethod {
 
 /// The inputs: lower dirs top first, the container's upper and work dirs, and a dir
 /// where short links may be created when the mount options would be too long.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layers {
     /// Lower dirs, topmost first (overlay's `lowerdir=` order).
     pub lowers_top_first: Vec<PathBuf>,
@@ -67,6 +67,8 @@ pub enum RootfsPlan {
     Kernel(KernelOverlay),
     /// Make the private copy (inside the mapping: [`copy::make`]) and bind-mount it.
     Copy(CopyPlan),
+    /// Serve the FUSE overlay of these layers (lowers top first, upper, work).
+    Fuse(Layers),
 }
 
 /// The copy driver's plan: the lowers to merge and where the copy lives (beside the
@@ -85,9 +87,6 @@ pub enum OverlayError {
     /// The image has no layers at all.
     #[error("no layers to stack: the image has an empty root file system")]
     NoLayers,
-    /// Asked for a method not available yet.
-    #[error("storage driver `{}` is not available yet", select::name(*.0))]
-    Unsupported(RootfsMethod),
     /// The copy driver's copy (or, after a RUN, its diff) failed; the source is the
     /// mapping child's error.
     #[error("the copy storage driver: {what}")]
@@ -124,8 +123,7 @@ pub enum OverlayError {
     },
 }
 
-/// Plan the root for `method`. FUSE returns [`OverlayError::Unsupported`] until it is
-/// wired into the sandbox.
+/// Plan the root for `method`.
 pub fn plan(method: RootfsMethod, layers: &Layers) -> Result<RootfsPlan, OverlayError> {
     match method {
         RootfsMethod::Kernel => kernel::plan(layers).map(RootfsPlan::Kernel),
@@ -133,6 +131,7 @@ pub fn plan(method: RootfsMethod, layers: &Layers) -> Result<RootfsPlan, Overlay
             lowers_bottom_first: layers.lowers_top_first.iter().rev().cloned().collect(),
             dir: layers.upper.parent().unwrap_or(Path::new(".")).join("copy"),
         })),
-        m => Err(OverlayError::Unsupported(m)),
+        RootfsMethod::Fuse if layers.lowers_top_first.is_empty() => Err(OverlayError::NoLayers),
+        RootfsMethod::Fuse => Ok(RootfsPlan::Fuse(layers.clone())),
     }
 }

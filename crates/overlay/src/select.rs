@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::RootfsMethod;
 
-/// The FUSE overlay can be mounted by the sandbox. False until its wiring lands: a
-/// forced `fuse` is refused with [`SelectError::FuseNotAvailable`] and the probe's
-/// choice skips it.
-pub const FUSE_WIRED: bool = false;
+/// The FUSE overlay can be mounted by the sandbox (`imago_sandbox::fuse_root`). When
+/// false, a forced `fuse` is refused with [`SelectError::FuseNotAvailable`] and the
+/// probe's choice skips it (kept for builds that leave the FUSE overlay out).
+pub const FUSE_WIRED: bool = true;
 
 /// The environment variable that forces a driver.
 pub const ENV_VAR: &str = "IMAGO_STORAGE_DRIVER";

@@ -315,6 +315,14 @@ fn root_mount(
             )?;
             Ok((RootMount::Bind(c.dir.clone()), vec![c.dir]))
         }
+        RootfsPlan::Fuse(l) => Ok((
+            RootMount::Fuse(imago_sandbox::fuse_root::FuseLayers {
+                lowers_top_first: l.lowers_top_first,
+                upper: l.upper.clone(),
+                work: l.work.clone(),
+            }),
+            vec![l.upper, l.work],
+        )),
     }
 }
 

@@ -37,7 +37,7 @@ use nix::unistd::Pid;
 use crate::channel::{self, ChannelError};
 use crate::child::RemoteError;
 use crate::idmap::{IdMap, IdMapError, MapWrite};
-use crate::spec::{ContainerSpec, Network, StdioFds};
+use crate::spec::{ContainerSpec, Network, RootMount, StdioFds};
 use crate::sys;
 use crate::tty::TtyError;
 use crate::wait::{forwarded_signals, reap, wait_forwarding};
@@ -84,6 +84,9 @@ pub enum ContainerError {
     /// The private network's helper (pasta/slirp4netns) failed.
     #[error("set up the private network")]
     Net(#[source] crate::net::NetError),
+    /// The FUSE overlay root could not be served.
+    #[error("serve the container's root file system (FUSE overlay)")]
+    Fuse(#[source] crate::fuse_root::FuseRootError),
     /// The spec does not fit on the control channel.
     #[error("the container spec is {bytes} bytes, more than the limit of {limit} bytes (64 MiB): make the environment or the mount list smaller")]
     TooLarge {
@@ -150,6 +153,9 @@ pub struct Pending {
     started: bool,
     network: Network,
     net: Option<crate::net::Helper>,
+    /// The FUSE root's server: after `net` so it is reaped last, once the container's
+    /// mount namespace (and with it the mount) is gone.
+    fuse: Option<crate::fuse_root::FuseRoot>,
 }
 
 /// Clone the container's pid 1 (new user, mount, pid, uts and ipc namespaces; the host's
@@ -206,6 +212,7 @@ pub fn prepare_with(map: &IdMap, network: Network) -> Result<Pending, ContainerE
         started: false,
         network,
         net: None,
+        fuse: None,
     };
     pending.maps = Some(
         map.start_write(pid.as_raw())
@@ -254,6 +261,12 @@ impl Pending {
     ) -> Result<i32, ContainerError> {
         if let Some(m) = self.maps.take() {
             m.finish().map_err(ContainerError::IdMap)?;
+        }
+        if let RootMount::Fuse(layers) = &spec.root {
+            self.fuse = Some(
+                crate::fuse_root::start(self.pid.as_raw(), &spec.rootfs, layers)
+                    .map_err(ContainerError::Fuse)?,
+            );
         }
         if self.network == Network::Private {
             // Before Go: the container starts with its network configured. Dropped (killed

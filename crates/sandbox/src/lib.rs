@@ -96,6 +96,7 @@ pub mod child;
 pub mod container;
 mod exec;
 mod fd;
+pub mod fuse_root;
 pub mod idmap;
 pub mod init;
 pub mod inroot;

@@ -30,6 +30,9 @@ const MAX_ETC_FILE: u64 = 16 << 20;
 /// Errors of the setup sequence (sent back to irun as a RemoteError chain).
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
+    /// The FUSE overlay could not be mounted for a user lookup.
+    #[error("mount the FUSE overlay on `{0}`")]
+    Fuse(PathBuf, #[source] imago_overlay::fuse::FuseError),
     /// The overlay's short links could not be made.
     #[error("create short links for the overlay")]
     Links(#[source] std::io::Error),
@@ -225,6 +228,8 @@ fn mount_root(sys: &dyn Sys, spec: &ContainerSpec) -> Result<(), SetupError> {
                 src: dir.clone(),
                 errno,
             }),
+        // Mounted already, from outside, by the container's FUSE server (fuse_root.rs).
+        RootMount::Fuse(_) => Ok(()),
     }
 }
 
@@ -309,13 +314,41 @@ fn lookup_ids(user: &str, in_root: &InRoot<'_>) -> Result<Ids, SetupError> {
 /// bounded. An unknown user fails here with [`setup`]'s own error (in the chain).
 pub(crate) fn resolve_in_image(spec: &ContainerSpec, map: &IdMap) -> Result<Ids, ChildError> {
     crate::child::run_in_mapping(map, || -> Result<Ids, SetupError> {
-        mount_root(&RealSys, spec)?;
+        // A FUSE root is served by this child itself while it looks (it is root in its
+        // own user and mount namespaces); the other roots mount as in setup.
+        let _session = match &spec.root {
+            RootMount::Fuse(l) => Some(mount_fuse_here(l, &spec.rootfs)?),
+            _ => {
+                mount_root(&RealSys, spec)?;
+                None
+            }
+        };
         let root_fd = open_root(&spec.rootfs)?;
         lookup_ids(
             &spec.process.user,
             &InRoot::new(root_fd.as_fd(), Resolver::detect()),
         )
     })
+}
+
+/// Mount and serve the FUSE overlay of `layers` on `root` from this process (root in its
+/// own user and mount namespaces); unmounted when the session drops.
+fn mount_fuse_here(
+    layers: &crate::fuse_root::FuseLayers,
+    root: &Path,
+) -> Result<imago_overlay::fuse::FuseSession, SetupError> {
+    let err = |e| SetupError::Fuse(root.to_path_buf(), e);
+    let fs = imago_overlay::fuse::FuseOverlay::new(
+        &layers.lowers_top_first,
+        &layers.upper,
+        &layers.work,
+    )
+    .map_err(err)?;
+    let opts = imago_overlay::fuse::MountOptions {
+        threads: 1,
+        ..Default::default()
+    };
+    imago_overlay::fuse::mount(root, fs, &opts).map_err(err)
 }
 
 /// The inside ids of map lines, as `0-65535, 100` (for an error).

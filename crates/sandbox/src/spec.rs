@@ -25,6 +25,9 @@ pub enum RootMount {
     },
     /// Bind-mount a directory as the root (writes go to it).
     Bind(PathBuf),
+    /// The FUSE overlay of these layers, mounted and served before the container starts
+    /// by a process of the caller's ([`crate::fuse_root`]).
+    Fuse(crate::fuse_root::FuseLayers),
 }
 
 /// A mount the user asked for (`-v`, `--mount`, `--tmpfs`).

@@ -134,6 +134,13 @@ fn root_mount(cx: &Ctx<'_>, plan: imago_overlay::RootfsPlan) -> Result<RootMount
             .map_err(|e| copy_err("make the RUN's private copy of its parent's layers", e))?;
             Ok(RootMount::Bind(c.dir))
         }
+        imago_overlay::RootfsPlan::Fuse(l) => {
+            Ok(RootMount::Fuse(imago_sandbox::fuse_root::FuseLayers {
+                lowers_top_first: l.lowers_top_first,
+                upper: l.upper,
+                work: l.work,
+            }))
+        }
     }
 }
 
