@@ -4,75 +4,20 @@
 //! or the step display on a terminal / `--progress tty`, both `imago_cli::progress::build`),
 //! the image id on stdout with `-q`.
 
+mod args;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use args::Opts;
 use imago_builder::context::{BuildContext, InputError};
 use imago_builder::engine::{self, BuildOptions, Network};
 use imago_builder::events::Sink;
 use imago_cli::progress::build::{PlainLines, StepDisplay};
-use imago_cli::{ExitCodes, GlobalOpts};
-
-/// Build an image from a Dockerfile.
-#[derive(Debug, Parser)]
-#[command(name = "ibuild", version, about)]
-struct Opts {
-    #[command(flatten)]
-    global: GlobalOpts,
-    /// Name (and optionally a tag) for the image: `name:tag` (repeatable)
-    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
-    tags: Vec<String>,
-    /// The Dockerfile (default: CONTEXT/Dockerfile, else CONTEXT/Containerfile); `-` reads stdin
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
-    file: Option<String>,
-    /// The stage to build (default: the last one)
-    #[arg(long, value_name = "STAGE")]
-    target: Option<String>,
-    /// A build-time variable: `K=V`, or `K` to take it from the environment (repeatable)
-    #[arg(long = "build-arg", value_name = "K[=V]")]
-    build_args: Vec<String>,
-    /// Do not use the build cache
-    #[arg(long)]
-    no_cache: bool,
-    /// Print only the image id (on stdout)
-    #[arg(short, long)]
-    quiet: bool,
-    /// Add a label to the image: `K=V` (repeatable)
-    #[arg(long = "label", value_name = "K=V")]
-    labels: Vec<String>,
-    /// Network for RUN steps
-    #[arg(long, value_name = "MODE", default_value = "host", value_parser = ["host", "none", "private", "default"])]
-    network: String,
-    /// Progress display: `tty` (a spinner per step with its last output line), `plain`
-    /// (one line per step and the RUN output as is), `auto` (tty when stderr is a terminal)
-    #[arg(long, value_name = "MODE", default_value = "auto", value_parser = ["auto", "plain", "tty"])]
-    progress: String,
-    /// Always pull base images from their registry (default: only when missing from the store)
-    #[arg(long)]
-    pull: bool,
-    /// Target platform (only this machine's platform is supported)
-    #[arg(long, value_name = "OS/ARCH")]
-    platform: Option<String>,
-    /// A secret for `RUN --mount=type=secret`: `id=NAME,src=FILE` (repeatable)
-    #[arg(long = "secret", value_name = "id=NAME,src=FILE")]
-    secrets: Vec<String>,
-    /// Clamp timestamps to this Unix time for reproducible images (default: $SOURCE_DATE_EPOCH)
-    #[arg(long, value_name = "SECONDS", env = "SOURCE_DATE_EPOCH")]
-    source_date_epoch: Option<i64>,
-    /// How RUN steps get their root: overlay (kernel overlayfs in a user namespace),
-    /// fuse, or copy (a private copy of the parent's layers: slow, for hosts without
-    /// either). Default: $IMAGO_STORAGE_DRIVER, else the config key storage_driver, else
-    /// what this host supports. The layers are the same with every driver
-    #[arg(long, value_name = "DRIVER")]
-    storage_driver: Option<String>,
-    /// The build context: a directory, or `-` for a tar on stdin
-    #[arg(value_name = "CONTEXT")]
-    context: String,
-}
+use imago_cli::ExitCodes;
 
 /// Errors of the program itself (arguments, context).
 #[derive(Debug, thiserror::Error)]

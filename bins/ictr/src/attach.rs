@@ -26,18 +26,7 @@ use crate::common::{self, CtrError};
 /// How long the end of a container may take to be recorded after its output closed.
 const END_WAIT: Duration = Duration::from_secs(10);
 
-/// `ictr attach` flags.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Do not send our input to the container
-    #[arg(long)]
-    no_stdin: bool,
-    /// The keys that detach: ctrl-<key> or single characters, comma separated
-    #[arg(long, default_value = "ctrl-p,ctrl-q", value_name = "KEYS")]
-    detach_keys: String,
-    /// The container (name, id or unique id prefix)
-    container: String,
-}
+pub use crate::args::AttachArgs as Args;
 
 /// How an attachment ended.
 pub enum Ended {

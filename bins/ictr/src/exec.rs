@@ -16,35 +16,7 @@ use imago_runtime::{status, Containers};
 use imago_sandbox::join::JoinSpec;
 use imago_sandbox::ProcessSpec;
 
-/// `ictr exec` flags (docker exec's).
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Keep STDIN open (otherwise the command reads /dev/null)
-    #[arg(short, long)]
-    interactive: bool,
-    /// Allocate a pseudo-TTY
-    #[arg(short, long)]
-    tty: bool,
-    /// Detached mode: start the command and return (its output is discarded)
-    #[arg(short, long)]
-    detach: bool,
-    /// Set environment variables (K=V, or K to pass ictr's own value)
-    #[arg(short, long = "env", value_name = "K=V")]
-    env: Vec<String>,
-    /// Read environment variables from a file (K=V lines, # comments)
-    #[arg(long, value_name = "FILE")]
-    env_file: Vec<PathBuf>,
-    /// Working directory inside the container (default: the container's)
-    #[arg(short, long, value_name = "DIR")]
-    workdir: Option<String>,
-    /// User: name|uid[:group|gid] (default: the container's)
-    #[arg(short, long)]
-    user: Option<String>,
-    /// CONTAINER COMMAND [ARG...]: options go before the container; from it on,
-    /// everything belongs to the command.
-    #[arg(trailing_var_arg = true, value_name = "CONTAINER COMMAND")]
-    rest: Vec<String>,
-}
+pub use crate::args::ExecArgs as Args;
 
 /// Why `ictr exec` did not get to start the command.
 #[derive(Debug, thiserror::Error)]

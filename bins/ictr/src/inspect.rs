@@ -12,13 +12,7 @@ use serde_json::{json, Value};
 
 use crate::common::{self, CtrError};
 
-/// `ictr inspect` flags.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Containers (name, id or unique id prefix)
-    #[arg(required = true)]
-    containers: Vec<String>,
-}
+pub use crate::args::InspectArgs as Args;
 
 /// docker's zero time, for times that never happened.
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";

@@ -8,16 +8,7 @@ use imago_runtime::{control, live};
 
 use crate::common::{self, CtrError};
 
-/// `ictr kill` flags.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// The signal: a name (KILL, SIGTERM) or a number
-    #[arg(short, long, default_value = "KILL")]
-    signal: String,
-    /// Containers (name, id or unique id prefix)
-    #[arg(required = true)]
-    containers: Vec<String>,
-}
+pub use crate::args::KillArgs as Args;
 
 /// Run `ictr kill`.
 pub fn run(global: &GlobalOpts, a: &Args) -> ExitCode {

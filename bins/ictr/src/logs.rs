@@ -17,27 +17,7 @@ use crate::common::{self, CtrError};
 /// How often a followed log is read again.
 const FOLLOW_EVERY: Duration = Duration::from_millis(50);
 
-/// `ictr logs` flags.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Follow the output until the container ends
-    #[arg(short, long)]
-    follow: bool,
-    /// Only the last N lines ("all" for all)
-    #[arg(short = 'n', long, value_name = "N")]
-    tail: Option<String>,
-    /// Show each line's time
-    #[arg(short, long)]
-    timestamps: bool,
-    /// Only lines since this time: RFC 3339, Unix seconds, or relative (10m, 1h30m)
-    #[arg(long, value_name = "TIME")]
-    since: Option<String>,
-    /// Only lines before this time (same forms as --since)
-    #[arg(long, value_name = "TIME")]
-    until: Option<String>,
-    /// The container (name, id or unique id prefix)
-    container: String,
-}
+pub use crate::args::LogsArgs as Args;
 
 /// A Go duration: `300ms`, `10m`, `1h30m`, `2.5s`.
 fn go_duration(s: &str) -> Option<Duration> {

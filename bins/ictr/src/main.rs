@@ -7,6 +7,7 @@
 //! `imago_runtime::monitor`): that check comes first, before any flag is parsed, while
 //! the process is still single-threaded.
 
+mod args;
 mod attach;
 mod common;
 mod exec;
@@ -22,45 +23,7 @@ mod wait;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-
-/// Manage containers (docker's container verbs).
-#[derive(Debug, Parser)]
-#[command(name = "ictr", version)]
-struct Opts {
-    #[command(flatten)]
-    global: imago_cli::GlobalOpts,
-    #[command(subcommand)]
-    verb: Verb,
-}
-
-#[derive(Debug, Subcommand)]
-enum Verb {
-    /// List containers
-    #[command(alias = "ls", alias = "list")]
-    Ps(ps::Args),
-    /// Print a container's output
-    Logs(logs::Args),
-    /// Stop running containers (the stop signal, then SIGKILL after a timeout)
-    Stop(stop::Args),
-    /// Send a signal to running containers
-    Kill(kill::Args),
-    /// Remove containers
-    #[command(alias = "remove")]
-    Rm(rm::Args),
-    /// Show containers as JSON (docker's shape)
-    Inspect(inspect::Args),
-    /// Start stopped containers again
-    Start(start::Args),
-    /// Wait until containers end and print their exit codes
-    Wait(wait::Args),
-    /// List a container's published ports
-    Port(port::Args),
-    /// Attach to a running container's terminal or output
-    Attach(attach::Args),
-    /// Run a command in a running container
-    Exec(exec::Args),
-}
+use args::{Opts, Verb};
 
 fn main() -> ExitCode {
     if let Some(code) = imago_runtime::monitor::run_if_requested(imago_cli::logging::init) {

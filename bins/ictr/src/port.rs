@@ -8,14 +8,7 @@ use imago_cli::GlobalOpts;
 
 use crate::common::{self, CtrError};
 
-/// `ictr port` flags.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// The container (name, id or unique id prefix)
-    container: String,
-    /// Only this container port: PORT or PORT/PROTO
-    private_port: Option<String>,
-}
+pub use crate::args::PortArgs as Args;
 
 /// One published port: host address, host port, container port, protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,28 +10,7 @@ use imago_runtime::{ContainerRecord, Containers, Place, State};
 
 use crate::common::{self, human_duration, now_secs, CtrError};
 
-/// `ictr ps` flags.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Show all containers (default: running ones)
-    #[arg(short, long)]
-    all: bool,
-    /// Only container ids
-    #[arg(short, long)]
-    quiet: bool,
-    /// Do not truncate ids and commands
-    #[arg(long)]
-    no_trunc: bool,
-    /// Show the last N created containers (all states)
-    #[arg(short = 'n', long, value_name = "N")]
-    last: Option<usize>,
-    /// Show the latest created container (all states)
-    #[arg(short, long)]
-    latest: bool,
-    /// Output format
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-    format: OutputFormat,
-}
+pub use crate::args::PsArgs as Args;
 
 /// The time a container ended: recorded, else (its monitor died) the last write to its
 /// log, else its start.

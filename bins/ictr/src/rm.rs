@@ -12,19 +12,7 @@ use imago_sandbox::IdMap;
 
 use crate::common::{self, CtrError};
 
-/// `ictr rm` flags.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Kill a running container first (and ignore missing ones)
-    #[arg(short, long)]
-    force: bool,
-    /// Accepted for docker compatibility (imago has no anonymous volumes)
-    #[arg(short, long)]
-    volumes: bool,
-    /// Containers (name, id or unique id prefix)
-    #[arg(required = true)]
-    containers: Vec<String>,
-}
+pub use crate::args::RmArgs as Args;
 
 /// Run `ictr rm`.
 pub fn run(global: &GlobalOpts, a: &Args) -> ExitCode {

@@ -13,22 +13,7 @@ use imago_runtime::{ContainerId, Containers};
 use crate::attach::{attach_to, parse_keys, Ended};
 use crate::common::{self, CtrError};
 
-/// `ictr start` flags.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Attach to the container's output (or terminal) and exit with its code
-    #[arg(short, long)]
-    attach: bool,
-    /// Pass our input to the container's terminal (with -a)
-    #[arg(short, long)]
-    interactive: bool,
-    /// The keys that detach (with -a and a terminal)
-    #[arg(long, default_value = "ctrl-p,ctrl-q", value_name = "KEYS")]
-    detach_keys: String,
-    /// Containers (name, id or unique id prefix)
-    #[arg(required = true)]
-    containers: Vec<String>,
-}
+pub use crate::args::StartArgs as Args;
 
 fn start_attached(global: &GlobalOpts, a: &Args) -> Result<Ended, CtrError> {
     let keys = parse_keys(&a.detach_keys)?;

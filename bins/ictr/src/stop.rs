@@ -10,24 +10,7 @@ use imago_runtime::control;
 
 use crate::common::{self, CtrError};
 
-/// `ictr stop` flags.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Seconds to wait before SIGKILL
-    #[arg(
-        short = 't',
-        long = "time",
-        visible_alias = "timeout",
-        default_value_t = 10
-    )]
-    time: u64,
-    /// The signal to stop with (default: the image's STOPSIGNAL, else SIGTERM)
-    #[arg(short, long)]
-    signal: Option<String>,
-    /// Containers (name, id or unique id prefix)
-    #[arg(required = true)]
-    containers: Vec<String>,
-}
+pub use crate::args::StopArgs as Args;
 
 /// Run `ictr stop`.
 pub fn run(global: &GlobalOpts, a: &Args) -> ExitCode {

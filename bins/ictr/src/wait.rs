@@ -10,13 +10,7 @@ use imago_runtime::status::LOST_EXIT_CODE;
 
 use crate::common::{self, CtrError};
 
-/// `ictr wait` flags.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Containers (name, id or unique id prefix)
-    #[arg(required = true)]
-    containers: Vec<String>,
-}
+pub use crate::args::WaitArgs as Args;
 
 /// Run `ictr wait`.
 pub fn run(global: &GlobalOpts, a: &Args) -> ExitCode {

@@ -1,38 +1,13 @@
 //! `ilogin [-u USER] [--password-stdin] REGISTRY`: check credentials against a registry
 //! and store them (mode 0600); `ilogin --logout REGISTRY` removes them.
 
+mod args;
+
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
-use imago_cli::remote::{read_credentials, RemoteOpts};
-
-/// Log in to an OCI registry: check the credentials, then store them where podman and
-/// imago look ($REGISTRY_AUTH_FILE, else $XDG_RUNTIME_DIR/containers/auth.json, else
-/// ~/.config/containers/auth.json).
-#[derive(Debug, Parser)]
-#[command(name = "ilogin", version)]
-struct Opts {
-    #[command(flatten)]
-    global: imago_cli::GlobalOpts,
-    #[command(flatten)]
-    remote: RemoteOpts,
-    /// User name (asked for on a terminal when missing)
-    #[arg(short, long)]
-    username: Option<String>,
-    /// Password (prefer --password-stdin: arguments show in `ps`)
-    #[arg(short, long)]
-    password: Option<String>,
-    /// Read the password from stdin (one line)
-    #[arg(long)]
-    password_stdin: bool,
-    /// Remove the stored credentials instead
-    #[arg(long)]
-    logout: bool,
-    /// The registry (docker.io for Docker Hub)
-    #[arg(default_value = "docker.io")]
-    registry: String,
-}
+use args::Opts;
+use imago_cli::remote::read_credentials;
 
 /// The outcome line on stderr; a failed write is ignored, the exit status tells.
 fn say(text: &str) {

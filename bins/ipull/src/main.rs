@@ -1,33 +1,13 @@
 //! `ipull REF`: pull an image from a registry into the store. Prints the image id
 //! (config digest) on stdout; progress on stderr.
 
+mod args;
+
 use std::process::ExitCode;
 
-use clap::Parser;
+use args::Opts;
 use imago_cli::progress::TransferProgress;
-use imago_cli::remote::RemoteOpts;
 use imago_registry::{Platform, PullOptions, Reference};
-
-/// Pull an image from an OCI registry (Docker Hub by default) into the imago store.
-#[derive(Debug, Parser)]
-#[command(name = "ipull", version)]
-struct Opts {
-    #[command(flatten)]
-    global: imago_cli::GlobalOpts,
-    #[command(flatten)]
-    remote: RemoteOpts,
-    /// Platform to pick from a multi-platform image (OS/ARCH[/VARIANT]; default: this host's)
-    #[arg(long, value_name = "PLATFORM")]
-    platform: Option<Platform>,
-    /// Blobs fetched at once
-    #[arg(long, default_value_t = 4)]
-    jobs: usize,
-    /// No progress output
-    #[arg(short, long)]
-    quiet: bool,
-    /// The image: [REGISTRY/]NAME[:TAG|@DIGEST] (docker.io/library/ for bare names)
-    reference: String,
-}
 
 fn main() -> ExitCode {
     let opts = match imago_cli::args::parse::<Opts>() {

@@ -1,62 +1,14 @@
 //! `ipush SRC [DEST]`: push an image from the store to a registry. Prints the pushed
 //! manifest digest on stdout; progress on stderr.
 
+mod args;
+
 use std::process::ExitCode;
 
-use clap::Parser;
+use args::{Comp, Format, Opts};
 use imago_cli::progress::TransferProgress;
-use imago_cli::remote::RemoteOpts;
 use imago_oci::{Compression, ManifestFormat};
 use imago_registry::{PushOptions, Reference};
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum Format {
-    Oci,
-    /// Docker schema 2 (alias: v2s2)
-    #[value(alias = "v2s2")]
-    Docker,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum Comp {
-    Gzip,
-    Zstd,
-}
-
-/// Push an image from the imago store to an OCI registry.
-#[derive(Debug, Parser)]
-#[command(name = "ipush", version)]
-struct Opts {
-    #[command(flatten)]
-    global: imago_cli::GlobalOpts,
-    #[command(flatten)]
-    remote: RemoteOpts,
-    /// Layer compression to push (recompresses layers stored otherwise; default: as stored)
-    #[arg(long, value_enum)]
-    compression: Option<Comp>,
-    /// Manifest format to push (default: as stored)
-    #[arg(long, value_enum)]
-    format: Option<Format>,
-    /// Blobs uploaded at once
-    #[arg(long, default_value_t = 4)]
-    jobs: usize,
-    /// Upload blobs larger than 32 MiB in chunks of this many bytes (default: one streamed PATCH)
-    #[arg(long, value_name = "BYTES")]
-    chunk_size: Option<u64>,
-    /// Do not try cross-repository mounts
-    #[arg(long)]
-    no_mount: bool,
-    /// Write the pushed manifest digest to this file
-    #[arg(long, value_name = "FILE")]
-    digestfile: Option<std::path::PathBuf>,
-    /// No progress output
-    #[arg(short, long)]
-    quiet: bool,
-    /// The image in the store (name[:tag] or id)
-    source: String,
-    /// Where to push: [REGISTRY/]NAME[:TAG] (default: SOURCE's name)
-    dest: Option<String>,
-}
 
 fn main() -> ExitCode {
     let opts = match imago_cli::args::parse::<Opts>() {

@@ -8,110 +8,14 @@
 //! Must stay single-threaded until the container is started (the clone runs no atfork
 //! handlers): no thread pools, no async runtime here.
 
+mod args;
+
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use args::Opts;
 use imago_runtime::ports::{self, PortSpec};
 use imago_runtime::{config, Network, RunOptions};
-
-/// Run a command in a new container (docker run's flags).
-#[derive(Debug, Parser)]
-#[command(name = "irun", version, trailing_var_arg = true)]
-struct Opts {
-    #[command(flatten)]
-    global: imago_cli::GlobalOpts,
-    /// Remove the container when it exits
-    #[arg(long)]
-    rm: bool,
-    /// Run the container in the background and print its id (its monitor keeps it;
-    /// see `ictr`)
-    #[arg(short, long)]
-    detach: bool,
-    /// Keep STDIN open (otherwise the container reads /dev/null)
-    #[arg(short, long)]
-    interactive: bool,
-    /// Allocate a pseudo-TTY
-    #[arg(short, long)]
-    tty: bool,
-    /// Assign a name to the container
-    #[arg(long)]
-    name: Option<String>,
-    /// Set environment variables (K=V, or K to pass irun's own value)
-    #[arg(short, long = "env", value_name = "K=V")]
-    env: Vec<String>,
-    /// Read environment variables from a file (K=V lines, # comments)
-    #[arg(long, value_name = "FILE")]
-    env_file: Vec<std::path::PathBuf>,
-    /// Working directory inside the container (created if missing)
-    #[arg(short, long, value_name = "DIR")]
-    workdir: Option<String>,
-    /// User: name|uid[:group|gid]
-    #[arg(short, long)]
-    user: Option<String>,
-    /// Overwrite the image's ENTRYPOINT ("" clears it)
-    #[arg(long)]
-    entrypoint: Option<String>,
-    /// Container host name (default: the short container id)
-    #[arg(long)]
-    hostname: Option<String>,
-    /// Bind mount a host path: HOST:CONTAINER[:ro]
-    #[arg(short, long = "volume", value_name = "HOST:CTR[:ro]")]
-    volume: Vec<String>,
-    /// Attach a mount: type=bind,source=…,target=…[,readonly] | type=tmpfs,target=…
-    #[arg(long)]
-    mount: Vec<String>,
-    /// Mount a tmpfs: /path[:options]
-    #[arg(long)]
-    tmpfs: Vec<String>,
-    /// Mount the container's root file system read-only
-    #[arg(long)]
-    read_only: bool,
-    /// Add a capability (e.g. NET_ADMIN, ALL)
-    #[arg(long)]
-    cap_add: Vec<String>,
-    /// Drop a capability (e.g. CHOWN, ALL)
-    #[arg(long)]
-    cap_drop: Vec<String>,
-    /// All capabilities (of the user namespace), no seccomp, no masked or read-only
-    /// paths. Run by root this is host root, as docker's --privileged: the container
-    /// can write host-wide sysctls (/proc/sys), remount /sys read-write and change
-    /// kernel.core_pattern. Run by any other user it stays within that user's rights.
-    #[arg(long)]
-    privileged: bool,
-    /// Security options: no-new-privileges[:true|false], seccomp=unconfined. As root,
-    /// seccomp=unconfined with --cap-add SYS_ADMIN is as strong as --privileged.
-    #[arg(long, value_name = "OPT")]
-    security_opt: Vec<String>,
-    /// Network: host (the host's), none (only a loopback interface) or private (a
-    /// namespace of its own with outbound access through pasta or slirp4netns). Default:
-    /// host, but private with -d, -p or -P
-    #[arg(long, visible_alias = "net", value_name = "MODE")]
-    network: Option<String>,
-    /// Publish a container port on the host: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp]
-    /// (ranges A-B too; no HOST_PORT: a free one); repeatable
-    #[arg(short = 'p', long = "publish", value_name = "[IP:][HOST:]CTR[/PROTO]")]
-    publish: Vec<String>,
-    /// Publish every port the image EXPOSEs on a free host port
-    #[arg(short = 'P', long)]
-    publish_all: bool,
-    /// Do not run an init as pid 1 (the command becomes pid 1)
-    #[arg(long)]
-    no_init: bool,
-    /// Run a directory as the container's (read-only, overlaid) root instead of an image
-    #[arg(long, value_name = "DIR")]
-    rootfs: Option<std::path::PathBuf>,
-    /// How the container's root is made: overlay (kernel overlayfs in a user namespace),
-    /// fuse, or copy (a private copy of the image: slow, for hosts without either).
-    /// Default: $IMAGO_STORAGE_DRIVER, else the config key storage_driver, else what
-    /// this host supports
-    #[arg(long, value_name = "DRIVER")]
-    storage_driver: Option<String>,
-    /// IMAGE [COMMAND] [ARG...] (with --rootfs: COMMAND [ARG...]). Options go before
-    /// the image; from the image on, everything (`-l` too) belongs to the command.
-    #[arg(value_name = "IMAGE [COMMAND]")]
-    rest: Vec<String>,
-}
 
 /// A flag error (irun's own: exit 125).
 #[derive(Debug)]

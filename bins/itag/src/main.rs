@@ -1,22 +1,11 @@
 //! `itag SOURCE TARGET...`: give the image SOURCE (name[:tag], id, id prefix or
 //! digest) the names TARGET… in the store, like `docker tag`. Prints nothing on success.
 
+mod args;
+
 use std::process::ExitCode;
 
-use clap::Parser;
-
-/// Give an image more names (like `docker tag`).
-#[derive(Debug, Parser)]
-#[command(name = "itag", version)]
-struct Opts {
-    #[command(flatten)]
-    global: imago_cli::GlobalOpts,
-    /// The image: NAME[:TAG], image id, unique id prefix, or manifest digest
-    source: String,
-    /// New names: [REGISTRY/]NAME[:TAG]
-    #[arg(required = true)]
-    targets: Vec<String>,
-}
+use args::Opts;
 
 fn main() -> ExitCode {
     let opts = match imago_cli::args::parse::<Opts>() {

@@ -1,0 +1,105 @@
+//! `irun`'s command line, as clap reads it. Shared with the completion and man page
+//! generator (xtask), which includes this file by path: so it names only `clap`, `imago_cli`
+//! and `std`, never `crate::`.
+//!
+//! Never: acts on what it parses (main.rs does).
+
+use clap::Parser;
+
+/// Run a command in a new container (docker run's flags).
+#[derive(Debug, Parser)]
+#[command(name = "irun", version, trailing_var_arg = true)]
+pub struct Opts {
+    #[command(flatten)]
+    pub global: imago_cli::GlobalOpts,
+    /// Remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Run the container in the background and print its id (its monitor keeps it;
+    /// see `ictr`)
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep STDIN open (otherwise the container reads /dev/null)
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Assign a name to the container
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set environment variables (K=V, or K to pass irun's own value)
+    #[arg(short, long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file (K=V lines, # comments)
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<std::path::PathBuf>,
+    /// Working directory inside the container (created if missing)
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// User: name|uid[:group|gid]
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Overwrite the image's ENTRYPOINT ("" clears it)
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Container host name (default: the short container id)
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Bind mount a host path: HOST:CONTAINER[:ro]
+    #[arg(short, long = "volume", value_name = "HOST:CTR[:ro]")]
+    pub volume: Vec<String>,
+    /// Attach a mount: type=bind,source=…,target=…[,readonly] | type=tmpfs,target=…
+    #[arg(long)]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs: /path[:options]
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Mount the container's root file system read-only
+    #[arg(long)]
+    pub read_only: bool,
+    /// Add a capability (e.g. NET_ADMIN, ALL)
+    #[arg(long)]
+    pub cap_add: Vec<String>,
+    /// Drop a capability (e.g. CHOWN, ALL)
+    #[arg(long)]
+    pub cap_drop: Vec<String>,
+    /// All capabilities (of the user namespace), no seccomp, no masked or read-only
+    /// paths. Run by root this is host root, as docker's --privileged: the container
+    /// can write host-wide sysctls (/proc/sys), remount /sys read-write and change
+    /// kernel.core_pattern. Run by any other user it stays within that user's rights.
+    #[arg(long)]
+    pub privileged: bool,
+    /// Security options: no-new-privileges[:true|false], seccomp=unconfined. As root,
+    /// seccomp=unconfined with --cap-add SYS_ADMIN is as strong as --privileged.
+    #[arg(long, value_name = "OPT")]
+    pub security_opt: Vec<String>,
+    /// Network: host (the host's), none (only a loopback interface) or private (a
+    /// namespace of its own with outbound access through pasta or slirp4netns). Default:
+    /// host, but private with -d, -p or -P
+    #[arg(long, visible_alias = "net", value_name = "MODE")]
+    pub network: Option<String>,
+    /// Publish a container port on the host: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp]
+    /// (ranges A-B too; no HOST_PORT: a free one); repeatable
+    #[arg(short = 'p', long = "publish", value_name = "[IP:][HOST:]CTR[/PROTO]")]
+    pub publish: Vec<String>,
+    /// Publish every port the image EXPOSEs on a free host port
+    #[arg(short = 'P', long)]
+    pub publish_all: bool,
+    /// Do not run an init as pid 1 (the command becomes pid 1)
+    #[arg(long)]
+    pub no_init: bool,
+    /// Run a directory as the container's (read-only, overlaid) root instead of an image
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<std::path::PathBuf>,
+    /// How the container's root is made: overlay (kernel overlayfs in a user namespace),
+    /// fuse, or copy (a private copy of the image: slow, for hosts without either).
+    /// Default: $IMAGO_STORAGE_DRIVER, else the config key storage_driver, else what
+    /// this host supports
+    #[arg(long, value_name = "DRIVER")]
+    pub storage_driver: Option<String>,
+    /// IMAGE [COMMAND] [ARG...] (with --rootfs: COMMAND [ARG...]). Options go before
+    /// the image; from the image on, everything (`-l` too) belongs to the command.
+    #[arg(value_name = "IMAGE [COMMAND]")]
+    pub rest: Vec<String>,
+}

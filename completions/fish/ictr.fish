@@ -1,0 +1,116 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_ictr_global_optspecs
+    string join \n root= log-level= h/help V/version
+end
+
+function __fish_ictr_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_ictr_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_ictr_using_subcommand
+    set -l cmd (__fish_ictr_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c ictr -n "__fish_ictr_needs_command" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
+complete -c ictr -n "__fish_ictr_needs_command" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c ictr -n "__fish_ictr_needs_command" -s h -l help -d 'Print help'
+complete -c ictr -n "__fish_ictr_needs_command" -s V -l version -d 'Print version'
+complete -c ictr -n "__fish_ictr_needs_command" -f -a "ps" -d 'List containers'
+complete -c ictr -n "__fish_ictr_needs_command" -f -a "logs" -d 'Print a container\'s output'
+complete -c ictr -n "__fish_ictr_needs_command" -f -a "stop" -d 'Stop running containers (the stop signal, then SIGKILL after a timeout)'
+complete -c ictr -n "__fish_ictr_needs_command" -f -a "kill" -d 'Send a signal to running containers'
+complete -c ictr -n "__fish_ictr_needs_command" -f -a "rm" -d 'Remove containers'
+complete -c ictr -n "__fish_ictr_needs_command" -f -a "inspect" -d 'Show containers as JSON (docker\'s shape)'
+complete -c ictr -n "__fish_ictr_needs_command" -f -a "start" -d 'Start stopped containers again'
+complete -c ictr -n "__fish_ictr_needs_command" -f -a "wait" -d 'Wait until containers end and print their exit codes'
+complete -c ictr -n "__fish_ictr_needs_command" -f -a "port" -d 'List a container\'s published ports'
+complete -c ictr -n "__fish_ictr_needs_command" -f -a "attach" -d 'Attach to a running container\'s terminal or output'
+complete -c ictr -n "__fish_ictr_needs_command" -f -a "exec" -d 'Run a command in a running container'
+complete -c ictr -n "__fish_ictr_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ictr -n "__fish_ictr_using_subcommand ps" -s n -l last -d 'Show the last N created containers (all states)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand ps" -l format -d 'Output format' -r -f -a "table\t'A human table, aligned columns'
+json\t'One JSON document on stdout'"
+complete -c ictr -n "__fish_ictr_using_subcommand ps" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
+complete -c ictr -n "__fish_ictr_using_subcommand ps" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand ps" -s a -l all -d 'Show all containers (default: running ones)'
+complete -c ictr -n "__fish_ictr_using_subcommand ps" -s q -l quiet -d 'Only container ids'
+complete -c ictr -n "__fish_ictr_using_subcommand ps" -l no-trunc -d 'Do not truncate ids and commands'
+complete -c ictr -n "__fish_ictr_using_subcommand ps" -s l -l latest -d 'Show the latest created container (all states)'
+complete -c ictr -n "__fish_ictr_using_subcommand ps" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ictr -n "__fish_ictr_using_subcommand logs" -s n -l tail -d 'Only the last N lines ("all" for all)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand logs" -l since -d 'Only lines since this time: RFC 3339, Unix seconds, or relative (10m, 1h30m)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand logs" -l until -d 'Only lines before this time (same forms as --since)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand logs" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
+complete -c ictr -n "__fish_ictr_using_subcommand logs" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand logs" -s f -l follow -d 'Follow the output until the container ends'
+complete -c ictr -n "__fish_ictr_using_subcommand logs" -s t -l timestamps -d 'Show each line\'s time'
+complete -c ictr -n "__fish_ictr_using_subcommand logs" -s h -l help -d 'Print help'
+complete -c ictr -n "__fish_ictr_using_subcommand stop" -s t -l time -l timeout -d 'Seconds to wait before SIGKILL' -r
+complete -c ictr -n "__fish_ictr_using_subcommand stop" -s s -l signal -d 'The signal to stop with (default: the image\'s STOPSIGNAL, else SIGTERM)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand stop" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
+complete -c ictr -n "__fish_ictr_using_subcommand stop" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand stop" -s h -l help -d 'Print help'
+complete -c ictr -n "__fish_ictr_using_subcommand kill" -s s -l signal -d 'The signal: a name (KILL, SIGTERM) or a number' -r
+complete -c ictr -n "__fish_ictr_using_subcommand kill" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
+complete -c ictr -n "__fish_ictr_using_subcommand kill" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand kill" -s h -l help -d 'Print help'
+complete -c ictr -n "__fish_ictr_using_subcommand rm" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
+complete -c ictr -n "__fish_ictr_using_subcommand rm" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand rm" -s f -l force -d 'Kill a running container first (and ignore missing ones)'
+complete -c ictr -n "__fish_ictr_using_subcommand rm" -s v -l volumes -d 'Accepted for docker compatibility (imago has no anonymous volumes)'
+complete -c ictr -n "__fish_ictr_using_subcommand rm" -s h -l help -d 'Print help'
+complete -c ictr -n "__fish_ictr_using_subcommand inspect" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
+complete -c ictr -n "__fish_ictr_using_subcommand inspect" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand inspect" -s h -l help -d 'Print help'
+complete -c ictr -n "__fish_ictr_using_subcommand start" -l detach-keys -d 'The keys that detach (with -a and a terminal)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand start" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
+complete -c ictr -n "__fish_ictr_using_subcommand start" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand start" -s a -l attach -d 'Attach to the container\'s output (or terminal) and exit with its code'
+complete -c ictr -n "__fish_ictr_using_subcommand start" -s i -l interactive -d 'Pass our input to the container\'s terminal (with -a)'
+complete -c ictr -n "__fish_ictr_using_subcommand start" -s h -l help -d 'Print help'
+complete -c ictr -n "__fish_ictr_using_subcommand wait" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
+complete -c ictr -n "__fish_ictr_using_subcommand wait" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand wait" -s h -l help -d 'Print help'
+complete -c ictr -n "__fish_ictr_using_subcommand port" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
+complete -c ictr -n "__fish_ictr_using_subcommand port" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand port" -s h -l help -d 'Print help'
+complete -c ictr -n "__fish_ictr_using_subcommand attach" -l detach-keys -d 'The keys that detach: ctrl-<key> or single characters, comma separated' -r
+complete -c ictr -n "__fish_ictr_using_subcommand attach" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
+complete -c ictr -n "__fish_ictr_using_subcommand attach" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand attach" -l no-stdin -d 'Do not send our input to the container'
+complete -c ictr -n "__fish_ictr_using_subcommand attach" -s h -l help -d 'Print help'
+complete -c ictr -n "__fish_ictr_using_subcommand exec" -s e -l env -d 'Set environment variables (K=V, or K to pass ictr\'s own value)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand exec" -l env-file -d 'Read environment variables from a file (K=V lines, # comments)' -r -F
+complete -c ictr -n "__fish_ictr_using_subcommand exec" -s w -l workdir -d 'Working directory inside the container (default: the container\'s)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand exec" -s u -l user -d 'User: name|uid[:group|gid] (default: the container\'s)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand exec" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
+complete -c ictr -n "__fish_ictr_using_subcommand exec" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand exec" -s i -l interactive -d 'Keep STDIN open (otherwise the command reads /dev/null)'
+complete -c ictr -n "__fish_ictr_using_subcommand exec" -s t -l tty -d 'Allocate a pseudo-TTY'
+complete -c ictr -n "__fish_ictr_using_subcommand exec" -s d -l detach -d 'Detached mode: start the command and return (its output is discarded)'
+complete -c ictr -n "__fish_ictr_using_subcommand exec" -s h -l help -d 'Print help'
+complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec help" -f -a "ps" -d 'List containers'
+complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec help" -f -a "logs" -d 'Print a container\'s output'
+complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec help" -f -a "stop" -d 'Stop running containers (the stop signal, then SIGKILL after a timeout)'
+complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec help" -f -a "kill" -d 'Send a signal to running containers'
+complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec help" -f -a "rm" -d 'Remove containers'
+complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec help" -f -a "inspect" -d 'Show containers as JSON (docker\'s shape)'
+complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec help" -f -a "start" -d 'Start stopped containers again'
+complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec help" -f -a "wait" -d 'Wait until containers end and print their exit codes'
+complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec help" -f -a "port" -d 'List a container\'s published ports'
+complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec help" -f -a "attach" -d 'Attach to a running container\'s terminal or output'
+complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec help" -f -a "exec" -d 'Run a command in a running container'
+complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

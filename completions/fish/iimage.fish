@@ -1,0 +1,110 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_iimage_global_optspecs
+    string join \n root= log-level= h/help V/version
+end
+
+function __fish_iimage_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_iimage_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_iimage_using_subcommand
+    set -l cmd (__fish_iimage_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c iimage -n "__fish_iimage_needs_command" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
+complete -c iimage -n "__fish_iimage_needs_command" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c iimage -n "__fish_iimage_needs_command" -s h -l help -d 'Print help'
+complete -c iimage -n "__fish_iimage_needs_command" -s V -l version -d 'Print version'
+complete -c iimage -n "__fish_iimage_needs_command" -f -a "ls" -d 'List images (REPOSITORY TAG IMAGE ID CREATED SIZE)'
+complete -c iimage -n "__fish_iimage_needs_command" -f -a "inspect" -d 'Show images\' manifest and config as JSON'
+complete -c iimage -n "__fish_iimage_needs_command" -f -a "rm" -d 'Remove images: by name, untag it (and delete the image with its last name); by id, delete the image (-f when it has several names)'
+complete -c iimage -n "__fish_iimage_needs_command" -f -a "prune" -d 'Remove images without a name, then collect garbage'
+complete -c iimage -n "__fish_iimage_needs_command" -f -a "import" -d 'Make a one-layer image from a root file system tarball or directory'
+complete -c iimage -n "__fish_iimage_needs_command" -f -a "export" -d 'Write an image\'s flattened root file system as a tar'
+complete -c iimage -n "__fish_iimage_needs_command" -f -a "save" -d 'Write images to an archive (docker-archive by default; podman/docker load it)'
+complete -c iimage -n "__fish_iimage_needs_command" -f -a "load" -d 'Load images from an archive (docker-archive or oci-archive, detected)'
+complete -c iimage -n "__fish_iimage_needs_command" -f -a "fsck" -d 'Check every blob\'s digest and every reference of the store'
+complete -c iimage -n "__fish_iimage_needs_command" -f -a "gc" -d 'Remove unreferenced blobs, unused unpacked layers and debris of killed processes'
+complete -c iimage -n "__fish_iimage_needs_command" -f -a "info" -d 'Show the store and what this host allows (user namespaces, overlay, FUSE, id mapping), with a fix for each missing item'
+complete -c iimage -n "__fish_iimage_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c iimage -n "__fish_iimage_using_subcommand ls" -l format -d 'Output format' -r -f -a "table\t'A human table, aligned columns'
+json\t'One JSON document on stdout'"
+complete -c iimage -n "__fish_iimage_using_subcommand ls" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
+complete -c iimage -n "__fish_iimage_using_subcommand ls" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c iimage -n "__fish_iimage_using_subcommand ls" -s q -l quiet -d 'Only image ids'
+complete -c iimage -n "__fish_iimage_using_subcommand ls" -l no-trunc -d 'Full image ids'
+complete -c iimage -n "__fish_iimage_using_subcommand ls" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c iimage -n "__fish_iimage_using_subcommand inspect" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
+complete -c iimage -n "__fish_iimage_using_subcommand inspect" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c iimage -n "__fish_iimage_using_subcommand inspect" -s h -l help -d 'Print help'
+complete -c iimage -n "__fish_iimage_using_subcommand rm" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
+complete -c iimage -n "__fish_iimage_using_subcommand rm" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c iimage -n "__fish_iimage_using_subcommand rm" -s f -l force -d 'Delete an image by id even when it has several names'
+complete -c iimage -n "__fish_iimage_using_subcommand rm" -s h -l help -d 'Print help'
+complete -c iimage -n "__fish_iimage_using_subcommand prune" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
+complete -c iimage -n "__fish_iimage_using_subcommand prune" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c iimage -n "__fish_iimage_using_subcommand prune" -s f -l force -d 'Do not ask (kept for docker compatibility; iimage never asks)'
+complete -c iimage -n "__fish_iimage_using_subcommand prune" -s h -l help -d 'Print help'
+complete -c iimage -n "__fish_iimage_using_subcommand import" -s c -l change -d 'Apply a Dockerfile instruction: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, STOPSIGNAL, VOLUME (repeatable)' -r
+complete -c iimage -n "__fish_iimage_using_subcommand import" -s m -l message -d 'A comment for the image\'s history' -r
+complete -c iimage -n "__fish_iimage_using_subcommand import" -l max-size -d 'Size cap of the unpacked layer, bytes (default 64 GiB)' -r
+complete -c iimage -n "__fish_iimage_using_subcommand import" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
+complete -c iimage -n "__fish_iimage_using_subcommand import" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c iimage -n "__fish_iimage_using_subcommand import" -s h -l help -d 'Print help'
+complete -c iimage -n "__fish_iimage_using_subcommand export" -s o -l output -d 'Write to FILE instead of stdout' -r -F
+complete -c iimage -n "__fish_iimage_using_subcommand export" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
+complete -c iimage -n "__fish_iimage_using_subcommand export" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c iimage -n "__fish_iimage_using_subcommand export" -s h -l help -d 'Print help'
+complete -c iimage -n "__fish_iimage_using_subcommand save" -s o -l output -d 'Write to FILE instead of stdout' -r -F
+complete -c iimage -n "__fish_iimage_using_subcommand save" -l format -d 'docker-archive or oci-archive' -r
+complete -c iimage -n "__fish_iimage_using_subcommand save" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
+complete -c iimage -n "__fish_iimage_using_subcommand save" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c iimage -n "__fish_iimage_using_subcommand save" -s h -l help -d 'Print help'
+complete -c iimage -n "__fish_iimage_using_subcommand load" -s i -l input -d 'Read from FILE instead of stdin' -r -F
+complete -c iimage -n "__fish_iimage_using_subcommand load" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
+complete -c iimage -n "__fish_iimage_using_subcommand load" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c iimage -n "__fish_iimage_using_subcommand load" -s q -l quiet -d 'Print only the image ids'
+complete -c iimage -n "__fish_iimage_using_subcommand load" -s h -l help -d 'Print help'
+complete -c iimage -n "__fish_iimage_using_subcommand fsck" -l format -r -f -a "table\t'A human table, aligned columns'
+json\t'One JSON document on stdout'"
+complete -c iimage -n "__fish_iimage_using_subcommand fsck" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
+complete -c iimage -n "__fish_iimage_using_subcommand fsck" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c iimage -n "__fish_iimage_using_subcommand fsck" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c iimage -n "__fish_iimage_using_subcommand gc" -l wait -d 'Seconds to wait for running builds, imports, loads and pulls before giving up (writers that start meanwhile wait for the gc)' -r
+complete -c iimage -n "__fish_iimage_using_subcommand gc" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
+complete -c iimage -n "__fish_iimage_using_subcommand gc" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c iimage -n "__fish_iimage_using_subcommand gc" -l layers -d 'Also remove unpacked layers images still use (unpacked again when needed)'
+complete -c iimage -n "__fish_iimage_using_subcommand gc" -l dry-run -d 'Show what would be removed'
+complete -c iimage -n "__fish_iimage_using_subcommand gc" -l build-cache -d 'Also drop every build cache entry'
+complete -c iimage -n "__fish_iimage_using_subcommand gc" -l force -d 'Collect a store that has damaged manifests or configs (deletes what only they reference); without it gc refuses such a store'
+complete -c iimage -n "__fish_iimage_using_subcommand gc" -s h -l help -d 'Print help'
+complete -c iimage -n "__fish_iimage_using_subcommand info" -l format -r -f -a "table\t'A human table, aligned columns'
+json\t'One JSON document on stdout'"
+complete -c iimage -n "__fish_iimage_using_subcommand info" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
+complete -c iimage -n "__fish_iimage_using_subcommand info" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c iimage -n "__fish_iimage_using_subcommand info" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c iimage -n "__fish_iimage_using_subcommand help; and not __fish_seen_subcommand_from ls inspect rm prune import export save load fsck gc info help" -f -a "ls" -d 'List images (REPOSITORY TAG IMAGE ID CREATED SIZE)'
+complete -c iimage -n "__fish_iimage_using_subcommand help; and not __fish_seen_subcommand_from ls inspect rm prune import export save load fsck gc info help" -f -a "inspect" -d 'Show images\' manifest and config as JSON'
+complete -c iimage -n "__fish_iimage_using_subcommand help; and not __fish_seen_subcommand_from ls inspect rm prune import export save load fsck gc info help" -f -a "rm" -d 'Remove images: by name, untag it (and delete the image with its last name); by id, delete the image (-f when it has several names)'
+complete -c iimage -n "__fish_iimage_using_subcommand help; and not __fish_seen_subcommand_from ls inspect rm prune import export save load fsck gc info help" -f -a "prune" -d 'Remove images without a name, then collect garbage'
+complete -c iimage -n "__fish_iimage_using_subcommand help; and not __fish_seen_subcommand_from ls inspect rm prune import export save load fsck gc info help" -f -a "import" -d 'Make a one-layer image from a root file system tarball or directory'
+complete -c iimage -n "__fish_iimage_using_subcommand help; and not __fish_seen_subcommand_from ls inspect rm prune import export save load fsck gc info help" -f -a "export" -d 'Write an image\'s flattened root file system as a tar'
+complete -c iimage -n "__fish_iimage_using_subcommand help; and not __fish_seen_subcommand_from ls inspect rm prune import export save load fsck gc info help" -f -a "save" -d 'Write images to an archive (docker-archive by default; podman/docker load it)'
+complete -c iimage -n "__fish_iimage_using_subcommand help; and not __fish_seen_subcommand_from ls inspect rm prune import export save load fsck gc info help" -f -a "load" -d 'Load images from an archive (docker-archive or oci-archive, detected)'
+complete -c iimage -n "__fish_iimage_using_subcommand help; and not __fish_seen_subcommand_from ls inspect rm prune import export save load fsck gc info help" -f -a "fsck" -d 'Check every blob\'s digest and every reference of the store'
+complete -c iimage -n "__fish_iimage_using_subcommand help; and not __fish_seen_subcommand_from ls inspect rm prune import export save load fsck gc info help" -f -a "gc" -d 'Remove unreferenced blobs, unused unpacked layers and debris of killed processes'
+complete -c iimage -n "__fish_iimage_using_subcommand help; and not __fish_seen_subcommand_from ls inspect rm prune import export save load fsck gc info help" -f -a "info" -d 'Show the store and what this host allows (user namespaces, overlay, FUSE, id mapping), with a fix for each missing item'
+complete -c iimage -n "__fish_iimage_using_subcommand help; and not __fish_seen_subcommand_from ls inspect rm prune import export save load fsck gc info help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,0 +1,29 @@
+complete -c irun -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
+complete -c irun -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c irun -l name -d 'Assign a name to the container' -r
+complete -c irun -s e -l env -d 'Set environment variables (K=V, or K to pass irun\'s own value)' -r
+complete -c irun -l env-file -d 'Read environment variables from a file (K=V lines, # comments)' -r -F
+complete -c irun -s w -l workdir -d 'Working directory inside the container (created if missing)' -r
+complete -c irun -s u -l user -d 'User: name|uid[:group|gid]' -r
+complete -c irun -l entrypoint -d 'Overwrite the image\'s ENTRYPOINT ("" clears it)' -r
+complete -c irun -l hostname -d 'Container host name (default: the short container id)' -r
+complete -c irun -s v -l volume -d 'Bind mount a host path: HOST:CONTAINER[:ro]' -r
+complete -c irun -l mount -d 'Attach a mount: type=bind,source=…,target=…[,readonly] | type=tmpfs,target=…' -r
+complete -c irun -l tmpfs -d 'Mount a tmpfs: /path[:options]' -r
+complete -c irun -l cap-add -d 'Add a capability (e.g. NET_ADMIN, ALL)' -r
+complete -c irun -l cap-drop -d 'Drop a capability (e.g. CHOWN, ALL)' -r
+complete -c irun -l security-opt -d 'Security options: no-new-privileges[:true|false], seccomp=unconfined. As root, seccomp=unconfined with --cap-add SYS_ADMIN is as strong as --privileged' -r
+complete -c irun -l network -l net -d 'Network: host (the host\'s), none (only a loopback interface) or private (a namespace of its own with outbound access through pasta or slirp4netns). Default: host, but private with -d, -p or -P' -r
+complete -c irun -s p -l publish -d 'Publish a container port on the host: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp] (ranges A-B too; no HOST_PORT: a free one); repeatable' -r
+complete -c irun -l rootfs -d 'Run a directory as the container\'s (read-only, overlaid) root instead of an image' -r -F
+complete -c irun -l storage-driver -d 'How the container\'s root is made: overlay (kernel overlayfs in a user namespace), fuse, or copy (a private copy of the image: slow, for hosts without either). Default: $IMAGO_STORAGE_DRIVER, else the config key storage_driver, else what this host supports' -r
+complete -c irun -l rm -d 'Remove the container when it exits'
+complete -c irun -s d -l detach -d 'Run the container in the background and print its id (its monitor keeps it; see `ictr`)'
+complete -c irun -s i -l interactive -d 'Keep STDIN open (otherwise the container reads /dev/null)'
+complete -c irun -s t -l tty -d 'Allocate a pseudo-TTY'
+complete -c irun -l read-only -d 'Mount the container\'s root file system read-only'
+complete -c irun -l privileged -d 'All capabilities (of the user namespace), no seccomp, no masked or read-only paths. Run by root this is host root, as docker\'s --privileged: the container can write host-wide sysctls (/proc/sys), remount /sys read-write and change kernel.core_pattern. Run by any other user it stays within that user\'s rights'
+complete -c irun -s P -l publish-all -d 'Publish every port the image EXPOSEs on a free host port'
+complete -c irun -l no-init -d 'Do not run an init as pid 1 (the command becomes pid 1)'
+complete -c irun -s h -l help -d 'Print help'
+complete -c irun -s V -l version -d 'Print version'
