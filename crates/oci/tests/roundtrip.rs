@@ -387,6 +387,49 @@ fn flatten_applies_whiteouts_and_opaque_dirs() {
     assert_eq!(got, want);
 }
 
+/// A layer that lacks a directory hides nothing of it: `etc/` of the bottom layer shows
+/// through a middle layer that has no `etc/` at all (what three RUNs touching /etc, /usr
+/// and /etc again give).
+#[test]
+fn flatten_looks_past_a_layer_without_the_directory() {
+    let layer = |files: &[(&str, &[u8])]| {
+        let mut b = TarBuilder::new();
+        for (p, d) in files {
+            let dir = &p[..p.find('/').unwrap() + 1];
+            b.add(E {
+                path: dir,
+                kind: T::Directory,
+                mode: 0o755,
+                ..E::default()
+            })
+            .add(E {
+                path: p,
+                data: d,
+                ..E::default()
+            });
+        }
+        b.finish()
+    };
+    let dirs = [common::tempdir(), common::tempdir(), common::tempdir()];
+    let tars = [
+        layer(&[("etc/passwd", b"root"), ("usr/old", b"o")]),
+        layer(&[("usr/y1", b"y")]),
+        layer(&[("etc/z1", b"z")]),
+    ];
+    for (d, t) in dirs.iter().zip(&tars) {
+        unpack(&t[..], d.path(), &UnpackOptions::default()).unwrap();
+    }
+    let mut out = Vec::new();
+    let paths: Vec<_> = dirs.iter().map(|d| d.path()).collect();
+    flatten(&paths, &mut out, &PackOptions::default()).unwrap();
+    let got: Vec<String> = entries(&out).into_iter().map(|e| e.path).collect();
+    assert_eq!(
+        got,
+        ["etc/", "etc/passwd", "etc/z1", "usr/", "usr/old", "usr/y1"],
+        "{got:?}"
+    );
+}
+
 #[test]
 fn mtime_clamp_and_unknown_owner_default() {
     let dir = common::tempdir();

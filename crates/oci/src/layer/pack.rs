@@ -317,15 +317,25 @@ impl<'o, W: Write> Packer<'o, W> {
                         self.stats.opaque_dirs += 1;
                     }
                     if self.flatten && !opaque {
-                        // Lower layers show through while they also have a directory here.
+                        // Lower layers' directories of this name show through, down to an
+                        // opaque one or to a layer where something else (a file, a
+                        // whiteout, a `.wh.` marker) hides them. A layer without the name
+                        // hides nothing: overlay looks further down.
                         for (k, lower) in dirs.iter().enumerate().skip(i + 1) {
-                            match fsops::lstat_at(lower, &c) {
-                                Ok(Some(lst)) if fsops::file_type(&lst) == FileType::Directory => {
+                            match fsops::lstat_at(lower, &c)
+                                .map_err(|e| LayerError::fs("inspect", shown.clone(), e))?
+                            {
+                                Some(lst) if fsops::file_type(&lst) == FileType::Directory => {
                                     children.push(layers[k]);
                                     if self.opaque(lower, &name) {
                                         break;
                                     }
                                 }
+                                None if !(files_format
+                                    && self.has_marker(
+                                        lower,
+                                        &[whiteout::PREFIX.as_bytes(), &name].concat(),
+                                    )) => {}
                                 _ => break,
                             }
                         }
