@@ -270,14 +270,7 @@ fn mount_in(mnt_ns: OwnedFd, dev: i32, root: &Path) -> Result<(), String> {
     }
 }
 
-/// An error with its sources, on one line.
+/// An error with its sources, on one line (the report pipe carries text).
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
+    crate::child::RemoteError::from_chain(e).chain().join(": ")
 }

@@ -56,19 +56,25 @@ fn io_uring_is_denied_in_both_variants() {
 /// Interpret a program for one syscall (a tiny BPF evaluator for the opcodes used);
 /// `args` are the low words of args[0..6].
 fn run(p: &[libc::sock_filter], nr: u32, args: [u32; 6]) -> u32 {
+    run_counted(p, nr, args).0
+}
+
+/// [`run`], also counting the instructions executed.
+fn run_counted(p: &[libc::sock_filter], nr: u32, args: [u32; 6]) -> (u32, usize) {
     let data = |off: u32| match off {
         0 => nr,
         4 => AUDIT_ARCH,
         o if (16..64).contains(&o) && (o - 16) % 8 == 0 => args[((o - 16) / 8) as usize],
         _ => 0,
     };
-    let (mut pc, mut a) = (0usize, 0u32);
+    let (mut pc, mut a, mut n) = (0usize, 0u32, 0usize);
     loop {
         let i = p[pc];
+        n += 1;
         match i.code {
             BPF_LD_W_ABS => a = data(i.k),
             BPF_AND_K => a &= i.k,
-            BPF_RET_K => return i.k,
+            BPF_RET_K => return (i.k, n),
             tree::BPF_JA => pc += i.k as usize,
             BPF_JEQ_K | BPF_JGE_K | BPF_JSET_K => {
                 let t = match i.code {
@@ -235,30 +241,6 @@ fn fakeroot_fakes_device_nodes_only() {
     }
 }
 
-/// Instructions run for one syscall (same evaluator, counting).
-fn steps(p: &[libc::sock_filter], nr: u32) -> usize {
-    let (mut pc, mut a, mut n) = (0usize, 0u32, 0usize);
-    loop {
-        let i = p[pc];
-        n += 1;
-        match i.code {
-            BPF_LD_W_ABS => a = if i.k == 0 { nr } else { AUDIT_ARCH },
-            BPF_RET_K => return n,
-            tree::BPF_JA => pc += i.k as usize,
-            BPF_JEQ_K | BPF_JGE_K => {
-                let t = if i.code == BPF_JEQ_K {
-                    a == i.k
-                } else {
-                    a >= i.k
-                };
-                pc += if t { i.jt as usize } else { i.jf as usize };
-            }
-            c => panic!("opcode {c} before the number is decided"),
-        }
-        pc += 1;
-    }
-}
-
 /// The decision a plain list of the same rules gives, for every syscall number.
 #[test]
 fn the_tree_decides_every_number_as_the_tables_do() {
@@ -301,7 +283,7 @@ fn an_allowed_syscall_passes_few_compares() {
             libc::SYS_openat,
             libc::SYS_futex,
         ] {
-            let n = steps(&p, nr as u32);
+            let n = run_counted(&p, nr as u32, [0; 6]).1;
             // arch check and number load (4), ~5 levels, a leaf's compares, the ret
             assert!(n <= 20, "{filter:?}: {n} instructions for syscall {nr}");
         }
