@@ -19,6 +19,7 @@ mod local_dir;
 mod ports;
 mod registry;
 mod registry_regress;
+mod registry_resume;
 mod registry_support;
 mod seed;
 mod single_map;

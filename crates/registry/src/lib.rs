@@ -42,11 +42,13 @@
 pub mod auth;
 pub mod blobinfo;
 pub mod client;
+mod download;
 pub mod error;
 pub mod events;
 pub mod manifest;
 pub mod pull;
 pub mod push;
+pub mod resume;
 pub mod stall;
 pub mod transfer;
 pub mod transport;

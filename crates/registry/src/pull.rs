@@ -1,25 +1,23 @@
 //! Pull: manifest (an index / manifest list is resolved to one platform), then config and
 //! layers in parallel, each streamed into the store with its digest and size verified
-//! before it is committed. Blobs the store already has are skipped, so an interrupted pull
-//! resumes from what it committed. The name is tagged last, so a failed pull leaves the
-//! store's names unchanged.
+//! before it is committed (download.rs). Blobs the store already has are skipped, and a
+//! blob cut midway (even by a kill) resumes from the bytes its partial file holds. The
+//! name is tagged last, so a failed pull leaves the store's names unchanged.
 //!
 //! Never: unpacks layers (the store does, on use), or prints (events.rs).
 
-use std::cell::Cell;
-use std::io::{self, Read};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use imago_oci::{BlobRef, Digest, Reference};
-use imago_store::{Store, StoreError};
+use imago_store::Store;
 
 use crate::auth::Scope;
 use crate::client::{authority_of, read_bounded, Body, BodyError, Client, Request};
+use crate::download::fetch_blob;
 use crate::error::RegistryError;
 use crate::events::{Events, Outcome};
 use crate::manifest::{self, Kind, Platform};
-use crate::stall::{describe, Watch};
+use crate::stall::describe;
 use crate::transfer::run_parallel;
 use crate::ConnectOptions;
 
@@ -253,238 +251,4 @@ fn fetch_blobs(
         fetch_blob(client, store, repo, &item.0, item.1, events)
     })?;
     Ok((todo.len(), present))
-}
-
-/// Fetch one blob into the store, retrying when the connection drops midway (the
-/// store discards the partial file); a digest mismatch is final.
-fn fetch_blob(
-    client: &Client,
-    store: &Store,
-    repo: &str,
-    desc: &BlobRef,
-    kind: &str,
-    events: &dyn Events,
-) -> Result<(), RegistryError> {
-    let scope = Scope::repository(repo, &["pull"]);
-    let url = client.url(&format!("/v2/{repo}/blobs/{}", desc.digest));
-    events.blob_start(&desc.digest, desc.size, kind);
-    let attempts = 5;
-    let mut attempt = 0;
-    let mut stalls = 0;
-    loop {
-        let req = Request {
-            method: "GET",
-            url: url.clone(),
-            headers: Vec::new(),
-            body: Body::Empty,
-            scope: &scope,
-        };
-        let mut resp = client.send(&req)?;
-        if resp.status().as_u16() != 200 {
-            return Err(Client::error("GET", &url, resp));
-        }
-        // The host sending the bytes: a redirect may have led to a CDN.
-        let host = {
-            use ureq::ResponseExt;
-            resp.get_uri()
-                .authority()
-                .map_or_else(|| client.registry().to_owned(), |a| a.to_string())
-        };
-        let verdict = Cell::new(None);
-        let mut reader = Watch::new(
-            resp.body_mut()
-                .with_config()
-                .limit(desc.size.saturating_add(1))
-                .reader(),
-            client.limits(),
-            false,
-            &verdict,
-        );
-        let progress = |n: u64| events.blob_progress(&desc.digest, n);
-        let result = put_streamed(store, desc, &mut reader, &progress);
-        if let (Err(_), Some(stall)) = (&result, verdict.take()) {
-            let e = RegistryError::Stalled {
-                host,
-                doing: format!("downloading blob {}", desc.digest),
-                stall,
-            };
-            stalls += 1;
-            if stalls >= client.retry().stall_attempts.max(1) || attempt + 1 >= attempts {
-                return Err(e);
-            }
-            events.note(&format!("{e}; retrying"));
-            std::thread::sleep(client.retry().backoff(attempt));
-            attempt += 1;
-            continue;
-        }
-        match result {
-            Ok(()) => {
-                events.blob_done(&desc.digest, &Outcome::Downloaded);
-                return Ok(());
-            }
-            Err(PutError::Store(StoreError::BlobCorrupt {
-                expected,
-                actual,
-                size,
-            })) => {
-                return Err(RegistryError::BlobVerify {
-                    digest: expected,
-                    reason: format!(
-                        "the registry sent {size} bytes with digest {actual}; nothing was stored"
-                    ),
-                })
-            }
-            Err(e @ (PutError::Source(_) | PutError::Store(StoreError::BlobSize { .. })))
-                if attempt + 1 < attempts =>
-            {
-                events.note(&format!("{}: {e}; retrying", desc.digest.short()));
-                std::thread::sleep(std::time::Duration::from_millis(200 << attempt));
-                attempt += 1;
-            }
-            Err(PutError::Store(StoreError::BlobSize {
-                digest,
-                expected,
-                actual,
-            })) => {
-                return Err(RegistryError::BlobVerify {
-                    digest,
-                    reason: format!(
-                        "expected {expected} bytes, the registry sent {actual}; nothing was stored"
-                    ),
-                })
-            }
-            Err(PutError::Source(e)) => {
-                return Err(RegistryError::Transport {
-                    method: "GET".into(),
-                    url,
-                    source: Box::new(ureq::Error::Io(e)),
-                })
-            }
-            Err(PutError::Store(e)) => return Err(e.into()),
-        }
-    }
-}
-
-/// Why a streamed blob did not reach the store: the registry's stream failed (worth
-/// another try), or the store refused or failed it.
-#[derive(Debug, thiserror::Error)]
-enum PutError {
-    #[error("read from the registry: {0}")]
-    Source(io::Error),
-    #[error(transparent)]
-    Store(StoreError),
-}
-
-/// Counts bytes for progress and remembers whether a read error came from the source
-/// (a dropped connection: worth a retry) rather than from the store's disk.
-struct Watched<'a> {
-    inner: &'a mut dyn Read,
-    n: u64,
-    progress: &'a dyn Fn(u64),
-    failed: &'a AtomicBool,
-}
-
-impl Read for Watched<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.inner.read(buf) {
-            Ok(k) => {
-                self.n += k as u64;
-                (self.progress)(self.n);
-                Ok(k)
-            }
-            Err(e) => {
-                self.failed.store(true, Ordering::Relaxed);
-                Err(e)
-            }
-        }
-    }
-}
-
-/// Stream `src` into the store as `desc`: digest and size are checked at EOF and nothing
-/// is committed on a mismatch. `progress` gets the bytes so far.
-fn put_streamed(
-    store: &Store,
-    desc: &BlobRef,
-    src: &mut dyn Read,
-    progress: &dyn Fn(u64),
-) -> Result<(), PutError> {
-    let failed = AtomicBool::new(false);
-    let reader = Watched {
-        inner: src,
-        n: 0,
-        progress,
-        failed: &failed,
-    };
-    match store.put_blob(reader, Some((&desc.digest, desc.size))) {
-        Ok(_) => Ok(()),
-        Err(StoreError::Io { source, .. }) if failed.load(Ordering::Relaxed) => {
-            Err(PutError::Source(source))
-        }
-        Err(e) => Err(PutError::Store(e)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn desc(bytes: &[u8]) -> BlobRef {
-        BlobRef {
-            media_type: imago_oci::media_type::OCI_LAYER_GZIP.into(),
-            digest: Digest::of(bytes),
-            size: bytes.len() as u64,
-        }
-    }
-
-    /// A source that gives some bytes, then fails like a dropped connection.
-    struct Cut(Vec<u8>);
-
-    impl Read for Cut {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            if self.0.is_empty() {
-                return Err(io::Error::from(io::ErrorKind::ConnectionReset));
-            }
-            let n = self.0.len().min(buf.len());
-            buf[..n].copy_from_slice(&self.0[..n]);
-            self.0.drain(..n);
-            Ok(n)
-        }
-    }
-
-    #[test]
-    fn streamed_puts_verify_and_tell_a_cut_stream_from_bad_content() {
-        let t = tempfile::tempdir().unwrap();
-        let store = Store::open(t.path()).unwrap();
-        let good = desc(b"hello");
-        let seen = std::sync::atomic::AtomicU64::new(0);
-        put_streamed(&store, &good, &mut &b"hello"[..], &|n| {
-            seen.store(n, Ordering::Relaxed)
-        })
-        .unwrap();
-        assert_eq!(seen.load(Ordering::Relaxed), 5);
-        assert!(store.has_blob(&good.digest));
-
-        let other = desc(b"other");
-        let e = put_streamed(&store, &other, &mut &b"hello"[..], &|_| {}).unwrap_err();
-        assert!(
-            matches!(e, PutError::Store(StoreError::BlobCorrupt { .. })),
-            "{e}"
-        );
-        assert!(!store.has_blob(&other.digest));
-
-        let long = desc(b"hello, world");
-        let e = put_streamed(&store, &long, &mut Cut(b"hello".to_vec()), &|_| {}).unwrap_err();
-        assert!(matches!(e, PutError::Source(_)), "{e}");
-        assert!(!store.has_blob(&long.digest));
-
-        let short = BlobRef {
-            size: 4,
-            ..desc(b"bytes")
-        };
-        let e = put_streamed(&store, &short, &mut &b"bytes"[..], &|_| {}).unwrap_err();
-        assert!(
-            matches!(e, PutError::Store(StoreError::BlobSize { .. })),
-            "{e}"
-        );
-    }
 }

@@ -23,7 +23,8 @@ pub struct FsckReport {
     pub images_checked: usize,
     pub layers_checked: usize,
     /// Entries in imago/tmp left by processes that are gone (`iimage gc` removes them):
-    /// not a problem, the store is consistent without them.
+    /// not a problem, the store is consistent without them. A partial download counts
+    /// only once it is stale (blobs.rs, `PARTIAL_STALE_AGE`): until then a rerun resumes it.
     pub temp_debris: usize,
     pub problems: Vec<Problem>,
 }
@@ -131,7 +132,17 @@ impl Store {
         }
         // 4. Debris.
         let tmp = self.layout.tmp();
-        r.temp_debris = std::fs::read_dir(&tmp).ctx("read directory", &tmp)?.count();
+        // Partial downloads a rerun may resume are not debris until they go stale.
+        for e in std::fs::read_dir(&tmp).ctx("read directory", &tmp)? {
+            let e = e.ctx("read directory", &tmp)?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !matches!(
+                self.partial_state(&name, &e.path()),
+                crate::blobs::PartialState::Keep
+            ) {
+                r.temp_debris += 1;
+            }
+        }
         Ok(r)
     }
 

@@ -11,7 +11,9 @@
 //! layer blobs are not read (their damage hides no references; `iimage fsck` finds it).
 //!
 //! Temp entries carry their writer's pid and host tag: this host's are removed when the
-//! pid is gone, another host's (a store shared between nodes) after a day.
+//! pid is gone, another host's (a store shared between nodes) after a day. Partial
+//! downloads (`tmp/partial-sha256-<hex>`, blobs.rs) are kept while a download holds them
+//! and for a day after their last write, so a rerun can resume them; then removed.
 //!
 //! Rootless with [`crate::OwnerMode::Real`], unpacked layers hold files owned by
 //! subordinate ids: the caller runs gc inside the user namespace to remove them.
@@ -25,6 +27,7 @@ use imago_oci::layer::remove_tree;
 use imago_oci::Digest;
 
 use crate::atomic;
+use crate::blobs::PartialState;
 use crate::error::{IoCtx, Result, StoreError};
 use crate::index::IndexFile;
 use crate::lock;
@@ -214,6 +217,20 @@ impl Store {
         for e in std::fs::read_dir(&tmp).ctx("read directory", &tmp)? {
             let e = e.ctx("read directory", &tmp)?;
             let name = e.file_name().to_string_lossy().into_owned();
+            // A partial download is kept for a rerun to resume, until it goes stale.
+            match self.partial_state(&name, &e.path()) {
+                PartialState::NotPartial => {}
+                PartialState::Keep => continue,
+                PartialState::Stale(held) => {
+                    report.temp_removed += 1;
+                    if !opts.dry_run {
+                        let p = e.path();
+                        std::fs::remove_file(&p).ctx("remove", &p)?;
+                    }
+                    drop(held);
+                    continue;
+                }
+            }
             let live = match atomic::temp_owner(&name) {
                 Some((pid, host)) if host == atomic::host_tag() => pid == me || pid_alive(pid),
                 // Another node of a shared store: only when it is a day old.
