@@ -41,15 +41,14 @@ complete -c ictr -n "__fish_ictr_needs_command" -f -a "attach" -d 'Attach to a r
 complete -c ictr -n "__fish_ictr_needs_command" -f -a "exec" -d 'Run a command in a running container'
 complete -c ictr -n "__fish_ictr_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ictr -n "__fish_ictr_using_subcommand ps" -s n -l last -d 'Show the last N created containers (all states)' -r
-complete -c ictr -n "__fish_ictr_using_subcommand ps" -l format -d 'Output format' -r -f -a "table\t'A human table, aligned columns'
-json\t'One JSON document on stdout'"
+complete -c ictr -n "__fish_ictr_using_subcommand ps" -l format -d 'table, json (one object per line) or a Go template (`{{.Names}} {{.Status}}`, `table {{.ID}}\\t{{.Names}}`); fields: ID, Image, Command, CreatedAt, RunningFor, Status, Ports, Names, State, Labels' -r
 complete -c ictr -n "__fish_ictr_using_subcommand ps" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c ictr -n "__fish_ictr_using_subcommand ps" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
 complete -c ictr -n "__fish_ictr_using_subcommand ps" -s a -l all -d 'Show all containers (default: running ones)'
 complete -c ictr -n "__fish_ictr_using_subcommand ps" -s q -l quiet -d 'Only container ids'
 complete -c ictr -n "__fish_ictr_using_subcommand ps" -l no-trunc -d 'Do not truncate ids and commands'
 complete -c ictr -n "__fish_ictr_using_subcommand ps" -s l -l latest -d 'Show the latest created container (all states)'
-complete -c ictr -n "__fish_ictr_using_subcommand ps" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ictr -n "__fish_ictr_using_subcommand ps" -s h -l help -d 'Print help'
 complete -c ictr -n "__fish_ictr_using_subcommand logs" -s n -l tail -d 'Only the last N lines ("all" for all)' -r
 complete -c ictr -n "__fish_ictr_using_subcommand logs" -l since -d 'Only lines since this time: RFC 3339, Unix seconds, or relative (10m, 1h30m)' -r
 complete -c ictr -n "__fish_ictr_using_subcommand logs" -l until -d 'Only lines before this time (same forms as --since)' -r
@@ -72,6 +71,7 @@ complete -c ictr -n "__fish_ictr_using_subcommand rm" -l log-level -d 'Log level
 complete -c ictr -n "__fish_ictr_using_subcommand rm" -s f -l force -d 'Kill a running container first (and ignore missing ones)'
 complete -c ictr -n "__fish_ictr_using_subcommand rm" -s v -l volumes -d 'Accepted for docker compatibility (imago has no anonymous volumes)'
 complete -c ictr -n "__fish_ictr_using_subcommand rm" -s h -l help -d 'Print help'
+complete -c ictr -n "__fish_ictr_using_subcommand inspect" -s f -l format -d 'A Go template applied to each container (`{{.State.Status}}`)' -r
 complete -c ictr -n "__fish_ictr_using_subcommand inspect" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c ictr -n "__fish_ictr_using_subcommand inspect" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
 complete -c ictr -n "__fish_ictr_using_subcommand inspect" -s h -l help -d 'Print help'

@@ -29,7 +29,7 @@ complete -c iimage -n "__fish_iimage_needs_command" -l log-level -d 'Log level: 
 complete -c iimage -n "__fish_iimage_needs_command" -s h -l help -d 'Print help'
 complete -c iimage -n "__fish_iimage_needs_command" -s V -l version -d 'Print version'
 complete -c iimage -n "__fish_iimage_needs_command" -f -a "ls" -d 'List images (REPOSITORY TAG IMAGE ID CREATED SIZE)'
-complete -c iimage -n "__fish_iimage_needs_command" -f -a "inspect" -d 'Show images\' manifest and config as JSON'
+complete -c iimage -n "__fish_iimage_needs_command" -f -a "inspect" -d 'Show images as a JSON array in docker\'s shape (Id, RepoTags, Config, RootFS...)'
 complete -c iimage -n "__fish_iimage_needs_command" -f -a "rm" -d 'Remove images: by name, untag it (and delete the image with its last name); by id, delete the image (-f when it has several names)'
 complete -c iimage -n "__fish_iimage_needs_command" -f -a "prune" -d 'Remove images without a name, then collect garbage'
 complete -c iimage -n "__fish_iimage_needs_command" -f -a "import" -d 'Make a one-layer image from a root file system tarball or directory'
@@ -40,15 +40,16 @@ complete -c iimage -n "__fish_iimage_needs_command" -f -a "fsck" -d 'Check every
 complete -c iimage -n "__fish_iimage_needs_command" -f -a "gc" -d 'Remove unreferenced blobs, unused unpacked layers and debris of killed processes'
 complete -c iimage -n "__fish_iimage_needs_command" -f -a "info" -d 'Show the store and what this host allows (user namespaces, overlay, FUSE, id mapping), with a fix for each missing item'
 complete -c iimage -n "__fish_iimage_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c iimage -n "__fish_iimage_using_subcommand ls" -l format -d 'Output format' -r -f -a "table\t'A human table, aligned columns'
-json\t'One JSON document on stdout'"
+complete -c iimage -n "__fish_iimage_using_subcommand ls" -l format -d 'table, json (one object per line) or a Go template (`{{.Repository}}:{{.Tag}}`, `table {{.ID}}\\t{{.Size}}`); fields: ID, Repository, Tag, Digest, CreatedSince, CreatedAt, Size' -r
 complete -c iimage -n "__fish_iimage_using_subcommand ls" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand ls" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
 complete -c iimage -n "__fish_iimage_using_subcommand ls" -s q -l quiet -d 'Only image ids'
 complete -c iimage -n "__fish_iimage_using_subcommand ls" -l no-trunc -d 'Full image ids'
-complete -c iimage -n "__fish_iimage_using_subcommand ls" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c iimage -n "__fish_iimage_using_subcommand ls" -s h -l help -d 'Print help'
+complete -c iimage -n "__fish_iimage_using_subcommand inspect" -s f -l format -d 'A Go template applied to each image (`{{json .Config.Env}}`)' -r
 complete -c iimage -n "__fish_iimage_using_subcommand inspect" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand inspect" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c iimage -n "__fish_iimage_using_subcommand inspect" -l raw -d 'imago\'s stored view instead: the OCI manifest and config as stored, with the index and manifest digests'
 complete -c iimage -n "__fish_iimage_using_subcommand inspect" -s h -l help -d 'Print help'
 complete -c iimage -n "__fish_iimage_using_subcommand rm" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand rm" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
@@ -97,7 +98,7 @@ complete -c iimage -n "__fish_iimage_using_subcommand info" -l root -d 'Store ro
 complete -c iimage -n "__fish_iimage_using_subcommand info" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
 complete -c iimage -n "__fish_iimage_using_subcommand info" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c iimage -n "__fish_iimage_using_subcommand help; and not __fish_seen_subcommand_from ls inspect rm prune import export save load fsck gc info help" -f -a "ls" -d 'List images (REPOSITORY TAG IMAGE ID CREATED SIZE)'
-complete -c iimage -n "__fish_iimage_using_subcommand help; and not __fish_seen_subcommand_from ls inspect rm prune import export save load fsck gc info help" -f -a "inspect" -d 'Show images\' manifest and config as JSON'
+complete -c iimage -n "__fish_iimage_using_subcommand help; and not __fish_seen_subcommand_from ls inspect rm prune import export save load fsck gc info help" -f -a "inspect" -d 'Show images as a JSON array in docker\'s shape (Id, RepoTags, Config, RootFS...)'
 complete -c iimage -n "__fish_iimage_using_subcommand help; and not __fish_seen_subcommand_from ls inspect rm prune import export save load fsck gc info help" -f -a "rm" -d 'Remove images: by name, untag it (and delete the image with its last name); by id, delete the image (-f when it has several names)'
 complete -c iimage -n "__fish_iimage_using_subcommand help; and not __fish_seen_subcommand_from ls inspect rm prune import export save load fsck gc info help" -f -a "prune" -d 'Remove images without a name, then collect garbage'
 complete -c iimage -n "__fish_iimage_using_subcommand help; and not __fish_seen_subcommand_from ls inspect rm prune import export save load fsck gc info help" -f -a "import" -d 'Make a one-layer image from a root file system tarball or directory'

@@ -206,12 +206,12 @@ fn inspect_rm_prune_export_and_change() {
                 .expect("json");
         assert_eq!(v[0]["Id"], id.as_str());
         assert_eq!(
-            v[0]["Config"]["config"]["Cmd"],
+            v[0]["Config"]["Cmd"],
             serde_json::json!(["/bin/sh", "-c", "echo hi"])
         );
-        assert_eq!(v[0]["Config"]["config"]["Env"], serde_json::json!(["A=1"]));
-        assert_eq!(v[0]["Config"]["config"]["WorkingDir"], "/srv");
-        assert_eq!(v[0]["Manifest"]["layers"].as_array().map(Vec::len), Some(1));
+        assert_eq!(v[0]["Config"]["Env"], serde_json::json!(["A=1"]));
+        assert_eq!(v[0]["Config"]["WorkingDir"], "/srv");
+        assert_eq!(v[0]["RootFS"]["Layers"].as_array().map(Vec::len), Some(1));
         env.cmd("iimage")
             .args(["import", "-c", "RUN x"])
             .arg(&tar)

@@ -59,9 +59,9 @@ fn blob_path(env: &Env, digest: &str) -> PathBuf {
     env.root().join("blobs/sha256").join(hex)
 }
 
-/// `iimage inspect IMAGE` → (manifest digest, config digest, first layer digest).
+/// `iimage inspect --raw IMAGE` → (manifest digest, config digest, first layer digest).
 fn digests(env: &Env, image: &str) -> (String, String, String) {
-    let out = env.cmd("iimage").args(["inspect", image]).ok();
+    let out = env.cmd("iimage").args(["inspect", "--raw", image]).ok();
     let v: serde_json::Value = serde_json::from_str(&out.stdout()).expect("inspect json");
     let s = |p: &str| {
         v[0].pointer(p)

@@ -1,5 +1,5 @@
 //! Helpers for the store tests (iimage.rs, itag.rs): importing busybox, reading
-//! `iimage ls --format json`, podman as a test user, tar entry comparison.
+//! `iimage ls --format json`'s names, podman as a test user, tar entry comparison.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,21 +18,23 @@ pub fn import_busybox(env: &Env, name: &str) -> String {
     id
 }
 
-/// The names (ref.names) per image id from `iimage ls --format json`.
+/// The names (ref.names) per image id from `iimage ls --no-trunc --format json`: one
+/// row per name (`Name`), one row with an empty `Name` for an unnamed image.
 pub fn ls_names(env: &Env) -> BTreeMap<String, Vec<String>> {
-    let out = env.cmd("iimage").args(["ls", "--format", "json"]).ok();
-    let v: serde_json::Value =
-        serde_json::from_str(&out.stdout()).unwrap_or_else(|e| panic!("bad json ({e}): {out}"));
+    let out = env
+        .cmd("iimage")
+        .args(["ls", "--no-trunc", "--format", "json"])
+        .ok();
     let mut m = BTreeMap::new();
-    for i in v.as_array().expect("array") {
-        let id = i["Id"].as_str().expect("Id").to_owned();
-        let names: Vec<String> = i["RefNames"]
-            .as_array()
-            .expect("RefNames")
-            .iter()
-            .map(|n| n.as_str().expect("str").to_owned())
-            .collect();
-        m.entry(id).or_insert_with(Vec::new).extend(names);
+    for line in out.stdout().lines() {
+        let i: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("bad json ({e}): {out}"));
+        let id = i["ID"].as_str().expect("ID").to_owned();
+        let names: &mut Vec<String> = m.entry(id).or_default();
+        let name = i["Name"].as_str().expect("Name");
+        if !name.is_empty() {
+            names.push(name.to_owned());
+        }
     }
     m
 }

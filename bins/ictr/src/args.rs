@@ -7,7 +7,6 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use imago_cli::OutputFormat;
 
 /// Manage containers (docker's container verbs).
 #[derive(Debug, Parser)]
@@ -65,9 +64,11 @@ pub struct PsArgs {
     /// Show the latest created container (all states)
     #[arg(short, long)]
     pub latest: bool,
-    /// Output format
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-    pub format: OutputFormat,
+    /// table, json (one object per line) or a Go template (`{{.Names}} {{.Status}}`,
+    /// `table {{.ID}}\t{{.Names}}`); fields: ID, Image, Command, CreatedAt,
+    /// RunningFor, Status, Ports, Names, State, Labels
+    #[arg(long, value_name = "FORMAT", default_value = "table")]
+    pub format: String,
 }
 
 /// `ictr logs` flags.
@@ -139,6 +140,9 @@ pub struct RmArgs {
 /// `ictr inspect` flags.
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
+    /// A Go template applied to each container (`{{.State.Status}}`)
+    #[arg(short, long, value_name = "TEMPLATE")]
+    pub format: Option<String>,
     /// Containers (name, id or unique id prefix)
     #[arg(required = true)]
     pub containers: Vec<String>,

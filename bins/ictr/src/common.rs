@@ -33,6 +33,9 @@ pub enum CtrError {
     /// A flag value.
     #[error("{0}")]
     Usage(String),
+    /// A `--format` template that does not parse or fails on a row.
+    #[error(transparent)]
+    Template(#[from] imago_cli::template::TemplateError),
     /// The container's own dir (writable layer, log) is not on this machine: its
     /// node-local dir was wiped, or it is another node's.
     #[error("{what}: {why}{hint}")]

@@ -2,9 +2,11 @@
 //! Id, Created, Path, Args, State, Image, LogPath, Name, GraphDriver, HostConfig,
 //! Config, NetworkSettings.Ports). A container whose node-local dir was wiped is `Dead`,
 //! with the reason in `State.Error`. Containers not found are reported; the others still print.
+//! `--format TEMPLATE` prints each container through a Go template instead.
 
 use std::process::ExitCode;
 
+use imago_cli::template::Template;
 use imago_cli::GlobalOpts;
 use imago_runtime::status::{self, LOST_EXIT_CODE};
 use imago_runtime::{ContainerRecord, Containers, State};
@@ -126,6 +128,11 @@ pub fn inspect(c: &Containers, rec: &ContainerRecord) -> Value {
 }
 
 fn run_inspect(global: &GlobalOpts, a: &Args) -> Result<bool, CtrError> {
+    // A bad template fails before any container is read.
+    let template = match a.format.as_deref() {
+        None | Some("json") => None,
+        Some(f) => Some(Template::parse(f)?),
+    };
     let c = common::containers(global)?;
     let mut out = vec![];
     let mut missing = false;
@@ -139,7 +146,10 @@ fn run_inspect(global: &GlobalOpts, a: &Args) -> Result<bool, CtrError> {
             }
         }
     }
-    imago_cli::output::print_json(&out)?;
+    match template {
+        None => imago_cli::output::print_json(&out)?,
+        Some(t) => imago_cli::output::print_text(&t.render_each(&out)?)?,
+    }
     Ok(missing)
 }
 

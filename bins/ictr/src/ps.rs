@@ -1,10 +1,11 @@
 //! `ictr ps`: docker's container list — CONTAINER ID, IMAGE, COMMAND, CREATED, STATUS,
 //! PORTS, NAMES; running containers only unless `-a`; `-q` ids; `--format json` one
-//! JSON object per line (docker's keys).
+//! JSON object per line (docker's keys), or a Go template over those objects.
 
 use std::process::ExitCode;
 
-use imago_cli::{GlobalOpts, OutputFormat};
+use imago_cli::template::{default_title, Format};
+use imago_cli::GlobalOpts;
 use imago_runtime::status::{self, Status};
 use imago_runtime::{ContainerRecord, Containers, Place, State};
 
@@ -72,6 +73,7 @@ fn command_text(cmd: &[String], full: bool) -> String {
 }
 
 fn run_ps(global: &GlobalOpts, a: &Args) -> Result<(), CtrError> {
+    let format = Format::parse(&a.format)?;
     let c = common::containers(global)?;
     let mut rows: Vec<(ContainerRecord, Status)> = c
         .list()
@@ -99,27 +101,27 @@ fn run_ps(global: &GlobalOpts, a: &Args) -> Result<(), CtrError> {
             rows.iter().map(|(r, _)| id_of(r)),
         )?);
     }
-    if a.format == OutputFormat::Json {
-        let lines: Vec<String> = rows
-            .iter()
-            .map(|(r, s)| json_line(&c, r, s, &id_of(r), a.no_trunc))
-            .collect();
-        return Ok(imago_cli::output::print_lines(lines)?);
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|(r, s)| json_row(&c, r, s, &id_of(r), a.no_trunc))
+        .collect();
+    let titles = |f: &str| default_title(PS_TITLES, f);
+    if let Some(text) = format.render(&rows, &titles)? {
+        return Ok(imago_cli::output::print_text(&text)?);
     }
-    let now = now_secs();
+    let cell = |r: &serde_json::Value, k: &str| r[k].as_str().unwrap_or_default().to_owned();
+    let keys = [
+        "ID",
+        "Image",
+        "Command",
+        "RunningFor",
+        "Status",
+        "Ports",
+        "Names",
+    ];
     let table: Vec<Vec<String>> = rows
         .iter()
-        .map(|(r, s)| {
-            vec![
-                id_of(r),
-                r.image.clone(),
-                command_text(&r.command, a.no_trunc),
-                format!("{} ago", human_duration(now - r.created as i64)),
-                status_text(&c, r, s),
-                common::live_ports(r).join(", "),
-                r.name.clone().unwrap_or_default(),
-            ]
-        })
+        .map(|r| keys.map(|k| cell(r, k)).to_vec())
         .collect();
     Ok(imago_cli::output::print_table(
         &[
@@ -135,8 +137,32 @@ fn run_ps(global: &GlobalOpts, a: &Args) -> Result<(), CtrError> {
     )?)
 }
 
+/// docker's column titles for `--format 'table ...'`.
+const PS_TITLES: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("Image", "IMAGE"),
+    ("Command", "COMMAND"),
+    ("CreatedAt", "CREATED AT"),
+    ("RunningFor", "CREATED"),
+    ("Status", "STATUS"),
+    ("Ports", "PORTS"),
+    ("Names", "NAMES"),
+    ("State", "STATE"),
+    ("Labels", "LABELS"),
+    ("Size", "SIZE"),
+    ("Mounts", "MOUNTS"),
+    ("Networks", "NETWORKS"),
+    ("LocalVolumes", "LOCAL VOLUMES"),
+];
+
 /// One container as `docker ps --format json` prints it.
-fn json_line(c: &Containers, r: &ContainerRecord, s: &Status, id: &str, full: bool) -> String {
+fn json_row(
+    c: &Containers,
+    r: &ContainerRecord,
+    s: &Status,
+    id: &str,
+    full: bool,
+) -> serde_json::Value {
     let created = jiff::Timestamp::from_second(r.created as i64)
         .map(|t| t.strftime("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
         .unwrap_or_default();
@@ -146,7 +172,7 @@ fn json_line(c: &Containers, r: &ContainerRecord, s: &Status, id: &str, full: bo
         .map(|l| serde_json::to_value(l.network).unwrap_or_default())
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default();
-    let v = serde_json::json!({
+    serde_json::json!({
         "Command": command_text(&r.command, full),
         "CreatedAt": created,
         "ID": id,
@@ -161,8 +187,7 @@ fn json_line(c: &Containers, r: &ContainerRecord, s: &Status, id: &str, full: bo
         "Size": "0B",
         "State": s.state.as_str(),
         "Status": status_text(c, r, s),
-    });
-    v.to_string()
+    })
 }
 
 /// Run `ictr ps`.

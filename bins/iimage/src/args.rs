@@ -30,12 +30,21 @@ pub enum Cmd {
         /// Full image ids
         #[arg(long)]
         no_trunc: bool,
-        /// Output format
-        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-        format: OutputFormat,
+        /// table, json (one object per line) or a Go template (`{{.Repository}}:{{.Tag}}`,
+        /// `table {{.ID}}\t{{.Size}}`); fields: ID, Repository, Tag, Digest,
+        /// CreatedSince, CreatedAt, Size
+        #[arg(long, value_name = "FORMAT", default_value = "table")]
+        format: String,
     },
-    /// Show images' manifest and config as JSON
+    /// Show images as a JSON array in docker's shape (Id, RepoTags, Config, RootFS...)
     Inspect {
+        /// A Go template applied to each image (`{{json .Config.Env}}`)
+        #[arg(short, long, value_name = "TEMPLATE", conflicts_with = "raw")]
+        format: Option<String>,
+        /// imago's stored view instead: the OCI manifest and config as stored, with
+        /// the index and manifest digests
+        #[arg(long)]
+        raw: bool,
         /// Images: NAME[:TAG], id, id prefix or digest
         #[arg(required = true)]
         images: Vec<String>,

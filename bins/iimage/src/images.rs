@@ -1,15 +1,28 @@
-//! ls, inspect, rm, prune.
+//! ls, rm, prune (inspect is inspect.rs).
 
-use imago_cli::output::{print_lines, print_table};
-use imago_cli::{GlobalOpts, OutputFormat};
+use imago_cli::output::{print_lines, print_table, print_text};
+use imago_cli::template::{default_title, Format};
+use imago_cli::GlobalOpts;
 use std::time::Duration;
 
 use imago_store::{GcOptions, GcReport, Store, StoreError};
 use serde_json::json;
 
-use crate::common::{ago, human_size, in_mapping, open_store, print_json, Res};
+use crate::common::{ago, human_size, in_mapping, open_store, parse_rfc3339, Res};
 
-pub fn ls(g: &GlobalOpts, quiet: bool, no_trunc: bool, format: OutputFormat) -> Res<()> {
+/// docker's column titles for `--format 'table ...'`.
+const LS_TITLES: &[(&str, &str)] = &[
+    ("ID", "IMAGE ID"),
+    ("Repository", "REPOSITORY"),
+    ("Tag", "TAG"),
+    ("Digest", "DIGEST"),
+    ("CreatedSince", "CREATED"),
+    ("CreatedAt", "CREATED AT"),
+    ("Size", "SIZE"),
+];
+
+pub fn ls(g: &GlobalOpts, quiet: bool, no_trunc: bool, format: &str) -> Res<()> {
+    let format = Format::parse(format)?;
     let store = open_store(g)?;
     let mut images = store.list_images()?;
     images.sort_by(|a, b| b.created().cmp(&a.created()).then(a.id().cmp(b.id())));
@@ -31,77 +44,63 @@ pub fn ls(g: &GlobalOpts, quiet: bool, no_trunc: bool, format: OutputFormat) -> 
         print_lines(ids)?;
         return Ok(());
     }
-    match format {
-        OutputFormat::Json => {
-            let v: Vec<serde_json::Value> = images
-                .iter()
-                .map(|i| {
-                    json!({
-                        "Id": i.id().to_string(),
-                        "Names": i.names.iter().map(|n| n.full.clone().unwrap_or_else(|| n.ref_name.clone())).collect::<Vec<_>>(),
-                        "RefNames": i.names.iter().map(|n| n.ref_name.clone()).collect::<Vec<_>>(),
-                        "Repositories": i.names.iter().map(|n| json!({"Repository": n.repository, "Tag": n.tag})).collect::<Vec<_>>(),
-                        "Digest": i.manifest_digest.to_string(),
-                        "Created": i.created(),
-                        "Size": i.size(),
-                    })
-                })
-                .collect();
-            print_json(&v)?;
-        }
-        OutputFormat::Table => {
-            let mut rows = vec![];
-            for i in &images {
-                let created = ago(i.created());
-                let size = human_size(i.size());
-                if i.names.is_empty() {
-                    rows.push(vec![
-                        "<none>".into(),
-                        "<none>".into(),
-                        id_of(i.id()),
-                        created.clone(),
-                        size.clone(),
-                    ]);
-                }
-                for n in &i.names {
-                    rows.push(vec![
-                        n.repository.clone(),
-                        n.tag.clone(),
-                        id_of(i.id()),
-                        created.clone(),
-                        size.clone(),
-                    ]);
-                }
-            }
-            print_table(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &rows)?;
-        }
+    let rows: Vec<serde_json::Value> = images
+        .iter()
+        .flat_map(|i| ls_rows(i, &id_of(i.id())))
+        .collect();
+    let titles = |f: &str| default_title(LS_TITLES, f);
+    if let Some(text) = format.render(&rows, &titles)? {
+        print_text(&text)?;
+        return Ok(());
     }
+    let cell = |r: &serde_json::Value, k: &str| r[k].as_str().unwrap_or_default().to_owned();
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            ["Repository", "Tag", "ID", "CreatedSince", "Size"]
+                .map(|k| cell(r, k))
+                .to_vec()
+        })
+        .collect();
+    print_table(
+        &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
+        &table,
+    )?;
     Ok(())
 }
 
-pub fn inspect(g: &GlobalOpts, inputs: &[String]) -> Res<()> {
-    let store = open_store(g)?;
-    let mut out = vec![];
-    for input in inputs {
-        let i = store.resolve(input)?;
-        let manifest: serde_json::Value = serde_json::from_slice(&i.manifest_bytes)?;
-        let config: serde_json::Value = serde_json::from_slice(&i.config_bytes)?;
-        out.push(json!({
-            "Id": i.id().to_string(),
-            "Names": i.names.iter().map(|n| n.full.clone().unwrap_or_else(|| n.ref_name.clone())).collect::<Vec<_>>(),
+/// One row per name (one `<none>` row for an unnamed image), with docker's `images
+/// --format json` keys, and `Name`: the name as stored (index.json's ref.name).
+fn ls_rows(i: &imago_store::Image, id: &str) -> Vec<serde_json::Value> {
+    let created_at = i
+        .created()
+        .and_then(parse_rfc3339)
+        .and_then(|t| jiff::Timestamp::from_second(t).ok())
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
+        .unwrap_or_default();
+    let row = |repo: &str, tag: &str, name: &str| {
+        json!({
+            "Containers": "N/A",
+            "CreatedAt": created_at,
+            "CreatedSince": ago(i.created()),
             "Digest": i.manifest_digest.to_string(),
-            "IndexDigest": i.index_digest.to_string(),
-            "MediaType": i.manifest_media_type,
-            "Created": i.created(),
-            "Size": i.size(),
-            "Architecture": config.get("architecture"),
-            "Os": config.get("os"),
-            "Config": config,
-            "Manifest": manifest,
-        }));
+            "ID": id,
+            "Name": name,
+            "Repository": repo,
+            "SharedSize": "N/A",
+            "Size": human_size(i.size()),
+            "Tag": tag,
+            "UniqueSize": "N/A",
+            "VirtualSize": human_size(i.size()),
+        })
+    };
+    if i.names.is_empty() {
+        return vec![row("<none>", "<none>", "")];
     }
-    print_json(&out)?;
-    Ok(())
+    i.names
+        .iter()
+        .map(|n| row(&n.repository, &n.tag, &n.ref_name))
+        .collect()
 }
 
 pub fn rm(g: &GlobalOpts, inputs: &[String], force: bool) -> Res<()> {

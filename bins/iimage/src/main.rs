@@ -12,6 +12,7 @@ mod args;
 mod change;
 mod common;
 mod images;
+mod inspect;
 mod maint;
 mod transfer;
 
@@ -31,8 +32,12 @@ fn main() -> ExitCode {
             quiet,
             no_trunc,
             format,
-        } => images::ls(g, quiet, no_trunc, format),
-        Cmd::Inspect { images } => images::inspect(g, &images),
+        } => images::ls(g, quiet, no_trunc, &format),
+        Cmd::Inspect {
+            format,
+            raw,
+            images,
+        } => inspect::inspect(g, &images, format.as_deref(), raw),
         Cmd::Rm { force, images } => images::rm(g, &images, force),
         Cmd::Prune { force: _ } => images::prune(g),
         Cmd::Import {

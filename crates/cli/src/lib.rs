@@ -1,6 +1,6 @@
 //! What every imago program shares: the global flags (`--root`, `--log-level`,
 //! `--format`), command-line parsing with docker's exit codes, the store location rules,
-//! error reporting with hints, the documented exit codes, the table/json output helpers,
+//! error reporting with hints, the documented exit codes, the table/json output helpers and docker's Go-template `--format` (`template`),
 //! the registry programs' flags (`remote`), progress on stderr (`progress`: transfer
 //! bars for `ipull`/`ipush`, the step display for `ibuild`), the config file (`config`)
 //! and the storage driver choice (`storage`: flag, env, config, else the host probe,
@@ -19,6 +19,7 @@ pub mod progress;
 pub mod remote;
 pub mod report;
 pub mod storage;
+pub mod template;
 
 pub use exit::ExitCodes;
 pub use global::{GlobalOpts, OutputFormat};

@@ -46,6 +46,13 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> io::Result<()> {
     out.flush()
 }
 
+/// Print text as is on stdout (what a `--format` template rendered).
+pub fn print_text(text: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
 /// Print lines on stdout (ids for `-q`, and the like).
 pub fn print_lines<I: IntoIterator<Item = S>, S: AsRef<str>>(lines: I) -> io::Result<()> {
     let mut out = io::stdout().lock();
