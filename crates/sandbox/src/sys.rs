@@ -196,44 +196,6 @@ pub fn fork_child(keep: &[RawFd], body: impl FnOnce() -> i32) -> Result<Pid, Err
     }
 }
 
-/// Start `prog` with `argv` (argv[0] included) and `envp`, fds 0 and 1 on `null` and fd 2
-/// on `stderr`, without waiting for the exec: fork, then dup2 and execve in the child,
-/// which `_exit`s with 127 if the exec fails. Unlike `std::process::Command` (posix_spawn,
-/// whose parent waits until the exec is done — a setuid exec takes a while), the caller
-/// goes on at once. Safe to call with other threads running: the child only makes
-/// async-signal-safe calls on memory prepared before the fork.
-pub fn spawn_no_wait(
-    prog: &CString,
-    argv: &[CString],
-    envp: &[CString],
-    null: BorrowedFd<'_>,
-    stderr: BorrowedFd<'_>,
-) -> Result<Pid, Errno> {
-    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    argv_p.push(std::ptr::null());
-    let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
-    envp_p.push(std::ptr::null());
-    let (null, stderr) = (null.as_raw_fd(), stderr.as_raw_fd());
-    // SAFETY: in the child only dup2, execve and _exit run (async-signal-safe), on fds and
-    // pointers made before the fork that stay valid in the child's copy of memory; the
-    // child never returns into the caller's frames.
-    match unsafe { libc::fork() } {
-        -1 => Err(Errno::last()),
-        // SAFETY: as above: the forked child, async-signal-safe calls only, never returns.
-        0 => unsafe {
-            if libc::dup2(null, 0) < 0 || libc::dup2(null, 1) < 0 || libc::dup2(stderr, 2) < 0 {
-                libc::_exit(127);
-            }
-            libc::execve(prog.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr());
-            const MSG: &[u8] = b"exec failed (missing or not executable)\n";
-            // Ignoring the result: the exit code below says it failed anyway.
-            let _ = libc::write(2, MSG.as_ptr().cast(), MSG.len());
-            libc::_exit(127)
-        },
-        pid => Ok(Pid::from_raw(pid)),
-    }
-}
-
 /// One read(2), retried on EINTR.
 pub fn read_some(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
     loop {
