@@ -1,10 +1,12 @@
 //! The default seccomp filter: a small classic-BPF denylist equivalent in effect to
 //! docker's default profile for a container without CAP_SYS_ADMIN (the syscalls docker
 //! leaves out of its allowlist: kernel modules, kexec, mount API, namespaces, keyrings,
-//! bpf, perf, clock setting, swap, reboot, process_vm_*, io_uring, …), each answered with
-//! EPERM;
+//! bpf, perf, clock setting, swap, reboot, fanotify, quotactl_fd, io_uring, …), each
+//! answered with EPERM; `process_vm_readv/writev` (MPI's cross-memory attach),
+//! `name_to_handle_at` and `clock_adjtime` are allowed, as in docker's;
 //! `clone` with namespace flags → EPERM; `clone3` → ENOSYS (libc falls back to clone,
-//! whose flags we can inspect — docker does the same); foreign ABIs (x32, i386 on
+//! whose flags we can inspect — docker does the same); `personality` only with docker's
+//! values ([`PERSONALITIES`]); `socket(AF_VSOCK, …)` → EPERM; foreign ABIs (x32, i386 on
 //! x86_64) → EPERM.
 //!
 //! The fakeroot variant ([`Filter::Fakeroot`], the fallback for hosts without subordinate
@@ -162,9 +164,9 @@ pub fn denied() -> Vec<(&'static str, libc::c_long)> {
         ("acct", libc::SYS_acct),
         ("add_key", libc::SYS_add_key),
         ("bpf", libc::SYS_bpf),
-        ("clock_adjtime", libc::SYS_clock_adjtime),
         ("clock_settime", libc::SYS_clock_settime),
         ("delete_module", libc::SYS_delete_module),
+        ("fanotify_init", libc::SYS_fanotify_init),
         ("finit_module", libc::SYS_finit_module),
         ("fsconfig", libc::SYS_fsconfig),
         ("fsmount", libc::SYS_fsmount),
@@ -187,15 +189,13 @@ pub fn denied() -> Vec<(&'static str, libc::c_long)> {
         ("mount_setattr", libc::SYS_mount_setattr),
         ("move_mount", libc::SYS_move_mount),
         ("move_pages", libc::SYS_move_pages),
-        ("name_to_handle_at", libc::SYS_name_to_handle_at),
         ("nfsservctl", libc::SYS_nfsservctl),
         ("open_by_handle_at", libc::SYS_open_by_handle_at),
         ("open_tree", libc::SYS_open_tree),
         ("perf_event_open", libc::SYS_perf_event_open),
         ("pivot_root", libc::SYS_pivot_root),
-        ("process_vm_readv", libc::SYS_process_vm_readv),
-        ("process_vm_writev", libc::SYS_process_vm_writev),
         ("quotactl", libc::SYS_quotactl),
+        ("quotactl_fd", libc::SYS_quotactl_fd),
         ("reboot", libc::SYS_reboot),
         ("request_key", libc::SYS_request_key),
         ("set_mempolicy", libc::SYS_set_mempolicy),
@@ -221,6 +221,37 @@ pub fn denied() -> Vec<(&'static str, libc::c_long)> {
         ("ustat", libc::SYS_ustat),
     ]);
     v
+}
+
+/// personality(2) values docker's default profile lets through: PER_LINUX, PER_LINUX32,
+/// UNAME26, UNAME26|PER_LINUX32, and 0xffffffff (query). Others (ADDR_NO_RANDOMIZE,
+/// READ_IMPLIES_EXEC…) weaken the container's hardening.
+pub const PERSONALITIES: [u32; 5] = [0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
+
+/// `AF_VSOCK`: sockets to the hypervisor and other VMs, refused as docker does.
+pub const AF_VSOCK: u32 = 40;
+
+/// personality: one of [`PERSONALITIES`] → allow, else `deny`.
+fn personality_body(deny: u32) -> tree::Body {
+    let n = PERSONALITIES.len() as u8;
+    let mut b = vec![stmt(BPF_LD_W_ABS, arg_lo(0))];
+    for (k, v) in PERSONALITIES.iter().enumerate() {
+        // match → jump to the `ret allow` after the last compare
+        b.push(jump(BPF_JEQ_K, *v, n - 1 - k as u8 + 1, 0));
+    }
+    b.push(stmt(BPF_RET_K, deny));
+    b.push(stmt(BPF_RET_K, SECCOMP_RET_ALLOW));
+    b
+}
+
+/// socket: domain `AF_VSOCK` → `deny`, else allow.
+fn socket_body(deny: u32) -> tree::Body {
+    vec![
+        stmt(BPF_LD_W_ABS, arg_lo(0)),
+        jump(BPF_JEQ_K, AF_VSOCK, 0, 1),
+        stmt(BPF_RET_K, deny),
+        stmt(BPF_RET_K, SECCOMP_RET_ALLOW),
+    ]
 }
 
 /// clone flags that create namespaces (CLONE_NEWNS … CLONE_NEWTIME).
@@ -276,6 +307,8 @@ pub fn program_for(filter: Filter) -> Vec<libc::sock_filter> {
         rules.push((nr as u32, vec![stmt(BPF_RET_K, eperm)]));
     }
     rules.push((libc::SYS_clone3 as u32, vec![stmt(BPF_RET_K, enosys)]));
+    rules.push((libc::SYS_personality as u32, personality_body(eperm)));
+    rules.push((libc::SYS_socket as u32, socket_body(eperm)));
     // clone: flags are args[0] (x86_64 and aarch64), low word at offset 16 (little-endian).
     rules.push((
         libc::SYS_clone as u32,
