@@ -21,17 +21,9 @@ pub struct ConfigError {
     pub source: std::io::Error,
 }
 
-fn env_path(var: &str) -> Option<PathBuf> {
-    std::env::var_os(var)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-}
-
-/// The config file's path by the rule above (it may not exist).
+/// The config file's path by the rule above (it may not exist); the store owns the rule.
 pub fn file() -> Option<PathBuf> {
-    env_path("IMAGO_CONFIG")
-        .or_else(|| env_path("XDG_CONFIG_HOME").map(|x| x.join("imago/config.toml")))
-        .or_else(|| env_path("HOME").map(|h| h.join(".config/imago/config.toml")))
+    imago_store::local::config_file()
 }
 
 /// The value of top-level `key` and the file it is in; `None` without a file or key.

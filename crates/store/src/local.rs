@@ -336,7 +336,21 @@ fn make(c: &Candidates) -> Result<LocalDir, LocalError> {
 /// Where node-local things of the store at `store_root` go: Some(dir) when the dir was
 /// named (IMAGO_LOCAL_DIR, config) or the store is on a shared file system (said once
 /// per process, as a warning on stderr); None: in the store, as they always were.
+/// Decided once per process and store: a container start asks twice (the storage
+/// driver's probe cache, the container's dir), and the answer cannot change meanwhile.
 pub fn placement(store_root: &Path) -> Result<Option<LocalDir>, LocalError> {
+    static DECIDED: std::sync::Mutex<Vec<(PathBuf, Option<LocalDir>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut decided = DECIDED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, d)) = decided.iter().find(|(root, _)| root == store_root) {
+        return Ok(d.clone());
+    }
+    let d = decide(store_root)?;
+    decided.push((store_root.to_path_buf(), d.clone()));
+    Ok(d)
+}
+
+fn decide(store_root: &Path) -> Result<Option<LocalDir>, LocalError> {
     let c = candidates();
     let shared = fs_magic(store_root).ok().and_then(shared_fs);
     if shared.is_none() && c.env.is_none() && c.config.is_none() {
