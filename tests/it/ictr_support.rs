@@ -77,19 +77,7 @@ impl Ctr {
 
     /// Poll `status(name)` until `f` accepts it (at most 30 s); the last status.
     pub fn wait_status(&self, name: &str, f: impl Fn(&str) -> bool) -> String {
-        let t = Instant::now();
-        loop {
-            let s = self.status(name);
-            if f(&s) {
-                return s;
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(30),
-                "[{}] {name}: status stayed {s:?}",
-                self.env.user.name()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_status(&self.env, name, |n| self.status(n), f)
     }
 
     /// `ictr inspect NAME`, the one object.
@@ -193,4 +181,27 @@ pub fn net_helpers_of(pid: i64) -> Vec<String> {
         })
         .map(|a| a.join(" "))
         .collect()
+}
+
+/// Poll `status(name)` until `f` accepts it (at most 30 s); the last status. `env` names
+/// the user in the failure.
+pub fn wait_status(
+    env: &Env,
+    name: &str,
+    status: impl Fn(&str) -> String,
+    f: impl Fn(&str) -> bool,
+) -> String {
+    let t = Instant::now();
+    loop {
+        let s = status(name);
+        if f(&s) {
+            return s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "[{}] {name}: status stayed {s:?}",
+            env.user.name()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

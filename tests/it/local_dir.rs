@@ -53,19 +53,7 @@ impl Node {
     }
 
     fn wait_status(&self, name: &str, f: impl Fn(&str) -> bool) -> String {
-        let t = Instant::now();
-        loop {
-            let s = self.status(name);
-            if f(&s) {
-                return s;
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(30),
-                "[{}] {name}: status stayed {s:?}",
-                self.env.user.name()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        crate::ictr_support::wait_status(&self.env, name, |n| self.status(n), f)
     }
 }
 
