@@ -240,9 +240,9 @@ fn kill_wait_and_inspect() {
             "busybox",
             "sh",
             "-c",
-            "trap 'exit 42' USR1; while true; do sleep 0.1; done",
+            "trap 'exit 42' USR1; echo ready; while true; do sleep 0.1; done",
         ]);
-        t.wait_status("kk", |s| s.starts_with("Up"));
+        t.wait_ready("kk");
         let i = t.inspect("kk");
         assert_eq!(i["Id"], id);
         assert_eq!(i["Name"], "/kk");
@@ -383,9 +383,10 @@ fn stop_signals_and_timeout() {
     for u in users() {
         let t = Ctr::new(u);
         // the image's STOPSIGNAL (SIGUSR1) is what stop sends
-        let trap = "trap 'exit 7' USR1; while true; do sleep 0.1; done";
+        // "Up" only says sh started: stop once the trap is set, as it says
+        let trap = "trap 'exit 7' USR1; echo ready; while true; do sleep 0.1; done";
         t.run_d(&["--name", "sig", "stopsig", "sh", "-c", trap]);
-        t.wait_status("sig", |s| s.starts_with("Up"));
+        t.wait_ready("sig");
         assert_eq!(t.inspect("sig")["Config"]["StopSignal"], "SIGUSR1");
         t.ictr_bounded(&["stop", "sig"]).success();
         let st = t.status("sig");
@@ -404,11 +405,12 @@ fn stop_signals_and_timeout() {
             "busybox",
             "sh",
             "-c",
-            "trap 'exit 9' INT; while true; do sleep 0.1; done",
+            "trap 'exit 9' INT; echo ready; while true; do sleep 0.1; done",
         ]);
-        t.wait_status("int", |s| s.starts_with("Up"));
+        t.wait_ready("int");
         t.ictr_bounded(&["stop", "-s", "INT", "int"]).success();
-        assert!(t.status("int").starts_with("Exited (9)"));
+        let st = t.status("int");
+        assert!(st.starts_with("Exited (9)"), "[{}] {st}", u.name());
     }
 }
 

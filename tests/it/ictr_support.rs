@@ -8,7 +8,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use imago_it::{bin, Env, Out, User};
+use imago_it::{bin, eventually, Env, Out, User};
 
 /// One user's environment with the irun test images in its store; every container in
 /// it is killed and removed when dropped.
@@ -78,6 +78,18 @@ impl Ctr {
     /// Poll `status(name)` until `f` accepts it (at most 30 s); the last status.
     pub fn wait_status(&self, name: &str, f: impl Fn(&str) -> bool) -> String {
         wait_status(&self.env, name, |n| self.status(n), f)
+    }
+
+    /// Wait (at most 20 s) until `name`'s log has a line `ready`: the
+    /// command's own word that its set-up (a trap, a listener) is done.
+    pub fn wait_ready(&self, name: &str) {
+        let ready = eventually(20, || {
+            self.ictr(&["logs", name])
+                .stdout()
+                .lines()
+                .any(|l| l.trim_end() == "ready")
+        });
+        assert!(ready, "[{}] {name} never said ready", self.env.user.name());
     }
 
     /// `ictr inspect NAME`, the one object.
