@@ -4,6 +4,9 @@ complete -c ibuild -s t -l tag -d 'Name (and optionally a tag) for the image: `n
 complete -c ibuild -s f -l file -d 'The Dockerfile (default: CONTEXT/Dockerfile, else CONTEXT/Containerfile); `-` reads stdin' -r
 complete -c ibuild -l target -d 'The stage to build (default: the last one)' -r
 complete -c ibuild -l build-arg -d 'A build-time variable: `K=V`, or `K` to take it from the environment (repeatable)' -r
+complete -c ibuild -l iidfile -d 'Write the image id (`sha256:…`) to FILE once the build succeeds' -r -F
+complete -c ibuild -l http-proxy -d 'Pass the host\'s proxy variables (HTTP_PROXY, HTTPS_PROXY, NO_PROXY, … in either case) to RUN steps, as podman does; they stay out of the image\'s config, history and cache key. `--build-arg` of the same name wins' -r -f -a "true\t''
+false\t''"
 complete -c ibuild -l label -d 'Add a label to the image: `K=V` (repeatable)' -r
 complete -c ibuild -l network -d 'Network for RUN steps' -r -f -a "host\t''
 none\t''

@@ -7,6 +7,7 @@ mod harness_self;
 mod hostile_image;
 mod hostile_support;
 mod ibuild;
+mod ibuild_ecosystem;
 mod ibuild_regress;
 mod ibuild_support;
 mod ictr;

@@ -4,6 +4,8 @@
 //!
 //! Never: acts on what it parses (main.rs does).
 
+use std::path::PathBuf;
+
 use clap::Parser;
 
 /// Build an image from a Dockerfile.
@@ -27,6 +29,14 @@ pub struct Opts {
     /// Do not use the build cache
     #[arg(long)]
     pub no_cache: bool,
+    /// Write the image id (`sha256:…`) to FILE once the build succeeds
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+    /// Pass the host's proxy variables (HTTP_PROXY, HTTPS_PROXY, NO_PROXY, … in either
+    /// case) to RUN steps, as podman does; they stay out of the image's config, history and
+    /// cache key. `--build-arg` of the same name wins
+    #[arg(long, value_name = "BOOL", default_value = "true", action = clap::ArgAction::Set)]
+    pub http_proxy: bool,
     /// Print only the image id (on stdout)
     #[arg(short, long)]
     pub quiet: bool,

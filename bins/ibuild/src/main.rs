@@ -38,6 +38,11 @@ enum CliError {
     Root(#[from] imago_cli::global::NoStoreRoot),
     #[error(transparent)]
     Storage(#[from] imago_cli::storage::StorageError),
+    #[error("cannot remove the old --iidfile {}: {source}", path.display())]
+    IidFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 fn main() -> ExitCode {
@@ -139,7 +144,7 @@ fn run(opts: &Opts) -> Result<(), Error> {
         dockerfile_name: dockerfile.name,
         ignore,
         target: opts.target.clone(),
-        build_args: build_args(&opts.build_args),
+        build_args: build_args(&opts.build_args, opts.http_proxy),
         no_cache: opts.no_cache,
         labels,
         tags: opts.tags.clone(),
@@ -151,16 +156,38 @@ fn run(opts: &Opts) -> Result<(), Error> {
         storage: storage_driver(opts, &root)?,
     };
     let planned = engine::plan(&bo)?;
+    if let Some(file) = &opts.iidfile {
+        // docker's rule: a script never reads the id of an earlier build.
+        match std::fs::remove_file(file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                let path = file.clone();
+                return Err(CliError::IidFile { path, source: e }.into());
+            }
+            _ => {}
+        }
+    }
     let store = match stdin_store {
         Some(s) => s,
         None => open_store()?,
     };
     let built = build_with_progress(&store, &planned, opts)?;
+    if let Some(file) = &opts.iidfile {
+        write_iidfile(file, &built.id.to_string())?;
+    }
     if opts.quiet {
         // Ignoring a closed stdout is what `ibuild -q | head` expects.
         let _ = writeln!(std::io::stdout(), "{}", built.id);
     }
     Ok(())
+}
+
+/// `--iidfile`: the id, whole or not at all (a temp file beside it, then a rename).
+fn write_iidfile(file: &std::path::Path, id: &str) -> Result<(), CliError> {
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    imago_store::atomic::write_file(dir, file, id.as_bytes()).map_err(CliError::from)
 }
 
 /// The storage driver of RUN steps; the copy driver's cost is said once on stderr.
@@ -176,9 +203,17 @@ fn storage_driver(
     Ok(s.method)
 }
 
-/// `--build-arg K=V`, or `K` alone for the value of `$K` (left out when unset).
-fn build_args(args: &[String]) -> BTreeMap<String, String> {
+/// `--build-arg K=V`, or `K` alone for the value of `$K` (left out when unset); with
+/// `host_proxies`, first the host's proxy variables, which `--build-arg` may override.
+fn build_args(args: &[String], host_proxies: bool) -> BTreeMap<String, String> {
     let mut build_args = BTreeMap::new();
+    if host_proxies {
+        for name in imago_dockerfile::HOST_PROXY_VARS {
+            if let Ok(v) = std::env::var(name) {
+                build_args.insert(name.to_string(), v);
+            }
+        }
+    }
     for a in args {
         match a.split_once('=') {
             Some((k, v)) => {

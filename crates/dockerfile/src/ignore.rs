@@ -8,10 +8,12 @@ use crate::error::{ErrorSite, ParseError, ParseErrorKind};
 
 /// The ignore files to try for a Dockerfile at `dockerfile` (a path as given to the build,
 /// e.g. `Dockerfile` or `sub/app.Dockerfile`): first `<dockerfile>.dockerignore` next to
-/// it, then `.dockerignore` at the context root. Use the first that exists.
-pub fn ignore_file_candidates(dockerfile: &str) -> [String; 2] {
+/// it (BuildKit), then at the context root `.containerignore` (podman and buildah prefer
+/// it) and `.dockerignore`. Use the first that exists.
+pub fn ignore_file_candidates(dockerfile: &str) -> [String; 3] {
     [
         format!("{dockerfile}.dockerignore"),
+        ".containerignore".to_string(),
         ".dockerignore".to_string(),
     ]
 }

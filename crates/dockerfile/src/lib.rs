@@ -32,7 +32,7 @@
 //! * Scoping ([`scope`]): [`GlobalScope::new`]`(&df, &build_args, &Predefined)` evaluates
 //!   predefined platform args and the meta ARGs; [`StageScope`] tracks one stage's ARGs
 //!   and ENV (`apply` an expanded ENV/ARG, `run_env` for RUN, `env` for the image
-//!   config; clone it for a stage `FROM` another stage). [`PROXY_ARGS`]. Both bound
+//!   config; clone it for a stage `FROM` another stage). [`HOST_PROXY_VARS`]. Both bound
 //!   their variables: 1 MiB a value, [`MAX_SCOPE_TOTAL`] (2 MiB) together, else
 //!   [`ScopeError`].
 //! * Typed values ([`values`]): [`Chmod`] (`parse`, `apply`), [`PortSpec::parse`] (EXPOSE
@@ -74,8 +74,8 @@ pub use model::{
     InstructionKind, KeyValue, Onbuild, Run, Source, Stage,
 };
 pub use scope::{
-    BuildArgs, GlobalScope, Platform, Predefined, ScopeError, StageScope, MAX_SCOPE_TOTAL,
-    PROXY_ARGS,
+    BuildArgs, GlobalScope, Platform, Predefined, ScopeError, StageScope, HOST_PROXY_VARS,
+    MAX_SCOPE_TOTAL, PROXY_ARGS_TLS,
 };
 pub use syntax::{parse_syntax, Directives, Heredoc, Node, SyntaxTree, Warning};
 pub use values::{parse_go_duration, Chmod, Mount, MountType, PortSpec, Proto, Sharing};

@@ -62,9 +62,10 @@ fn var_size(name: &str, value: Option<&str>) -> usize {
 /// `--build-arg name=value` pairs.
 pub type BuildArgs = BTreeMap<String, String>;
 
-/// The proxy build args that reach RUN without an ARG declaration, and stay out of the
-/// image history and cache key.
-pub const PROXY_ARGS: [&str; 12] = [
+/// The proxy variables: build args that reach RUN without an ARG declaration and stay
+/// out of the image history and cache key; a build also takes them from the host's
+/// environment by default (podman's rule).
+pub const HOST_PROXY_VARS: [&str; 10] = [
     "HTTP_PROXY",
     "http_proxy",
     "HTTPS_PROXY",
@@ -75,14 +76,15 @@ pub const PROXY_ARGS: [&str; 12] = [
     "no_proxy",
     "ALL_PROXY",
     "all_proxy",
-    // BuildKit also passes these two through.
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
 ];
 
-/// True for the names in [`PROXY_ARGS`].
+/// The build args treated as [`HOST_PROXY_VARS`] are, though never taken from the host
+/// (they name host paths): BuildKit passes these two through too.
+pub const PROXY_ARGS_TLS: [&str; 2] = ["SSL_CERT_FILE", "SSL_CERT_DIR"];
+
+/// True for the names in [`HOST_PROXY_VARS`] and [`PROXY_ARGS_TLS`].
 pub fn is_proxy_arg(name: &str) -> bool {
-    PROXY_ARGS.contains(&name)
+    HOST_PROXY_VARS.contains(&name) || PROXY_ARGS_TLS.contains(&name)
 }
 
 /// An OCI platform: `os/arch[/variant]`.

@@ -733,6 +733,7 @@ fn i100_dockerfile_specific_ignore_file() {
         ignore_file_candidates("Dockerfile2"),
         [
             "Dockerfile2.dockerignore".to_string(),
+            ".containerignore".to_string(),
             ".dockerignore".to_string()
         ]
     );

@@ -143,10 +143,15 @@ impl BuildContext {
     }
 
     /// The ignore file in effect: `<Dockerfile>.dockerignore` next to the Dockerfile
-    /// wins over the context's `.dockerignore` (BuildKit's rule).
+    /// wins over the context's `.containerignore`, which wins over its `.dockerignore`.
     pub fn ignore(&self, dockerfile: &Dockerfile) -> Result<Option<DockerIgnore>, InputError> {
-        let [next_to, in_context] = ignore_file_candidates(&dockerfile.path.to_string_lossy());
-        let candidates = [PathBuf::from(next_to), self.dir.join(in_context)];
+        let [next_to, podmans, dockers] =
+            ignore_file_candidates(&dockerfile.path.to_string_lossy());
+        let candidates = [
+            PathBuf::from(next_to),
+            self.dir.join(podmans),
+            self.dir.join(dockers),
+        ];
         let Some(p) = candidates.iter().find(|p| p.is_file()) else {
             return Ok(None);
         };

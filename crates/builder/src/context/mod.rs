@@ -3,7 +3,7 @@
 //! - [`input`]: the context the user gives (a directory, or a tar on stdin extracted
 //!   through the hardened unpacker), the Dockerfile in it (`-f`, else `Dockerfile`, else
 //!   `Containerfile`) and the ignore file (`<Dockerfile>.dockerignore`, else
-//!   `.dockerignore`).
+//!   `.containerignore`, else `.dockerignore`).
 //! - [`bind`]: the context as `RUN --mount=type=bind` sees it (`.dockerignore` applied,
 //!   `source=` resolved inside it) and its content digest for the cache key.
 
