@@ -31,7 +31,7 @@ complete -c iimage -n "__fish_iimage_needs_command" -s V -l version -d 'Print ve
 complete -c iimage -n "__fish_iimage_needs_command" -f -a "ls" -d 'List images (REPOSITORY TAG IMAGE ID CREATED SIZE)'
 complete -c iimage -n "__fish_iimage_needs_command" -f -a "inspect" -d 'Show images as a JSON array in docker\'s shape (Id, RepoTags, Config, RootFS...)'
 complete -c iimage -n "__fish_iimage_needs_command" -f -a "rm" -d 'Remove images: by name, untag it (and delete the image with its last name); by id, delete the image (-f when it has several names)'
-complete -c iimage -n "__fish_iimage_needs_command" -f -a "prune" -d 'Remove images without a name, then collect garbage'
+complete -c iimage -n "__fish_iimage_needs_command" -f -a "prune" -d 'Remove images without a name (-a: every image no container uses), then collect garbage'
 complete -c iimage -n "__fish_iimage_needs_command" -f -a "import" -d 'Make a one-layer image from a root file system tarball or directory'
 complete -c iimage -n "__fish_iimage_needs_command" -f -a "export" -d 'Write an image\'s flattened root file system as a tar'
 complete -c iimage -n "__fish_iimage_needs_command" -f -a "save" -d 'Write images to an archive (docker-archive by default; podman/docker load it)'
@@ -41,10 +41,13 @@ complete -c iimage -n "__fish_iimage_needs_command" -f -a "gc" -d 'Remove unrefe
 complete -c iimage -n "__fish_iimage_needs_command" -f -a "info" -d 'Show the store and what this host allows (user namespaces, overlay, FUSE, id mapping), with a fix for each missing item'
 complete -c iimage -n "__fish_iimage_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c iimage -n "__fish_iimage_using_subcommand ls" -l format -d 'table, json (one object per line) or a Go template (`{{.Repository}}:{{.Tag}}`, `table {{.ID}}\\t{{.Size}}`); fields: ID, Repository, Tag, Digest, CreatedSince, CreatedAt, Size' -r
+complete -c iimage -n "__fish_iimage_using_subcommand ls" -s f -l filter -d 'Only some images: reference=PATTERN, dangling=true|false, label=KEY[=VALUE], before=IMAGE, since=IMAGE (repeatable)' -r
 complete -c iimage -n "__fish_iimage_using_subcommand ls" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand ls" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
 complete -c iimage -n "__fish_iimage_using_subcommand ls" -s q -l quiet -d 'Only image ids'
 complete -c iimage -n "__fish_iimage_using_subcommand ls" -l no-trunc -d 'Full image ids'
+complete -c iimage -n "__fish_iimage_using_subcommand ls" -l digests -d 'Show the manifest digest in the table'
+complete -c iimage -n "__fish_iimage_using_subcommand ls" -s a -l all -d 'All images (docker\'s intermediate images: the store keeps none, so the same list)'
 complete -c iimage -n "__fish_iimage_using_subcommand ls" -s h -l help -d 'Print help'
 complete -c iimage -n "__fish_iimage_using_subcommand inspect" -s f -l format -d 'A Go template applied to each image (`{{json .Config.Env}}`)' -r
 complete -c iimage -n "__fish_iimage_using_subcommand inspect" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
@@ -58,6 +61,7 @@ complete -c iimage -n "__fish_iimage_using_subcommand rm" -s h -l help -d 'Print
 complete -c iimage -n "__fish_iimage_using_subcommand prune" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand prune" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
 complete -c iimage -n "__fish_iimage_using_subcommand prune" -s f -l force -d 'Do not ask (kept for docker compatibility; iimage never asks)'
+complete -c iimage -n "__fish_iimage_using_subcommand prune" -s a -l all -d 'Remove every image no container was made from, not only unnamed ones'
 complete -c iimage -n "__fish_iimage_using_subcommand prune" -s h -l help -d 'Print help'
 complete -c iimage -n "__fish_iimage_using_subcommand import" -s c -l change -d 'Apply a Dockerfile instruction: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, STOPSIGNAL, VOLUME (repeatable)' -r
 complete -c iimage -n "__fish_iimage_using_subcommand import" -s m -l message -d 'A comment for the image\'s history' -r
@@ -100,7 +104,7 @@ complete -c iimage -n "__fish_iimage_using_subcommand info" -s h -l help -d 'Pri
 complete -c iimage -n "__fish_iimage_using_subcommand help; and not __fish_seen_subcommand_from ls inspect rm prune import export save load fsck gc info help" -f -a "ls" -d 'List images (REPOSITORY TAG IMAGE ID CREATED SIZE)'
 complete -c iimage -n "__fish_iimage_using_subcommand help; and not __fish_seen_subcommand_from ls inspect rm prune import export save load fsck gc info help" -f -a "inspect" -d 'Show images as a JSON array in docker\'s shape (Id, RepoTags, Config, RootFS...)'
 complete -c iimage -n "__fish_iimage_using_subcommand help; and not __fish_seen_subcommand_from ls inspect rm prune import export save load fsck gc info help" -f -a "rm" -d 'Remove images: by name, untag it (and delete the image with its last name); by id, delete the image (-f when it has several names)'
-complete -c iimage -n "__fish_iimage_using_subcommand help; and not __fish_seen_subcommand_from ls inspect rm prune import export save load fsck gc info help" -f -a "prune" -d 'Remove images without a name, then collect garbage'
+complete -c iimage -n "__fish_iimage_using_subcommand help; and not __fish_seen_subcommand_from ls inspect rm prune import export save load fsck gc info help" -f -a "prune" -d 'Remove images without a name (-a: every image no container uses), then collect garbage'
 complete -c iimage -n "__fish_iimage_using_subcommand help; and not __fish_seen_subcommand_from ls inspect rm prune import export save load fsck gc info help" -f -a "import" -d 'Make a one-layer image from a root file system tarball or directory'
 complete -c iimage -n "__fish_iimage_using_subcommand help; and not __fish_seen_subcommand_from ls inspect rm prune import export save load fsck gc info help" -f -a "export" -d 'Write an image\'s flattened root file system as a tar'
 complete -c iimage -n "__fish_iimage_using_subcommand help; and not __fish_seen_subcommand_from ls inspect rm prune import export save load fsck gc info help" -f -a "save" -d 'Write images to an archive (docker-archive by default; podman/docker load it)'

@@ -205,3 +205,102 @@ fn ictr_ps_and_inspect_formats() {
             .fails_with("function \"nosuch\" not defined");
     }
 }
+
+#[test]
+fn iimage_ls_filters_digests_and_prune_all() {
+    for u in users() {
+        let who = u.name();
+        let env = Env::new(u);
+        let tar = env.busybox_tar();
+        let import = |changes: &[&str], name: &str| {
+            let mut c = env.cmd("iimage").arg("import");
+            for ch in changes {
+                c = c.args(["-c", ch]);
+            }
+            c.arg(&tar).arg(name).ok().stdout().trim().to_owned()
+        };
+        import(&["ENV Y=2"], "alpine:3");
+        // before/since compare creation times: two builds with their own
+        let build = |name: &str, team: &str, epoch: &str| {
+            let df = format!("FROM alpine:3\nLABEL team={team}\n");
+            let ctx = env.write(&format!("{team}/Dockerfile"), df);
+            env.cmd("ibuild")
+                .args(["-t", name, "--source-date-epoch", epoch])
+                .arg(ctx.parent().unwrap())
+                .ok();
+        };
+        build("busybox:old", "hpc", "1000000000");
+        build("busybox:new", "web", "1100000000");
+        // the same name on a second image leaves the first one dangling
+        import(&["ENV Z=3"], "gone:1");
+        import(&["ENV Z=4"], "gone:1");
+        let names = |args: &[&str]| {
+            let out = env
+                .cmd("iimage")
+                .args(["ls", "--format", "{{.Repository}}:{{.Tag}}"])
+                .args(args)
+                .ok()
+                .stdout();
+            let mut v: Vec<String> = out.lines().map(str::to_owned).collect();
+            v.sort();
+            v
+        };
+        let both = ["busybox:new", "busybox:old"];
+        assert_eq!(names(&["--filter", "reference=busy*"]), both, "[{who}]");
+        assert_eq!(names(&["busybox:o*"]), ["busybox:old"], "[{who}]");
+        assert_eq!(names(&["-f", "label=team=hpc"]), ["busybox:old"], "[{who}]");
+        assert_eq!(names(&["-f", "label=team"]), both, "[{who}]");
+        assert_eq!(
+            names(&["-f", "dangling=true"]),
+            ["<none>:<none>"],
+            "[{who}]"
+        );
+        let since = ["-f", "since=busybox:old", "-f", "reference=busybox"];
+        assert_eq!(names(&since), ["busybox:new"], "[{who}]");
+        assert_eq!(
+            names(&["-f", "before=busybox:new"]),
+            ["busybox:old"],
+            "[{who}]"
+        );
+        assert_eq!(
+            names(&["-a", "-f", "reference=alpine"]),
+            ["alpine:3"],
+            "[{who}]"
+        );
+        env.cmd("iimage")
+            .args(["ls", "--filter", "colour=red"])
+            .run()
+            .code_is(125)
+            .fails_with("invalid filter 'colour=red'");
+        env.cmd("iimage")
+            .args(["ls", "-f", "since=nope"])
+            .run()
+            .code_is(125)
+            .fails_with("nope");
+
+        // --digests: a DIGEST column with the manifest digest
+        let t = env
+            .cmd("iimage")
+            .args(["ls", "--digests", "busybox:old"])
+            .ok()
+            .stdout();
+        let header = t.lines().next().unwrap_or_default();
+        let words: Vec<&str> = header.split_whitespace().take(4).collect();
+        assert_eq!(
+            words,
+            ["REPOSITORY", "TAG", "DIGEST", "IMAGE"],
+            "[{who}] {t}"
+        );
+        let row = t.lines().nth(1).unwrap_or_default();
+        assert!(row.contains(" sha256:"), "[{who}] {t}");
+
+        // prune -a keeps only the image a container was made from, stopped or not
+        env.cmd("irun")
+            .args(["--name", "keeper", "busybox:new", "true"])
+            .ok();
+        let p = env.cmd("iimage").args(["prune", "-a"]).ok().stdout();
+        assert!(p.contains("Untagged: alpine:3"), "[{who}] {p}");
+        assert!(p.contains("Deleted: sha256:"), "[{who}] {p}");
+        assert_eq!(names(&[]), ["busybox:new"], "[{who}] {p}");
+    }
+}

@@ -35,6 +35,19 @@ pub enum Cmd {
         /// CreatedSince, CreatedAt, Size
         #[arg(long, value_name = "FORMAT", default_value = "table")]
         format: String,
+        /// Only some images: reference=PATTERN, dangling=true|false, label=KEY[=VALUE],
+        /// before=IMAGE, since=IMAGE (repeatable)
+        #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+        filters: Vec<String>,
+        /// Show the manifest digest in the table
+        #[arg(long)]
+        digests: bool,
+        /// All images (docker's intermediate images: the store keeps none, so the same list)
+        #[arg(short, long)]
+        all: bool,
+        /// Only the names matching REPOSITORY[:TAG] (a `reference` pattern)
+        #[arg(value_name = "REPOSITORY[:TAG]")]
+        reference: Option<String>,
     },
     /// Show images as a JSON array in docker's shape (Id, RepoTags, Config, RootFS...)
     Inspect {
@@ -59,11 +72,15 @@ pub enum Cmd {
         #[arg(required = true)]
         images: Vec<String>,
     },
-    /// Remove images without a name, then collect garbage
+    /// Remove images without a name (-a: every image no container uses), then collect
+    /// garbage
     Prune {
         /// Do not ask (kept for docker compatibility; iimage never asks)
         #[arg(short, long)]
         force: bool,
+        /// Remove every image no container was made from, not only unnamed ones
+        #[arg(short, long)]
+        all: bool,
     },
     /// Make a one-layer image from a root file system tarball or directory
     Import {

@@ -9,6 +9,7 @@ use imago_store::{GcOptions, GcReport, Store, StoreError};
 use serde_json::json;
 
 use crate::common::{ago, human_size, in_mapping, open_store, parse_rfc3339, Res};
+use crate::filter::Selection;
 
 /// docker's column titles for `--format 'table ...'`.
 const LS_TITLES: &[(&str, &str)] = &[
@@ -21,11 +22,30 @@ const LS_TITLES: &[(&str, &str)] = &[
     ("Size", "SIZE"),
 ];
 
-pub fn ls(g: &GlobalOpts, quiet: bool, no_trunc: bool, format: &str) -> Res<()> {
-    let format = Format::parse(format)?;
+/// `iimage ls`'s options.
+pub struct LsOpts {
+    pub quiet: bool,
+    pub no_trunc: bool,
+    pub format: String,
+    pub filters: Vec<String>,
+    pub digests: bool,
+    pub reference: Option<String>,
+}
+
+pub fn ls(g: &GlobalOpts, o: &LsOpts) -> Res<()> {
+    let format = Format::parse(&o.format)?;
     let store = open_store(g)?;
+    let created_of = |input: &str| -> Res<Option<i64>> {
+        Ok(store.resolve(input)?.created().and_then(parse_rfc3339))
+    };
+    let selection = Selection::parse(&o.filters, o.reference.as_deref(), created_of)?;
     let mut images = store.list_images()?;
+    images.retain(|i| selection.keeps_image(i));
+    for i in &mut images {
+        i.names.retain(|n| selection.keeps_name(n));
+    }
     images.sort_by(|a, b| b.created().cmp(&a.created()).then(a.id().cmp(b.id())));
+    let no_trunc = o.no_trunc;
     let id_of = |d: &imago_oci::Digest| {
         if no_trunc {
             d.to_string()
@@ -33,7 +53,7 @@ pub fn ls(g: &GlobalOpts, quiet: bool, no_trunc: bool, format: &str) -> Res<()> 
             d.short().to_owned()
         }
     };
-    if quiet {
+    if o.quiet {
         let mut ids: Vec<String> = vec![];
         for i in &images {
             let id = id_of(i.id());
@@ -53,19 +73,21 @@ pub fn ls(g: &GlobalOpts, quiet: bool, no_trunc: bool, format: &str) -> Res<()> 
         print_text(&text)?;
         return Ok(());
     }
+    let mut columns = vec!["Repository", "Tag", "ID", "CreatedSince", "Size"];
+    if o.digests {
+        columns.insert(2, "Digest");
+    }
     let cell = |r: &serde_json::Value, k: &str| r[k].as_str().unwrap_or_default().to_owned();
     let table: Vec<Vec<String>> = rows
         .iter()
-        .map(|r| {
-            ["Repository", "Tag", "ID", "CreatedSince", "Size"]
-                .map(|k| cell(r, k))
-                .to_vec()
-        })
+        .map(|r| columns.iter().map(|k| cell(r, k)).collect())
         .collect();
-    print_table(
-        &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
-        &table,
-    )?;
+    let headers: Vec<String> = columns
+        .iter()
+        .map(|c| default_title(LS_TITLES, c))
+        .collect();
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    print_table(&headers, &table)?;
     Ok(())
 }
 
@@ -170,12 +192,25 @@ fn collect(store: &Store) -> Res<GcReport> {
     }
 }
 
-pub fn prune(g: &GlobalOpts) -> Res<()> {
+/// Remove unnamed images; with `all`, every image no container (running or not) was
+/// made from, as `docker image prune -a`.
+pub fn prune(g: &GlobalOpts, all: bool) -> Res<()> {
     let store = open_store(g)?;
+    let in_use: Vec<String> = match all {
+        true => imago_runtime::Containers::new(store.root())
+            .list()
+            .into_iter()
+            .filter_map(|c| c.image_id)
+            .collect(),
+        false => vec![],
+    };
     let mut lines = vec![];
     for i in store.list_images()? {
-        if i.names.is_empty() {
-            let r = store.remove_image(&i.manifest_digest.to_string(), false)?;
+        let unused = all && !in_use.contains(&i.id().to_string());
+        if i.names.is_empty() || unused {
+            // Every name goes with it: prune -a removes images, not just a tag.
+            let r = store.remove_image(&i.manifest_digest.to_string(), true)?;
+            lines.extend(r.untagged.iter().map(|n| format!("Untagged: {n}")));
             lines.extend(r.deleted.iter().map(|d| format!("Deleted: {d}")));
         }
     }

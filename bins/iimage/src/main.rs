@@ -11,6 +11,7 @@
 mod args;
 mod change;
 mod common;
+mod filter;
 mod images;
 mod inspect;
 mod maint;
@@ -32,14 +33,28 @@ fn main() -> ExitCode {
             quiet,
             no_trunc,
             format,
-        } => images::ls(g, quiet, no_trunc, &format),
+            filters,
+            digests,
+            all: _,
+            reference,
+        } => images::ls(
+            g,
+            &images::LsOpts {
+                quiet,
+                no_trunc,
+                format,
+                filters,
+                digests,
+                reference,
+            },
+        ),
         Cmd::Inspect {
             format,
             raw,
             images,
         } => inspect::inspect(g, &images, format.as_deref(), raw),
         Cmd::Rm { force, images } => images::rm(g, &images, force),
-        Cmd::Prune { force: _ } => images::prune(g),
+        Cmd::Prune { force: _, all } => images::prune(g, all),
         Cmd::Import {
             changes,
             message,
