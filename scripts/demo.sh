@@ -195,7 +195,7 @@ work=$(mktemp -d "${IMAGO_DEMO_TMP:-/tmp}/imago-demo.XXXXXX")
 chmod 755 "$work"
 trap 'rm -rf "$work"' EXIT
 install -d -m 755 "$work/bin" "$work/scripts"
-for p in ibuild irun ictr ipull ipush ilogin itag iimage; do install -m 755 "target/release/$p" "$work/bin/"; done
+for p in ibuild irun ictr ipull ipush ilogin ilogout itag iimage; do install -m 755 "target/release/$p" "$work/bin/"; done
 cp -r examples "$work/examples"
 cp scripts/demo.sh scripts/make-busybox-rootfs.sh scripts/make-debian-base.sh scripts/make-node-base.sh "$work/scripts/"
 chmod -R a+rX "$work"

@@ -6,7 +6,7 @@
 # Needs no root for a PREFIX you own; run it again to update.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PROGRAMS=(ibuild irun ictr ipull ipush ilogin itag iimage)
+PROGRAMS=(ibuild irun ictr ipull ipush ilogin ilogout itag iimage)
 PREFIX="${1:-$HOME/.local}"
 case "$PREFIX" in /*) ;; *) PREFIX="$(pwd)/$PREFIX" ;; esac
 

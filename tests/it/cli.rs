@@ -4,7 +4,7 @@
 use imago_it::{users, Env};
 
 const PROGRAMS: &[&str] = &[
-    "ibuild", "ictr", "iimage", "ilogin", "ipull", "ipush", "irun", "itag",
+    "ibuild", "ictr", "iimage", "ilogin", "ilogout", "ipull", "ipush", "irun", "itag",
 ];
 
 #[test]

@@ -2,6 +2,7 @@
 //! as root and as the unprivileged test users (see the harness).
 
 mod cli;
+mod credentials;
 mod formats;
 mod harness_self;
 mod hostile_image;

@@ -19,6 +19,9 @@ mod iimage_args;
 #[path = "../../bins/ilogin/src/args.rs"]
 mod ilogin_args;
 #[allow(dead_code)]
+#[path = "../../bins/ilogout/src/args.rs"]
+mod ilogout_args;
+#[allow(dead_code)]
 #[path = "../../bins/ipull/src/args.rs"]
 mod ipull_args;
 #[allow(dead_code)]
@@ -69,6 +72,10 @@ pub fn all() -> Vec<Program> {
         p(
             ilogin_args::Opts::command(),
             include_str!("../../bins/ilogin/Cargo.toml"),
+        ),
+        p(
+            ilogout_args::Opts::command(),
+            include_str!("../../bins/ilogout/Cargo.toml"),
         ),
         p(
             itag_args::Opts::command(),
@@ -135,7 +142,7 @@ mod tests {
         let names: Vec<String> = all().iter().map(|p| p.name().to_owned()).collect();
         assert_eq!(
             names,
-            ["ibuild", "irun", "ictr", "ipull", "ipush", "ilogin", "itag", "iimage"]
+            ["ibuild", "irun", "ictr", "ipull", "ipush", "ilogin", "ilogout", "itag", "iimage"]
         );
         for p in all() {
             p.command.debug_assert();

@@ -65,7 +65,7 @@ fn bash_registers_every_program() {
         return;
     }
     for p in [
-        "ibuild", "irun", "ictr", "ipull", "ipush", "ilogin", "itag", "iimage",
+        "ibuild", "irun", "ictr", "ipull", "ipush", "ilogin", "ilogout", "itag", "iimage",
     ] {
         let out = bash(&format!("source completions/bash/{p}; complete -p {p}"));
         assert!(

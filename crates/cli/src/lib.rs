@@ -16,6 +16,7 @@ pub mod global;
 pub mod logging;
 pub mod output;
 pub mod progress;
+pub mod prompt;
 pub mod remote;
 pub mod report;
 pub mod storage;

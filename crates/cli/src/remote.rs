@@ -4,7 +4,7 @@
 //!
 //! Never: talks to a registry or reads credential files (imago-registry does).
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -43,7 +43,7 @@ pub enum RemoteError {
     },
     #[error("no user name: pass -u USER")]
     NoUser,
-    #[error("no password: pipe it into --password-stdin (or pass -p)")]
+    #[error("no password: pipe it into --password-stdin, or run on a terminal to be asked")]
     NoPassword,
     #[error("--password and --password-stdin exclude each other")]
     TwoPasswords,
@@ -99,35 +99,26 @@ pub fn read_credentials(
     password: Option<String>,
     password_stdin: bool,
 ) -> Result<Credentials, RemoteError> {
+    let terminal = std::io::stdin().is_terminal();
+    let read = |what| move |source| RemoteError::Read { what, source };
     let username = match username {
         Some(u) => u,
-        None if std::io::stdin().is_terminal() => read_line(Some("Username: "), "user name")?,
+        None if terminal => crate::prompt::ask("Username: ").map_err(read("user name"))?,
         None => return Err(RemoteError::NoUser),
     };
     let password = match (password, password_stdin) {
         (Some(_), true) => return Err(RemoteError::TwoPasswords),
         (Some(p), false) => p,
-        (None, true) => read_line(None, "password from stdin")?,
+        (None, true) => crate::prompt::read_line().map_err(read("password from stdin"))?,
+        (None, false) if terminal => {
+            crate::prompt::ask_secret("Password: ").map_err(read("password"))?
+        }
         (None, false) => return Err(RemoteError::NoPassword),
     };
     if username.is_empty() || password.is_empty() {
         return Err(RemoteError::Empty);
     }
     Ok(Credentials { username, password })
-}
-
-/// One line of stdin without its line ending, after `prompt` on stderr.
-fn read_line(prompt: Option<&str>, what: &'static str) -> Result<String, RemoteError> {
-    let read = |source| RemoteError::Read { what, source };
-    if let Some(p) = prompt {
-        let mut err = std::io::stderr().lock();
-        err.write_all(p.as_bytes())
-            .and_then(|()| err.flush())
-            .map_err(read)?;
-    }
-    let mut s = String::new();
-    std::io::stdin().lock().read_line(&mut s).map_err(read)?;
-    Ok(s.trim_end_matches(['\n', '\r']).to_owned())
 }
 
 #[cfg(test)]

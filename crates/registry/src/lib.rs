@@ -95,9 +95,22 @@ impl ConnectOptions {
     }
 }
 
-/// Connect to the registry of `reference` (Docker Hub: `registry-1.docker.io`).
+/// Connect to the registry of `reference` (Docker Hub: `registry-1.docker.io`), with
+/// the credentials scoped most closely to its repository.
 pub fn connect(reference: &Reference, opts: &ConnectOptions) -> Result<Client, RegistryError> {
-    connect_registry(reference.registry(), reference.registry_endpoint(), opts)
+    let creds = match &opts.credentials {
+        Some(c) => Some(c.clone()),
+        None => {
+            (opts.auth_files).lookup_scoped(reference.registry(), Some(reference.repository()))?
+        }
+    };
+    Client::connect(
+        reference.registry(),
+        reference.registry_endpoint(),
+        opts.transport.clone(),
+        creds,
+        opts.retry,
+    )
 }
 
 /// Connect to `registry` served at `endpoint`.
@@ -157,14 +170,16 @@ pub fn login(
         opts.retry,
     )?;
     client.check_login()?;
-    Ok(opts.auth_files.store(&name, &creds)?)
+    // `ilogin quay.io/org` keeps the scope: the credentials are that namespace's.
+    Ok(opts
+        .auth_files
+        .store(&auth::keys::scoped_key(registry_arg), &creds)?)
 }
 
 /// Remove stored credentials of a registry; returns the files changed (at least one:
 /// nothing to remove is [`RegistryError::NotLoggedIn`]).
 pub fn logout(registry_arg: &str, opts: &ConnectOptions) -> Result<Vec<PathBuf>, RegistryError> {
-    let (name, _) = registry_of(registry_arg);
-    let changed = opts.auth_files.remove(&name)?;
+    let changed = (opts.auth_files).remove(&auth::keys::scoped_key(registry_arg))?;
     if changed.is_empty() {
         return Err(RegistryError::NotLoggedIn(registry_arg.to_owned()));
     }

@@ -1,27 +1,30 @@
 //! Stored credentials, read in podman's order: `$REGISTRY_AUTH_FILE`,
 //! `$XDG_RUNTIME_DIR/containers/auth.json`, `$XDG_CONFIG_HOME/containers/auth.json`
-//! (`~/.config/containers/auth.json`), `~/.docker/config.json`. In each file a per-registry
-//! `credHelpers` entry wins, then `auths`, then the file's `credsStore`; the first file
-//! that knows the registry decides. Helpers are `docker-credential-NAME get|store|erase`.
-//! Docker Hub is `docker.io` in auth.json and `https://index.docker.io/v1/` in
-//! config.json; both spellings (and `index.docker.io`, `registry-1.docker.io`) match.
+//! (`~/.config/containers/auth.json`), then docker's `$DOCKER_CONFIG/config.json`
+//! (`~/.docker/config.json`). In each file a per-registry `credHelpers` entry wins, then
+//! `auths` (in auth.json a key may be scoped to a namespace or repository, the most
+//! specific applies: keys.rs), then the file's `credsStore`; the first file that knows
+//! the registry decides. Helpers are docker's `docker-credential-NAME` (helper.rs).
 //!
-//! Writing (`ilogin`): the first of `$REGISTRY_AUTH_FILE`,
-//! `$XDG_RUNTIME_DIR/containers/auth.json`, `~/.config/containers/auth.json`, mode 0600,
-//! atomically (temp + rename), keeping every other key of the file. Missing directories
-//! are made 0700 whatever the umask; a symlinked file is written through to its target
-//! (the link stays).
+//! Writing (`ilogin`): the first of `$REGISTRY_AUTH_FILE`, `$DOCKER_CONFIG/config.json`
+//! (a docker user who set it expects their login there), `$XDG_RUNTIME_DIR/containers/
+//! auth.json`, `~/.config/containers/auth.json`, mode 0600, atomically (temp + rename),
+//! keeping every other key of the file. When that file names a helper for the registry
+//! (`credHelpers`, else `credsStore`) the secret goes to the helper and the file gets an
+//! empty entry, as docker does. Missing directories are made 0700 whatever the umask; a
+//! symlinked file is written through to its target (the link stays).
 //!
 //! Never: talks to a registry (ilogin checks credentials through client.rs).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-use imago_oci::reference::{DEFAULT_REGISTRY, DOCKER_HUB_ENDPOINT};
 use serde_json::{json, Map, Value};
 
-use super::base64;
+use super::keys::{candidates, scoped_key};
+use super::{base64, helper};
+
+pub use super::keys::normalize_key;
 
 /// A user name and password (or token) for one registry.
 #[derive(Clone, PartialEq, Eq)]
@@ -88,28 +91,36 @@ impl AuthFiles {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
         };
-        Self::from_vars(
-            var("REGISTRY_AUTH_FILE"),
-            var("XDG_RUNTIME_DIR"),
-            var("XDG_CONFIG_HOME"),
-            var("HOME"),
-        )
+        Self::from_vars(EnvPaths {
+            auth_file: var("REGISTRY_AUTH_FILE"),
+            docker_config: var("DOCKER_CONFIG"),
+            runtime_dir: var("XDG_RUNTIME_DIR"),
+            config_home: var("XDG_CONFIG_HOME"),
+            home: var("HOME"),
+        })
     }
 
     /// Pure form of [`AuthFiles::from_env`].
-    pub fn from_vars(
-        auth_file: Option<PathBuf>,
-        runtime_dir: Option<PathBuf>,
-        config_home: Option<PathBuf>,
-        home: Option<PathBuf>,
-    ) -> Self {
+    pub fn from_vars(env: EnvPaths) -> Self {
+        let EnvPaths {
+            auth_file,
+            docker_config,
+            runtime_dir,
+            config_home,
+            home,
+        } = env;
         let config_home = config_home.or_else(|| home.as_ref().map(|h| h.join(".config")));
+        let docker_file = match &docker_config {
+            Some(d) => Some(d.join("config.json")),
+            None => home.as_ref().map(|h| h.join(".docker/config.json")),
+        };
         let mut read = Vec::new();
         read.extend(auth_file.clone());
         read.extend(runtime_dir.as_ref().map(|r| r.join("containers/auth.json")));
         read.extend(config_home.as_ref().map(|c| c.join("containers/auth.json")));
-        read.extend(home.as_ref().map(|h| h.join(".docker/config.json")));
+        read.extend(docker_file);
         let write = auth_file
+            .or_else(|| docker_config.map(|d| d.join("config.json")))
             .or_else(|| runtime_dir.map(|r| r.join("containers/auth.json")))
             .or_else(|| config_home.map(|c| c.join("containers/auth.json")));
         read.dedup();
@@ -120,26 +131,35 @@ impl AuthFiles {
     /// `127.0.0.1:5000`), or `None` for anonymous access. A missing helper binary or a
     /// helper that knows nothing of the registry means anonymous, with a warning.
     pub fn lookup(&self, registry: &str) -> Result<Option<Credentials>, CredError> {
+        self.lookup_scoped(registry, None)
+    }
+
+    /// The credentials for `repository` (`org/app`, without the registry) of
+    /// `registry`: a key scoped to it or one of its namespaces wins over the registry's.
+    pub fn lookup_scoped(
+        &self,
+        registry: &str,
+        repository: Option<&str>,
+    ) -> Result<Option<Credentials>, CredError> {
+        let keys = candidates(registry, repository);
         for path in &self.read {
             let Some(doc) = read_json(path)? else {
                 continue;
             };
-            if let Some(helper) =
-                find_key(doc.get("credHelpers"), registry).and_then(|v| v.as_str())
-            {
-                return run_helper_get(helper, registry);
-            }
-            if let Some(entry) = find_key(doc.get("auths"), registry) {
-                if let Some(c) = decode_entry(entry, registry, path)? {
-                    return Ok(Some(c));
+            if let Some(h) = find_key(doc.get("credHelpers"), registry, path) {
+                if let Some(name) = h.as_str() {
+                    return helper::get(name, registry);
                 }
             }
-            if let Some(store) = doc
-                .get("credsStore")
-                .and_then(|v| v.as_str())
-                .filter(|s| !s.is_empty())
-            {
-                if let Some(c) = run_helper_get(store, registry)? {
+            for key in &keys {
+                if let Some(entry) = find_key(doc.get("auths"), key, path) {
+                    if let Some(c) = decode_entry(entry, key, path)? {
+                        return Ok(Some(c));
+                    }
+                }
+            }
+            if let Some(store) = creds_store(&doc) {
+                if let Some(c) = helper::get(store, registry)? {
                     return Ok(Some(c));
                 }
             }
@@ -147,28 +167,57 @@ impl AuthFiles {
         Ok(None)
     }
 
-    /// Store credentials for `registry` in the write file (0600), replacing older ones.
-    pub fn store(&self, registry: &str, creds: &Credentials) -> Result<PathBuf, CredError> {
+    /// Store credentials for `key` (a registry, or in auth.json a namespace or
+    /// repository in it: `quay.io/org`) in the write file (0600), replacing older ones;
+    /// through the file's helper when it names one. Returns the file.
+    pub fn store(&self, key: &str, creds: &Credentials) -> Result<PathBuf, CredError> {
         let path = self.write.clone().ok_or(CredError::NoAuthFile)?;
+        let key = file_key(key, &path);
         let mut doc = read_json(&path)?.unwrap_or_else(|| json!({}));
+        let helper_name = find_key(doc.get("credHelpers"), &key, &path)
+            .and_then(Value::as_str)
+            .or_else(|| creds_store(&doc))
+            .map(str::to_owned);
+        let entry = match &helper_name {
+            Some(h) => {
+                helper::store(h, &key, creds)?;
+                json!({})
+            }
+            None => {
+                let value =
+                    base64::encode(format!("{}:{}", creds.username, creds.password).as_bytes());
+                json!({ "auth": value })
+            }
+        };
         let auths = auths_mut(&mut doc);
-        remove_keys(auths, registry);
-        let value = base64::encode(format!("{}:{}", creds.username, creds.password).as_bytes());
-        auths.insert(registry.to_owned(), json!({ "auth": value }));
+        remove_keys(auths, &key, &path);
+        auths.insert(key, entry);
         write_json(&path, &doc)?;
         Ok(path)
     }
 
-    /// Remove `registry` from every file we would read that has it in `auths`; returns
-    /// the files changed (empty: nothing was stored).
-    pub fn remove(&self, registry: &str) -> Result<Vec<PathBuf>, CredError> {
+    /// Remove `key` from every file we would read that has it in `auths` (and from the
+    /// helper that file names for it); returns the files changed (empty: nothing was
+    /// stored).
+    pub fn remove(&self, key: &str) -> Result<Vec<PathBuf>, CredError> {
         let mut changed = Vec::new();
         for path in &self.read {
             let Some(mut doc) = read_json(path)? else {
                 continue;
             };
-            if remove_keys(auths_mut(&mut doc), registry) {
+            let key = file_key(key, path);
+            let helper_name = find_key(doc.get("credHelpers"), &key, path)
+                .and_then(Value::as_str)
+                .or_else(|| creds_store(&doc))
+                .map(str::to_owned);
+            let erased = match &helper_name {
+                Some(h) => helper::erase(h, &key)?,
+                None => false,
+            };
+            if remove_keys(auths_mut(&mut doc), &key, path) {
                 write_json(path, &doc)?;
+                changed.push(path.clone());
+            } else if erased {
                 changed.push(path.clone());
             }
         }
@@ -176,29 +225,43 @@ impl AuthFiles {
     }
 }
 
-/// The spellings of a registry's key in credential files, normalised for comparison:
-/// scheme and path dropped, Docker Hub's aliases mapped to `docker.io`.
-pub fn normalize_key(key: &str) -> String {
-    let k = key.trim();
-    let k = k
-        .strip_prefix("https://")
-        .or_else(|| k.strip_prefix("http://"))
-        .unwrap_or(k);
-    let k = k.split('/').next().unwrap_or(k);
-    match k {
-        "index.docker.io" | DOCKER_HUB_ENDPOINT | "registry.hub.docker.com" => {
-            DEFAULT_REGISTRY.to_owned()
-        }
-        other => other.to_owned(),
+/// The paths the credential files are found from (the environment's values).
+#[derive(Debug, Clone, Default)]
+pub struct EnvPaths {
+    pub auth_file: Option<PathBuf>,
+    pub docker_config: Option<PathBuf>,
+    pub runtime_dir: Option<PathBuf>,
+    pub config_home: Option<PathBuf>,
+    pub home: Option<PathBuf>,
+}
+
+/// docker's config.json knows registries only; podman's auth.json scopes keys.
+fn is_docker_file(path: &Path) -> bool {
+    path.file_name().is_some_and(|n| n == "config.json")
+}
+
+/// `key` as `path`'s format writes and compares it.
+fn file_key(key: &str, path: &Path) -> String {
+    match is_docker_file(path) {
+        true => normalize_key(key),
+        false => scoped_key(key),
     }
 }
 
-fn find_key<'a>(map: Option<&'a Value>, registry: &str) -> Option<&'a Value> {
-    let want = normalize_key(registry);
+/// The file's `credsStore`, when it names one.
+fn creds_store(doc: &Value) -> Option<&str> {
+    doc.get("credsStore")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+/// The entry of `key` in `map`, comparing keys as `path`'s format means them.
+fn find_key<'a>(map: Option<&'a Value>, key: &str, path: &Path) -> Option<&'a Value> {
+    let want = file_key(key, path);
     let map = map?.as_object()?;
-    map.get(registry).or_else(|| {
+    map.get(key).or_else(|| {
         map.iter()
-            .find(|(k, _)| normalize_key(k) == want)
+            .find(|(k, _)| file_key(k, path) == want)
             .map(|(_, v)| v)
     })
 }
@@ -215,11 +278,11 @@ fn auths_mut(doc: &mut Value) -> &mut Map<String, Value> {
     auths.as_object_mut().expect("made an object above")
 }
 
-fn remove_keys(auths: &mut Map<String, Value>, registry: &str) -> bool {
-    let want = normalize_key(registry);
+fn remove_keys(auths: &mut Map<String, Value>, key: &str, path: &Path) -> bool {
+    let want = file_key(key, path);
     let keys: Vec<String> = auths
         .keys()
-        .filter(|k| normalize_key(k) == want)
+        .filter(|k| file_key(k, path) == want)
         .cloned()
         .collect();
     for k in &keys {
@@ -367,73 +430,6 @@ fn write_json(path: &Path, doc: &Value) -> Result<(), CredError> {
     Ok(())
 }
 
-fn run_helper_get(helper: &str, registry: &str) -> Result<Option<Credentials>, CredError> {
-    let bin = format!("docker-credential-{helper}");
-    let server = if normalize_key(registry) == DEFAULT_REGISTRY {
-        "https://index.docker.io/v1/"
-    } else {
-        registry
-    };
-    let child = Command::new(&bin)
-        .arg("get")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            tracing::warn!(helper = %bin, "credential helper not installed; going anonymous");
-            return Ok(None);
-        }
-        Err(e) => {
-            return Err(CredError::Helper {
-                helper: bin,
-                reason: e.to_string(),
-            })
-        }
-    };
-    if let Some(mut stdin) = child.stdin.take() {
-        // A helper that exits before reading is judged by its status below.
-        let _ = stdin.write_all(server.as_bytes());
-    }
-    let out = child.wait_with_output().map_err(|e| CredError::Helper {
-        helper: bin.clone(),
-        reason: e.to_string(),
-    })?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        if stdout.contains("credentials not found")
-            || String::from_utf8_lossy(&out.stderr).contains("credentials not found")
-        {
-            return Ok(None);
-        }
-        let reason = format!(
-            "{}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        return Err(CredError::Helper {
-            helper: bin,
-            reason,
-        });
-    }
-    let v: Value = serde_json::from_str(&stdout).map_err(|e| CredError::Helper {
-        helper: bin.clone(),
-        reason: e.to_string(),
-    })?;
-    let field = |k: &str| {
-        v.get(k)
-            .and_then(|x| x.as_str())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    Ok(Some(Credentials {
-        username: field("Username"),
-        password: field("Secret"),
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,7 +437,10 @@ mod tests {
     #[test]
     fn podman_order_and_write_target() {
         let p = |s: &str| Some(PathBuf::from(s));
-        let f = AuthFiles::from_vars(None, None, None, p("/h"));
+        let f = AuthFiles::from_vars(EnvPaths {
+            home: p("/h"),
+            ..EnvPaths::default()
+        });
         assert_eq!(
             f.read,
             vec![
@@ -450,23 +449,72 @@ mod tests {
             ]
         );
         assert_eq!(f.write, p("/h/.config/containers/auth.json"));
-        let f = AuthFiles::from_vars(p("/a.json"), p("/run/u"), None, p("/h"));
+        let f = AuthFiles::from_vars(EnvPaths {
+            auth_file: p("/a.json"),
+            runtime_dir: p("/run/u"),
+            home: p("/h"),
+            ..EnvPaths::default()
+        });
         assert_eq!(f.read[0], PathBuf::from("/a.json"));
         assert_eq!(f.read[1], PathBuf::from("/run/u/containers/auth.json"));
         assert_eq!(f.write, p("/a.json"));
     }
 
     #[test]
-    fn docker_hub_spellings_match() {
-        for k in [
-            "https://index.docker.io/v1/",
-            "index.docker.io",
-            "docker.io",
-            "registry-1.docker.io",
-        ] {
-            assert_eq!(normalize_key(k), "docker.io", "{k}");
-        }
-        assert_eq!(normalize_key("http://127.0.0.1:5000/v2/"), "127.0.0.1:5000");
+    fn docker_config_replaces_dot_docker_and_takes_the_login() {
+        let p = |s: &str| Some(PathBuf::from(s));
+        let f = AuthFiles::from_vars(EnvPaths {
+            docker_config: p("/dc"),
+            runtime_dir: p("/run/u"),
+            home: p("/h"),
+            ..EnvPaths::default()
+        });
+        assert_eq!(f.read.last(), Some(&PathBuf::from("/dc/config.json")));
+        assert!(!f.read.contains(&PathBuf::from("/h/.docker/config.json")));
+        assert_eq!(f.write, p("/dc/config.json"));
+    }
+
+    #[test]
+    fn scoped_keys_apply_to_their_namespace_only() {
+        let t = tempfile::tempdir().unwrap();
+        let auth = t.path().join("auth.json");
+        // org's key (user:org), the registry's (user:all)
+        std::fs::write(
+            &auth,
+            r#"{"auths":{"quay.io/org":{"auth":"dXNlcjpvcmc="},"quay.io":{"auth":"dXNlcjphbGw="}}}"#,
+        )
+        .unwrap();
+        let f = AuthFiles {
+            read: vec![auth.clone()],
+            write: Some(auth.clone()),
+        };
+        let pass = |repo: Option<&str>| {
+            let c = f.lookup_scoped("quay.io", repo).unwrap().unwrap();
+            c.password
+        };
+        assert_eq!(pass(Some("org/app")), "org");
+        assert_eq!(pass(Some("other/app")), "all");
+        assert_eq!(pass(None), "all");
+        // storing a scoped key keeps it scoped and the registry's key as it was
+        let c = Credentials {
+            username: "u".into(),
+            password: "team".into(),
+        };
+        f.store("https://quay.io/org/team/", &c).unwrap();
+        assert_eq!(pass(Some("org/team/app")), "team");
+        assert_eq!(pass(Some("org/app")), "org");
+        assert_eq!(f.remove("quay.io/org/team").unwrap(), vec![auth.clone()]);
+        assert_eq!(pass(Some("org/team/app")), "org");
+        // docker's config.json has no scopes: a scoped key there is the registry's
+        let docker = t.path().join("config.json");
+        let f = AuthFiles {
+            read: vec![docker.clone()],
+            write: Some(docker.clone()),
+        };
+        f.store("quay.io/org", &c).unwrap();
+        let doc: Value = serde_json::from_slice(&std::fs::read(&docker).unwrap()).unwrap();
+        assert!(doc["auths"]["quay.io"].is_object(), "{doc}");
+        assert_eq!(f.lookup_scoped("quay.io", Some("x/y")).unwrap(), Some(c));
     }
 
     #[test]

@@ -1,0 +1,9 @@
+complete -c ilogout -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
+complete -c ilogout -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c ilogout -l tls-verify -d 'Verify TLS (default: yes, except for localhost/127.0.0.1, which may also use plain HTTP)' -r -f -a "true\t''
+false\t''"
+complete -c ilogout -l cert-dir -d 'Directory of CA files (`*.crt`) for the registry, instead of the certs.d search' -r -F
+complete -c ilogout -l authfile -d 'Credentials file (default: $REGISTRY_AUTH_FILE, then podman\'s and docker\'s files)' -r -F
+complete -c ilogout -l creds -d 'USER:PASSWORD to use instead of stored credentials' -r
+complete -c ilogout -s h -l help -d 'Print help'
+complete -c ilogout -s V -l version -d 'Print version'
