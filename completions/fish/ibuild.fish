@@ -1,5 +1,6 @@
 complete -c ibuild -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c ibuild -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c ibuild -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
 complete -c ibuild -s t -l tag -d 'Name (and optionally a tag) for the image: `name:tag` (repeatable)' -r
 complete -c ibuild -s f -l file -d 'The Dockerfile (default: CONTEXT/Dockerfile, else CONTEXT/Containerfile); `-` reads stdin' -r
 complete -c ibuild -l target -d 'The stage to build (default: the last one)' -r

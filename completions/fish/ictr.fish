@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_ictr_global_optspecs
-    string join \n root= log-level= h/help V/version
+    string join \n root= log-level= additional-store= h/help V/version
 end
 
 function __fish_ictr_needs_command
@@ -26,6 +26,7 @@ end
 
 complete -c ictr -n "__fish_ictr_needs_command" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c ictr -n "__fish_ictr_needs_command" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c ictr -n "__fish_ictr_needs_command" -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
 complete -c ictr -n "__fish_ictr_needs_command" -s h -l help -d 'Print help'
 complete -c ictr -n "__fish_ictr_needs_command" -s V -l version -d 'Print version'
 complete -c ictr -n "__fish_ictr_needs_command" -f -a "ps" -d 'List containers'
@@ -44,6 +45,7 @@ complete -c ictr -n "__fish_ictr_using_subcommand ps" -s n -l last -d 'Show the 
 complete -c ictr -n "__fish_ictr_using_subcommand ps" -l format -d 'table, json (one object per line) or a Go template (`{{.Names}} {{.Status}}`, `table {{.ID}}\\t{{.Names}}`); fields: ID, Image, Command, CreatedAt, RunningFor, Status, Ports, Names, State, Labels' -r
 complete -c ictr -n "__fish_ictr_using_subcommand ps" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c ictr -n "__fish_ictr_using_subcommand ps" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand ps" -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
 complete -c ictr -n "__fish_ictr_using_subcommand ps" -s a -l all -d 'Show all containers (default: running ones)'
 complete -c ictr -n "__fish_ictr_using_subcommand ps" -s q -l quiet -d 'Only container ids'
 complete -c ictr -n "__fish_ictr_using_subcommand ps" -l no-trunc -d 'Do not truncate ids and commands'
@@ -54,6 +56,7 @@ complete -c ictr -n "__fish_ictr_using_subcommand logs" -l since -d 'Only lines 
 complete -c ictr -n "__fish_ictr_using_subcommand logs" -l until -d 'Only lines before this time (same forms as --since)' -r
 complete -c ictr -n "__fish_ictr_using_subcommand logs" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c ictr -n "__fish_ictr_using_subcommand logs" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand logs" -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
 complete -c ictr -n "__fish_ictr_using_subcommand logs" -s f -l follow -d 'Follow the output until the container ends'
 complete -c ictr -n "__fish_ictr_using_subcommand logs" -s t -l timestamps -d 'Show each line\'s time'
 complete -c ictr -n "__fish_ictr_using_subcommand logs" -s h -l help -d 'Print help'
@@ -61,35 +64,43 @@ complete -c ictr -n "__fish_ictr_using_subcommand stop" -s t -l time -l timeout 
 complete -c ictr -n "__fish_ictr_using_subcommand stop" -s s -l signal -d 'The signal to stop with (default: the image\'s STOPSIGNAL, else SIGTERM)' -r
 complete -c ictr -n "__fish_ictr_using_subcommand stop" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c ictr -n "__fish_ictr_using_subcommand stop" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand stop" -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
 complete -c ictr -n "__fish_ictr_using_subcommand stop" -s h -l help -d 'Print help'
 complete -c ictr -n "__fish_ictr_using_subcommand kill" -s s -l signal -d 'The signal: a name (KILL, SIGTERM) or a number' -r
 complete -c ictr -n "__fish_ictr_using_subcommand kill" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c ictr -n "__fish_ictr_using_subcommand kill" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand kill" -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
 complete -c ictr -n "__fish_ictr_using_subcommand kill" -s h -l help -d 'Print help'
 complete -c ictr -n "__fish_ictr_using_subcommand rm" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c ictr -n "__fish_ictr_using_subcommand rm" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand rm" -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
 complete -c ictr -n "__fish_ictr_using_subcommand rm" -s f -l force -d 'Kill a running container first (and ignore missing ones)'
 complete -c ictr -n "__fish_ictr_using_subcommand rm" -s v -l volumes -d 'Accepted for docker compatibility (imago has no anonymous volumes)'
 complete -c ictr -n "__fish_ictr_using_subcommand rm" -s h -l help -d 'Print help'
 complete -c ictr -n "__fish_ictr_using_subcommand inspect" -s f -l format -d 'A Go template applied to each container (`{{.State.Status}}`)' -r
 complete -c ictr -n "__fish_ictr_using_subcommand inspect" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c ictr -n "__fish_ictr_using_subcommand inspect" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand inspect" -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
 complete -c ictr -n "__fish_ictr_using_subcommand inspect" -s h -l help -d 'Print help'
 complete -c ictr -n "__fish_ictr_using_subcommand start" -l detach-keys -d 'The keys that detach (with -a and a terminal)' -r
 complete -c ictr -n "__fish_ictr_using_subcommand start" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c ictr -n "__fish_ictr_using_subcommand start" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand start" -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
 complete -c ictr -n "__fish_ictr_using_subcommand start" -s a -l attach -d 'Attach to the container\'s output (or terminal) and exit with its code'
 complete -c ictr -n "__fish_ictr_using_subcommand start" -s i -l interactive -d 'Pass our input to the container\'s terminal (with -a)'
 complete -c ictr -n "__fish_ictr_using_subcommand start" -s h -l help -d 'Print help'
 complete -c ictr -n "__fish_ictr_using_subcommand wait" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c ictr -n "__fish_ictr_using_subcommand wait" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand wait" -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
 complete -c ictr -n "__fish_ictr_using_subcommand wait" -s h -l help -d 'Print help'
 complete -c ictr -n "__fish_ictr_using_subcommand port" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c ictr -n "__fish_ictr_using_subcommand port" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand port" -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
 complete -c ictr -n "__fish_ictr_using_subcommand port" -s h -l help -d 'Print help'
 complete -c ictr -n "__fish_ictr_using_subcommand attach" -l detach-keys -d 'The keys that detach: ctrl-<key> or single characters, comma separated' -r
 complete -c ictr -n "__fish_ictr_using_subcommand attach" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c ictr -n "__fish_ictr_using_subcommand attach" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand attach" -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
 complete -c ictr -n "__fish_ictr_using_subcommand attach" -l no-stdin -d 'Do not send our input to the container'
 complete -c ictr -n "__fish_ictr_using_subcommand attach" -s h -l help -d 'Print help'
 complete -c ictr -n "__fish_ictr_using_subcommand exec" -s e -l env -d 'Set environment variables (K=V, or K to pass ictr\'s own value)' -r
@@ -98,6 +109,7 @@ complete -c ictr -n "__fish_ictr_using_subcommand exec" -s w -l workdir -d 'Work
 complete -c ictr -n "__fish_ictr_using_subcommand exec" -s u -l user -d 'User: name|uid[:group|gid] (default: the container\'s)' -r
 complete -c ictr -n "__fish_ictr_using_subcommand exec" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c ictr -n "__fish_ictr_using_subcommand exec" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand exec" -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
 complete -c ictr -n "__fish_ictr_using_subcommand exec" -s i -l interactive -d 'Keep STDIN open (otherwise the command reads /dev/null)'
 complete -c ictr -n "__fish_ictr_using_subcommand exec" -s t -l tty -d 'Allocate a pseudo-TTY'
 complete -c ictr -n "__fish_ictr_using_subcommand exec" -s d -l detach -d 'Detached mode: start the command and return (its output is discarded)'

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_iimage_global_optspecs
-    string join \n root= log-level= h/help V/version
+    string join \n root= log-level= additional-store= h/help V/version
 end
 
 function __fish_iimage_needs_command
@@ -26,6 +26,7 @@ end
 
 complete -c iimage -n "__fish_iimage_needs_command" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c iimage -n "__fish_iimage_needs_command" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c iimage -n "__fish_iimage_needs_command" -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
 complete -c iimage -n "__fish_iimage_needs_command" -s h -l help -d 'Print help'
 complete -c iimage -n "__fish_iimage_needs_command" -s V -l version -d 'Print version'
 complete -c iimage -n "__fish_iimage_needs_command" -f -a "ls" -d 'List images (REPOSITORY TAG IMAGE ID CREATED SIZE)'
@@ -44,6 +45,7 @@ complete -c iimage -n "__fish_iimage_using_subcommand ls" -l format -d 'table, j
 complete -c iimage -n "__fish_iimage_using_subcommand ls" -s f -l filter -d 'Only some images: reference=PATTERN, dangling=true|false, label=KEY[=VALUE], before=IMAGE, since=IMAGE (repeatable)' -r
 complete -c iimage -n "__fish_iimage_using_subcommand ls" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand ls" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c iimage -n "__fish_iimage_using_subcommand ls" -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand ls" -s q -l quiet -d 'Only image ids'
 complete -c iimage -n "__fish_iimage_using_subcommand ls" -l no-trunc -d 'Full image ids'
 complete -c iimage -n "__fish_iimage_using_subcommand ls" -l digests -d 'Show the manifest digest in the table'
@@ -52,14 +54,17 @@ complete -c iimage -n "__fish_iimage_using_subcommand ls" -s h -l help -d 'Print
 complete -c iimage -n "__fish_iimage_using_subcommand inspect" -s f -l format -d 'A Go template applied to each image (`{{json .Config.Env}}`)' -r
 complete -c iimage -n "__fish_iimage_using_subcommand inspect" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand inspect" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c iimage -n "__fish_iimage_using_subcommand inspect" -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand inspect" -l raw -d 'imago\'s stored view instead: the OCI manifest and config as stored, with the index and manifest digests'
 complete -c iimage -n "__fish_iimage_using_subcommand inspect" -s h -l help -d 'Print help'
 complete -c iimage -n "__fish_iimage_using_subcommand rm" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand rm" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c iimage -n "__fish_iimage_using_subcommand rm" -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand rm" -s f -l force -d 'Delete an image by id even when it has several names'
 complete -c iimage -n "__fish_iimage_using_subcommand rm" -s h -l help -d 'Print help'
 complete -c iimage -n "__fish_iimage_using_subcommand prune" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand prune" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c iimage -n "__fish_iimage_using_subcommand prune" -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand prune" -s f -l force -d 'Do not ask (kept for docker compatibility; iimage never asks)'
 complete -c iimage -n "__fish_iimage_using_subcommand prune" -s a -l all -d 'Remove every image no container was made from, not only unnamed ones'
 complete -c iimage -n "__fish_iimage_using_subcommand prune" -s h -l help -d 'Print help'
@@ -68,29 +73,35 @@ complete -c iimage -n "__fish_iimage_using_subcommand import" -s m -l message -d
 complete -c iimage -n "__fish_iimage_using_subcommand import" -l max-size -d 'Size cap of the unpacked layer, bytes (default 64 GiB)' -r
 complete -c iimage -n "__fish_iimage_using_subcommand import" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand import" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c iimage -n "__fish_iimage_using_subcommand import" -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand import" -s h -l help -d 'Print help'
 complete -c iimage -n "__fish_iimage_using_subcommand export" -s o -l output -d 'Write to FILE instead of stdout' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand export" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand export" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c iimage -n "__fish_iimage_using_subcommand export" -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand export" -s h -l help -d 'Print help'
 complete -c iimage -n "__fish_iimage_using_subcommand save" -s o -l output -d 'Write to FILE instead of stdout' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand save" -l format -d 'docker-archive or oci-archive' -r
 complete -c iimage -n "__fish_iimage_using_subcommand save" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand save" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c iimage -n "__fish_iimage_using_subcommand save" -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand save" -s h -l help -d 'Print help'
 complete -c iimage -n "__fish_iimage_using_subcommand load" -s i -l input -d 'Read from FILE instead of stdin' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand load" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand load" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c iimage -n "__fish_iimage_using_subcommand load" -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand load" -s q -l quiet -d 'Print only the image ids'
 complete -c iimage -n "__fish_iimage_using_subcommand load" -s h -l help -d 'Print help'
 complete -c iimage -n "__fish_iimage_using_subcommand fsck" -l format -r -f -a "table\t'A human table, aligned columns'
 json\t'One JSON document on stdout'"
 complete -c iimage -n "__fish_iimage_using_subcommand fsck" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand fsck" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c iimage -n "__fish_iimage_using_subcommand fsck" -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand fsck" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c iimage -n "__fish_iimage_using_subcommand gc" -l wait -d 'Seconds to wait for running builds, imports, loads and pulls before giving up (writers that start meanwhile wait for the gc)' -r
 complete -c iimage -n "__fish_iimage_using_subcommand gc" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand gc" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c iimage -n "__fish_iimage_using_subcommand gc" -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand gc" -l layers -d 'Also remove unpacked layers images still use (unpacked again when needed)'
 complete -c iimage -n "__fish_iimage_using_subcommand gc" -l dry-run -d 'Show what would be removed'
 complete -c iimage -n "__fish_iimage_using_subcommand gc" -l build-cache -d 'Also drop every build cache entry'
@@ -100,6 +111,7 @@ complete -c iimage -n "__fish_iimage_using_subcommand info" -l format -r -f -a "
 json\t'One JSON document on stdout'"
 complete -c iimage -n "__fish_iimage_using_subcommand info" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand info" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c iimage -n "__fish_iimage_using_subcommand info" -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand info" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c iimage -n "__fish_iimage_using_subcommand help; and not __fish_seen_subcommand_from ls inspect rm prune import export save load fsck gc info help" -f -a "ls" -d 'List images (REPOSITORY TAG IMAGE ID CREATED SIZE)'
 complete -c iimage -n "__fish_iimage_using_subcommand help; and not __fish_seen_subcommand_from ls inspect rm prune import export save load fsck gc info help" -f -a "inspect" -d 'Show images as a JSON array in docker\'s shape (Id, RepoTags, Config, RootFS...)'

@@ -1,5 +1,6 @@
 complete -c ilogout -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c ilogout -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c ilogout -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
 complete -c ilogout -l tls-verify -d 'Verify TLS (default: yes, except for localhost/127.0.0.1, which may also use plain HTTP)' -r -f -a "true\t''
 false\t''"
 complete -c ilogout -l cert-dir -d 'Directory of CA files (`*.crt`) for the registry, instead of the certs.d search' -r -F

@@ -1,5 +1,6 @@
 complete -c irun -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c irun -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c irun -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
 complete -c irun -l name -d 'Assign a name to the container' -r
 complete -c irun -s e -l env -d 'Set environment variables (K=V, or K to pass irun\'s own value)' -r
 complete -c irun -l env-file -d 'Read environment variables from a file (K=V lines, # comments)' -r -F

@@ -68,12 +68,24 @@ pub struct Registry {
 impl Registry {
     /// Start one in `dir` (created). Optionally with TLS (`cert`, `key` PEM files).
     pub fn start(dir: &Path, auth: Auth, tls: Option<(&Path, &Path)>) -> Registry {
-        Self::start_try(dir, &auth, tls, 3)
+        Self::start_try(dir, &auth, tls, 3, false)
+    }
+
+    /// Plain, no auth, with its access log on: one line per request in [`Registry::log`]
+    /// (`"GET /v2/… HTTP/1.1" 200 …`), for tests that count what was fetched.
+    pub fn start_logged(dir: &Path) -> Registry {
+        Self::start_try(dir, &Auth::None, None, 3, true)
     }
 
     /// One try on a fresh port; another port when the registry dies before listening
     /// (the port was taken between our probe and its bind).
-    fn start_try(dir: &Path, auth: &Auth, tls: Option<(&Path, &Path)>, tries: u32) -> Registry {
+    fn start_try(
+        dir: &Path,
+        auth: &Auth,
+        tls: Option<(&Path, &Path)>,
+        tries: u32,
+        access_log: bool,
+    ) -> Registry {
         std::fs::create_dir_all(dir).expect("registry dir");
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
@@ -100,7 +112,8 @@ impl Registry {
             None => String::new(),
         };
         let config = format!(
-            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\n{auth_yaml}http:\n  addr: {addr}\n  secret: imago-test-secret\n{tls_yaml}",
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: {}\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\n{auth_yaml}http:\n  addr: {addr}\n  secret: imago-test-secret\n{tls_yaml}",
+            !access_log,
             dir.join("data").display()
         );
         let conf = dir.join("config.yml");
@@ -127,7 +140,7 @@ impl Registry {
                     "docker-registry exited before listening on {addr}; another port: {}",
                     reg.log()
                 );
-                return Self::start_try(dir, auth, tls, tries - 1);
+                return Self::start_try(dir, auth, tls, tries - 1, access_log);
             }
             assert!(
                 Instant::now() < deadline,

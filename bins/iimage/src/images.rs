@@ -205,7 +205,12 @@ pub fn prune(g: &GlobalOpts, all: bool) -> Res<()> {
         false => vec![],
     };
     let mut lines = vec![];
-    for i in store.list_images()? {
+    // A shared read-only store's images are listed but never removed from here.
+    for i in store
+        .list_images()?
+        .into_iter()
+        .filter(|i| i.origin.is_none())
+    {
         let unused = all && !in_use.contains(&i.id().to_string());
         if i.names.is_empty() || unused {
             // Every name goes with it: prune -a removes images, not just a tag.

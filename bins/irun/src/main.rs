@@ -157,6 +157,13 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return imago_cli::fail(e.as_ref()),
     };
+    // docker's `--pull missing`: before the container's clone, whose process must be
+    // single-threaded (the pull's transfer threads have ended when this returns).
+    if let Some(image) = run_opts.image.as_deref() {
+        if let Err(e) = imago_cli::remote::pull_if_missing(&run_opts.store_root, image, false) {
+            return imago_cli::fail(&e);
+        }
+    }
     if opts.detach {
         return match imago_runtime::detach::run_detached(&run_opts) {
             Ok(id) => match imago_cli::output::print_lines([id.as_str()]) {

@@ -1,4 +1,5 @@
-//! The flags every program takes, and where the store lives.
+//! The flags every program takes, where the store lives, and which shared read-only
+//! stores are read after it.
 
 use std::path::PathBuf;
 
@@ -17,6 +18,11 @@ pub struct GlobalOpts {
         env = "IMAGO_LOG"
     )]
     pub log_level: String,
+    /// A shared read-only store whose images are used in place, after your own store's
+    /// (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key
+    /// additional_stores)
+    #[arg(long = "additional-store", global = true, value_name = "DIR")]
+    pub additional_store: Vec<PathBuf>,
 }
 
 /// How listings are printed.
@@ -32,13 +38,43 @@ pub enum OutputFormat {
 impl GlobalOpts {
     /// The store root, by precedence: `--root`, `$IMAGO_ROOT`, `$XDG_DATA_HOME/imago`,
     /// `~/.local/share/imago`. Works without `$XDG_RUNTIME_DIR` (HPC login nodes).
+    /// `--additional-store` flags are put in front of `$IMAGO_ADDITIONAL_STORES` (else
+    /// of the config key's list) in this process's environment, where the store and the
+    /// processes it starts (a detached container's monitor) read them.
     pub fn store_root(&self) -> Result<PathBuf, NoStoreRoot> {
+        self.export_additional_stores();
         resolve_store_root(
             self.root.clone(),
             std::env::var_os("IMAGO_ROOT").map(PathBuf::from),
             std::env::var_os("XDG_DATA_HOME").map(PathBuf::from),
             std::env::var_os("HOME").map(PathBuf::from),
         )
+    }
+}
+
+impl GlobalOpts {
+    fn export_additional_stores(&self) {
+        if self.additional_store.is_empty() {
+            return;
+        }
+        let env = imago_store::shared::ENV;
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let mut list: Vec<String> = self
+            .additional_store
+            .iter()
+            .map(|p| cwd.join(p).to_string_lossy().into_owned())
+            .collect();
+        let rest = match std::env::var(env) {
+            Ok(v) => Some(v),
+            // An unreadable config file adds nothing: the flags are what was asked for.
+            Err(_) => crate::config::value(imago_store::shared::CONFIG_KEY)
+                .ok()
+                .flatten()
+                .map(|(v, _)| v),
+        };
+        list.extend(rest.filter(|r| !r.is_empty()));
+        // Single-threaded here: every program finds its store before starting threads.
+        std::env::set_var(env, list.join(":"));
     }
 }
 

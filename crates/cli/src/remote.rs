@@ -1,11 +1,12 @@
 //! What `ipull`, `ipush` and `ilogin` share at their edge: the registry flags
-//! ([`RemoteOpts`]) and the [`ConnectOptions`] they mean, and `ilogin`'s reading of a
-//! user name and password (flags, a terminal prompt, or one line of stdin).
+//! ([`RemoteOpts`]) and the [`ConnectOptions`] they mean, `ilogin`'s reading of a
+//! user name and password (flags, a terminal prompt, or one line of stdin), and
+//! `irun`'s pull of an image it does not have ([`pull_if_missing`]).
 //!
-//! Never: talks to a registry or reads credential files (imago-registry does).
+//! Never: talks to a registry or reads credential files itself (imago-registry does).
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use imago_registry::{AuthFiles, ConnectOptions, Credentials, RegistryError, TransportOptions};
@@ -49,6 +50,17 @@ pub enum RemoteError {
     TwoPasswords,
     #[error("user name and password must not be empty")]
     Empty,
+    /// The store could not say whether it has the image.
+    #[error(transparent)]
+    Store(#[from] imago_store::StoreError),
+    /// `irun` of an image no store has, whose pull failed.
+    #[error("image `{image}` is not in the store, and pulling {reference} failed")]
+    PullMissing {
+        image: String,
+        reference: String,
+        #[source]
+        source: Box<RegistryError>,
+    },
 }
 
 impl RemoteOpts {
@@ -90,6 +102,35 @@ impl RemoteOpts {
         let connect = self.connect_options().map_err(|e| crate::fail(&e))?;
         Ok((root, connect))
     }
+}
+
+/// docker's `--pull missing` for `irun`: when the store (or a shared store) has no
+/// image `image` and it is a registry reference, pull it (progress on stderr unless
+/// `quiet`). Concurrent callers pulling the same image download it once (the store's
+/// pull lock). An image that is not found and is no pullable reference gives the
+/// store's "not found". Runs its transfer threads to the end before it returns, so a
+/// caller that must be single-threaded afterwards (irun's clone) still is.
+pub fn pull_if_missing(store_root: &Path, image: &str, quiet: bool) -> Result<(), RemoteError> {
+    let store = imago_store::Store::open(store_root)?;
+    let missing = match store.resolve(image) {
+        Ok(_) => return Ok(()),
+        Err(e @ imago_store::StoreError::ImageNotFound { .. }) => e,
+        Err(e) => return Err(e.into()),
+    };
+    let Ok(reference) = imago_registry::Reference::parse(image) else {
+        return Err(missing.into());
+    };
+    let progress = crate::progress::TransferProgress::new(quiet);
+    progress.line(&format!("Unable to find image '{reference}' locally"));
+    let pull_opts = imago_registry::PullOptions::default();
+    let connect = ConnectOptions::from_env()?;
+    imago_registry::pull_into_root(store_root, &reference, &connect, &pull_opts, &progress)
+        .map_err(|source| RemoteError::PullMissing {
+            image: image.to_owned(),
+            reference: reference.to_string(),
+            source: Box::new(source),
+        })?;
+    Ok(())
 }
 
 /// `ilogin`'s credentials: the user name from `-u` or, on a terminal, a prompt; the

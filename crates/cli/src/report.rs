@@ -60,6 +60,7 @@ impl Hint for crate::remote::RemoteError {
     fn hint(&self) -> Option<String> {
         match self {
             Self::Registry(e) => Hint::hint(e),
+            Self::Store(e) => Hint::hint(e),
             _ => None,
         }
     }

@@ -2,7 +2,9 @@
 //! layers in parallel, each streamed into the store with its digest and size verified
 //! before it is committed (download.rs). Blobs the store already has are skipped, and a
 //! blob cut midway (even by a kill) resumes from the bytes its partial file holds. The
-//! name is tagged last, so a failed pull leaves the store's names unchanged.
+//! name is tagged last, so a failed pull leaves the store's names unchanged. Pulls of
+//! one manifest into one store run one at a time (the store's keyed pull lock): the
+//! first downloads, the others wait and reuse its blobs.
 //!
 //! Never: unpacks layers (the store does, on use), or prints (events.rs).
 
@@ -202,8 +204,20 @@ pub fn pull(
             reference: reference.to_string(),
             reason: "no config".into(),
         })?;
+    // One download per image: processes pulling the same manifest into this store at
+    // once (the ranks of a job on one node) wait here for the first, then find its blobs
+    // present. Other images have other keys and go in parallel.
     let mut blobs: Vec<(BlobRef, &str)> = vec![(config.clone(), "config")];
     blobs.extend(parsed.children.iter().map(|(d, _)| (d.clone(), "layer")));
+    // The other pull's progress: the bytes of these blobs in the store, whole or partial.
+    let progress = || -> u64 {
+        let len = |p: std::path::PathBuf| std::fs::metadata(p).map_or(0, |m| m.len());
+        blobs
+            .iter()
+            .map(|(b, _)| len(store.blob_path(&b.digest)) + len(store.partial_blob_path(&b.digest)))
+            .sum()
+    };
+    let _job = store.pull_lock(&digest, imago_store::job_wait()?, &progress)?;
     let (fetched, present) = fetch_blobs(client, store, repo, &blobs, opts.jobs.max(1), events)?;
     crate::blobinfo::record(
         crate::blobinfo::state_dir(store).as_deref(),
@@ -240,6 +254,8 @@ fn fetch_blobs(
     let mut todo: Vec<&(BlobRef, &str)> = Vec::new();
     let mut present = 0;
     for b in blobs {
+        // A shared read-only store's copy is copied, not downloaded.
+        store.adopt_blobs(std::slice::from_ref(&b.0.digest))?;
         if store.has_blob(&b.0.digest) && store.blob_size(&b.0.digest)? == b.0.size {
             events.blob_done(&b.0.digest, &Outcome::Present);
             present += 1;

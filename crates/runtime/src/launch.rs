@@ -116,11 +116,9 @@ fn image_lowers(
     map: &IdMap,
 ) -> Result<Vec<PathBuf>, RunError> {
     let mode = map.ownership();
-    let chain = image.chain_ids()?;
-    let ready =
-        chain.iter().all(|c| store.layer_dir(c).is_some()) && store.owner_mode()? == Some(mode);
-    if ready {
-        return Ok(chain.iter().map(|c| store.layout().layer_diff(c)).collect());
+    // Unpacked already, in this store or in a shared read-only one.
+    if let Some(lowers) = store.unpacked_lowers(image, mode)? {
+        return Ok(lowers);
     }
     // Files of other owners can only be made inside the mapping.
     run_in_mapping(map, || {

@@ -154,8 +154,14 @@ impl Store {
 
     /// Open a blob for reading; the reader fails at EOF (io error wrapping
     /// [`StoreError::BlobDamaged`]) when the content does not hash to `d`.
+    /// A blob this store lacks is read from the first shared store that has it.
     pub fn open_blob(&self, d: &Digest) -> Result<BlobReader> {
-        let p = self.layout.blob(d);
+        let own = self.layout.blob(d);
+        let p = if own.is_file() {
+            own
+        } else {
+            self.shared_blob(d).unwrap_or(own)
+        };
         let f = match File::open(&p) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {

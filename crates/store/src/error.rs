@@ -82,6 +82,21 @@ pub enum StoreError {
     /// pulls) and gave up; it deleted nothing.
     #[error("the store is busy: writers (builds, imports, loads, pulls) still hold it after {} s", waited.as_secs())]
     StoreBusy { waited: std::time::Duration },
+    /// Another process doing the same job (pull an image, unpack a layer) made no
+    /// progress for longer than we were willing to wait.
+    #[error("gave up waiting for another imago process that is still {job}: no progress in {} s", waited.as_secs())]
+    JobWait {
+        job: String,
+        waited: std::time::Duration,
+    },
+    /// A bad setting (environment variable, config key) the store reads.
+    /// `setting` names the value and where it came from (``additional store `x` from
+    /// $IMAGO_ADDITIONAL_STORES``).
+    #[error("{setting}: {why}")]
+    Setting { setting: String, why: String },
+    /// A write asked of an image that lives in a shared read-only store.
+    #[error("image `{input}` is in the shared read-only store `{}`: imago never changes a shared store", store.display())]
+    SharedReadOnly { input: String, store: PathBuf },
     #[error("image `{input}` not found")]
     ImageNotFound { input: String },
     #[error("image id prefix `{input}` is ambiguous: it matches {}", candidates.join(", "))]
@@ -161,6 +176,12 @@ impl StoreError {
                 "run gc again when they finish, or let it wait longer: `iimage gc --wait SECONDS`".into(),
             ),
             StoreError::ImageNotFound { .. } => Some("`iimage ls` lists the images in this store".into()),
+            StoreError::JobWait { .. } => Some(
+                "it may still finish: run again later, or wait longer with IMAGO_PULL_WAIT=SECONDS".into(),
+            ),
+            StoreError::SharedReadOnly { .. } => Some(
+                "ask the store's owner to remove it, or stop using that store (--additional-store, IMAGO_ADDITIONAL_STORES, `additional_stores` in the config file)".into(),
+            ),
             StoreError::Ambiguous { .. } => Some("give more digits of the image id".into()),
             StoreError::ImageHasNames { .. } => Some("pass -f to remove the image and all its names".into()),
             StoreError::OwnerModeMismatch { .. } => Some(

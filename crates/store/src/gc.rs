@@ -251,6 +251,11 @@ impl Store {
                 remove_tree(&p).ctx("remove", &p)?;
             }
         }
+        // Keyed pull and unpack locks nobody holds: empty files, one per image or layer
+        // ever pulled or unpacked (jobs.rs).
+        if !opts.dry_run {
+            self.sweep_job_locks()?;
+        }
         for (key, refs) in self.cache_entries()? {
             if opts.build_cache || !refs.iter().all(|d| self.has_blob(d)) {
                 report.cache_removed += 1;

@@ -11,7 +11,7 @@
 
 mod read;
 mod remove;
-mod write;
+pub(crate) mod write;
 
 #[cfg(test)]
 mod tests;
@@ -51,6 +51,8 @@ pub struct Image {
     pub config: ImageConfiguration,
     /// Its names, sorted.
     pub names: Vec<ImageName>,
+    /// The shared read-only store it was found in; `None`: the user's own store.
+    pub origin: Option<std::path::PathBuf>,
 }
 
 impl Image {

@@ -2,8 +2,9 @@
 //! `imago/layers/<chainhex>/diff/` (the tree, stacked later as an overlay lower dir)
 //! and `layer.json` (chain id, diff id, blob digest, ownership mode). A layer is
 //! unpacked into a temp dir in the store and renamed into place, so a reader sees it
-//! whole or not at all; two processes unpacking the same layer both succeed (the
-//! loser of the rename drops its copy).
+//! whole or not at all. One process unpacks a layer at a time (a keyed lock, jobs.rs):
+//! others asking for it wait and use its tree; should two unpack it all the same (a
+//! lock file removed under them), both succeed (the loser of the rename drops its copy).
 //!
 //! Ownership: the whole store uses one [`OwnerMode`], recorded in `imago/layers/MODE`
 //! at the first unpack; a run asking for the other mode fails
@@ -116,11 +117,34 @@ impl Store {
         self.ensure_mode(mode)
     }
 
+    /// The trees of `image`'s layers (bottom to top) when none needs unpacking for
+    /// `mode`: each in this store in that mode, or in a shared store. `None`: call
+    /// [`Store::unpack_layers`] (inside the user namespace when rootless with `Real`).
+    pub fn unpacked_lowers(&self, image: &Image, mode: OwnerMode) -> Result<Option<Vec<PathBuf>>> {
+        let own_mode = self.owner_mode()?;
+        let mut out = vec![];
+        for c in image.chain_ids()? {
+            match self.layer_dir(&c) {
+                Some(dir) if own_mode == Some(mode) => out.push(dir),
+                Some(_) => return Ok(None),
+                None => match self.shared_layer(&c, Some(mode)) {
+                    Some(dir) => out.push(dir),
+                    None => return Ok(None),
+                },
+            }
+        }
+        Ok(Some(out))
+    }
+
     /// Keep the unpacked layers `chain_ids` from gc until the hold is dropped. Fails with
     /// [`StoreError::Other`] naming a layer that is not unpacked (unpack first).
     pub fn hold_layers(&self, chain_ids: &[Digest]) -> Result<LayerHold> {
         let mut guards = Vec::with_capacity(chain_ids.len());
         for c in chain_ids {
+            // A shared store's layers need no hold: nobody collects them from here.
+            if self.layer_dir(c).is_none() && self.shared_layer(c, None).is_some() {
+                continue;
+            }
             if self.layer_dir(c).is_none() {
                 return Err(StoreError::Other {
                     what: format!("layer {c} is not unpacked, so it cannot be held"),
@@ -191,19 +215,30 @@ impl Store {
             });
         }
         let chain = crate::images::chain_ids(&diff_ids);
+        let wait = crate::jobs::job_wait()?;
         let mut out = Vec::with_capacity(layers.len());
         for ((layer, diff_id), chain_id) in layers.iter().zip(&diff_ids).zip(&chain) {
             if self.layer_dir(chain_id).is_none() {
-                self.ensure_mode(mode)?;
-                self.unpack_one(&layer.digest, diff_id, chain_id, mode, limits)?;
-            } else {
-                let meta = self.layer_meta(chain_id)?;
-                if meta.mode != mode {
-                    return Err(StoreError::OwnerModeMismatch {
-                        existing: meta.mode.as_str(),
-                        requested: mode.as_str(),
-                    });
+                // Unpacked in a shared store, by this user in this mode: used in place.
+                if let Some(dir) = self.shared_layer(chain_id, Some(mode)) {
+                    out.push(dir);
+                    continue;
                 }
+                // One unpack per layer: others asking for it wait, then find it here.
+                let _job = self.unpack_lock(chain_id, wait)?;
+                if self.layer_dir(chain_id).is_none() {
+                    self.ensure_mode(mode)?;
+                    self.unpack_one(&layer.digest, diff_id, chain_id, mode, limits)?;
+                }
+            }
+            // Whoever unpacked it (we, a process we waited for, an earlier run): in our
+            // ownership mode?
+            let meta = self.layer_meta(chain_id)?;
+            if meta.mode != mode {
+                return Err(StoreError::OwnerModeMismatch {
+                    existing: meta.mode.as_str(),
+                    requested: mode.as_str(),
+                });
             }
             out.push(self.layout.layer_diff(chain_id));
         }
@@ -218,6 +253,9 @@ impl Store {
         mode: OwnerMode,
         limits: &UnpackLimits,
     ) -> Result<()> {
+        // Said at info level: how many processes unpack a layer is what tells one
+        // unpack per node from one per process.
+        tracing::info!("layer {chain_id}: unpacking");
         let tmp = self.temp_path("layer");
         let diff = tmp.join("diff");
         std::fs::create_dir_all(&diff).ctx("create directory", &diff)?;

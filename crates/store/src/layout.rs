@@ -9,6 +9,8 @@
 //! ROOT/imago/locks/index.lock     flock around index.json read-modify-write
 //! ROOT/imago/locks/gc.lock        shared by writers (pins), exclusive for gc
 //! ROOT/imago/locks/gc-gate.lock   a pending gc holds it so new pins queue behind it
+//! ROOT/imago/locks/pull/<hex>.lock    one pull of a manifest at a time (jobs.rs)
+//! ROOT/imago/locks/unpack/<hex>.lock  one unpack of a layer (chain id) at a time
 //! ROOT/imago/cache/<key>[.refs]  build cache entries (value; JSON list of blobs kept)
 //! ROOT/imago/layers/MODE          `real` or `xattr`: the ownership mode of unpacked layers
 //! ROOT/imago/layers/<chainhex>/   one unpacked layer: `diff/` (the tree) + `layer.json`
@@ -64,6 +66,18 @@ impl Layout {
     }
     pub fn gc_gate_lock(&self) -> PathBuf {
         self.locks().join("gc-gate.lock")
+    }
+    /// The keyed lock of one pull (by manifest digest).
+    pub fn pull_lock(&self, manifest: &Digest) -> PathBuf {
+        self.locks()
+            .join("pull")
+            .join(format!("{}.lock", manifest.hex()))
+    }
+    /// The keyed lock of one unpack (by chain id).
+    pub fn unpack_lock(&self, chain_id: &Digest) -> PathBuf {
+        self.locks()
+            .join("unpack")
+            .join(format!("{}.lock", chain_id.hex()))
     }
     pub fn cache(&self) -> PathBuf {
         self.imago().join("cache")

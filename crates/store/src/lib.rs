@@ -67,6 +67,19 @@
 //!   one: containers' layers and RUN scratch go there), [`local::node_local_dir`],
 //!   [`local::shared_fs`] (statfs magic → name), the pure rules [`local::choose`] and
 //!   [`local::check_private`].
+//! - Shared read-only stores ([`shared`]): [`Store::open`] reads the ones
+//!   `$IMAGO_ADDITIONAL_STORES` or the config key `additional_stores` names
+//!   ([`shared::configured`]; [`Store::open_with_shared`], [`Store::open_alone`]);
+//!   `resolve` and `list_images` look there after the own index ([`Image::origin`] says
+//!   where an image was found), `unpack_layers`/`unpacked_lowers` use their unpacked
+//!   layers in place when this user unpacked them in this mode, blobs are read from
+//!   them, and `tag`/`put_manifest` copy the blobs they need into this store. Nothing is
+//!   ever written there; `remove_image` of a shared image is
+//!   [`StoreError::SharedReadOnly`].
+//! - One job per key ([`jobs`]): [`Store::pull_lock`] (a pull of one manifest; the
+//!   registry crate takes it) and the unpack lock inside `unpack_layers`, so concurrent
+//!   processes download and unpack an image once; waits bounded by [`job_wait`]
+//!   (`$IMAGO_PULL_WAIT`), then [`StoreError::JobWait`].
 //! - Errors: [`StoreError`] with `hint()`. Damage has its own variants, distinct from
 //!   "not found": `IndexDamaged` (index.json missing while blobs exist, unreadable or
 //!   invalid), `ImageDamaged` (a name or digest the index has, whose manifest or config
@@ -83,11 +96,13 @@ pub mod gc;
 pub mod images;
 pub mod import;
 pub mod index;
+pub mod jobs;
 pub mod layers;
 pub mod layout;
 pub mod local;
 pub mod lock;
 pub mod names;
+pub mod shared;
 pub mod store;
 pub mod transfer;
 
@@ -98,6 +113,7 @@ pub use gc::{GcOptions, GcReport};
 pub use images::{chain_ids, Image, Removed, OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST};
 pub use import::ImportedLayer;
 pub use index::{IndexEntry, IndexFile, REF_NAME};
+pub use jobs::{job_wait, JobLock};
 pub use layers::{LayerHold, LayerMeta, OwnerMode, UnpackLimits};
 pub use layout::Layout;
 pub use names::ImageName;

@@ -1,5 +1,6 @@
 //! File locks (flock) on files under `imago/locks/`. Lock order: gc-gate.lock, then
-//! gc.lock, then index.lock; never the other way round.
+//! gc.lock, then one `pull/<manifest>.lock`, then one `unpack/<chain id>.lock`, then
+//! index.lock; never the other way round, and never two keyed locks of one kind.
 //!
 //! - `index.lock`: exclusive, held for one read-modify-write of index.json (short).
 //! - `gc.lock`: shared while a writer has blobs not yet referenced from index.json
@@ -19,9 +20,16 @@
 //! Both waits are bounded: gc gives up after [`crate::GcOptions::wait`] with
 //! [`crate::StoreError::StoreBusy`] (and lets the queued writers go).
 //!
+//! - Keyed locks (`pull/<hex>.lock`, `unpack/<hex>.lock`, [`keyed_until`]): one process
+//!   does a job (download an image, unpack a layer) while the others asking for the
+//!   same one wait, then find it done. A dead holder's lock is released by the kernel.
+//!   gc removes the files ([`remove_if_free`]); a taker checks that the file it locked
+//!   is still the one at the path, so a file unlinked under it is never trusted.
+//!
 //! Never: touches anything but the lock files.
 
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -104,6 +112,53 @@ pub fn exclusive_until(path: &Path, deadline: Instant) -> Result<Option<LockGuar
     }
 }
 
+/// Take the keyed lock `path` (made with its parent dir when missing) exclusively,
+/// polling until `deadline`; `Ok(None)` when it stayed busy. Unlike [`exclusive_until`],
+/// the file may be removed by gc between our open and our flock: the lock counts only
+/// when the path still names the file we locked, else we open again.
+pub fn keyed_until(path: &Path, deadline: Instant) -> Result<Option<LockGuard>> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::io("create directory", dir, e))?;
+    }
+    loop {
+        let Some(guard) = exclusive_until(path, deadline)? else {
+            return Ok(None);
+        };
+        let held = guard
+            ._file
+            .metadata()
+            .map_err(|e| StoreError::io("stat", path, e))?;
+        match std::fs::metadata(path) {
+            Ok(m) if m.dev() == held.dev() && m.ino() == held.ino() => return Ok(Some(guard)),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io("stat", path, e)),
+        }
+    }
+}
+
+/// Remove the keyed lock file `path` when nobody holds it (a holder keeps it). Only
+/// sensible for keyed locks: their takers check the path after locking.
+pub fn remove_if_free(path: &Path) -> Result<bool> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(StoreError::io("open", path, e)),
+    };
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => match std::fs::remove_file(path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(StoreError::io("remove", path, e)),
+        },
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(false),
+        Err(e) => Err(StoreError::Lock {
+            path: path.into(),
+            source: e.into(),
+        }),
+    }
+}
+
 /// Hold `path` (a file or a directory) shared, blocking while someone holds it
 /// exclusively.
 pub fn shared_on(path: &Path) -> Result<LockGuard> {
@@ -151,5 +206,21 @@ mod tests {
         assert!(exclusive_until(&p, soon).unwrap().is_none());
         drop(held);
         assert!(exclusive_until(&p, Instant::now()).unwrap().is_some());
+    }
+
+    #[test]
+    fn keyed_locks_exclude_and_survive_removal_by_gc() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("pull/abc.lock");
+        let soon = || Instant::now() + Duration::from_millis(20);
+        let g = keyed_until(&p, soon()).unwrap().unwrap();
+        assert!(keyed_until(&p, soon()).unwrap().is_none());
+        assert!(!remove_if_free(&p).unwrap(), "a held lock stays");
+        drop(g);
+        assert!(remove_if_free(&p).unwrap());
+        assert!(!p.exists());
+        let g = keyed_until(&p, soon()).unwrap().unwrap();
+        assert!(keyed_until(&p, soon()).unwrap().is_none());
+        drop(g);
     }
 }

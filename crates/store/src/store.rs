@@ -13,6 +13,8 @@ use crate::lock::{self, LockGuard};
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(crate) layout: Layout,
+    /// Shared read-only stores read after this one (shared.rs); never written.
+    pub(crate) shared: Vec<Layout>,
 }
 
 /// Held by a writer from its first `put_blob` until its image is in index.json
@@ -29,7 +31,24 @@ const EMPTY_INDEX: &[u8] =
 impl Store {
     /// Open the store at `root`, creating the directory and an empty OCI layout when
     /// missing. An existing OCI layout (e.g. written by skopeo) is adopted as it is.
+    /// The shared read-only stores the environment or config file names
+    /// ([`crate::shared::configured`]) are read after it.
     pub fn open(root: impl AsRef<Path>) -> Result<Store> {
+        let mut store = Self::open_alone(root)?;
+        let (paths, source) = crate::shared::configured(store.root())?;
+        store.shared = crate::shared::open_all(&paths, &source)?;
+        Ok(store)
+    }
+
+    /// [`Store::open`] with these shared stores instead of the configured ones.
+    pub fn open_with_shared(root: impl AsRef<Path>, shared: &[PathBuf]) -> Result<Store> {
+        let mut store = Self::open_alone(root)?;
+        store.shared = crate::shared::open_all(shared, "the caller")?;
+        Ok(store)
+    }
+
+    /// [`Store::open`] without any shared store.
+    pub fn open_alone(root: impl AsRef<Path>) -> Result<Store> {
         let root = root.as_ref();
         let root = if root.is_relative() {
             std::env::current_dir()
@@ -39,7 +58,10 @@ impl Store {
             root.to_path_buf()
         };
         let layout = Layout::new(root);
-        let store = Store { layout };
+        let store = Store {
+            layout,
+            shared: vec![],
+        };
         store.init()?;
         Ok(store)
     }

@@ -49,6 +49,7 @@ fn image_of(state_layers: &[LayerRef]) -> Result<Image, StepError> {
         config: serde_json::from_slice(&config_bytes).map_err(StepError::StateJson)?,
         config_bytes,
         names: Vec::new(),
+        origin: None,
     })
 }
 

@@ -95,15 +95,60 @@ impl Store {
             config_bytes,
             config,
             names,
+            origin: None,
         })
     }
 
-    /// Every image in index.json, one per index digest, with its names. Entries whose
-    /// blobs are missing or unreadable are skipped with a warning (`iimage fsck` reports
-    /// them).
+    /// Every image in index.json, one per index digest, with its names, then the images
+    /// of the shared stores this one does not have (their [`Image::origin`] set). Entries
+    /// whose blobs are missing or unreadable are skipped with a warning (`iimage fsck`
+    /// reports them).
     pub fn list_images(&self) -> Result<Vec<Image>> {
+        let mut out = self.list_images_here()?;
+        for s in self.shared_stores() {
+            for mut img in s.list_images_here()? {
+                // A name an earlier store has is shadowed (resolve finds that one first);
+                // an image listed already is listed again only for names it adds.
+                let had_names = !img.names.is_empty();
+                img.names.retain(|n| {
+                    !out.iter()
+                        .any(|i| i.names.iter().any(|m| m.ref_name == n.ref_name))
+                });
+                let listed = out.iter().any(|i| i.index_digest == img.index_digest);
+                if img.names.is_empty() && (had_names || listed) {
+                    continue;
+                }
+                img.origin = Some(s.root().to_path_buf());
+                out.push(img);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The images of this store's own index.json only.
+    pub(crate) fn list_images_here(&self) -> Result<Vec<Image>> {
         let idx = self.read_index()?;
         self.images_of(&idx)
+    }
+
+    /// Find the image `input` names ([`Store::resolve`]'s forms) in this store, else in
+    /// the shared stores in order (the image's [`Image::origin`] says which).
+    pub fn resolve(&self, input: &str) -> Result<Image> {
+        let missing = match self.resolve_here(input) {
+            Err(e @ StoreError::ImageNotFound { .. }) => e,
+            found_or_failed => return found_or_failed,
+        };
+        for s in self.shared_stores() {
+            match s.resolve_here(input) {
+                Ok(mut img) => {
+                    img.origin = Some(s.root().to_path_buf());
+                    return Ok(img);
+                }
+                Err(StoreError::ImageNotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(missing)
     }
 
     pub(crate) fn images_of(&self, idx: &IndexFile) -> Result<Vec<Image>> {
@@ -132,9 +177,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Find the image `input` names: name[:tag], `name@digest`, full id, id prefix
-    /// (unique, else [`StoreError::Ambiguous`]), or manifest digest.
-    pub fn resolve(&self, input: &str) -> Result<Image> {
+    /// Find the image `input` names in this store's own index: name[:tag],
+    /// `name@digest`, full id, id prefix (unique, else [`StoreError::Ambiguous`]), or
+    /// manifest digest.
+    pub(crate) fn resolve_here(&self, input: &str) -> Result<Image> {
         let idx = self.read_index()?;
         let images = self.images_of(&idx)?;
         let not_found = || StoreError::ImageNotFound {

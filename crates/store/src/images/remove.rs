@@ -28,7 +28,15 @@ impl Store {
     /// no longer refuses the store and the image can be pulled or loaded again.
     pub fn remove_image(&self, input: &str, force: bool) -> Result<Removed> {
         let img = match self.resolve(input) {
-            Ok(img) => img,
+            Ok(img) => match img.origin {
+                Some(store) => {
+                    return Err(StoreError::SharedReadOnly {
+                        input: input.into(),
+                        store,
+                    })
+                }
+                None => img,
+            },
             Err(StoreError::ImageDamaged { .. }) => return self.remove_damaged(input),
             Err(e) => return Err(e),
         };
@@ -38,7 +46,7 @@ impl Store {
             .find(|n| names::matches(&n.ref_name, input))
             .cloned();
         let id = img.id().clone();
-        let all = self.list_images()?;
+        let all = self.list_images_here()?;
         let same_id: Vec<&Image> = all.iter().filter(|i| i.id() == &id).collect();
         let total_names: Vec<String> = same_id
             .iter()

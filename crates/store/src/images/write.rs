@@ -16,33 +16,46 @@ use crate::index::{IndexEntry, CREATED};
 use crate::names::{self, ImageName};
 use crate::store::Store;
 
+/// Parse the manifest `bytes` (whose digest is `digest`) as JSON.
+pub(crate) fn manifest_json(bytes: &[u8], digest: &Digest) -> Result<serde_json::Value> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Json {
+        what: "manifest",
+        digest: digest.to_string(),
+        source: e,
+    })
+}
+
+/// The blobs an image manifest refers to: its config, then its layers.
+pub(crate) fn manifest_blobs(m: &serde_json::Value) -> Result<Vec<Digest>> {
+    let mut need = vec![];
+    if let Some(c) = m.pointer("/config/digest").and_then(|v| v.as_str()) {
+        need.push(parse_digest(c, "config digest")?);
+    }
+    for l in m
+        .get("layers")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+    {
+        if let Some(d) = l.get("digest").and_then(|v| v.as_str()) {
+            need.push(parse_digest(d, "layer digest")?);
+        }
+    }
+    Ok(need)
+}
+
 impl Store {
     /// Store a manifest (its config and layers must already be stored) and record it in
     /// index.json without a name (use [`Store::tag`] to name it). Returns its digest.
     pub fn put_manifest(&self, bytes: &[u8], media_type: &str) -> Result<Digest> {
         let digest = Digest::of(bytes);
-        let m: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| StoreError::Json {
-            what: "manifest",
-            digest: digest.to_string(),
-            source: e,
-        })?;
+        let m = manifest_json(bytes, &digest)?;
         if is_index_type(media_type) {
             // An index's children may be absent (one platform copied): nothing to check.
         } else if is_manifest_type(media_type) {
-            let mut need = vec![];
-            if let Some(c) = m.pointer("/config/digest").and_then(|v| v.as_str()) {
-                need.push(parse_digest(c, "config digest")?);
-            }
-            for l in m
-                .get("layers")
-                .and_then(|v| v.as_array())
-                .into_iter()
-                .flatten()
-            {
-                if let Some(d) = l.get("digest").and_then(|v| v.as_str()) {
-                    need.push(parse_digest(d, "layer digest")?);
-                }
-            }
+            let need = manifest_blobs(&m)?;
+            // A build FROM an image of a shared store refers to its blobs: copy them in.
+            self.adopt_blobs(&need)?;
             if let Some(missing) = need.into_iter().find(|d| !self.has_blob(d)) {
                 return Err(StoreError::BlobMissing { digest: missing });
             }
@@ -108,6 +121,9 @@ impl Store {
     /// the stored name.
     pub fn tag(&self, name: &str, manifest: &Digest) -> Result<ImageName> {
         let (_r, ref_name) = names::ref_name_for(name)?;
+        // A name for an image of a shared store: the image is copied in first, so that
+        // this store's index never names what this store lacks.
+        self.adopt_image(manifest)?;
         // Media type: from an existing entry, else from the blob.
         let known = self
             .read_index()?
@@ -118,12 +134,7 @@ impl Store {
             Some(e) => (e.media_type, e.size),
             None => {
                 let bytes = self.read_blob(manifest)?;
-                let v: serde_json::Value =
-                    serde_json::from_slice(&bytes).map_err(|e| StoreError::Json {
-                        what: "manifest",
-                        digest: manifest.to_string(),
-                        source: e,
-                    })?;
+                let v = manifest_json(&bytes, manifest)?;
                 let mt = v
                     .get("mediaType")
                     .and_then(|v| v.as_str())
