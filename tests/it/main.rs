@@ -21,6 +21,7 @@ mod itag;
 mod local_dir;
 mod ports;
 mod pull_once;
+mod registries_conf;
 mod registry;
 mod registry_regress;
 mod registry_resume;

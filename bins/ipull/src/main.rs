@@ -15,21 +15,40 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     imago_cli::logging::init(&opts.global.log_level);
-    let reference = match Reference::parse(&opts.reference) {
-        Ok(r) => r,
-        Err(e) => return imago_cli::fail(&e),
-    };
     let (root, connect) = match opts.remote.with_store_root(&opts.global) {
         Ok(x) => x,
         Err(code) => return code,
     };
+    // A short name may mean several references (registries.conf's aliases and search
+    // list): the first that pulls wins, as podman does; the last one's error is the one.
+    let mut candidates = connect.registries.qualify(&opts.reference);
+    let last = candidates.pop().unwrap_or_else(|| opts.reference.clone());
     let pull_opts = PullOptions {
         platform: opts.platform.unwrap_or_else(Platform::host),
         jobs: opts.jobs,
         tag_as: None,
     };
     let progress = TransferProgress::new(opts.quiet);
-    match imago_registry::pull_into_root(&root, &reference, &connect, &pull_opts, &progress) {
+    let pull = |name: &str| {
+        let reference = Reference::parse(name).map_err(|e| Box::new(e) as BoxError)?;
+        imago_registry::pull_into_root(&root, &reference, &connect, &pull_opts, &progress)
+            .map_err(|e| Box::new(e) as BoxError)
+    };
+    let mut pulled = None;
+    for name in &candidates {
+        match pull(name) {
+            Ok(p) => {
+                pulled = Some(p);
+                break;
+            }
+            Err(e) => progress.line(&format!("{name}: {e}; trying the next")),
+        }
+    }
+    let pulled = match pulled {
+        Some(p) => Ok(p),
+        None => pull(&last),
+    };
+    match pulled {
         Ok(p) => {
             progress.line(&format!(
                 "{}: pulled {} ({} blobs fetched, {} already present)",
@@ -40,6 +59,9 @@ fn main() -> ExitCode {
                 Err(e) => imago_cli::fail(&e),
             }
         }
-        Err(e) => imago_cli::fail(&e),
+        Err(e) => imago_cli::fail(&*e),
     }
 }
+
+/// A failure of one candidate: a bad reference or a failed pull.
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

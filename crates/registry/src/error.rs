@@ -61,6 +61,8 @@ impl fmt::Display for ApiErrors {
 /// Everything that can go wrong talking to a registry.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
+    #[error(transparent)]
+    RegistriesConf(#[from] crate::registries_conf::ConfError),
     #[error("{method} {url}")]
     Transport {
         method: String,

@@ -48,6 +48,7 @@ pub mod events;
 pub mod manifest;
 pub mod pull;
 pub mod push;
+pub mod registries_conf;
 pub mod resume;
 pub mod stall;
 pub mod transfer;
@@ -66,6 +67,7 @@ pub use imago_store::Store;
 pub use manifest::Platform;
 pub use pull::{pull_into_root, PullOptions, Pulled};
 pub use push::{push_from_root, PushOptions, Pushed};
+pub use registries_conf::{ConfError as RegistriesConfError, RegistriesConf};
 pub use stall::{LimitsError, TransferLimits};
 pub use transport::TransportOptions;
 
@@ -78,6 +80,8 @@ pub struct ConnectOptions {
     /// Credentials to use instead of the stored ones (`--creds`).
     pub credentials: Option<Credentials>,
     pub retry: RetryPolicy,
+    /// Mirrors, locations, insecure and blocked registries (registries.conf).
+    pub registries: RegistriesConf,
 }
 
 impl ConnectOptions {
@@ -86,6 +90,7 @@ impl ConnectOptions {
     pub fn from_env() -> Result<Self, RegistryError> {
         Ok(Self {
             auth_files: AuthFiles::from_env(),
+            registries: RegistriesConf::load()?,
             transport: TransportOptions {
                 limits: TransferLimits::from_env()?,
                 ..TransportOptions::default()
@@ -95,22 +100,59 @@ impl ConnectOptions {
     }
 }
 
-/// Connect to the registry of `reference` (Docker Hub: `registry-1.docker.io`), with
-/// the credentials scoped most closely to its repository.
+/// Connect to the registry of `reference` (Docker Hub: `registry-1.docker.io`), or the
+/// location registries.conf gives it, with the credentials scoped most closely to its
+/// repository. For pushes: mirrors are never written to.
 pub fn connect(reference: &Reference, opts: &ConnectOptions) -> Result<Client, RegistryError> {
+    let endpoints = opts.registries.endpoints(reference)?;
+    let own = endpoints.iter().find(|e| !e.mirror);
+    let own = own.ok_or_else(|| RegistriesConfError::Blocked(reference.registry().into()))?;
+    connect_endpoint(reference, own, opts)
+}
+
+/// As [`connect`], for pulls: the registry's mirrors first (registries.conf), each used
+/// when it answers and has the manifest, then the registry itself.
+pub fn connect_pull(reference: &Reference, opts: &ConnectOptions) -> Result<Client, RegistryError> {
+    for ep in opts.registries.endpoints(reference)? {
+        if !ep.mirror {
+            return connect_endpoint(reference, &ep, opts);
+        }
+        let probe = connect_endpoint(reference, &ep, opts).and_then(|c| {
+            pull::fetch_manifest(
+                &c,
+                reference.repository(),
+                &manifest::manifest_ref(reference),
+            )?;
+            Ok(c)
+        });
+        match probe {
+            Ok(c) => return Ok(c),
+            Err(e) => tracing::warn!(mirror = %ep.host, %e, "mirror skipped"),
+        }
+    }
+    Err(RegistriesConfError::Blocked(reference.registry().into()).into())
+}
+
+/// One endpoint of `reference`'s registry; credentials are looked up under the
+/// endpoint's own name when it is a mirror.
+fn connect_endpoint(
+    reference: &Reference,
+    ep: &registries_conf::Endpoint,
+    opts: &ConnectOptions,
+) -> Result<Client, RegistryError> {
+    let name = match ep.mirror {
+        true => ep.host.as_str(),
+        false => reference.registry(),
+    };
     let creds = match &opts.credentials {
         Some(c) => Some(c.clone()),
-        None => {
-            (opts.auth_files).lookup_scoped(reference.registry(), Some(reference.repository()))?
-        }
+        None => (opts.auth_files).lookup_scoped(name, Some(reference.repository()))?,
     };
-    Client::connect(
-        reference.registry(),
-        reference.registry_endpoint(),
-        opts.transport.clone(),
-        creds,
-        opts.retry,
-    )
+    let mut transport = opts.transport.clone();
+    if ep.insecure && transport.tls_verify.is_none() {
+        transport.tls_verify = Some(false);
+    }
+    Client::connect(name, &ep.host, transport, creds, opts.retry)
 }
 
 /// Connect to `registry` served at `endpoint`.
@@ -138,7 +180,7 @@ pub fn pull_image(
     reference: &Reference,
     events: &dyn Events,
 ) -> Result<Pulled, RegistryError> {
-    let client = connect(reference, &ConnectOptions::from_env()?)?;
+    let client = connect_pull(reference, &ConnectOptions::from_env()?)?;
     pull::pull(&client, store, reference, &PullOptions::default(), events)
 }
 

@@ -155,7 +155,7 @@ pub fn pull_into_root(
 ) -> Result<Pulled, RegistryError> {
     let store = Store::open(root)?;
     let _pin = store.pin()?;
-    let client = crate::connect(reference, connect)?;
+    let client = crate::connect_pull(reference, connect)?;
     pull(&client, &store, reference, opts, events)
 }
 

@@ -1,0 +1,380 @@
+//! podman's `registries.conf` (version 2, TOML), the part that decides where an image
+//! is fetched from: per-registry `[[registry]]` tables (`prefix`, `location`,
+//! `insecure`, `blocked`, `[[registry.mirror]]` with `location` and `insecure`),
+//! `unqualified-search-registries` and `[aliases]` for short names.
+//!
+//! Files, as containers-image reads them: `$CONTAINERS_REGISTRIES_CONF` alone when set;
+//! else `~/.config/containers/registries.conf` when it exists, else
+//! `/etc/containers/registries.conf`; then the drop-ins of `/etc/containers/
+//! registries.conf.d/` and `~/.config/containers/registries.conf.d/` (`*.conf`, in name
+//! order). A later file's search list replaces the earlier one, its `[[registry]]` of the
+//! same prefix replaces the earlier one, its aliases are added. No file: docker's rule
+//! (short names are Docker Hub's, every registry is its own location).
+//!
+//! Not supported, said when met: a `prefix` with a `*.` wildcard, and a `location` or
+//! mirror with a path (`mirror.example/dockerhub`), which would rewrite repository names.
+//!
+//! Never: talks to a registry (lib.rs `connect` tries the endpoints this gives).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use imago_oci::Reference;
+use serde::Deserialize;
+
+/// A registries.conf that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfError {
+    #[error("read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {reason}", path.display())]
+    Parse { path: PathBuf, reason: String },
+    #[error("{}: {what} `{value}` is not supported by imago ({why})", path.display())]
+    Unsupported {
+        path: PathBuf,
+        what: &'static str,
+        value: String,
+        why: &'static str,
+    },
+    #[error("registry `{0}` is blocked in registries.conf")]
+    Blocked(String),
+}
+
+/// The most a registries.conf may weigh: a configuration, not data.
+const MAX_FILE: u64 = 1 << 20;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct File {
+    unqualified_search_registries: Option<Vec<String>>,
+    #[serde(default)]
+    registry: Vec<Registry>,
+    #[serde(default)]
+    aliases: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct Registry {
+    prefix: Option<String>,
+    location: Option<String>,
+    #[serde(default)]
+    insecure: bool,
+    #[serde(default)]
+    blocked: bool,
+    #[serde(default)]
+    mirror: Vec<Mirror>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Mirror {
+    location: String,
+    #[serde(default)]
+    insecure: bool,
+}
+
+/// One place to fetch from: a mirror (tried first; the image must be there) or the
+/// registry's own location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `host[:port]`.
+    pub host: String,
+    /// Plain HTTP and unverified TLS allowed (`insecure = true`).
+    pub insecure: bool,
+    pub mirror: bool,
+}
+
+/// The merged configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RegistriesConf {
+    search: Option<Vec<String>>,
+    /// By prefix (a registry, or a registry and a namespace).
+    registries: BTreeMap<String, Registry>,
+    aliases: BTreeMap<String, String>,
+}
+
+impl RegistriesConf {
+    /// The files of the environment (see the module doc), merged.
+    pub fn load() -> Result<Self, ConfError> {
+        let mut conf = RegistriesConf::default();
+        for path in files() {
+            conf.merge_file(&path)?;
+        }
+        Ok(conf)
+    }
+
+    /// Merge one file over what is there.
+    pub fn merge_file(&mut self, path: &Path) -> Result<(), ConfError> {
+        let read = |source| ConfError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut std::io::Read::take(std::fs::File::open(path).map_err(read)?, MAX_FILE),
+            &mut text,
+        )
+        .map_err(read)?;
+        let file: File = toml::from_str(&text).map_err(|e| ConfError::Parse {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        if let Some(s) = file.unqualified_search_registries {
+            self.search = Some(s);
+        }
+        self.aliases.extend(file.aliases);
+        for r in file.registry {
+            let prefix = r.prefix.clone().or_else(|| r.location.clone());
+            let Some(prefix) = prefix else { continue };
+            check(path, &prefix, &r)?;
+            self.registries.insert(prefix, r);
+        }
+        Ok(())
+    }
+
+    /// The references a name the user typed may mean, in the order to try: a fully
+    /// qualified name is itself; a short name is its alias, else one per search
+    /// registry, else Docker Hub's (docker's rule).
+    pub fn qualify(&self, name: &str) -> Vec<String> {
+        if is_qualified(name) {
+            return vec![name.to_owned()];
+        }
+        let (repo, tail) = split_tail(name);
+        if let Some(target) = self.aliases.get(repo) {
+            return vec![format!("{target}{tail}")];
+        }
+        match &self.search {
+            Some(list) if !list.is_empty() => list.iter().map(|r| format!("{r}/{name}")).collect(),
+            _ => vec![name.to_owned()],
+        }
+    }
+
+    /// Where to fetch `reference` from: its mirrors, then its location (the registry
+    /// itself when none is set). A blocked registry is an error.
+    pub fn endpoints(&self, reference: &Reference) -> Result<Vec<Endpoint>, ConfError> {
+        let name = reference.name();
+        let own = Endpoint {
+            host: reference.registry_endpoint().to_owned(),
+            insecure: false,
+            mirror: false,
+        };
+        let Some(r) = self.matching(&name) else {
+            return Ok(vec![own]);
+        };
+        if r.blocked {
+            return Err(ConfError::Blocked(reference.registry().to_owned()));
+        }
+        let mut v: Vec<Endpoint> = (r.mirror.iter())
+            .map(|m| Endpoint {
+                host: m.location.clone(),
+                insecure: m.insecure,
+                mirror: true,
+            })
+            .collect();
+        v.push(Endpoint {
+            host: match &r.location {
+                Some(l) if l != reference.registry() => l.clone(),
+                _ => own.host,
+            },
+            insecure: r.insecure,
+            mirror: false,
+        });
+        Ok(v)
+    }
+
+    /// The `[[registry]]` whose prefix matches `name` (`registry/repository`) longest.
+    fn matching(&self, name: &str) -> Option<&Registry> {
+        (self.registries.iter())
+            .filter(|(p, _)| name == p.as_str() || name.starts_with(&format!("{p}/")))
+            .max_by_key(|(p, _)| p.len())
+            .map(|(_, r)| r)
+    }
+}
+
+/// Refuse what imago would get wrong rather than guess.
+fn check(path: &Path, prefix: &str, r: &Registry) -> Result<(), ConfError> {
+    let unsupported = |what, value: &str, why| ConfError::Unsupported {
+        path: path.to_owned(),
+        what,
+        value: value.to_owned(),
+        why,
+    };
+    if prefix.starts_with("*.") {
+        return Err(unsupported("prefix", prefix, "wildcard prefixes"));
+    }
+    let locations = r
+        .location
+        .iter()
+        .chain(r.mirror.iter().map(|m| &m.location));
+    for l in locations {
+        if l.contains('/') {
+            return Err(unsupported("location", l, "a location with a path"));
+        }
+    }
+    Ok(())
+}
+
+/// docker's rule: the first component names a registry when it has a `.` or `:`, or is
+/// `localhost`.
+fn is_qualified(name: &str) -> bool {
+    match name.split_once('/') {
+        Some((first, _)) => first.contains(['.', ':']) || first == "localhost",
+        None => false,
+    }
+}
+
+/// `busybox:1.36` → (`busybox`, `:1.36`); `app@sha256:…` → (`app`, `@sha256:…`).
+fn split_tail(name: &str) -> (&str, &str) {
+    let at = name.find('@').unwrap_or(name.len());
+    let colon = name[..at]
+        .rfind(':')
+        .filter(|&c| !name[c..at].contains('/'));
+    name.split_at(colon.unwrap_or(at))
+}
+
+/// The files to read, in order (see the module doc).
+fn files() -> Vec<PathBuf> {
+    if let Some(only) = std::env::var_os("CONTAINERS_REGISTRIES_CONF").filter(|v| !v.is_empty()) {
+        return vec![PathBuf::from(only)];
+    }
+    let user = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .map(|c| c.join("containers"));
+    let system = PathBuf::from("/etc/containers");
+    let mut v = vec![];
+    let user_file = user.as_ref().map(|u| u.join("registries.conf"));
+    match user_file.filter(|f| f.is_file()) {
+        Some(f) => v.push(f),
+        None if system.join("registries.conf").is_file() => v.push(system.join("registries.conf")),
+        None => {}
+    }
+    for dir in std::iter::once(system).chain(user) {
+        let Ok(entries) = std::fs::read_dir(dir.join("registries.conf.d")) else {
+            continue;
+        };
+        let mut drop_ins: Vec<PathBuf> = (entries.flatten())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "conf"))
+            .collect();
+        drop_ins.sort();
+        v.extend(drop_ins);
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conf(text: &str) -> Result<RegistriesConf, ConfError> {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("registries.conf");
+        std::fs::write(&p, text).unwrap();
+        let mut c = RegistriesConf::default();
+        c.merge_file(&p)?;
+        Ok(c)
+    }
+
+    fn r(s: &str) -> Reference {
+        Reference::parse(s).unwrap()
+    }
+
+    #[test]
+    fn mirrors_come_first_then_the_registry() {
+        let c = conf(
+            r#"
+[[registry]]
+prefix = "docker.io"
+location = "docker.io"
+[[registry.mirror]]
+location = "127.0.0.1:5000"
+insecure = true
+"#,
+        )
+        .unwrap();
+        let e = c.endpoints(&r("busybox")).unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!(
+            (e[0].host.as_str(), e[0].insecure, e[0].mirror),
+            ("127.0.0.1:5000", true, true)
+        );
+        assert_eq!(
+            (e[1].host.as_str(), e[1].mirror),
+            ("registry-1.docker.io", false)
+        );
+        // another registry is untouched
+        let e = c.endpoints(&r("quay.io/a/b")).unwrap();
+        assert_eq!(
+            e,
+            [Endpoint {
+                host: "quay.io".into(),
+                insecure: false,
+                mirror: false
+            }]
+        );
+    }
+
+    #[test]
+    fn blocked_location_and_the_longest_prefix() {
+        let c = conf(
+            r#"
+[[registry]]
+location = "quay.io"
+blocked = true
+[[registry]]
+prefix = "quay.io/ok"
+location = "internal.example:5000"
+insecure = true
+"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            c.endpoints(&r("quay.io/x/y")),
+            Err(ConfError::Blocked(_))
+        ));
+        let e = c.endpoints(&r("quay.io/ok/app")).unwrap();
+        assert_eq!(
+            e,
+            [Endpoint {
+                host: "internal.example:5000".into(),
+                insecure: true,
+                mirror: false
+            }]
+        );
+    }
+
+    #[test]
+    fn short_names_by_alias_then_search_list() {
+        let c = conf(
+            r#"
+unqualified-search-registries = ["r1.example", "r2.example:5000"]
+[aliases]
+"app" = "quay.io/team/app"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.qualify("app:1"), ["quay.io/team/app:1"]);
+        assert_eq!(
+            c.qualify("tool"),
+            ["r1.example/tool", "r2.example:5000/tool"]
+        );
+        assert_eq!(c.qualify("quay.io/x/y"), ["quay.io/x/y"]);
+        assert_eq!(c.qualify("localhost/y"), ["localhost/y"]);
+        assert_eq!(RegistriesConf::default().qualify("busybox"), ["busybox"]);
+    }
+
+    #[test]
+    fn what_imago_cannot_do_is_said() {
+        let e = conf("[[registry]]\nprefix = \"*.example.com\"\n").unwrap_err();
+        assert!(e.to_string().contains("wildcard"), "{e}");
+        let e = conf("[[registry]]\nprefix = \"docker.io\"\n[[registry.mirror]]\nlocation = \"m.example/hub\"\n").unwrap_err();
+        assert!(e.to_string().contains("with a path"), "{e}");
+        let e = conf("unqualified-search-registries = 3\n").unwrap_err();
+        assert!(e.to_string().contains("registries.conf"), "{e}");
+    }
+}
