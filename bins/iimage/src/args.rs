@@ -106,6 +106,13 @@ pub enum Cmd {
         output: Option<PathBuf>,
         image: String,
     },
+    /// Write an image as a single-file squashfs (zstd) that `irun FILE.sqsh` runs
+    Squash {
+        /// The file to write (replaced atomically)
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        image: String,
+    },
     /// Write images to an archive (docker-archive by default; podman/docker load it)
     Save {
         /// Write to FILE instead of stdout

@@ -15,6 +15,7 @@ mod filter;
 mod images;
 mod inspect;
 mod maint;
+mod squash;
 mod transfer;
 
 use std::process::ExitCode;
@@ -70,6 +71,7 @@ fn main() -> ExitCode {
             max_size,
         ),
         Cmd::Export { output, image } => transfer::export(g, &image, output.as_deref()),
+        Cmd::Squash { output, image } => squash::squash(g, &image, &output),
         Cmd::Save {
             output,
             format,
