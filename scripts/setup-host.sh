@@ -10,7 +10,8 @@ export DEBIAN_FRONTEND=noninteractive
 
 PKGS=(build-essential pkg-config busybox-static uidmap skopeo umoci podman crun fuse-overlayfs
       fuse3 docker-registry apache2-utils jq curl tmux util-linux passt slirp4netns openssl
-      ca-certificates libssl-dev time mmdebstrap groff-base)
+      ca-certificates libssl-dev time mmdebstrap groff-base
+      squashfs-tools)  # unsquashfs/mksquashfs cross-check the .sqsh writer and reader
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -11,11 +11,15 @@ complete -c irun -l hostname -d 'Container host name (default: the short contain
 complete -c irun -s v -l volume -d 'Bind mount a host path: HOST:CONTAINER[:ro]' -r
 complete -c irun -l mount -d 'Attach a mount: type=bind,source=…,target=…[,readonly] | type=tmpfs,target=…' -r
 complete -c irun -l tmpfs -d 'Mount a tmpfs: /path[:options]' -r
+complete -c irun -l device -d 'Add a host device (HOST[:CONTAINER][:PERMS], bound from the host; PERMS is not enforced) or a CDI device (vendor.com/class=name, or =all) from the specs in /etc/cdi and /var/run/cdi ($IMAGO_CDI_SPEC_DIRS); repeatable' -r
 complete -c irun -l cap-add -d 'Add a capability (e.g. NET_ADMIN, ALL)' -r
 complete -c irun -l cap-drop -d 'Drop a capability (e.g. CHOWN, ALL)' -r
 complete -c irun -l security-opt -d 'Security options: no-new-privileges[:true|false], seccomp=unconfined. As root, seccomp=unconfined with --cap-add SYS_ADMIN is as strong as --privileged' -r
 complete -c irun -l network -l net -d 'Network: host (the host\'s), none (only a loopback interface) or private (a namespace of its own with outbound access through pasta or slirp4netns). Default: host, but private with -d, -p or -P' -r
 complete -c irun -s p -l publish -d 'Publish a container port on the host: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp] (ranges A-B too; no HOST_PORT: a free one); repeatable' -r
+complete -c irun -l userns -d 'User namespace mode: keep-id (inside you are your own uid and gid, with your groups; root stays root)' -r
+complete -c irun -l pid -d 'PID namespace: host (see and signal the host\'s processes; no init as pid 1) or private (default)' -r
+complete -c irun -l ipc -d 'IPC namespace: host (the host\'s SysV IPC and /dev/shm) or private (default)' -r
 complete -c irun -l rootfs -d 'Run a directory as the container\'s (read-only, overlaid) root instead of an image' -r -F
 complete -c irun -l storage-driver -d 'How the container\'s root is made: overlay (kernel overlayfs in a user namespace), fuse, or copy (a private copy of the image: slow, for hosts without either). Default: $IMAGO_STORAGE_DRIVER, else the config key storage_driver, else what this host supports' -r
 complete -c irun -l rm -d 'Remove the container when it exits'
@@ -26,5 +30,9 @@ complete -c irun -l read-only -d 'Mount the container\'s root file system read-o
 complete -c irun -l privileged -d 'All capabilities (of the user namespace), no seccomp, no masked or read-only paths. Run by root this is host root, as docker\'s --privileged: the container can write host-wide sysctls (/proc/sys), remount /sys read-write and change kernel.core_pattern. Run by any other user it stays within that user\'s rights'
 complete -c irun -s P -l publish-all -d 'Publish every port the image EXPOSEs on a free host port'
 complete -c irun -l no-init -d 'Do not run an init as pid 1 (the command becomes pid 1)'
+complete -c irun -l env-host -d 'Pass the host\'s environment in, but PATH, HOME, HOSTNAME, PWD, LD_* and a few more (see docs/irun.md); -e and --env-file win'
+complete -c irun -l bind-home -d 'Bind your $HOME at the same path (read-write) and set HOME to it'
+complete -c irun -l bind-cwd -d 'Bind the current directory at the same path and make it the working directory'
+complete -c irun -l hpc -d 'The HPC profile: --userns keep-id --pid host --ipc host --network host --env-host --bind-cwd, the host\'s /tmp, $TMPDIR and name, and NUMA calls (SYS_NICE); for MPI ranks and Slurm tasks'
 complete -c irun -s h -l help -d 'Print help'
 complete -c irun -s V -l version -d 'Print version'

@@ -3,10 +3,12 @@
 
 mod cli;
 mod credentials;
+mod devices;
 mod formats;
 mod harness_self;
 mod hostile_image;
 mod hostile_support;
+mod hpc_mode;
 mod ibuild;
 mod ibuild_ecosystem;
 mod ibuild_regress;
@@ -29,6 +31,7 @@ mod registry_support;
 mod seed;
 mod shared_store;
 mod single_map;
+mod squash;
 mod storage_driver;
 mod store_regress;
 mod store_support;

@@ -55,6 +55,11 @@ pub struct Opts {
     /// Mount a tmpfs: /path[:options]
     #[arg(long)]
     pub tmpfs: Vec<String>,
+    /// Add a host device (HOST[:CONTAINER][:PERMS], bound from the host; PERMS is not
+    /// enforced) or a CDI device (vendor.com/class=name, or =all) from the specs in
+    /// /etc/cdi and /var/run/cdi ($IMAGO_CDI_SPEC_DIRS); repeatable
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Vec<String>,
     /// Mount the container's root file system read-only
     #[arg(long)]
     pub read_only: bool,
@@ -89,6 +94,32 @@ pub struct Opts {
     /// Do not run an init as pid 1 (the command becomes pid 1)
     #[arg(long)]
     pub no_init: bool,
+    /// User namespace mode: keep-id (inside you are your own uid and gid, with your
+    /// groups; root stays root)
+    #[arg(long, value_name = "MODE")]
+    pub userns: Option<String>,
+    /// PID namespace: host (see and signal the host's processes; no init as pid 1) or
+    /// private (default)
+    #[arg(long, value_name = "MODE")]
+    pub pid: Option<String>,
+    /// IPC namespace: host (the host's SysV IPC and /dev/shm) or private (default)
+    #[arg(long, value_name = "MODE")]
+    pub ipc: Option<String>,
+    /// Pass the host's environment in, but PATH, HOME, HOSTNAME, PWD, LD_* and a few
+    /// more (see docs/irun.md); -e and --env-file win
+    #[arg(long)]
+    pub env_host: bool,
+    /// Bind your $HOME at the same path (read-write) and set HOME to it
+    #[arg(long)]
+    pub bind_home: bool,
+    /// Bind the current directory at the same path and make it the working directory
+    #[arg(long)]
+    pub bind_cwd: bool,
+    /// The HPC profile: --userns keep-id --pid host --ipc host --network host --env-host
+    /// --bind-cwd, the host's /tmp, $TMPDIR and name, and NUMA calls (SYS_NICE); for
+    /// MPI ranks and Slurm tasks
+    #[arg(long)]
+    pub hpc: bool,
     /// Run a directory as the container's (read-only, overlaid) root instead of an image
     #[arg(long, value_name = "DIR")]
     pub rootfs: Option<std::path::PathBuf>,

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use args::Opts;
 use imago_runtime::ports::{self, PortSpec};
-use imago_runtime::{config, Network, RunOptions};
+use imago_runtime::{config, hpc, Network, RunOptions};
 
 /// A flag error (irun's own: exit 125).
 #[derive(Debug)]
@@ -41,6 +41,51 @@ fn say_chosen_ports(published: &[PortSpec]) {
     }
 }
 
+/// `--pid`/`--ipc`: host or private; unset: `--hpc`'s choice.
+fn namespace_mode(flag: &str, value: Option<&str>, hpc: bool) -> Result<bool, FlagError> {
+    match value {
+        None => Ok(hpc),
+        Some("host") => Ok(true),
+        Some("private") => Ok(false),
+        Some(other) => Err(FlagError(format!(
+            "--{flag} `{other}` is not supported: use host or private"
+        ))),
+    }
+}
+
+/// The HPC run mode's pieces, `--hpc` expanded; a piece given alone wins over it.
+struct HpcMode {
+    keep_id: bool,
+    pid_host: bool,
+    ipc_host: bool,
+    env_host: bool,
+    binds: hpc::Binds,
+}
+
+fn hpc_mode(o: &Opts) -> Result<HpcMode, FlagError> {
+    let keep_id = match o.userns.as_deref() {
+        None => o.hpc,
+        Some("keep-id") => true,
+        Some("private") => false,
+        Some(other) => {
+            return Err(FlagError(format!(
+                "--userns `{other}` is not supported: use keep-id or private"
+            )))
+        }
+    };
+    Ok(HpcMode {
+        keep_id,
+        pid_host: namespace_mode("pid", o.pid.as_deref(), o.hpc)?,
+        ipc_host: namespace_mode("ipc", o.ipc.as_deref(), o.hpc)?,
+        env_host: o.env_host || o.hpc,
+        binds: hpc::Binds {
+            home: o.bind_home,
+            cwd: o.bind_cwd || o.hpc,
+            tmp: o.hpc,
+        },
+    })
+}
+
 fn options(o: &Opts) -> Result<RunOptions, Box<dyn std::error::Error>> {
     let mut rest = o.rest.clone();
     let image = if o.rootfs.is_some() {
@@ -52,7 +97,15 @@ fn options(o: &Opts) -> Result<RunOptions, Box<dyn std::error::Error>> {
     } else {
         Some(rest.remove(0))
     };
-    let mut mounts = Vec::new();
+    // A single-file image (`FILE.sqsh`) runs without the store's images.
+    let (image, sqsh) = match image {
+        Some(i) if imago_runtime::squash::is_image_file(&i) => (None, Some(i.into())),
+        other => (other, None),
+    };
+    let mode = hpc_mode(o)?;
+    let host = hpc::Host::current();
+    // Before the user's own mounts: a `-v` on the same path wins.
+    let mut mounts = hpc::mounts(mode.binds, &host)?;
     for v in &o.volume {
         mounts.push(config::volume(v)?);
     }
@@ -61,6 +114,10 @@ fn options(o: &Opts) -> Result<RunOptions, Box<dyn std::error::Error>> {
     }
     for t in &o.tmpfs {
         mounts.push(config::tmpfs(t)?);
+    }
+    let devices = imago_runtime::devices::plan(&o.device, &imago_runtime::devices::spec_dirs())?;
+    for note in &devices.notes {
+        warn(note);
     }
     let mut env_files = Vec::new();
     for f in &o.env_file {
@@ -83,6 +140,7 @@ fn options(o: &Opts) -> Result<RunOptions, Box<dyn std::error::Error>> {
         }
     }
     let explicit = match o.network.as_deref() {
+        None if o.hpc => Some(Network::Host),
         None => None,
         Some("host") => Some(Network::Host),
         Some("none") => Some(Network::None),
@@ -106,6 +164,26 @@ fn options(o: &Opts) -> Result<RunOptions, Box<dyn std::error::Error>> {
     if network == Network::Private && ports::private_network_helper().is_none() {
         warn("neither pasta (package passt) nor slirp4netns is installed: the container's network has only a loopback interface (no outbound access; published ports work)");
     }
+    let mut env = o.env.clone();
+    if let (true, Some(home)) = (mode.binds.home, &host.home) {
+        // HOME is where it was bound; an `-e HOME=…` comes later and wins.
+        env.insert(0, format!("HOME={}", home.display()));
+    }
+    let workdir = match (&o.workdir, mode.binds.cwd, &host.cwd) {
+        (None, true, Some(cwd)) => Some(cwd.display().to_string()),
+        (w, _, _) => w.clone(),
+    };
+    let mut cap_add = o.cap_add.clone();
+    if o.hpc {
+        // docker's rule lets the NUMA calls (mbind, set_mempolicy, …) through seccomp
+        // with SYS_NICE; a non-root process gets no effective capability from it.
+        cap_add.push("SYS_NICE".into());
+    }
+    // The host's name, as Apptainer: MPI and Slurm tools compare it with their own.
+    let hostname = match (o.hpc, &o.hostname) {
+        (true, None) => host.hostname.clone(),
+        (_, h) => h.clone(),
+    };
     let store_root = o.global.store_root()?;
     let storage = imago_cli::storage::choose(o.storage_driver.as_deref(), &store_root)?;
     if let Some(note) = imago_overlay::select::copy_note(&storage) {
@@ -116,21 +194,23 @@ fn options(o: &Opts) -> Result<RunOptions, Box<dyn std::error::Error>> {
         store_root,
         image,
         rootfs: o.rootfs.clone(),
+        sqsh,
         args: rest,
         entrypoint: o.entrypoint.clone(),
-        env: o.env.clone(),
+        env,
         env_files,
-        workdir: o.workdir.clone(),
+        workdir,
         user: o.user.clone(),
-        hostname: o.hostname.clone(),
+        hostname,
         mounts,
+        devices,
         read_only: o.read_only,
         rm: o.rm,
         name: o.name.clone(),
         interactive: o.interactive,
         tty: o.tty,
         init: !o.no_init,
-        cap_add: o.cap_add.clone(),
+        cap_add,
         cap_drop: o.cap_drop.clone(),
         privileged: o.privileged,
         no_new_privs: nnp,
@@ -140,6 +220,10 @@ fn options(o: &Opts) -> Result<RunOptions, Box<dyn std::error::Error>> {
         publish_all: o.publish_all,
         on_chosen_ports: Some(say_chosen_ports),
         storage: storage.method,
+        keep_id: mode.keep_id,
+        pid_host: mode.pid_host,
+        ipc_host: mode.ipc_host,
+        env_host: mode.env_host,
     })
 }
 

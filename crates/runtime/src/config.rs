@@ -55,6 +55,9 @@ pub enum ConfigError {
     /// A bad `-e` or env-file line.
     #[error("invalid environment variable `{0}`: the name is empty")]
     Env(String),
+    /// keep-id runs as the caller: no other user can be asked for.
+    #[error("--userns keep-id runs the container as your own uid and gid: drop -u/--user")]
+    KeepIdUser,
 }
 
 /// docker's rules: `--entrypoint` replaces ENTRYPOINT and drops the image's CMD;
@@ -97,6 +100,21 @@ pub fn environment(
     tty: bool,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<String>, ConfigError> {
+    environment_with_host(image, &[], env_files, flags, hostname, tty, lookup)
+}
+
+/// [`environment`] with variables passed from the host (`--env-host`, a launcher's:
+/// `crate::hpc::passed`) between the image's ENV and the env files: they override the
+/// image, and `--env-file` and `-e` override them (podman's order for `--env-host`).
+pub fn environment_with_host(
+    image: &ImageDefaults,
+    host: &[(String, String)],
+    env_files: &[String],
+    flags: &[String],
+    hostname: &str,
+    tty: bool,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, ConfigError> {
     let mut out: Vec<(String, String)> = Vec::new();
     let set = |k: &str, v: String, out: &mut Vec<(String, String)>| match out
         .iter_mut()
@@ -111,6 +129,9 @@ pub fn environment(
         if let Some((k, v)) = e.split_once('=') {
             set(k, v.to_string(), &mut out);
         }
+    }
+    for (k, v) in host {
+        set(k, v.clone(), &mut out);
     }
     let file_lines = env_files
         .iter()
@@ -344,6 +365,37 @@ mod tests {
             ])
         );
         assert!(environment(&i, &[], &v(&["=x"]), "h", false, &look).is_err());
+    }
+
+    #[test]
+    fn host_variables_override_the_image_and_lose_to_files_and_flags() {
+        let i = ImageDefaults {
+            env: v(&["A=img", "B=img", "C=img"]),
+            ..Default::default()
+        };
+        let host = [("A", "host"), ("B", "host"), ("SLURM_PROCID", "2")]
+            .map(|(k, v)| (k.to_string(), v.to_string()));
+        let e = environment_with_host(
+            &i,
+            &host,
+            &["B=file".into()],
+            &v(&["SLURM_PROCID=9"]),
+            "hn",
+            false,
+            &|_| None,
+        )
+        .unwrap();
+        assert_eq!(
+            e,
+            v(&[
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "HOSTNAME=hn",
+                "A=host",
+                "B=file",
+                "C=img",
+                "SLURM_PROCID=9"
+            ])
+        );
     }
 
     #[test]

@@ -2,16 +2,16 @@
 //! that `ictr start` runs it again the same way: [`Launch`] (the command, environment,
 //! user, mounts, security settings, network, tty, the image's stop signal). Also the
 //! image's lower dirs (unpacking them inside the mapping when they are missing), the
-//! [`ContainerSpec`] for the sandbox with the container's id mapping, and when its pid 1
-//! is cloned ([`prepare_early`], [`prepare_late`]).
+//! [`ContainerSpec`] for the sandbox with the container's id mapping (its pid 1 is
+//! cloned by clone.rs).
 //! Never: creates container dirs or records (create.rs), starts the container.
 
 use std::path::{Path, PathBuf};
 
 use imago_overlay::{Layers, RootfsMethod, RootfsPlan};
 use imago_sandbox::{
-    run_in_mapping, CapsPolicy, ContainerSpec, IdMap, MapKind, Network, Pending, ProcessSpec,
-    RootMount, UserMount,
+    run_in_mapping, CapsPolicy, ContainerSpec, IdMap, Network, ProcessSpec, RootMount, Sharing,
+    UserMount,
 };
 use imago_store::{LayerHold, Store, UnpackLimits};
 use serde::{Deserialize, Serialize};
@@ -29,6 +29,9 @@ pub struct Launch {
     pub image_id: Option<String>,
     /// `--rootfs DIR` instead of an image.
     pub rootfs: Option<PathBuf>,
+    /// A single-file image (absolute path) instead of an image from the store.
+    #[serde(default)]
+    pub sqsh: Option<PathBuf>,
     /// ENTRYPOINT ++ CMD after docker's rules.
     pub command: Vec<String>,
     /// The complete environment.
@@ -41,6 +44,10 @@ pub struct Launch {
     pub hostname: String,
     /// `-v`, `--mount`, `--tmpfs`.
     pub mounts: Vec<UserMount>,
+    /// `--device` binds (device nodes, CDI mounts), applied after `mounts`. Kept apart
+    /// from them: a missing device is an error at start, never a dir made in its place.
+    #[serde(default)]
+    pub devices: Vec<UserMount>,
     /// `--read-only`.
     pub read_only: bool,
     /// The tiny init as pid 1.
@@ -71,6 +78,14 @@ pub struct Launch {
     /// container's files are in its copy). Records without it used kernel overlayfs.
     #[serde(default)]
     pub storage: RootfsMethod,
+    /// `--userns keep-id`: the caller's uid and gid mapped at themselves
+    /// ([`IdMap::keep_id`]); `user` is them.
+    #[serde(default)]
+    pub keep_id: bool,
+    /// What it shares with the host (`--pid host`, `--ipc host`, keep-id's groups and
+    /// HOME).
+    #[serde(default)]
+    pub sharing: Sharing,
 }
 
 /// The image's part: lower dirs bottom → top, its defaults, label, id and stop signal.
@@ -128,6 +143,17 @@ fn image_lowers(
 }
 
 fn prepare_image(opts: &RunOptions, map: &IdMap) -> Result<ImageParts, RunError> {
+    if let Some(file) = &opts.sqsh {
+        // Its lower is mounted per container (crate::squash::spec): none here.
+        let (defaults, stop_signal) = crate::squash::defaults(file)?;
+        return Ok(ImageParts {
+            lowers: vec![],
+            defaults,
+            label: crate::squash::canonical(file)?.display().to_string(),
+            id: None,
+            stop_signal,
+        });
+    }
     if let Some(dir) = &opts.rootfs {
         return Ok(ImageParts {
             lowers: vec![rootfs_dir(dir)?],
@@ -163,8 +189,10 @@ pub fn resolve(
         .clone()
         .unwrap_or_else(|| short_id.to_string());
     let command = config::command(&img.defaults, opts.entrypoint.as_deref(), &opts.args)?;
-    let env = config::environment(
-        &img.defaults,
+    let host = crate::hpc::Host::current();
+    let env = config::environment_with_host(
+        &crate::devices::with_device_env(&img.defaults, &opts.devices),
+        &crate::hpc::passed(&host.vars, opts.env_host),
         &opts.env_files,
         &opts.env,
         &hostname,
@@ -172,11 +200,21 @@ pub fn resolve(
         &|k| std::env::var(k).ok(),
     )?;
     let cwd = config::workdir(&img.defaults, opts.workdir.as_deref())?;
-    let user = opts
-        .user
-        .clone()
-        .or(img.defaults.user.clone())
-        .unwrap_or_default();
+    let user = match (opts.keep_id, &opts.user) {
+        (true, Some(_)) => return Err(RunError::Config(config::ConfigError::KeepIdUser)),
+        (true, None) => host.keep_id_user(),
+        (false, u) => u.clone().or(img.defaults.user.clone()).unwrap_or_default(),
+    };
+    let sharing = Sharing {
+        pid: opts.pid_host,
+        ipc: opts.ipc_host,
+        // Root keeps today's rules: its groups are the image's.
+        keep_groups: opts.keep_id && host.uid != 0,
+        home: match opts.keep_id {
+            true => host.home.as_ref().map(|h| h.display().to_string()),
+            false => None,
+        },
+    };
     let caps = if opts.privileged {
         CapsPolicy::All
     } else {
@@ -186,12 +224,18 @@ pub fn resolve(
         image: img.label,
         image_id: img.id,
         rootfs: opts.rootfs.as_deref().map(rootfs_dir).transpose()?,
+        sqsh: opts
+            .sqsh
+            .as_deref()
+            .map(crate::squash::canonical)
+            .transpose()?,
         command,
         env,
         cwd,
         user,
         hostname,
         mounts: opts.mounts.clone(),
+        devices: opts.devices.mounts.clone(),
         read_only: opts.read_only,
         init: opts.init,
         privileged: opts.privileged,
@@ -205,6 +249,8 @@ pub fn resolve(
         stop_signal: img.stop_signal,
         publish: vec![],
         storage: opts.storage,
+        keep_id: opts.keep_id,
+        sharing,
     };
     Ok((launch, img.lowers))
 }
@@ -218,6 +264,9 @@ pub fn lowers_again(
 ) -> Result<(Vec<PathBuf>, Option<LayerHold>), RunError> {
     if let Some(dir) = &launch.rootfs {
         return Ok((vec![rootfs_dir(dir)?], None));
+    }
+    if launch.sqsh.is_some() {
+        return Ok((vec![], None));
     }
     let store = Store::open(store_root)?;
     let image = store.resolve(launch.image_id.as_deref().unwrap_or(&launch.image))?;
@@ -246,32 +295,6 @@ pub fn make_bind_sources(mounts: &[UserMount]) -> Result<(), RunError> {
         }
     }
     Ok(())
-}
-
-/// The container's pid 1, cloned before the image is looked at when its mapping does not
-/// depend on the image (root, subordinate ids): newuidmap/newgidmap (a few ms of setuid
-/// execs) then write its maps while the caller resolves the image and makes the
-/// container's dir. `None` under the single mapping: its one id is placed at the
-/// container's user, known only from the image ([`spec`]), and its maps are two plain
-/// writes, nothing to overlap; [`prepare_late`] clones it then.
-pub fn prepare_early(map: &IdMap, network: Network) -> Result<Option<Pending>, RunError> {
-    if map.kind == MapKind::Single {
-        return Ok(None);
-    }
-    Ok(Some(imago_sandbox::prepare_with(map, network)?))
-}
-
-/// The container's pid 1 for `spec`: the one of [`prepare_early`], else cloned now with
-/// `spec.id_map`.
-pub fn prepare_late(
-    early: Option<Pending>,
-    spec: &ContainerSpec,
-    network: Network,
-) -> Result<Pending, RunError> {
-    match early {
-        Some(p) => Ok(p),
-        None => Ok(imago_sandbox::prepare_with(&spec.id_map, network)?),
-    }
 }
 
 /// The container's root by its storage driver, and its writable dirs (emptied by pid 1
@@ -335,6 +358,9 @@ pub fn spec(
     lowers: &[PathBuf],
     remove: bool,
 ) -> Result<ContainerSpec, RunError> {
+    if let Some(file) = &launch.sqsh {
+        return crate::squash::spec(launch, file, dir, map, remove);
+    }
     let (root, writable) = root_mount(launch.storage, dir, map, lowers)?;
     let mut spec = ContainerSpec {
         id_map: map.clone(),
@@ -345,7 +371,7 @@ pub fn spec(
             .iter()
             .map(|f| (dir.join(f), PathBuf::from("/etc").join(f)))
             .collect(),
-        mounts: launch.mounts.clone(),
+        mounts: [&launch.mounts[..], &launch.devices[..]].concat(),
         readonly_root: launch.read_only,
         init: launch.init,
         privileged: launch.privileged,
@@ -361,7 +387,8 @@ pub fn spec(
             seccomp: launch.seccomp,
             no_new_privs: launch.no_new_privs,
         },
+        sharing: launch.sharing.clone(),
     };
-    spec.id_map = map.for_container(&spec)?;
+    spec.id_map = crate::clone::container_map(map, launch.keep_id).for_container(&spec)?;
     Ok(spec)
 }

@@ -20,6 +20,14 @@
 //! - [`config`]: [`config::command`] (ENTRYPOINT × CMD), [`config::environment`],
 //!   [`config::workdir`], [`config::volume`] / [`config::mount`] / [`config::tmpfs`]
 //!   flag parsers. Pure. [`launch::Launch`]: the resolved settings a record keeps.
+//! - [`devices`]: `--device` values (host nodes, CDI names) → [`devices::DevicePlan`]
+//!   (binds, env, notes), resolved once at creation and kept in the record.
+//! - [`clone`]: when a container's pid 1 is cloned ([`clone::prepare_early`] while the
+//!   image is resolved, [`clone::prepare_late`]), with which mapping, and into which user
+//!   namespace (`--hpc`'s shared one).
+//! - [`hpc`]: the HPC run mode's host side: [`hpc::passed`] (the caller's variables
+//!   that reach the container: `--env-host` but [`hpc::DENIED`]; a launcher's always),
+//!   [`hpc::mounts`] (`--bind-home`, `--bind-cwd`, `--hpc`'s /tmp), [`hpc::Host`].
 //! - [`record`]: [`ContainerId`] (64 hex, `short()` 12), [`Containers`] (dirs, names
 //!   claimed atomically with docker's conflict message, `config.json` records, `list`,
 //!   `find` by id, name or unique id prefix, `record_dir` (the record) and `dir` (its own
@@ -32,10 +40,13 @@
 //! Never: prints, parses argv, talks to registries.
 
 pub mod attach;
+pub mod clone;
 pub mod config;
 pub mod control;
 pub mod create;
 pub mod detach;
+pub mod devices;
+pub mod hpc;
 pub mod launch;
 pub mod live;
 pub mod logfile;
@@ -44,7 +55,9 @@ pub mod monitor;
 pub mod ports;
 pub mod record;
 pub mod run;
+pub mod squash;
 pub mod status;
+mod userns;
 
 pub use imago_sandbox::Network;
 pub use lookup::Place;

@@ -15,7 +15,7 @@ use imago_store::StoreError;
 use crate::config::ConfigError;
 use crate::live::ProcRef;
 use crate::record::{ContainerId, Containers, RecordError, State};
-use crate::{create, launch};
+use crate::{clone, create, launch};
 
 /// Everything `irun` can ask for (already split from the command line).
 #[derive(Debug, Clone, Default)]
@@ -26,6 +26,8 @@ pub struct RunOptions {
     pub image: Option<String>,
     /// `--rootfs DIR`: run a directory as the (read-only) lower layer instead of an image.
     pub rootfs: Option<PathBuf>,
+    /// A single-file image (`FILE.sqsh`) instead of an image from the store.
+    pub sqsh: Option<PathBuf>,
     /// Arguments after the image (replace CMD).
     pub args: Vec<String>,
     /// `--entrypoint`.
@@ -42,6 +44,8 @@ pub struct RunOptions {
     pub hostname: Option<String>,
     /// `-v`, `--mount`, `--tmpfs`, parsed.
     pub mounts: Vec<UserMount>,
+    /// `--device`, resolved ([`crate::devices::plan`]).
+    pub devices: crate::devices::DevicePlan,
     /// `--read-only`.
     pub read_only: bool,
     /// `--rm`.
@@ -75,6 +79,15 @@ pub struct RunOptions {
     pub on_chosen_ports: Option<fn(&[crate::ports::PortSpec])>,
     /// The storage driver (`imago_cli::storage::choose`): how the root is made.
     pub storage: imago_overlay::RootfsMethod,
+    /// `--userns keep-id`: run as the caller's own uid:gid, mapped at themselves.
+    pub keep_id: bool,
+    /// `--pid host`: the host's pid namespace.
+    pub pid_host: bool,
+    /// `--ipc host`: the host's IPC namespace and /dev/shm.
+    pub ipc_host: bool,
+    /// `--env-host`: the caller's environment but [`crate::hpc::DENIED`] (a launcher's
+    /// variables pass without it).
+    pub env_host: bool,
 }
 
 /// Failures of the run path (exit 125 in irun).
@@ -104,6 +117,9 @@ pub enum RunError {
     /// `--rootfs` is no directory.
     #[error("--rootfs `{0}` is not a directory")]
     Rootfs(PathBuf),
+    /// A single-file image could not be run.
+    #[error(transparent)]
+    Squash(#[from] crate::squash::SquashError),
     /// A file of the container could not be written.
     #[error("write `{0}`")]
     Write(PathBuf, #[source] std::io::Error),
@@ -136,16 +152,16 @@ impl RunError {
 pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     let map = IdMap::detect();
     // Clone the container's pid 1 first when its maps do not depend on the image (not
-    // under the single mapping: see launch::prepare_early).
-    let early = launch::prepare_early(&map, opts.network)?;
+    // under the single mapping: see clone::prepare_early).
+    let early = clone::prepare_early(&map, &clone::CloneAs::of_options(opts))?;
     let id = ContainerId::random();
     let (launch, lowers) = launch::resolve(opts, &map, id.short())?;
     let publish = crate::ports::to_publish(opts, launch.image_id.as_deref())?;
     let containers = Containers::new(&opts.store_root);
     let (dir, mut rec) = create::create(&containers, &id, &launch, opts.name.as_deref())?;
     let result = (|| {
-        let spec = launch::spec(&launch, &dir, &map, &lowers, opts.rm)?;
-        let pending = launch::prepare_late(early, &spec, opts.network)?;
+        let mut spec = launch::spec(&launch, &dir, &map, &lowers, opts.rm)?;
+        let pending = clone::prepare_late(early, &mut spec, opts.network)?;
         // Before the container starts: its ports listen by the time it runs.
         let forwarder = crate::ports::Forwarder::start(pending.pid(), &publish)
             .map_err(crate::ports::PortsError::from)?;

@@ -32,6 +32,11 @@ pub enum Msg {
     PtyReady,
     /// C → irun: the command is starting.
     Running,
+    /// irun → C, before `Go` (`prepare_joining`): enter the user namespace of this nsfs
+    /// path (in irun's fd table) and unshare these CLONE_NEW* flags there.
+    Join(std::path::PathBuf, i32),
+    /// C → irun: joined; C waits for `Go` as any container's pid 1.
+    Joined,
 }
 
 /// Largest message on the control channel (a spec with a huge environment); the kernel's

@@ -9,7 +9,8 @@
 //! Processes:
 //! - **irun** (the caller of [`run`], single-threaded: see [`prepare`])
 //!   clones **C** with CLONE_NEWUSER|NEWNS|NEWPID|NEWUTS|NEWIPC; C is pid 1 of the new
-//!   pid namespace. The network namespace is the host's unless the caller asks for
+//!   pid namespace. [`prepare_shared`] leaves out NEWPID (`--pid host`: C is an
+//!   ordinary host process, the command's subreaper) and/or NEWIPC (`--ipc host`). The network namespace is the host's unless the caller asks for
 //!   `Network::None` or `Network::Private` (CLONE_NEWNET; with Private, irun starts the
 //!   helper of net.rs once the maps are written and before `Go`, and reaps it at the end).
 //! - irun writes C's maps, sends `Go`; C closes every fd it inherited but the channel,
@@ -27,7 +28,8 @@
 //! message in frames, up to [`MAX_MESSAGE`] (64 MiB). A setup failure in C comes back as
 //! `Failed(RemoteError)` with its chain.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
 
 use nix::errno::Errno;
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
@@ -37,7 +39,7 @@ use nix::unistd::Pid;
 use crate::channel::{self, ChannelError};
 use crate::child::RemoteError;
 use crate::idmap::{IdMap, IdMapError, MapWrite};
-use crate::spec::{ContainerSpec, Network, RootMount, StdioFds};
+use crate::spec::{ContainerSpec, Network, RootMount, Sharing, StdioFds};
 use crate::sys;
 use crate::tty::TtyError;
 use crate::wait::{forwarded_signals, reap, wait_forwarding};
@@ -98,6 +100,12 @@ pub enum ContainerError {
     /// The terminal relay failed.
     #[error("relay the container's terminal")]
     Tty(#[source] TtyError),
+    /// A user namespace is joined only with the host's pid namespace.
+    #[error("joining a user namespace needs the host's pid namespace")]
+    JoinNeedsHost,
+    /// The spec shares other namespaces with the host than the clone did.
+    #[error("the container was cloned sharing other pid/IPC namespaces than its spec asks")]
+    Sharing,
 }
 
 impl ContainerError {
@@ -152,6 +160,8 @@ pub struct Pending {
     old_mask: SigSet,
     started: bool,
     network: Network,
+    /// The host's (pid, IPC) namespaces it was cloned into.
+    shared: (bool, bool),
     net: Option<crate::net::Helper>,
     /// The FUSE root's server: after `net` so it is reaped last, once the container's
     /// mount namespace (and with it the mount) is gone.
@@ -168,6 +178,42 @@ pub fn prepare(map: &IdMap) -> Result<Pending, ContainerError> {
 /// [`prepare`] with a choice of network: [`Network::None`] adds a new network namespace
 /// whose `lo` the container brings up.
 pub fn prepare_with(map: &IdMap, network: Network) -> Result<Pending, ContainerError> {
+    prepare_shared(map, network, &Sharing::default())
+}
+
+/// [`prepare_with`] sharing the host's pid and/or IPC namespace as `sharing` says (no
+/// CLONE_NEWPID / CLONE_NEWIPC); the spec given to [`Pending::start`] must say the same.
+pub fn prepare_shared(
+    map: &IdMap,
+    network: Network,
+    sharing: &Sharing,
+) -> Result<Pending, ContainerError> {
+    clone_pending(Some(map), network, sharing, None)
+}
+
+/// [`prepare_shared`] into the user namespace `userns` (an open nsfs file, e.g.
+/// `/proc/PID/ns/user` of a container of the same mapping): pid 1, cloned without
+/// namespaces, enters it and unshares the container's other namespaces there before
+/// this returns (`Join`/`Joined` on the channel); from then on it is as any other
+/// container's pid 1. Its maps are the namespace's. Needs `sharing.pid` (a pid
+/// namespace cannot be unshared for the process itself). Containers in one user
+/// namespace may use each other's memory (`process_vm_readv/writev`, MPI's CMA), which
+/// the kernel refuses across user namespaces.
+pub fn prepare_joining(
+    userns: OwnedFd,
+    network: Network,
+    sharing: &Sharing,
+) -> Result<Pending, ContainerError> {
+    clone_pending(None, network, sharing, Some(userns))
+}
+
+/// The clone of [`prepare_shared`] (`map`) or [`prepare_joining`] (`userns`).
+fn clone_pending(
+    map: Option<&IdMap>,
+    network: Network,
+    sharing: &Sharing,
+    userns: Option<OwnedFd>,
+) -> Result<Pending, ContainerError> {
     let forwarded = forwarded_signals();
     let mut old_mask = SigSet::empty();
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), Some(&mut old_mask))
@@ -188,13 +234,25 @@ pub fn prepare_with(map: &IdMap, network: Network) -> Result<Pending, ContainerE
             return Err(ContainerError::Socketpair(errno));
         }
     };
-    let mut flags = libc::CLONE_NEWUSER
-        | libc::CLONE_NEWNS
-        | libc::CLONE_NEWPID
-        | libc::CLONE_NEWUTS
-        | libc::CLONE_NEWIPC;
+    if userns.is_some() && !sharing.pid {
+        restore(&old_mask);
+        return Err(ContainerError::JoinNeedsHost);
+    }
+    let mut flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWUTS;
+    if !sharing.pid {
+        flags |= libc::CLONE_NEWPID;
+    }
+    if !sharing.ipc {
+        flags |= libc::CLONE_NEWIPC;
+    }
     if network != Network::Host {
         flags |= libc::CLONE_NEWNET;
+    }
+    // Joining: no namespace of its own yet; pid 1 enters the user namespace and
+    // unshares the others there (pid1.rs). The maps exist already.
+    let unshare = flags & !libc::CLONE_NEWUSER;
+    if userns.is_some() {
+        flags = 0;
     }
     let pid = match sys::clone_child(flags, chan_c, crate::pid1::container_main) {
         Ok(pid) => pid,
@@ -211,13 +269,19 @@ pub fn prepare_with(map: &IdMap, network: Network) -> Result<Pending, ContainerE
         old_mask,
         started: false,
         network,
+        shared: (sharing.pid, sharing.ipc),
         net: None,
         fuse: None,
     };
-    pending.maps = Some(
-        map.start_write(pid.as_raw())
-            .map_err(ContainerError::IdMap)?,
-    );
+    if let Some(map) = map {
+        pending.maps = Some(
+            map.start_write(pid.as_raw())
+                .map_err(ContainerError::IdMap)?,
+        );
+    }
+    if let Some(ns) = userns {
+        pending.join(&ns, unshare)?;
+    }
     Ok(pending)
 }
 
@@ -243,6 +307,36 @@ impl Pending {
         self.pid.as_raw()
     }
 
+    /// Have pid 1 enter the user namespace `ns` (opened by pid 1 through our fd table: it
+    /// keeps none of our fds) and unshare `flags` there; returns once it has.
+    fn join(&mut self, ns: &OwnedFd, flags: libc::c_int) -> Result<(), ContainerError> {
+        let chan = self.chan.as_ref().ok_or(ContainerError::Started)?;
+        let path = PathBuf::from(format!(
+            "/proc/{}/fd/{}",
+            std::process::id(),
+            ns.as_raw_fd()
+        ));
+        channel::send(chan.as_fd(), &Msg::Join(path, flags), &[])
+            .map_err(ContainerError::SendSpec)?;
+        match channel::recv(chan.as_fd()) {
+            Ok(Some((Msg::Joined, _))) => Ok(()),
+            Ok(Some((Msg::Failed(e), _))) => Err(ContainerError::Setup(e)),
+            Ok(_) => Err(ContainerError::Died(
+                "before it joined the user namespace".into(),
+            )),
+            Err(e) => Err(ContainerError::Receive(e)),
+        }
+    }
+
+    /// Wait until its id maps are written (else [`Pending::start`] does): from then on
+    /// its user namespace may be joined by others.
+    pub fn finish_maps(&mut self) -> Result<(), ContainerError> {
+        match self.maps.take() {
+            Some(m) => m.finish().map_err(ContainerError::IdMap),
+            None => Ok(()),
+        }
+    }
+
     /// Finish the id maps, hand `spec` to the container and run it in the foreground;
     /// returns irun's exit code (see [`run`]). `spec.id_map` must be the map given to
     /// [`prepare`]. The command's stdio is the caller's own (see
@@ -259,6 +353,9 @@ impl Pending {
         spec: &ContainerSpec,
         stdio: StdioFds<'_>,
     ) -> Result<i32, ContainerError> {
+        if self.shared != (spec.sharing.pid, spec.sharing.ipc) {
+            return Err(ContainerError::Sharing);
+        }
         if let Some(m) = self.maps.take() {
             m.finish().map_err(ContainerError::IdMap)?;
         }
@@ -266,6 +363,11 @@ impl Pending {
             self.fuse = Some(
                 crate::fuse_root::start(self.pid.as_raw(), &spec.rootfs, layers)
                     .map_err(ContainerError::Fuse)?,
+            );
+        }
+        if let RootMount::Squash(s) = &spec.root {
+            self.fuse = Some(
+                crate::squash_root::start(self.pid.as_raw(), s).map_err(ContainerError::Fuse)?,
             );
         }
         if self.network == Network::Private {

@@ -177,13 +177,14 @@ fn exec(
         crate::caps::bound(keep).map_err(ExecError::Bound)?;
     }
     if p.seccomp {
-        crate::seccomp::install(filter_for(map, ids)).map_err(ExecError::Seccomp)?;
+        crate::seccomp::install_with(filter_for(map, ids), numa_allowed(&p.caps))
+            .map_err(ExecError::Seccomp)?;
     }
     // Under the single mapping setgroups is `deny` (the kernel's condition for the
     // unprivileged gid_map write): the process keeps the supplementary groups it
     // inherited from the caller (the caller's own gid shows as the user's gid, others as
     // the overflow gid), and the image's /etc/group memberships are not applied.
-    if !map.setgroups_deny {
+    if !map.setgroups_deny && !ids.keep_groups {
         let groups: Vec<nix::unistd::Gid> = ids
             .groups
             .iter()
@@ -195,6 +196,10 @@ fn exec(
     let uid = nix::unistd::Uid::from_raw(ids.uid);
     nix::unistd::setresgid(gid, gid, gid).map_err(|e| ExecError::Gid(ids.gid, e))?;
     nix::unistd::setresuid(uid, uid, uid).map_err(|e| ExecError::Uid(ids.uid, e))?;
+    if ids.die_with_parent {
+        // Ignoring the result: PR_SET_PDEATHSIG fails only for an invalid signal.
+        let _ = sys::set_parent_death_signal(libc::SIGKILL);
+    }
     if let CapsPolicy::Bounded(keep) = &p.caps {
         crate::caps::set_process(keep, ids.uid == 0).map_err(ExecError::Caps)?;
     }
@@ -239,6 +244,15 @@ fn filter_for(map: &IdMap, ids: &Ids) -> crate::seccomp::Filter {
     match Filter::for_map(map.kind) {
         Filter::Fakeroot if ids.uid != 0 => Filter::Default,
         f => f,
+    }
+}
+
+/// docker's rule for the NUMA memory-policy calls: allowed when the container's
+/// capability set holds CAP_SYS_NICE (`--cap-add SYS_NICE`, `--hpc`, `--privileged`).
+fn numa_allowed(caps: &CapsPolicy) -> bool {
+    match caps {
+        CapsPolicy::All => true,
+        CapsPolicy::Bounded(keep) => keep.iter().any(|c| c == "CAP_SYS_NICE"),
     }
 }
 
@@ -333,6 +347,9 @@ mod tests {
             gid: uid,
             groups: vec![],
             home: "/".into(),
+            in_passwd: true,
+            keep_groups: false,
+            die_with_parent: false,
         };
         let single = IdMap::single(1000, 1000);
         assert_eq!(filter_for(&single, &ids(0)), Filter::Fakeroot);

@@ -107,6 +107,18 @@ impl Drop for FuseRoot {
 /// (waiting for `Go`, maps written) and serve it from a process of the caller's; returns
 /// once the kernel's INIT is answered. Call while single-threaded (it forks).
 pub fn start(container: i32, root: &Path, layers: &FuseLayers) -> Result<FuseRoot, FuseRootError> {
+    start_server(container, root, |user_ns, mnt_ns, write| {
+        serve(user_ns, mnt_ns, write, root, layers)
+    })
+}
+
+/// Fork a server process S running `serve` (given C's user and mount namespace files and
+/// the report pipe's write end) and wait for its report about the mount on `root`.
+pub(crate) fn start_server(
+    container: i32,
+    root: &Path,
+    serve: impl FnOnce(OwnedFd, OwnedFd, OwnedFd) -> i32,
+) -> Result<FuseRoot, FuseRootError> {
     let ns = |name: &str| -> Result<OwnedFd, FuseRootError> {
         let p = PathBuf::from(format!("/proc/{container}/ns/{name}"));
         std::fs::File::open(&p)
@@ -116,8 +128,8 @@ pub fn start(container: i32, root: &Path, layers: &FuseLayers) -> Result<FuseRoo
     let (user_ns, mnt_ns) = (ns("user")?, ns("mnt")?);
     let (read, write) = sys::pipe().map_err(FuseRootError::Fork)?;
     let keep = [user_ns.as_raw_fd(), mnt_ns.as_raw_fd(), write.as_raw_fd()];
-    let pid = sys::fork_child(&keep, || serve(user_ns, mnt_ns, write, root, layers))
-        .map_err(FuseRootError::Fork)?;
+    let pid =
+        sys::fork_child(&keep, || serve(user_ns, mnt_ns, write)).map_err(FuseRootError::Fork)?;
     let server = FuseRoot { pid };
     match read_report(read)? {
         Some(said) if said == "ok" => Ok(server),
@@ -185,8 +197,8 @@ fn serve(
     };
     // Ignoring the result: PR_SET_PDEATHSIG fails only for an invalid signal number.
     let _ = sys::set_parent_death_signal(libc::SIGKILL);
-    if let Err(e) = nix::sched::setns(user_ns.as_fd(), CloneFlags::CLONE_NEWUSER) {
-        return fail(format!("join the container's user namespace: {e}"));
+    if let Err(e) = join_user_ns(&user_ns) {
+        return fail(e);
     }
     drop(user_ns);
     let fs = match imago_overlay::fuse::FuseOverlay::new(
@@ -197,17 +209,11 @@ fn serve(
         Ok(fs) => fs,
         Err(e) => return fail(chain(&e)),
     };
-    let dev = match std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/fuse")
-    {
-        Ok(f) => OwnedFd::from(f),
-        Err(e) => return fail(format!("open /dev/fuse: {e}")),
+    let flags = nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV;
+    let dev = match open_and_mount(mnt_ns, root, "imago-overlay", flags) {
+        Ok(d) => d,
+        Err(e) => return fail(e),
     };
-    if let Err(e) = mount_in(mnt_ns, dev.as_raw_fd(), root) {
-        return fail(e);
-    }
     let session = match imago_overlay::fuse::serve_on(dev, fs, WORKERS) {
         Ok(s) => s,
         Err(e) => return fail(chain(&e)),
@@ -221,9 +227,62 @@ fn serve(
     }
 }
 
+/// S: enter the container's user namespace `ns` (root there, with its capabilities).
+/// The kernel refuses it with EINVAL to a caller with threads, one sharing its fs with
+/// another task, or one in that namespace already; a fork of irun is none of those, so
+/// the message says which holds, should it ever happen.
+fn join_user_ns(ns: &OwnedFd) -> Result<(), String> {
+    nix::sched::setns(ns.as_fd(), CloneFlags::CLONE_NEWUSER).map_err(|e| {
+        let threads = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|st| {
+                st.lines()
+                    .find_map(|l| Some(l.strip_prefix("Threads:")?.trim().to_string()))
+            })
+            .unwrap_or_else(|| "?".into());
+        let id = |st: nix::sys::stat::FileStat| (st.st_dev, st.st_ino);
+        let inside = match (
+            nix::sys::stat::fstat(ns.as_fd()).map(id),
+            nix::sys::stat::stat("/proc/self/ns/user").map(id),
+        ) {
+            (Ok(a), Ok(b)) => (a == b).to_string(),
+            _ => "?".into(),
+        };
+        format!(
+            "join the container's user namespace: {e} (threads: {threads}, in it already: \
+             {inside})"
+        )
+    })
+}
+
+/// Open `/dev/fuse` and mount it on `root` in the container's mount namespace
+/// ([`mount_in`]); the fd to serve.
+pub(crate) fn open_and_mount(
+    mnt_ns: OwnedFd,
+    root: &Path,
+    name: &str,
+    flags: nix::mount::MsFlags,
+) -> Result<OwnedFd, String> {
+    let dev = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .map(OwnedFd::from)
+        .map_err(|e| format!("open /dev/fuse: {e}"))?;
+    mount_in(mnt_ns, dev.as_raw_fd(), root, name, flags)?;
+    Ok(dev)
+}
+
 /// M: a child that joins the container's mount namespace and mounts the FUSE fd on
-/// `root` there; its exit status and stderr-free message come back through a pipe.
-fn mount_in(mnt_ns: OwnedFd, dev: i32, root: &Path) -> Result<(), String> {
+/// `root` there (type `fuse.NAME`, source NAME, `flags`); its exit status and
+/// stderr-free message come back through a pipe.
+fn mount_in(
+    mnt_ns: OwnedFd,
+    dev: i32,
+    root: &Path,
+    name: &str,
+    flags: nix::mount::MsFlags,
+) -> Result<(), String> {
     let (read, write) = sys::pipe().map_err(|e| format!("pipe: {e}"))?;
     // The ids as this process has them in the container's user namespace: 0 for root,
     // the container's user under a single mapping placed there (0 is then unmapped).
@@ -232,16 +291,17 @@ fn mount_in(mnt_ns: OwnedFd, dev: i32, root: &Path) -> Result<(), String> {
         nix::unistd::geteuid(),
         nix::unistd::getegid()
     );
+    let fstype = format!("fuse.{name}");
     let keep = [mnt_ns.as_raw_fd(), dev, write.as_raw_fd()];
     let child = sys::fork_child(&keep, || {
         let mut w = std::fs::File::from(write);
         let said = match nix::sched::setns(mnt_ns.as_fd(), CloneFlags::CLONE_NEWNS) {
             Err(e) => format!("join the container's mount namespace: {e}"),
             Ok(()) => match nix::mount::mount(
-                Some("imago-overlay"),
+                Some(name),
                 root,
-                Some("fuse.imago-overlay"),
-                nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+                Some(fstype.as_str()),
+                flags,
                 Some(data.as_str()),
             ) {
                 Ok(()) => return 0,
@@ -271,6 +331,6 @@ fn mount_in(mnt_ns: OwnedFd, dev: i32, root: &Path) -> Result<(), String> {
 }
 
 /// An error with its sources, on one line (the report pipe carries text).
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     crate::child::RemoteError::from_chain(e).chain().join(": ")
 }

@@ -286,6 +286,22 @@ impl IdMap {
         m
     }
 
+    /// `--userns keep-id`: the caller's uid and gid (the host ids of inside 0) mapped at
+    /// themselves inside, so a process run as them is the caller, and inside 0 takes the
+    /// host id that the caller's inside id had (none when unmapped). Every other id keeps
+    /// its place, so an image's files keep their owners, but those of its root (the
+    /// caller's on the host under subordinate ids) show as the caller's. Single mapping:
+    /// its one id at the caller's ([`IdMap::at_user`]); identity (root): unchanged.
+    pub fn keep_id(&self) -> IdMap {
+        let mut m = self.clone();
+        for lines in [&mut m.uid, &mut m.gid] {
+            if let Some(me) = lookup(lines, 0) {
+                swap_inside(lines, 0, me);
+            }
+        }
+        m
+    }
+
     /// The mapping for the container of `spec`: under the single mapping, placed at the
     /// container's user ([`IdMap::at_user`]), resolved as the container's setup will
     /// resolve it (`-u` or the image's USER in the image's /etc/passwd and /etc/group).
@@ -421,6 +437,48 @@ impl IdMapInput {
             helpers,
         }
     }
+}
+
+/// Exchange the host ids of inside ids `a` and `b` in `lines` (an unmapped one stays
+/// unmapped at its new place); lines stay sorted by inside id.
+fn swap_inside(lines: &mut Vec<IdMapEntry>, a: u32, b: u32) {
+    if a == b {
+        return;
+    }
+    let (ha, hb) = (carve(lines, a), carve(lines, b));
+    for (inside, host) in [(b, ha), (a, hb)] {
+        if let Some(outside) = host {
+            lines.push(IdMapEntry {
+                inside,
+                outside,
+                count: 1,
+            });
+        }
+    }
+    lines.sort_by_key(|e| e.inside);
+}
+
+/// Take inside id `x` out of `lines` (splitting its line); its host id, if mapped.
+fn carve(lines: &mut Vec<IdMapEntry>, x: u32) -> Option<u32> {
+    let i = lines
+        .iter()
+        .position(|e| x >= e.inside && x - e.inside < e.count)?;
+    let e = lines.remove(i);
+    let off = x - e.inside;
+    let parts = [
+        (e.inside, e.outside, off),
+        (x + 1, e.outside + off + 1, e.count - off - 1),
+    ];
+    for (inside, outside, count) in parts {
+        if count > 0 {
+            lines.push(IdMapEntry {
+                inside,
+                outside,
+                count,
+            });
+        }
+    }
+    Some(e.outside + off)
 }
 
 fn lookup(map: &[IdMapEntry], inside: u32) -> Option<u32> {
@@ -759,6 +817,63 @@ mod tests {
         spec.process.user = "www-data".into();
         let identity = IdMap::plan(&IdMapInput::default());
         assert_eq!(identity.for_container(&spec).unwrap(), identity);
+    }
+
+    #[test]
+    fn keep_id_maps_the_caller_at_itself() {
+        let r = Some(IdRange {
+            start: 200000,
+            count: 65536,
+        });
+        let sub = IdMap::plan(&IdMapInput {
+            uid: 1001,
+            gid: 1002,
+            subuid: r,
+            subgid: r,
+            helpers: helpers(),
+            ..Default::default()
+        });
+        let k = sub.keep_id();
+        assert_eq!(
+            render(&k.uid),
+            "0 201000 1\n1 200000 1000\n1001 1001 1\n1002 201001 64535\n"
+        );
+        assert_eq!(
+            render(&k.gid),
+            "0 201001 1\n1 200000 1001\n1002 1002 1\n1003 201002 64534\n"
+        );
+        assert_eq!(
+            (k.host_uid(1001), k.host_uid(33)),
+            (Some(1001), Some(200032))
+        );
+        assert_eq!(k.host_uid(1000), Some(200999));
+        assert_eq!(
+            k.host_uid(65536),
+            Some(265535),
+            "the range's end keeps its place"
+        );
+        assert_eq!(k.kind, MapKind::SubIds);
+        // A uid beyond the range: root is left unmapped.
+        let small = IdRange {
+            start: 300000,
+            count: 10,
+        };
+        let s = IdMap::plan(&IdMapInput {
+            uid: 5000,
+            gid: 5000,
+            subuid: Some(small),
+            subgid: Some(small),
+            helpers: helpers(),
+            ..Default::default()
+        })
+        .keep_id();
+        assert_eq!(render(&s.uid), "1 300000 10\n5000 5000 1\n");
+        assert_eq!(s.host_uid(0), None);
+        // Single: the one id at the caller's; identity: unchanged.
+        let single = IdMap::single(1000, 1001).keep_id();
+        assert_eq!(single, IdMap::single(1000, 1001).at_user(1000, 1001));
+        let identity = IdMap::plan(&IdMapInput::default());
+        assert_eq!(identity.keep_id(), identity);
     }
 
     #[test]

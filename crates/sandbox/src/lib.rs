@@ -68,6 +68,9 @@
 //!   [`Network::Private`] adds a tap interface with outbound access through `pasta` (else
 //!   `slirp4netns`), started by [`Pending::start`] and reaped when the container ends
 //!   (with neither installed, the namespace has only `lo`: [`net::helper`] says which).
+//!   [`prepare_shared`] shares the host's pid and/or IPC namespace ([`Sharing`]);
+//!   [`prepare_joining`] enters an existing user namespace instead of making one (MPI
+//!   ranks in one namespace may use each other's memory: CMA).
 //!   [`Pending::start_with_stdio`] gives the command its stdout/stderr as fds
 //!   ([`StdioFds`]), passed with the spec and put on fds 1 and 2 in the command's own
 //!   process; the caller's fds 0, 1, 2 are never touched.
@@ -109,6 +112,7 @@ pub mod proc;
 pub mod seccomp;
 mod setup;
 pub mod spec;
+pub mod squash_root;
 mod sys;
 pub mod tty;
 pub mod user;
@@ -118,12 +122,15 @@ mod wait;
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 pub use child::{run_in_mapping, ChildError, RemoteError};
-pub use container::{prepare, prepare_with, run, ContainerError, Pending};
+pub use container::{
+    prepare, prepare_joining, prepare_shared, prepare_with, run, ContainerError, Pending,
+};
 pub use idmap::{
     IdMap, IdMapEntry, IdMapError, IdMapInput, IdMapWriter, IdRange, MapKind, MapWrite,
 };
 pub use imago_oci::layer::OwnerMode;
 pub use probe::{Fix, HostProbe, KernelVersion};
 pub use spec::{
-    CapsPolicy, ContainerSpec, Network, ProcessSpec, RootMount, StdioFds, UserMount, DEFAULT_CAPS,
+    CapsPolicy, ContainerSpec, Network, ProcessSpec, RootMount, Sharing, StdioFds, UserMount,
+    DEFAULT_CAPS,
 };

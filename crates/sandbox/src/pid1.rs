@@ -1,6 +1,8 @@
 //! The container's pid 1 (C), from the clone to the command's status: wait for `Go`
-//! (every fd inherited from irun but the channel is closed already), bring `lo` up in a network namespace of its own,
-//! die with irun, block every signal, run the setup sequence (setup.rs), open the pty
+//! (every fd inherited from irun but the channel is closed already; before it, with
+//! `Join`, enter a shared user namespace and make the others there), bring `lo` up in a network
+//! namespace of its own, die with irun (with `--pid host`: also be the command's
+//! subreaper), block every signal, run the setup sequence (setup.rs), open the pty
 //! (`-t`), then either exec the command itself (`--no-init`) or fork it as pid 2 and be
 //! the tiny init (init.rs). A failure before the command starts goes back to irun as
 //! `Failed(RemoteError)` with its whole chain, and C exits 125.
@@ -29,6 +31,10 @@ enum Pid1Error {
     /// `-t`: the pty could not be made or passed.
     #[error("open a pty in the container")]
     Pty(#[source] TtyError),
+    /// The user namespace to join could not be entered, or the namespaces of our own
+    /// not made in it.
+    #[error("join the user namespace `{0}` and make the container's namespaces in it")]
+    Join(PathBuf, #[source] Errno),
     /// fork of the command (pid 2) failed.
     #[error("fork the container process")]
     Fork(#[source] Errno),
@@ -52,7 +58,17 @@ fn report(chan: BorrowedFd<'_>, err: &(dyn std::error::Error + 'static)) -> i32 
 /// C's life after the clone (which closed every fd C inherited but `chan`); returns its
 /// exit code.
 pub fn container_main(chan: OwnedFd) -> i32 {
-    let (spec, network, stdio) = match channel::recv(chan.as_fd()) {
+    let mut msg = channel::recv(chan.as_fd());
+    if let Ok(Some((Msg::Join(ns, flags), _))) = &msg {
+        if let Err(e) = sys::join_userns(ns, *flags) {
+            return report(chan.as_fd(), &Pid1Error::Join(ns.clone(), e));
+        }
+        if channel::send(chan.as_fd(), &Msg::Joined, &[]).is_err() {
+            return FAILED; // irun went away
+        }
+        msg = channel::recv(chan.as_fd());
+    }
+    let (spec, network, stdio) = match msg {
         Ok(Some((Msg::Go(spec, network, passed), fds))) => {
             (spec, network, CommandStdio::from_passed(passed, fds))
         }
@@ -68,6 +84,11 @@ pub fn container_main(chan: OwnedFd) -> i32 {
     // namespace with it. Ignoring the result: PR_SET_PDEATHSIG fails only for an
     // invalid signal number.
     let _ = sys::set_parent_death_signal(libc::SIGKILL);
+    if spec.sharing.pid {
+        // No pid namespace of ours: be the reaper of the command's orphans, as pid 1
+        // is. Ignoring the result: PR_SET_CHILD_SUBREAPER cannot fail for a value of 1.
+        let _ = sys::set_child_subreaper();
+    }
     let mut all = SigSet::all();
     all.remove(Signal::SIGKILL);
     all.remove(Signal::SIGSTOP);
@@ -75,7 +96,7 @@ pub fn container_main(chan: OwnedFd) -> i32 {
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&all), None);
     let cleanup = open_cleanup_dirs(&spec.cleanup);
     let ids = match crate::setup::setup(spec) {
-        Ok(ids) => ids,
+        Ok(ids) => shared_ids(ids, &spec.sharing),
         Err(e) => return report(chan.as_fd(), &e),
     };
     let slave = if spec.process.terminal {
@@ -132,4 +153,16 @@ fn open_cleanup_dirs(dirs: &[PathBuf]) -> Vec<OwnedFd> {
             .ok()
         })
         .collect()
+}
+
+/// The ids of the image's user adjusted by what the container shares with its caller:
+/// keep-id's inherited groups and its HOME when the image's passwd does not know the
+/// user; without a pid namespace, the command dies with its parent.
+fn shared_ids(mut ids: crate::user::Ids, sharing: &crate::spec::Sharing) -> crate::user::Ids {
+    ids.keep_groups = sharing.keep_groups;
+    ids.die_with_parent = sharing.pid;
+    if let (false, Some(home)) = (ids.in_passwd, &sharing.home) {
+        ids.home = home.clone();
+    }
+    ids
 }

@@ -182,8 +182,12 @@ fn open_root(root: &Path) -> Result<OwnedFd, SetupError> {
 /// The container's root on `spec.rootfs`: kernel overlayfs (after its short links and
 /// the chdir its relative lowerdirs need) or a bind of a dir.
 fn mount_root(sys: &dyn Sys, spec: &ContainerSpec) -> Result<(), SetupError> {
-    let root = &spec.rootfs;
-    match &spec.root {
+    mount_root_as(sys, &spec.root, &spec.rootfs)
+}
+
+/// [`mount_root`] of the root `how` on `root`.
+fn mount_root_as(sys: &dyn Sys, how: &RootMount, root: &PathBuf) -> Result<(), SetupError> {
+    match how {
         RootMount::Overlay { cwd, data, links } => {
             for (link, target) in links {
                 if let Some(p) = link.parent() {
@@ -230,6 +234,9 @@ fn mount_root(sys: &dyn Sys, spec: &ContainerSpec) -> Result<(), SetupError> {
             }),
         // Mounted already, from outside, by the container's FUSE server (fuse_root.rs).
         RootMount::Fuse(_) => Ok(()),
+        // Its lower is mounted already, from outside (squash_root.rs); the root over it
+        // mounts as asked.
+        RootMount::Squash(s) => mount_root_as(sys, &s.over, root),
     }
 }
 

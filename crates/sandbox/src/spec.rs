@@ -28,6 +28,9 @@ pub enum RootMount {
     /// The FUSE overlay of these layers, mounted and served before the container starts
     /// by a process of the caller's ([`crate::fuse_root`]).
     Fuse(crate::fuse_root::FuseLayers),
+    /// A single-file image served read-only by FUSE on a lower dir ([`crate::squash_root`]),
+    /// with a root mounted over it.
+    Squash(crate::squash_root::SquashRoot),
 }
 
 /// A mount the user asked for (`-v`, `--mount`, `--tmpfs`).
@@ -109,6 +112,33 @@ pub struct ContainerSpec {
     pub cleanup: Vec<PathBuf>,
     /// The process.
     pub process: ProcessSpec,
+    /// What the container shares with its caller (`--pid host`, `--ipc host`, keep-id's
+    /// groups and HOME). Records and specs without it share nothing.
+    #[serde(default)]
+    pub sharing: Sharing,
+}
+
+/// What a container shares with the caller instead of having its own: the HPC run mode's
+/// pieces. All off by default (docker's isolation).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sharing {
+    /// The host's pid namespace (`--pid host`): no CLONE_NEWPID, so the container's
+    /// pid 1 is no pid 1; /proc is the host's, bound (a new procfs needs a pid namespace
+    /// of our own).
+    #[serde(default)]
+    pub pid: bool,
+    /// The host's IPC namespace (`--ipc host`): no CLONE_NEWIPC; /dev/shm is the host's,
+    /// bound, and so is /dev/mqueue when the host has one.
+    #[serde(default)]
+    pub ipc: bool,
+    /// Keep the supplementary groups the process inherited from the caller instead of
+    /// setting the image's (`--userns keep-id`: your groups, as with Apptainer).
+    #[serde(default)]
+    pub keep_groups: bool,
+    /// HOME when the image's /etc/passwd has no entry for the user (keep-id: the
+    /// caller's own HOME).
+    #[serde(default)]
+    pub home: Option<String>,
 }
 
 /// Where the command's stdout and stderr go, given by the caller of
@@ -202,6 +232,7 @@ impl ContainerSpec {
                 seccomp: true,
                 no_new_privs: false,
             },
+            sharing: Sharing::default(),
         }
     }
 }

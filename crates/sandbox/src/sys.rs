@@ -274,6 +274,36 @@ pub fn set_parent_death_signal(sig: libc::c_int) -> Result<(), Errno> {
     Errno::result(r).map(drop)
 }
 
+/// Enter the user namespace of the nsfs file `ns` (full capabilities in it, as its
+/// owner's process may), then unshare the CLONE_NEW* `flags` there: the new namespaces
+/// belong to that user namespace. Single-threaded callers only.
+pub fn join_userns(ns: &std::path::Path, flags: libc::c_int) -> Result<(), Errno> {
+    use nix::sched::CloneFlags;
+    let fd = nix::fcntl::open(
+        ns,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    nix::sched::setns(&fd, CloneFlags::CLONE_NEWUSER)?;
+    nix::sched::unshare(CloneFlags::from_bits_truncate(flags))
+}
+
+/// Become the subreaper of our descendants (PR_SET_CHILD_SUBREAPER): orphans are
+/// re-parented to us, as to a pid 1, when the container shares the host's pids.
+pub fn set_child_subreaper() -> Result<(), Errno> {
+    // SAFETY: plain integer arguments.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_SET_CHILD_SUBREAPER,
+            1 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
 /// Is `openat2(2)` implemented? (ENOSYS on kernels before 5.6, e.g. RHEL 8's 4.18.)
 pub fn has_openat2() -> bool {
     #[repr(C)]

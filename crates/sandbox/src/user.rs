@@ -18,6 +18,17 @@ pub struct Ids {
     pub groups: Vec<u32>,
     /// Home dir from passwd (`/` when unknown, as docker).
     pub home: String,
+    /// The user has an entry in the image's passwd (`home` is its).
+    #[serde(default)]
+    pub in_passwd: bool,
+    /// Keep the supplementary groups inherited from the caller: `groups` is not applied
+    /// (keep-id).
+    #[serde(default)]
+    pub keep_groups: bool,
+    /// Die with the parent (SIGKILL), set again after the id change clears it: without
+    /// a pid namespace of its own nothing else ends the command when irun is killed.
+    #[serde(default)]
+    pub die_with_parent: bool,
 }
 
 /// `--user` could not be resolved.
@@ -138,6 +149,9 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<Ids, UserError> 
         gid,
         groups,
         home,
+        in_passwd: entry.is_some(),
+        keep_groups: false,
+        die_with_parent: false,
     })
 }
 
@@ -162,6 +176,7 @@ mod tests {
         assert_eq!(b.groups, vec![1000, 50]);
         let n = resolve("1234", PW, GR).unwrap();
         assert_eq!((n.uid, n.gid, n.home.as_str()), (1234, 0, "/"));
+        assert!(!n.in_passwd && b.in_passwd);
         let ug = resolve("33:50", PW, GR).unwrap();
         assert_eq!((ug.uid, ug.gid), (33, 50));
         let ng = resolve("bob:www-data", PW, GR).unwrap();

@@ -79,6 +79,7 @@ pub(super) fn start(
             seccomp: true,
             no_new_privs: false,
         },
+        sharing: Default::default(),
     };
     spec.id_map = cx.map.for_container(&spec)?;
     let pending = imago_sandbox::prepare_with(&spec.id_map, plan.network)?;

@@ -236,10 +236,10 @@ fn serve(req: &Request, shared: &Shared) -> Result<(), MonitorError> {
         .ok_or_else(|| MonitorError::NoLaunch(req.id.clone()))?;
     let map = IdMap::detect();
     let before = io::sockets();
-    let early = crate::launch::prepare_early(&map, launch.network)?;
+    let early = crate::clone::prepare_early(&map, &crate::clone::CloneAs::of_launch(&launch))?;
     let (lowers, _hold) = crate::launch::lowers_again(&req.store_root, &launch, &map)?;
-    let spec = crate::launch::spec(&launch, &dir, &map, &lowers, launch.auto_remove)?;
-    let pending = crate::launch::prepare_late(early, &spec, launch.network)?;
+    let mut spec = crate::launch::spec(&launch, &dir, &map, &lowers, launch.auto_remove)?;
+    let pending = crate::clone::prepare_late(early, &mut spec, launch.network)?;
     let watch = StartWatch::new(&before, io::sockets(), pending.pid());
     // Before any pipe or terminal is made: the forwarder is a forked child and must hold
     // none of them (their ends would outlive the container).

@@ -1,8 +1,9 @@
 //! The running container to join, checked and opened from the host before anything
 //! forks: `/proc/PID` opened as a directory fd (it keeps naming that very process: once
 //! it ended, every lookup through the fd fails, even when the pid is reused), the
-//! identity checks (the recorded start time, pid 1 of a pid namespace of its own, a user
-//! namespace that is not ours), the namespace files to join, its root, and its id
+//! identity checks (the recorded start time, pid 1 of a pid namespace of its own or a
+//! process of ours for a container on the host's pids, a user namespace that is not
+//! ours), the namespace files to join, its root, and its id
 //! mapping as the kernel has it.
 //! Owns: those checks and what they read in /proc. Never: calls setns, forks.
 
@@ -159,7 +160,15 @@ impl Target {
         let dir = dir.as_fd();
         check_start(pid, dir, start_time)?;
         let status = read(pid, dir, "status")?;
-        if ns_pid_innermost(&status) != Some(1) {
+        // A container on the host's pids (`--pid host`) has no pid 1 of its own; its
+        // pid 1 is then an ordinary process of our pid namespace (still checked below:
+        // its user namespace must be another than ours).
+        let own_pid_ns = ns_pid_innermost(&status) == Some(1);
+        let host_pids = || -> Result<bool, TargetError> {
+            let fd = open_at(pid, dir, Namespace::Pid.file(), OFlag::O_RDONLY)?;
+            same_as_ours(pid, Namespace::Pid, fd.as_fd())
+        };
+        if !own_pid_ns && !host_pids()? {
             return Err(TargetError::NotAContainer {
                 pid,
                 why: "it is not pid 1 of a pid namespace of its own",

@@ -5,7 +5,8 @@
 //! or file, or a mount onto the host. Mounts go onto `/proc/self/fd/N` of the resolved
 //! `O_PATH` fd; host sources (devices, /sys, `-v` sources, the /etc files imago wrote)
 //! are ordinary host paths, named by imago or the user.
-//! Owns: /proc, /dev (tmpfs + host device binds + devpts + shm + mqueue), /sys
+//! Owns: /proc (or the host's, bound, with `--pid host`), /dev (tmpfs + host device
+//! binds + devpts + shm + mqueue, or the host's shm and mqueue with `--ipc host`), /sys
 //! (read-only bind: a new sysfs needs a network namespace we do not own), the /etc
 //! files, user binds and tmpfs, masked and read-only paths (runc's defaults),
 //! `--read-only`.
@@ -56,6 +57,9 @@ pub const READONLY: &[&str] = &[
 pub enum MountOp {
     /// A fresh procfs on /proc.
     Proc,
+    /// The host's /proc, recursively bound (`--pid host`: a new procfs needs a pid
+    /// namespace owned by our user namespace).
+    HostProc,
     /// A tmpfs on /dev.
     DevTmpfs,
     /// Bind the host's /dev/NAME on /dev/NAME.
@@ -68,6 +72,12 @@ pub enum MountOp {
     Shm,
     /// mqueue on /dev/mqueue.
     Mqueue,
+    /// The host's /dev/shm bound on /dev/shm (`--ipc host`: POSIX shared memory is
+    /// files there); a tmpfs when the host has none.
+    HostShm,
+    /// The host's /dev/mqueue bound on /dev/mqueue when it has one (`--ipc host`: a new
+    /// mqueue needs an IPC namespace of our own); nothing otherwise.
+    HostMqueue,
     /// The host's /sys, recursively bound, read-only; `submounts_ro`: each mount under it
     /// too (needed for real root's identity map, whose uid 0 owns the host's cgroupfs
     /// files; unprivileged maps cannot write files of unmapped owners anyway).
@@ -127,7 +137,11 @@ pub enum MountError {
 
 /// The plan for `spec` (pure).
 pub fn plan(spec: &ContainerSpec) -> Vec<MountOp> {
-    let mut ops = vec![MountOp::Proc, MountOp::DevTmpfs];
+    let proc = match spec.sharing.pid {
+        true => MountOp::HostProc,
+        false => MountOp::Proc,
+    };
+    let mut ops = vec![proc, MountOp::DevTmpfs];
     ops.extend(DEVICES.iter().map(|d| MountOp::DevBind(d)));
     ops.extend([
         MountOp::Devpts,
@@ -137,12 +151,14 @@ pub fn plan(spec: &ContainerSpec) -> Vec<MountOp> {
         MountOp::Symlink("/dev/stdout", "/proc/self/fd/1"),
         MountOp::Symlink("/dev/stderr", "/proc/self/fd/2"),
         MountOp::Symlink("/dev/core", "/proc/kcore"),
-        MountOp::Shm,
-        MountOp::Mqueue,
-        MountOp::Sys {
-            submounts_ro: spec.id_map.kind == crate::idmap::MapKind::Identity,
-        },
     ]);
+    ops.extend(match spec.sharing.ipc {
+        true => [MountOp::HostShm, MountOp::HostMqueue],
+        false => [MountOp::Shm, MountOp::Mqueue],
+    });
+    ops.push(MountOp::Sys {
+        submounts_ro: spec.id_map.kind == crate::idmap::MapKind::Identity,
+    });
     for (src, dst) in &spec.etc_files {
         ops.push(MountOp::Bind {
             src: src.clone(),
@@ -344,6 +360,21 @@ pub(crate) fn apply_with(
                 let src = Some(Path::new("mqueue"));
                 mnt(sys, "mqueue", src, fd.as_fd(), d, Some("mqueue"), nse, None)?;
             }
+            MountOp::HostProc => host_bind(sys, root, "/proc", "procfs (bind)")?,
+            MountOp::HostShm if Path::new("/dev/shm").is_dir() => {
+                host_bind(sys, root, "/dev/shm", "/dev/shm (bind)")?
+            }
+            MountOp::HostShm => {
+                let d = Path::new("/dev/shm");
+                let fd = mkdir_p(root, d)?;
+                let data = Some("mode=1777,size=65536k");
+                let src = Some(Path::new("shm"));
+                mnt(sys, "tmpfs", src, fd.as_fd(), d, Some("tmpfs"), nse, data)?;
+            }
+            MountOp::HostMqueue if Path::new("/dev/mqueue").is_dir() => {
+                host_bind(sys, root, "/dev/mqueue", "/dev/mqueue (bind)")?
+            }
+            MountOp::HostMqueue => {}
             MountOp::Sys { submounts_ro } => apply_sys(sys, root, *submounts_ro)?,
             MountOp::Bind { src, dst, ro } => {
                 // The host source once, by fd: what was checked is what gets mounted.
@@ -447,6 +478,15 @@ pub(crate) fn apply_with(
         }
     }
     Ok(())
+}
+
+/// Bind the host's dir `p` on the same container path, recursively: its submounts are
+/// locked to a user namespace, and a non-recursive bind of such a mount is refused.
+fn host_bind(sys: &dyn Sys, root: &InRoot<'_>, p: &str, what: &str) -> Result<(), MountError> {
+    let d = Path::new(p);
+    let fd = mkdir_p(root, d)?;
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+    mnt(sys, what, Some(d), fd.as_fd(), d, None, flags, None)
 }
 
 /// A fresh sysfs needs a network namespace owned by our user namespace; with the host's

@@ -3,7 +3,9 @@
 //! leaves out of its allowlist: kernel modules, kexec, mount API, namespaces, keyrings,
 //! bpf, perf, clock setting, swap, reboot, fanotify, quotactl_fd, io_uring, …), each
 //! answered with EPERM; `process_vm_readv/writev` (MPI's cross-memory attach),
-//! `name_to_handle_at` and `clock_adjtime` are allowed, as in docker's;
+//! `name_to_handle_at` and `clock_adjtime` are allowed, as in docker's; the NUMA calls
+//! ([`numa_calls`]: mbind, get/set_mempolicy, move/migrate_pages) only with CAP_SYS_NICE
+//! in the container's set, docker's rule ([`program_with`]);
 //! `clone` with namespace flags → EPERM; `clone3` → ENOSYS (libc falls back to clone,
 //! whose flags we can inspect — docker does the same); `personality` only with docker's
 //! values ([`PERSONALITIES`]); `socket(AF_VSOCK, …)` → EPERM; foreign ABIs (x32, i386 on
@@ -172,7 +174,6 @@ pub fn denied() -> Vec<(&'static str, libc::c_long)> {
         ("fsmount", libc::SYS_fsmount),
         ("fsopen", libc::SYS_fsopen),
         ("fspick", libc::SYS_fspick),
-        ("get_mempolicy", libc::SYS_get_mempolicy),
         ("init_module", libc::SYS_init_module),
         // io_uring runs file and network operations in kernel workers that seccomp never
         // sees, and has been a steady source of kernel bugs; docker's default blocks it.
@@ -184,11 +185,9 @@ pub fn denied() -> Vec<(&'static str, libc::c_long)> {
         ("kexec_load", libc::SYS_kexec_load),
         ("keyctl", libc::SYS_keyctl),
         ("lookup_dcookie", libc::SYS_lookup_dcookie),
-        ("mbind", libc::SYS_mbind),
         ("mount", libc::SYS_mount),
         ("mount_setattr", libc::SYS_mount_setattr),
         ("move_mount", libc::SYS_move_mount),
-        ("move_pages", libc::SYS_move_pages),
         ("nfsservctl", libc::SYS_nfsservctl),
         ("open_by_handle_at", libc::SYS_open_by_handle_at),
         ("open_tree", libc::SYS_open_tree),
@@ -198,7 +197,6 @@ pub fn denied() -> Vec<(&'static str, libc::c_long)> {
         ("quotactl_fd", libc::SYS_quotactl_fd),
         ("reboot", libc::SYS_reboot),
         ("request_key", libc::SYS_request_key),
-        ("set_mempolicy", libc::SYS_set_mempolicy),
         ("setns", libc::SYS_setns),
         ("settimeofday", libc::SYS_settimeofday),
         ("swapoff", libc::SYS_swapoff),
@@ -221,6 +219,22 @@ pub fn denied() -> Vec<(&'static str, libc::c_long)> {
         ("ustat", libc::SYS_ustat),
     ]);
     v
+}
+
+/// The NUMA memory-policy calls: answered with EPERM unless the container's
+/// capabilities hold CAP_SYS_NICE (docker's rule for the first four; `move_pages` and
+/// `migrate_pages`, which docker never allows, go with them: the same policy work on
+/// pages, and no more than the kernel's own checks allow the caller).
+pub fn numa_calls() -> Vec<(&'static str, libc::c_long)> {
+    vec![
+        ("get_mempolicy", libc::SYS_get_mempolicy),
+        ("mbind", libc::SYS_mbind),
+        ("set_mempolicy", libc::SYS_set_mempolicy),
+        // The same number on x86_64 and aarch64 (the generic table, Linux 5.17).
+        ("set_mempolicy_home_node", 450),
+        ("move_pages", libc::SYS_move_pages),
+        ("migrate_pages", libc::SYS_migrate_pages),
+    ]
 }
 
 /// personality(2) values docker's default profile lets through: PER_LINUX, PER_LINUX32,
@@ -282,8 +296,13 @@ pub fn program() -> Vec<libc::sock_filter> {
     program_for(Filter::Default)
 }
 
-/// The program of one [`Filter`] (pure; unit-tested by evaluation).
+/// The program of one [`Filter`] (pure; unit-tested by evaluation), NUMA calls denied.
 pub fn program_for(filter: Filter) -> Vec<libc::sock_filter> {
+    program_with(filter, false)
+}
+
+/// [`program_for`], with the [`numa_calls`] allowed when `numa` (CAP_SYS_NICE).
+pub fn program_with(filter: Filter, numa: bool) -> Vec<libc::sock_filter> {
     let eperm = SECCOMP_RET_ERRNO | libc::EPERM as u32;
     let enosys = SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
     let mut p = vec![
@@ -303,7 +322,8 @@ pub fn program_for(filter: Filter) -> Vec<libc::sock_filter> {
     if filter == Filter::Fakeroot {
         rules.extend(fakeroot_rules());
     }
-    for (_, nr) in denied() {
+    let numa_denied = if numa { vec![] } else { numa_calls() };
+    for (_, nr) in denied().into_iter().chain(numa_denied) {
         rules.push((nr as u32, vec![stmt(BPF_RET_K, eperm)]));
     }
     rules.push((libc::SYS_clone3 as u32, vec![stmt(BPF_RET_K, enosys)]));
@@ -332,7 +352,12 @@ pub fn install_default() -> Result<(), Errno> {
 /// Install [`program_for(filter)`](program_for) on the calling thread, like
 /// [`install_default`].
 pub fn install(filter: Filter) -> Result<(), Errno> {
-    crate::sys::install_seccomp(&program_for(filter))
+    install_with(filter, false)
+}
+
+/// [`install`] the program of [`program_with`].
+pub fn install_with(filter: Filter, numa: bool) -> Result<(), Errno> {
+    crate::sys::install_seccomp(&program_with(filter, numa))
 }
 
 #[cfg(test)]

@@ -276,7 +276,11 @@ fn personality_and_vsock_are_dockers_and_cma_is_allowed() {
 #[test]
 fn the_tree_decides_every_number_as_the_tables_do() {
     let eperm = SECCOMP_RET_ERRNO | libc::EPERM as u32;
-    let denied: Vec<u32> = denied().iter().map(|d| d.1 as u32).collect();
+    let denied: Vec<u32> = denied()
+        .iter()
+        .chain(numa_calls().iter())
+        .map(|d| d.1 as u32)
+        .collect();
     let faked: Vec<u32> = fake_id_calls().iter().map(|f| f.1 as u32).collect();
     for nr in 0..600u32 {
         if nr == libc::SYS_personality as u32 {
@@ -335,6 +339,24 @@ fn every_jump_lands_inside_the_program() {
                 _ => continue,
             };
             assert!(i + 1 + reach < p.len(), "{filter:?}: jump at {i}");
+        }
+    }
+}
+
+#[test]
+fn numa_calls_pass_only_with_cap_sys_nice() {
+    let eperm = SECCOMP_RET_ERRNO | libc::EPERM as u32;
+    for f in [Filter::Default, Filter::Fakeroot] {
+        let (with, without) = (program_with(f, true), program_with(f, false));
+        assert_eq!(without, program_for(f));
+        assert_shape(&with, 400);
+        for (n, nr) in numa_calls() {
+            assert_eq!(run(&without, nr as u32, [0; 6]), eperm, "{n}");
+            assert_eq!(run(&with, nr as u32, [0; 6]), SECCOMP_RET_ALLOW, "{n}");
+        }
+        // Nothing else changes: the dangerous ones stay denied.
+        for (n, nr) in denied() {
+            assert_eq!(run(&with, nr as u32, [0; 6]), eperm, "{n}");
         }
     }
 }
