@@ -11,13 +11,22 @@ export DEBIAN_FRONTEND=noninteractive
 PKGS=(build-essential pkg-config busybox-static uidmap skopeo umoci podman crun fuse-overlayfs
       fuse3 docker-registry apache2-utils jq curl tmux util-linux passt slirp4netns openssl
       ca-certificates libssl-dev time mmdebstrap groff-base
+      slurm-wlm slurmctld slurmd slurm-client munge
       squashfs-tools)  # unsquashfs/mksquashfs cross-check the .sqsh writer and reader
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
+  # Slurm and munge: their postinsts start daemons through invoke-rc.d, which we could
+  # not stop cleanly; scripts/slurm-start.sh starts them itself. A policy-rc.d that
+  # exits 101 denies every start during the install (docker images ship one).
+  made_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; made_policy=1
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   apt-get install -y -qq conmon containers-common catatonit >/dev/null 2>&1 || true
+  [ "$made_policy" = 0 ] || rm -f /usr/sbin/policy-rc.d
 fi
 
 # Test users. Debian's useradd gives every new user a subuid range: keep it for imago-sub,

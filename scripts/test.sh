@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ]; then
   scripts/setup-host.sh
+  # A real one-node Slurm on loopback for tests/it/slurm.rs; it stays up after the
+  # tests (scripts/slurm-stop.sh stops it).
+  scripts/slurm-start.sh
   # File-heavy tests run on a tmpfs: the root ext4 of our VMs slows down at small-file writes.
   export IMAGO_TEST_TMP=${IMAGO_TEST_TMP:-/var/tmp/imago-test}
   install -d -m 1777 "$IMAGO_TEST_TMP"

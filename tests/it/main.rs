@@ -31,6 +31,8 @@ mod registry_support;
 mod seed;
 mod shared_store;
 mod single_map;
+mod slurm;
+mod slurm_support;
 mod squash;
 mod storage_driver;
 mod store_regress;
