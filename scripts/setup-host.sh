@@ -12,6 +12,7 @@ PKGS=(build-essential pkg-config busybox-static uidmap skopeo umoci podman crun 
       fuse3 docker-registry apache2-utils jq curl tmux util-linux passt slirp4netns openssl
       ca-certificates libssl-dev time mmdebstrap groff-base
       slurm-wlm slurmctld slurmd slurm-client munge
+      openmpi-bin libopenmpi-dev  # mpirun and mpicc for the MPI tests (tests/it/mpi.rs)
       squashfs-tools)  # unsquashfs/mksquashfs cross-check the .sqsh writer and reader
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done

@@ -29,7 +29,7 @@ cargo test --workspace --locked --no-fail-fast -- --test-threads="${IMAGO_TEST_T
 for driver in fuse copy; do
   echo "== build and run tests with --storage-driver $driver"
   IMAGO_TEST_STORAGE_DRIVER=$driver cargo test --locked --no-fail-fast -p imago-it --test it -- \
-    --test-threads="${IMAGO_TEST_THREADS:-2}" ibuild:: ibuild_regress:: irun:: ictr:: ictr_exec:: single_map:: \
+    --test-threads="${IMAGO_TEST_THREADS:-2}" ibuild:: ibuild_regress:: irun:: ictr:: ictr_exec:: single_map:: mpi:: hpc_mode:: \
     || status=$?
 done
 echo "inherent skips (cannot apply to that user; not failures):"

@@ -21,6 +21,8 @@ mod irun;
 mod irun_support;
 mod itag;
 mod local_dir;
+mod mpi;
+mod mpi_support;
 mod ports;
 mod pull_once;
 mod registries_conf;
