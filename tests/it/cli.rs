@@ -82,20 +82,50 @@ fn bad_dockerfile_error_starts_with_a_single_error() {
     assert!(err.contains("Dockerfile:2:1"), "names the line: {out}");
 }
 
-/// Programs that never talk to a registry do not load OpenSSL: loading it costs each
-/// start about a millisecond (a registry error's hint once formatted a TLS error, which
-/// linked it into every program).
+/// No program loads a shared TLS library: TLS is rustls, linked in, which the static build
+/// (scripts/build-static.sh) depends on. And work that needs no registry never reads the
+/// system's trust store: parsing its bundle would cost every start milliseconds (as
+/// loading OpenSSL once did). The pull half shows the log line this looks for exists.
 #[test]
-fn offline_programs_do_not_load_a_tls_library() {
-    for program in ["irun", "iimage", "itag"] {
+fn no_tls_library_and_offline_work_reads_no_trust_store() {
+    for program in PROGRAMS {
         let out = std::process::Command::new("ldd")
             .arg(imago_it::bin(program))
             .output()
             .expect("run ldd");
         let libs = String::from_utf8_lossy(&out.stdout);
+        for lib in ["libssl", "libcrypto", "libgnutls"] {
+            assert!(!libs.contains(lib), "{program} loads {lib}:\n{libs}");
+        }
+    }
+    let loaded = "system trust store loaded";
+    for user in users() {
+        let env = Env::new(user);
+        let offline: [&[&str]; 3] = [
+            &["iimage", "ls"],
+            &["iimage", "info"],
+            &["itag", "no-such:1", "x:1"],
+        ];
+        for args in offline {
+            let out = env
+                .cmd(args[0])
+                .args(&args[1..])
+                .env("IMAGO_LOG", "debug")
+                .run();
+            assert!(
+                !out.stderr().contains(loaded),
+                "{args:?} read the trust store: {out}"
+            );
+        }
+        // Port 1 on loopback refuses at once: the trust store is read before connecting.
+        let out = env
+            .cmd("ipull")
+            .args(["127.0.0.1:1/none:1"])
+            .env("IMAGO_LOG", "debug")
+            .run();
         assert!(
-            !libs.contains("libssl") && !libs.contains("libcrypto"),
-            "{program} loads a TLS library:\n{libs}"
+            out.stderr().contains(loaded),
+            "ipull did not log its trust store: {out}"
         );
     }
 }

@@ -36,6 +36,7 @@ mod single_map;
 mod slurm;
 mod slurm_support;
 mod squash;
+mod static_build;
 mod storage_driver;
 mod store_regress;
 mod store_support;

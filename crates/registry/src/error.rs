@@ -169,14 +169,12 @@ impl RegistryError {
             _ if has("TOOMANYREQUESTS") || self.status() == Some(429) => {
                 Some("rate limited: wait, or log in (`ilogin`) for a higher limit".into())
             }
-            // Matched by variant, never by formatting the TLS error: its Display would link
-            // OpenSSL into every program that reports errors, costing each ~1 ms at start.
             Self::Transport { source, .. }
-                if matches!(**source, ureq::Error::Tls(_) | ureq::Error::NativeTls(_)) =>
+                if matches!(**source, ureq::Error::Tls(_) | ureq::Error::Rustls(_)) =>
             {
                 Some(
-                "put the registry's CA in /etc/containers/certs.d/HOST/ca.crt or ~/.config/containers/certs.d/HOST/ca.crt, \
-                 or pass --tls-verify=false"
+                "put the registry's CA in /etc/containers/certs.d/HOST/ca.crt or ~/.config/containers/certs.d/HOST/ca.crt \
+                 (SSL_CERT_FILE names the system's CA bundle), or pass --tls-verify=false"
                         .into(),
                 )
             }

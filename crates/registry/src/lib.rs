@@ -31,11 +31,11 @@
 //! taken: it is async (tokio + reqwest, a large build on CI's 2 cores), `push_blob` takes
 //! the whole blob in memory (`Vec<u8>`/`Bytes`), authentication is caller-supplied (no
 //! config.json / auth.json / credential helpers), and it has no retries or `Retry-After`.
-//! We use **`ureq` 3** (blocking, small) with **native-tls** (the system's OpenSSL, no
-//! `ring`/`aws-lc` C build): OpenSSL's default verify paths are the system trust store and
-//! honour `SSL_CERT_FILE`/`SSL_CERT_DIR` (this VM re-signs HTTPS with a local CA);
-//! `certs.d` CA files are added per host (transport.rs). Parallelism is `std::thread::scope`
-//! with a work queue (4 blobs at a time by default). Bodies stream from and to disk.
+//! We use **`ureq` 3** (blocking, small) with **rustls** on the `ring` provider (gcc
+//! builds it; no OpenSSL to link or load, so the static build keeps HTTPS): the roots are
+//! the system trust store as OpenSSL finds it, honouring `SSL_CERT_FILE`/`SSL_CERT_DIR`
+//! (`rustls-native-certs`); `certs.d` CA files are added per host (transport.rs).
+//! Parallelism is `std::thread::scope` with a work queue (4 blobs at a time by default). Bodies stream from and to disk.
 //!
 //! Never: prints, exits, unpacks layers, or enters namespaces.
 
@@ -51,6 +51,7 @@ pub mod push;
 pub mod registries_conf;
 pub mod resume;
 pub mod stall;
+mod tls;
 pub mod transfer;
 pub mod transport;
 

@@ -2,9 +2,12 @@
 //! connection pool, and the scheme rule (HTTPS verified by default; plain HTTP only for
 //! loopback hosts, like docker, or when the user turns verification off).
 //!
-//! TLS trust: the system's roots through OpenSSL (which honours `SSL_CERT_FILE` and
-//! `SSL_CERT_DIR`), plus the CA files (`*.crt`) of `/etc/containers/certs.d/HOST/`,
-//! `/etc/docker/certs.d/HOST/` and `~/.config/containers/certs.d/HOST/`.
+//! TLS is rustls with the `ring` provider: pure Rust plus C that gcc builds, no OpenSSL to
+//! link or load, so the static build (scripts/build-static.sh) keeps HTTPS. Trust: the
+//! system's roots found as OpenSSL finds them (`SSL_CERT_FILE` and `SSL_CERT_DIR` when
+//! set, else the distribution's bundle), plus the CA files (`*.crt`) of
+//! `/etc/containers/certs.d/HOST/`, `/etc/docker/certs.d/HOST/` and
+//! `~/.config/containers/certs.d/HOST/` (or `--cert-dir`).
 //! Proxies: `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` and `NO_PROXY`, for token requests too.
 //! Redirects are followed; `Authorization` is never sent to another host after one.
 //!
@@ -14,11 +17,14 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+use rustls::pki_types::CertificateDer;
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{ConnectProxyConnector, Connector, TcpConnector};
 use ureq::Agent;
 
 use crate::error::RegistryError;
 use crate::stall::TransferLimits;
+use crate::tls;
 
 /// How the user wants TLS handled.
 #[derive(Debug, Clone, Default)]
@@ -109,33 +115,30 @@ fn crt_files(dir: &Path) -> Vec<PathBuf> {
 
 /// Build the agent for one host.
 pub fn agent_for(authority: &str, opts: &TransportOptions) -> Result<Agent, RegistryError> {
-    let mut tls = TlsConfig::builder().provider(TlsProvider::NativeTls);
-    if opts.tls_verify == Some(false) {
-        tls = tls.disable_verification(true);
-    } else {
+    let verify = opts.tls_verify != Some(false);
+    let mut roots = Vec::new();
+    if verify {
         let extra = match &opts.ca_dir {
             Some(d) => crt_files(d),
             None => extra_ca_files(&opts.certs_dirs(), authority),
         };
+        roots = system_roots();
+        for f in &extra {
+            roots.extend(read_pem_certs(f).map_err(|reason| RegistryError::Tls {
+                host: authority.to_owned(),
+                reason: format!("read CA file {}: {reason}", f.display()),
+            })?);
+        }
         if !extra.is_empty() {
-            // ureq's native-tls path replaces the built-in roots when given specific ones,
-            // so hand it the system bundle plus the host's CA files.
-            let mut certs = system_roots();
-            for f in &extra {
-                certs.extend(read_pem_certs(f).map_err(|reason| RegistryError::Tls {
-                    host: authority.to_owned(),
-                    reason: format!("read CA file {}: {reason}", f.display()),
-                })?);
-            }
             tracing::debug!(host = authority, files = ?extra, "extra CA files");
-            tls = tls.root_certs(RootCerts::new_with_certs(&certs));
-        } else {
-            tls = tls.root_certs(RootCerts::PlatformVerifier);
         }
     }
+    let tls = tls::client_config(roots, verify).map_err(|e| RegistryError::Tls {
+        host: authority.to_owned(),
+        reason: e.to_string(),
+    })?;
     let config = Agent::config_builder()
         .http_status_as_error(false)
-        .tls_config(tls.build())
         .redirect_auth_headers(ureq::config::RedirectAuthHeaders::Never)
         .max_redirects(8)
         .max_idle_connections(32)
@@ -149,50 +152,41 @@ pub fn agent_for(authority: &str, opts: &TransportOptions) -> Result<Agent, Regi
         .timeout_recv_response(Some(opts.limits.stall))
         .user_agent(concat!("imago/", env!("CARGO_PKG_VERSION")))
         .build();
-    Ok(config.new_agent())
+    // ureq's default chain (HTTP CONNECT proxy, TCP, TLS) with our TLS at its end.
+    let connector =
+        ().chain(ConnectProxyConnector::default())
+            .chain(TcpConnector::default())
+            .chain(tls::TlsConnector::new(tls));
+    Ok(Agent::with_parts(
+        config,
+        connector,
+        DefaultResolver::default(),
+    ))
 }
 
-/// The system's CA bundle: `SSL_CERT_FILE` (else the distribution bundles) and every
-/// PEM file in `SSL_CERT_DIR`. Unreadable files are skipped.
-fn system_roots() -> Vec<Certificate<'static>> {
-    let mut files: Vec<PathBuf> = Vec::new();
-    if let Some(f) = std::env::var_os("SSL_CERT_FILE") {
-        files.push(f.into());
-    } else {
-        for f in [
-            "/etc/ssl/certs/ca-certificates.crt",
-            "/etc/pki/tls/certs/ca-bundle.crt",
-            "/etc/ssl/ca-bundle.pem",
-            "/etc/ssl/cert.pem",
-        ] {
-            if Path::new(f).exists() {
-                files.push(f.into());
-                break;
-            }
-        }
+/// The system's trust store, as OpenSSL finds it: `SSL_CERT_FILE` and `SSL_CERT_DIR`
+/// (`:`-separated) when set, else the distribution's bundle and hashed directory
+/// (Debian, RHEL, SUSE, Alpine, ... paths). Unreadable or malformed entries are skipped:
+/// one bad file must not cost the rest, and a registry whose CA is missing fails its
+/// handshake with a hint naming certs.d.
+fn system_roots() -> Vec<CertificateDer<'static>> {
+    let found = rustls_native_certs::load_native_certs();
+    for e in &found.errors {
+        tracing::debug!(error = %e, "system CA store");
     }
-    if let Some(dirs) = std::env::var_os("SSL_CERT_DIR") {
-        for d in std::env::split_paths(&dirs) {
-            if let Ok(rd) = std::fs::read_dir(d) {
-                files.extend(
-                    rd.filter_map(|e| e.ok().map(|e| e.path()))
-                        .filter(|p| p.is_file()),
-                );
-            }
-        }
-    }
-    files
-        .iter()
-        .flat_map(|f| read_pem_certs(f).unwrap_or_default())
-        .collect()
+    // Also how tests see that programs working offline never read the store.
+    tracing::debug!(certs = found.certs.len(), "system trust store loaded");
+    found.certs
 }
 
-fn read_pem_certs(path: &Path) -> Result<Vec<Certificate<'static>>, String> {
+fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let pem = std::fs::read(path).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     for item in ureq::tls::parse_pem(&pem) {
         match item {
-            Ok(ureq::tls::PemItem::Certificate(c)) => out.push(c.to_owned()),
+            Ok(ureq::tls::PemItem::Certificate(c)) => {
+                out.push(CertificateDer::from(c.der().to_vec()))
+            }
             Ok(_) => {}
             Err(e) => return Err(e.to_string()),
         }
