@@ -17,6 +17,9 @@ complete -c irun -l cap-drop -d 'Drop a capability (e.g. CHOWN, ALL)' -r
 complete -c irun -l security-opt -d 'Security options: no-new-privileges[:true|false], seccomp=unconfined. As root, seccomp=unconfined with --cap-add SYS_ADMIN is as strong as --privileged' -r
 complete -c irun -l network -l net -d 'Network: host (the host\'s), none (only a loopback interface) or private (a namespace of its own with outbound access through pasta or slirp4netns). Default: host, but private with -d, -p or -P' -r
 complete -c irun -s p -l publish -d 'Publish a container port on the host: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp] (ranges A-B too; no HOST_PORT: a free one); repeatable' -r
+complete -c irun -l pull -d 'When to pull the image from its registry: missing (only when the store has none), always, never' -r -f -a "missing\t''
+always\t''
+never\t''"
 complete -c irun -l userns -d 'User namespace mode: keep-id (inside you are your own uid and gid, with your groups; root stays root)' -r
 complete -c irun -l pid -d 'PID namespace: host (see and signal the host\'s processes; no init as pid 1) or private (default)' -r
 complete -c irun -l ipc -d 'IPC namespace: host (the host\'s SysV IPC and /dev/shm) or private (default)' -r

@@ -25,6 +25,7 @@ mod mpi;
 mod mpi_support;
 mod ports;
 mod pull_once;
+mod pull_policy;
 mod registries_conf;
 mod registry;
 mod registry_regress;

@@ -91,6 +91,10 @@ pub struct Opts {
     /// Publish every port the image EXPOSEs on a free host port
     #[arg(short = 'P', long)]
     pub publish_all: bool,
+    /// When to pull the image from its registry: missing (only when the store has none),
+    /// always, never
+    #[arg(long, value_name = "POLICY", default_value = "missing", value_parser = ["missing", "always", "never"])]
+    pub pull: String,
     /// Do not run an init as pid 1 (the command becomes pid 1)
     #[arg(long)]
     pub no_init: bool,

@@ -241,10 +241,12 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return imago_cli::fail(e.as_ref()),
     };
-    // docker's `--pull missing`: before the container's clone, whose process must be
+    // docker's `--pull`: before the container's clone, whose process must be
     // single-threaded (the pull's transfer threads have ended when this returns).
     if let Some(image) = run_opts.image.as_deref() {
-        if let Err(e) = imago_cli::remote::pull_if_missing(&run_opts.store_root, image, false) {
+        let policy = imago_cli::remote::PullPolicy::parse(&opts.pull);
+        let root = &run_opts.store_root;
+        if let Err(e) = imago_cli::remote::pull_for_run(root, image, policy, false) {
             return imago_cli::fail(&e);
         }
     }
