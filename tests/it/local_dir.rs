@@ -94,10 +94,11 @@ fn assert_image_data_only(store: &Path, who: &str) {
         Vec::<String>::new(),
         "[{who}] tmp"
     );
-    // The store's own locks coordinate all nodes; nothing else locks here.
+    // The store's own locks coordinate all nodes (pulls and unpacks keyed per image and
+    // layer, in their dirs); nothing else locks here.
     for n in names(&store.join("imago/locks")) {
         assert!(
-            ["gc-gate.lock", "gc.lock", "index.lock"].contains(&n.as_str()),
+            ["gc-gate.lock", "gc.lock", "index.lock", "pull", "unpack"].contains(&n.as_str()),
             "[{who}] imago/locks/{n}"
         );
     }
