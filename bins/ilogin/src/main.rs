@@ -25,13 +25,7 @@ fn main() -> ExitCode {
         Err(e) => return imago_cli::fail(&e),
     };
     if opts.logout {
-        return match imago_registry::logout(&opts.registry, &connect) {
-            Ok(_) => {
-                say(&format!("Removed login credentials for {}", opts.registry));
-                ExitCode::SUCCESS
-            }
-            Err(e) => imago_cli::fail(&e),
-        };
+        return imago_cli::remote::logout(&opts.registry, &connect);
     }
     let creds = match read_credentials(opts.username, opts.password, opts.password_stdin) {
         Ok(c) => c,

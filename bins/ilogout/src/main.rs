@@ -3,7 +3,6 @@
 
 mod args;
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use args::Opts;
@@ -18,16 +17,5 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return imago_cli::fail(&e),
     };
-    match imago_registry::logout(&opts.registry, &connect) {
-        Ok(_) => {
-            // The exit status says it worked; a closed stderr loses only the line.
-            let _ = writeln!(
-                std::io::stderr(),
-                "Removed login credentials for {}",
-                opts.registry
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => imago_cli::fail(&e),
-    }
+    imago_cli::remote::logout(&opts.registry, &connect)
 }

@@ -5,7 +5,7 @@
 //!
 //! Never: talks to a registry or reads credential files itself (imago-registry does).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -170,6 +170,22 @@ pub fn pull_for_run(
             source: Box::new(source),
         })?;
     Ok(())
+}
+
+/// `ilogout REGISTRY` and `ilogin --logout REGISTRY`: remove the stored credentials
+/// and say so on stderr, as docker does; the exit status of the program.
+pub fn logout(registry: &str, connect: &ConnectOptions) -> ExitCode {
+    match imago_registry::logout(registry, connect) {
+        Ok(_) => {
+            // The exit status says it worked; a closed stderr loses only the line.
+            let _ = writeln!(
+                std::io::stderr(),
+                "Removed login credentials for {registry}"
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => crate::fail(&e),
+    }
 }
 
 /// `ilogin`'s credentials: the user name from `-u` or, on a terminal, a prompt; the
