@@ -126,3 +126,107 @@ complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subc
 complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec help" -f -a "attach" -d 'Attach to a running container\'s terminal or output'
 complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec help" -f -a "exec" -d 'Run a command in a running container'
 complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+
+# Image and container names from the store (imago's addition to clap's script; see
+# xtask/src/names.rs): a positional IMAGE or CONTAINER completes from `iimage ls` or
+# `ictr ps -a`, bounded in time and count, quiet on error.
+function __imago_store_names
+    set -l root
+    test -n "$argv[2]"; and set root --root $argv[2]
+    switch $argv[1]
+        case i
+            command timeout 5 iimage $root ls --format '{{.Repository}}:{{.Tag}}' 2>/dev/null | string match -v -- '*<none>*' | head -n 2000
+        case c
+            command timeout 5 ictr $root ps -a --format '{{.Names}}' 2>/dev/null | head -n 2000
+    end
+end
+
+# Prints the kind (i or c) and the line's --root when the word being completed is a
+# name slot of ictr; fails otherwise.
+function __ictr_imago_slot
+    set -l words (commandline -opc)
+    set -l has_verbs '1'
+    set -l spec
+    set -l vopts --root --log-level --additional-store
+    set -l verb ''
+    set -l n 0
+    set -l skip 0
+    set -l want_root 0
+    set -l root ''
+    for w in $words[2..]
+        if test $want_root = 1
+            set root $w
+            set want_root 0
+        end
+        if test $skip = 1
+            set skip 0
+            continue
+        end
+        switch $w
+            case '--root=*'
+                set root (string replace -- '--root=' '' $w)
+            case '--*=*'
+            case '-*'
+                test $w = --root; and set want_root 1
+                contains -- $w $vopts; and set skip 1
+            case '*'
+                if test -n "$has_verbs" -a -z "$verb"
+                    set verb $w
+                    set spec
+                    switch $verb
+                    case logs
+                        set spec 0:c
+                        set -a vopts -n --tail --since --until --root --log-level --additional-store
+                    case stop
+                        set spec 0:c+
+                        set -a vopts -t --time --timeout -s --signal --root --log-level --additional-store
+                    case kill
+                        set spec 0:c+
+                        set -a vopts -s --signal --root --log-level --additional-store
+                    case rm remove
+                        set spec 0:c+
+                        set -a vopts --root --log-level --additional-store
+                    case inspect
+                        set spec 0:c+
+                        set -a vopts -f --format --root --log-level --additional-store
+                    case start
+                        set spec 0:c+
+                        set -a vopts --detach-keys --root --log-level --additional-store
+                    case wait
+                        set spec 0:c+
+                        set -a vopts --root --log-level --additional-store
+                    case port
+                        set spec 0:c
+                        set -a vopts --root --log-level --additional-store
+                    case attach
+                        set spec 0:c
+                        set -a vopts --detach-keys --root --log-level --additional-store
+                    case exec
+                        set spec 0:c
+                        set -a vopts -e --env --env-file -w --workdir -u --user --root --log-level --additional-store
+                    end
+                else
+                    set n (math $n + 1)
+                end
+        end
+    end
+    if test -n "$has_verbs" -a -z "$verb"
+        return 1
+    end
+    string match -q -- '-*' (commandline -ct); and return 1
+    set -l kind ''
+    for s in $spec
+        set -l parts (string split : $s)
+        set -l k (string replace + '' $parts[2])
+        if test $parts[1] -eq $n
+            set kind $k
+        else if string match -q '*+' $s; and test $parts[1] -le $n
+            set kind $k
+        end
+    end
+    test -n "$kind"; or return 1
+    echo $kind
+    echo $root
+end
+
+complete -c ictr -n '__ictr_imago_slot >/dev/null' -f -a '(__imago_store_names (__ictr_imago_slot))'

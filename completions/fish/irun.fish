@@ -20,6 +20,7 @@ complete -c irun -s p -l publish -d 'Publish a container port on the host: [IP:]
 complete -c irun -l pull -d 'When to pull the image from its registry: missing (only when the store has none), always, never' -r -f -a "missing\t''
 always\t''
 never\t''"
+complete -c irun -l platform -d 'Platform to run (OS/ARCH[/VARIANT]): picked from a multi-platform image when it is pulled; an image in the store of another platform is pulled again' -r
 complete -c irun -l userns -d 'User namespace mode: keep-id (inside you are your own uid and gid, with your groups; root stays root)' -r
 complete -c irun -l pid -d 'PID namespace: host (see and signal the host\'s processes; no init as pid 1) or private (default)' -r
 complete -c irun -l ipc -d 'IPC namespace: host (the host\'s SysV IPC and /dev/shm) or private (default)' -r
@@ -39,3 +40,77 @@ complete -c irun -l bind-cwd -d 'Bind the current directory at the same path and
 complete -c irun -l hpc -d 'The HPC profile: --userns keep-id --pid host --ipc host --network host --env-host --bind-cwd, the host\'s /tmp, $TMPDIR and name, and NUMA calls (SYS_NICE); for MPI ranks and Slurm tasks'
 complete -c irun -s h -l help -d 'Print help'
 complete -c irun -s V -l version -d 'Print version'
+
+# Image and container names from the store (imago's addition to clap's script; see
+# xtask/src/names.rs): a positional IMAGE or CONTAINER completes from `iimage ls` or
+# `ictr ps -a`, bounded in time and count, quiet on error.
+function __imago_store_names
+    set -l root
+    test -n "$argv[2]"; and set root --root $argv[2]
+    switch $argv[1]
+        case i
+            command timeout 5 iimage $root ls --format '{{.Repository}}:{{.Tag}}' 2>/dev/null | string match -v -- '*<none>*' | head -n 2000
+        case c
+            command timeout 5 ictr $root ps -a --format '{{.Names}}' 2>/dev/null | head -n 2000
+    end
+end
+
+# Prints the kind (i or c) and the line's --root when the word being completed is a
+# name slot of irun; fails otherwise.
+function __irun_imago_slot
+    set -l words (commandline -opc)
+    set -l has_verbs ''
+    set -l spec 0:i
+    set -l vopts --root --log-level --additional-store --name -e --env --env-file -w --workdir -u --user --entrypoint --hostname -v --volume --mount --tmpfs --device --cap-add --cap-drop --security-opt --network --net -p --publish --pull --platform --userns --pid --ipc --rootfs --storage-driver
+    set -l verb ''
+    set -l n 0
+    set -l skip 0
+    set -l want_root 0
+    set -l root ''
+    for w in $words[2..]
+        if test $want_root = 1
+            set root $w
+            set want_root 0
+        end
+        if test $skip = 1
+            set skip 0
+            continue
+        end
+        switch $w
+            case '--root=*'
+                set root (string replace -- '--root=' '' $w)
+            case '--*=*'
+            case '-*'
+                test $w = --root; and set want_root 1
+                contains -- $w $vopts; and set skip 1
+            case '*'
+                if test -n "$has_verbs" -a -z "$verb"
+                    set verb $w
+                    set spec
+                    switch $verb
+                    end
+                else
+                    set n (math $n + 1)
+                end
+        end
+    end
+    if test -n "$has_verbs" -a -z "$verb"
+        return 1
+    end
+    string match -q -- '-*' (commandline -ct); and return 1
+    set -l kind ''
+    for s in $spec
+        set -l parts (string split : $s)
+        set -l k (string replace + '' $parts[2])
+        if test $parts[1] -eq $n
+            set kind $k
+        else if string match -q '*+' $s; and test $parts[1] -le $n
+            set kind $k
+        end
+    end
+    test -n "$kind"; or return 1
+    echo $kind
+    echo $root
+end
+
+complete -c irun -n '__irun_imago_slot >/dev/null' -f -a '(__imago_store_names (__irun_imago_slot))'

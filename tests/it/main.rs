@@ -2,6 +2,7 @@
 //! as root and as the unprivileged test users (see the harness).
 
 mod cli;
+mod completion_names;
 mod credentials;
 mod devices;
 mod formats;
@@ -31,6 +32,7 @@ mod registry;
 mod registry_regress;
 mod registry_resume;
 mod registry_support;
+mod run_platform;
 mod seed;
 mod shared_store;
 mod single_map;

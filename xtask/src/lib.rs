@@ -6,6 +6,7 @@
 //! Never: part of any program; nothing at run time depends on this crate.
 
 pub mod generate;
+pub mod names;
 pub mod programs;
 
 pub use generate::{files, write_all, GenError, OUTPUT_DIRS};

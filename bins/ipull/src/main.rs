@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use args::Opts;
 use imago_cli::progress::TransferProgress;
-use imago_registry::{Platform, PullOptions, Reference};
+use imago_cli::run_image::pull_first;
+use imago_registry::{Platform, PullOptions};
 
 fn main() -> ExitCode {
     let opts = match imago_cli::args::parse::<Opts>() {
@@ -19,37 +20,22 @@ fn main() -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
-    // A short name may mean several references (registries.conf's aliases and search
-    // list): the first that pulls wins, as podman does; the last one's error is the one.
-    let mut candidates = connect.registries.qualify(&opts.reference);
-    let last = candidates.pop().unwrap_or_else(|| opts.reference.clone());
+    // A short name may mean several references (registries.conf's aliases, search list
+    // and short-name-mode): the first that pulls wins, as podman does.
+    let candidates =
+        match imago_cli::shortnames::pull_candidates(&connect.registries, &opts.reference) {
+            Ok(c) => c,
+            Err(e) => return imago_cli::fail(&e),
+        };
     let pull_opts = PullOptions {
         platform: opts.platform.unwrap_or_else(Platform::host),
         jobs: opts.jobs,
         tag_as: None,
     };
     let progress = TransferProgress::new(opts.quiet);
-    let pull = |name: &str| {
-        let reference = Reference::parse(name).map_err(|e| Box::new(e) as BoxError)?;
-        imago_registry::pull_into_root(&root, &reference, &connect, &pull_opts, &progress)
-            .map_err(|e| Box::new(e) as BoxError)
-    };
-    let mut pulled = None;
-    for name in &candidates {
-        match pull(name) {
-            Ok(p) => {
-                pulled = Some(p);
-                break;
-            }
-            Err(e) => progress.line(&format!("{name}: {e}; trying the next")),
-        }
-    }
-    let pulled = match pulled {
-        Some(p) => Ok(p),
-        None => pull(&last),
-    };
+    let pulled = pull_first(&root, &candidates, &connect, &pull_opts, &progress);
     match pulled {
-        Ok(p) => {
+        Ok((_, p)) => {
             progress.line(&format!(
                 "{}: pulled {} ({} blobs fetched, {} already present)",
                 p.name, p.manifest.digest, p.fetched, p.present
@@ -59,9 +45,10 @@ fn main() -> ExitCode {
                 Err(e) => imago_cli::fail(&e),
             }
         }
-        Err(e) => imago_cli::fail(&*e),
+        // Each error itself, not the transparent wrapper: its hint is found by its type.
+        Err(failed) => match failed.source {
+            imago_cli::run_image::CandidateError::Registry(e) => imago_cli::fail(&e),
+            imago_cli::run_image::CandidateError::Reference(e) => imago_cli::fail(&e),
+        },
     }
 }
-
-/// A failure of one candidate: a bad reference or a failed pull.
-type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -95,6 +95,10 @@ pub struct Opts {
     /// always, never
     #[arg(long, value_name = "POLICY", default_value = "missing", value_parser = ["missing", "always", "never"])]
     pub pull: String,
+    /// Platform to run (OS/ARCH[/VARIANT]): picked from a multi-platform image when it
+    /// is pulled; an image in the store of another platform is pulled again
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<imago_cli::remote::Platform>,
     /// Do not run an init as pid 1 (the command becomes pid 1)
     #[arg(long)]
     pub no_init: bool,

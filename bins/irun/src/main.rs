@@ -237,17 +237,19 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     imago_cli::logging::init(&opts.global.log_level);
-    let run_opts = match options(&opts) {
+    let mut run_opts = match options(&opts) {
         Ok(r) => r,
         Err(e) => return imago_cli::fail(e.as_ref()),
     };
     // docker's `--pull`: before the container's clone, whose process must be
     // single-threaded (the pull's transfer threads have ended when this returns).
+    // The image is then run by the name it was found or pulled by (a short name's).
     if let Some(image) = run_opts.image.as_deref() {
         let policy = imago_cli::remote::PullPolicy::parse(&opts.pull);
-        let root = &run_opts.store_root;
-        if let Err(e) = imago_cli::remote::pull_for_run(root, image, policy, false) {
-            return imago_cli::fail(&e);
+        let (root, platform) = (&run_opts.store_root, opts.platform.as_ref());
+        match imago_cli::remote::pull_for_run(root, image, policy, platform, false) {
+            Ok(name) => run_opts.image = Some(name),
+            Err(e) => return imago_cli::fail(&e),
         }
     }
     if opts.detach {

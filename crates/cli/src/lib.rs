@@ -19,6 +19,8 @@ pub mod progress;
 pub mod prompt;
 pub mod remote;
 pub mod report;
+pub mod run_image;
+pub mod shortnames;
 pub mod storage;
 pub mod template;
 

@@ -1,15 +1,17 @@
 //! What `ipull`, `ipush` and `ilogin` share at their edge: the registry flags
 //! ([`RemoteOpts`]) and the [`ConnectOptions`] they mean, `ilogin`'s reading of a
-//! user name and password (flags, a terminal prompt, or one line of stdin), and
-//! `irun`'s pull of its image ([`pull_for_run`]).
+//! user name and password (flags, a terminal prompt, or one line of stdin), and the
+//! errors of `irun`'s pull of its image (crate::run_image, re-exported here).
 //!
 //! Never: talks to a registry or reads credential files itself (imago-registry does).
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use imago_registry::{AuthFiles, ConnectOptions, Credentials, RegistryError, TransportOptions};
+
+pub use crate::run_image::{pull_for_run, Platform, PullPolicy};
 
 /// Registry connection flags; `#[command(flatten)]` them into a bin's options.
 #[derive(Debug, Clone, clap::Args)]
@@ -63,6 +65,16 @@ pub enum RemoteError {
         #[source]
         source: Box<RegistryError>,
     },
+    /// `--pull never --platform P` of an image the store has for another platform.
+    #[error("image `{image}` in the store is {has}, not {wanted}, and --pull never forbids pulling {wanted}")]
+    OtherPlatform {
+        image: String,
+        has: String,
+        wanted: String,
+    },
+    /// A short name registries.conf leaves ambiguous.
+    #[error(transparent)]
+    ShortName(#[from] crate::shortnames::ShortNameError),
 }
 
 impl RemoteOpts {
@@ -104,72 +116,6 @@ impl RemoteOpts {
         let connect = self.connect_options().map_err(|e| crate::fail(&e))?;
         Ok((root, connect))
     }
-}
-
-/// When `irun` pulls its image (docker's `--pull`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PullPolicy {
-    /// Only when the store (or a shared store) lacks it: docker's default.
-    Missing,
-    /// Every time, so the image is the registry's latest (the store keeps what it has
-    /// when the pull fails).
-    Always,
-    /// Never: a missing image is an error.
-    Never,
-}
-
-impl PullPolicy {
-    /// `missing`, `always` or `never` (clap checks the value).
-    pub fn parse(s: &str) -> PullPolicy {
-        match s {
-            "always" => PullPolicy::Always,
-            "never" => PullPolicy::Never,
-            _ => PullPolicy::Missing,
-        }
-    }
-}
-
-/// docker's `--pull` for `irun`: with [`PullPolicy::Missing`], when the store (or a
-/// shared store) has no image `image` and it is a registry reference, pull it; with
-/// [`PullPolicy::Always`], pull it whatever the store has. Progress goes to stderr unless
-/// `quiet`. Concurrent callers pulling the same image download it once (the store's
-/// pull lock). An image that is not found and is no pullable reference gives the
-/// store's "not found". Runs its transfer threads to the end before it returns, so a
-/// caller that must be single-threaded afterwards (irun's clone) still is.
-pub fn pull_for_run(
-    store_root: &Path,
-    image: &str,
-    policy: PullPolicy,
-    quiet: bool,
-) -> Result<(), RemoteError> {
-    let progress = crate::progress::TransferProgress::new(quiet);
-    let reference = match policy {
-        PullPolicy::Never => return Ok(()),
-        PullPolicy::Always => imago_registry::Reference::parse(image)
-            .map_err(|e| RemoteError::NotPullable(image.to_owned(), e.to_string()))?,
-        PullPolicy::Missing => {
-            let store = imago_store::Store::open(store_root)?;
-            let missing = match store.resolve(image) {
-                Ok(_) => return Ok(()),
-                Err(e @ imago_store::StoreError::ImageNotFound { .. }) => e,
-                Err(e) => return Err(e.into()),
-            };
-            let Ok(reference) = imago_registry::Reference::parse(image) else {
-                return Err(missing.into());
-            };
-            progress.line(&format!("Unable to find image '{reference}' locally"));
-            reference
-        }
-    };
-    let pull_opts = imago_registry::PullOptions::default();
-    let connect = ConnectOptions::from_env()?;
-    imago_registry::pull_into_root(store_root, &reference, &connect, &pull_opts, &progress)
-        .map_err(|source| RemoteError::PullMissing {
-            image: image.to_owned(),
-            reference: reference.to_string(),
-            source: Box::new(source),
-        })?;
-    Ok(())
 }
 
 /// `ilogout REGISTRY` and `ilogin --logout REGISTRY`: remove the stored credentials

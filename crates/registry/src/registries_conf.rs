@@ -1,7 +1,7 @@
 //! podman's `registries.conf` (version 2, TOML), the part that decides where an image
 //! is fetched from: per-registry `[[registry]]` tables (`prefix`, `location`,
 //! `insecure`, `blocked`, `[[registry.mirror]]` with `location` and `insecure`),
-//! `unqualified-search-registries` and `[aliases]` for short names.
+//! `unqualified-search-registries`, `[aliases]` and `short-name-mode` for short names.
 //!
 //! Files, as containers-image reads them: `$CONTAINERS_REGISTRIES_CONF` alone when set;
 //! else `~/.config/containers/registries.conf` when it exists, else
@@ -42,6 +42,32 @@ pub enum ConfError {
     },
     #[error("registry `{0}` is blocked in registries.conf")]
     Blocked(String),
+    #[error("{}: short-name-mode `{value}`: expected enforcing, permissive or disabled", path.display())]
+    ShortNameMode { path: PathBuf, value: String },
+}
+
+/// How a short name with several search registries is resolved (`short-name-mode`;
+/// containers-registries.conf(5)'s default is permissive).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ShortNameMode {
+    /// Several search registries: ask on a terminal, else fail.
+    Enforcing,
+    /// Several search registries: ask on a terminal, else try them all in order.
+    #[default]
+    Permissive,
+    /// Try them all in order, never ask.
+    Disabled,
+}
+
+/// Where the references of [`RegistriesConf::short_name`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The name was already qualified (or is Docker Hub's by docker's rule).
+    Given,
+    /// An `[aliases]` entry.
+    Alias,
+    /// One reference per `unqualified-search-registries` entry.
+    Search,
 }
 
 /// The most a registries.conf may weigh: a configuration, not data.
@@ -55,6 +81,7 @@ struct File {
     registry: Vec<Registry>,
     #[serde(default)]
     aliases: BTreeMap<String, String>,
+    short_name_mode: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -94,6 +121,7 @@ pub struct RegistriesConf {
     /// By prefix (a registry, or a registry and a namespace).
     registries: BTreeMap<String, Registry>,
     aliases: BTreeMap<String, String>,
+    mode: ShortNameMode,
 }
 
 impl RegistriesConf {
@@ -126,6 +154,18 @@ impl RegistriesConf {
             self.search = Some(s);
         }
         self.aliases.extend(file.aliases);
+        match file.short_name_mode.as_deref() {
+            None | Some("") => {}
+            Some("enforcing") => self.mode = ShortNameMode::Enforcing,
+            Some("permissive") => self.mode = ShortNameMode::Permissive,
+            Some("disabled") => self.mode = ShortNameMode::Disabled,
+            Some(other) => {
+                return Err(ConfError::ShortNameMode {
+                    path: path.to_owned(),
+                    value: other.to_owned(),
+                })
+            }
+        }
         for r in file.registry {
             let prefix = r.prefix.clone().or_else(|| r.location.clone());
             let Some(prefix) = prefix else { continue };
@@ -139,17 +179,42 @@ impl RegistriesConf {
     /// qualified name is itself; a short name is its alias, else one per search
     /// registry, else Docker Hub's (docker's rule).
     pub fn qualify(&self, name: &str) -> Vec<String> {
+        self.short_name(name).0
+    }
+
+    /// [`Self::qualify`], and where its answer came from (a caller applying
+    /// [`Self::short_name_mode`] asks only about a search list).
+    pub fn short_name(&self, name: &str) -> (Vec<String>, Source) {
         if is_qualified(name) {
-            return vec![name.to_owned()];
+            return (vec![name.to_owned()], Source::Given);
         }
         let (repo, tail) = split_tail(name);
         if let Some(target) = self.aliases.get(repo) {
-            return vec![format!("{target}{tail}")];
+            return (vec![format!("{target}{tail}")], Source::Alias);
         }
         match &self.search {
-            Some(list) if !list.is_empty() => list.iter().map(|r| format!("{r}/{name}")).collect(),
-            _ => vec![name.to_owned()],
+            Some(list) if !list.is_empty() => (
+                list.iter().map(|r| format!("{r}/{name}")).collect(),
+                Source::Search,
+            ),
+            _ => (vec![name.to_owned()], Source::Given),
         }
+    }
+
+    /// The names to look `name` up by in a store, in order: its alias or search-list
+    /// references (what a pull of it stores), then the name as typed (docker's rule,
+    /// and ids, digests and built images' names). Never ambiguous: every one is local.
+    pub fn local_names(&self, name: &str) -> Vec<String> {
+        let (mut v, _) = self.short_name(name);
+        if !v.iter().any(|c| c == name) {
+            v.push(name.to_owned());
+        }
+        v
+    }
+
+    /// `short-name-mode` of the last file that set it.
+    pub fn short_name_mode(&self) -> ShortNameMode {
+        self.mode
     }
 
     /// Where to fetch `reference` from: its mirrors, then its location (the registry
@@ -268,113 +333,5 @@ fn files() -> Vec<PathBuf> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn conf(text: &str) -> Result<RegistriesConf, ConfError> {
-        let t = tempfile::tempdir().unwrap();
-        let p = t.path().join("registries.conf");
-        std::fs::write(&p, text).unwrap();
-        let mut c = RegistriesConf::default();
-        c.merge_file(&p)?;
-        Ok(c)
-    }
-
-    fn r(s: &str) -> Reference {
-        Reference::parse(s).unwrap()
-    }
-
-    #[test]
-    fn mirrors_come_first_then_the_registry() {
-        let c = conf(
-            r#"
-[[registry]]
-prefix = "docker.io"
-location = "docker.io"
-[[registry.mirror]]
-location = "127.0.0.1:5000"
-insecure = true
-"#,
-        )
-        .unwrap();
-        let e = c.endpoints(&r("busybox")).unwrap();
-        assert_eq!(e.len(), 2);
-        assert_eq!(
-            (e[0].host.as_str(), e[0].insecure, e[0].mirror),
-            ("127.0.0.1:5000", true, true)
-        );
-        assert_eq!(
-            (e[1].host.as_str(), e[1].mirror),
-            ("registry-1.docker.io", false)
-        );
-        // another registry is untouched
-        let e = c.endpoints(&r("quay.io/a/b")).unwrap();
-        assert_eq!(
-            e,
-            [Endpoint {
-                host: "quay.io".into(),
-                insecure: false,
-                mirror: false
-            }]
-        );
-    }
-
-    #[test]
-    fn blocked_location_and_the_longest_prefix() {
-        let c = conf(
-            r#"
-[[registry]]
-location = "quay.io"
-blocked = true
-[[registry]]
-prefix = "quay.io/ok"
-location = "internal.example:5000"
-insecure = true
-"#,
-        )
-        .unwrap();
-        assert!(matches!(
-            c.endpoints(&r("quay.io/x/y")),
-            Err(ConfError::Blocked(_))
-        ));
-        let e = c.endpoints(&r("quay.io/ok/app")).unwrap();
-        assert_eq!(
-            e,
-            [Endpoint {
-                host: "internal.example:5000".into(),
-                insecure: true,
-                mirror: false
-            }]
-        );
-    }
-
-    #[test]
-    fn short_names_by_alias_then_search_list() {
-        let c = conf(
-            r#"
-unqualified-search-registries = ["r1.example", "r2.example:5000"]
-[aliases]
-"app" = "quay.io/team/app"
-"#,
-        )
-        .unwrap();
-        assert_eq!(c.qualify("app:1"), ["quay.io/team/app:1"]);
-        assert_eq!(
-            c.qualify("tool"),
-            ["r1.example/tool", "r2.example:5000/tool"]
-        );
-        assert_eq!(c.qualify("quay.io/x/y"), ["quay.io/x/y"]);
-        assert_eq!(c.qualify("localhost/y"), ["localhost/y"]);
-        assert_eq!(RegistriesConf::default().qualify("busybox"), ["busybox"]);
-    }
-
-    #[test]
-    fn what_imago_cannot_do_is_said() {
-        let e = conf("[[registry]]\nprefix = \"*.example.com\"\n").unwrap_err();
-        assert!(e.to_string().contains("wildcard"), "{e}");
-        let e = conf("[[registry]]\nprefix = \"docker.io\"\n[[registry.mirror]]\nlocation = \"m.example/hub\"\n").unwrap_err();
-        assert!(e.to_string().contains("with a path"), "{e}");
-        let e = conf("unqualified-search-registries = 3\n").unwrap_err();
-        assert!(e.to_string().contains("registries.conf"), "{e}");
-    }
-}
+#[path = "registries_conf_tests.rs"]
+mod tests;
