@@ -14,7 +14,7 @@ complete -c irun -l tmpfs -d 'Mount a tmpfs: /path[:options]' -r
 complete -c irun -l device -d 'Add a host device (HOST[:CONTAINER][:PERMS], bound from the host; PERMS is not enforced) or a CDI device (vendor.com/class=name, or =all) from the specs in /etc/cdi and /var/run/cdi ($IMAGO_CDI_SPEC_DIRS); repeatable' -r
 complete -c irun -l cap-add -d 'Add a capability (e.g. NET_ADMIN, ALL)' -r
 complete -c irun -l cap-drop -d 'Drop a capability (e.g. CHOWN, ALL)' -r
-complete -c irun -l security-opt -d 'Security options: no-new-privileges[:true|false], seccomp=unconfined. As root, seccomp=unconfined with --cap-add SYS_ADMIN is as strong as --privileged' -r
+complete -c irun -l security-opt -d 'Security options: no-new-privileges[:true|false], seccomp=unconfined, seccomp=FILE (a docker/OCI seccomp profile, JSON; default: docker\'s). As root, seccomp=unconfined with --cap-add SYS_ADMIN is as strong as --privileged' -r
 complete -c irun -l network -l net -d 'Network: host (the host\'s), none (only a loopback interface) or private (a namespace of its own with outbound access through pasta or slirp4netns). Default: host, but private with -d, -p or -P' -r
 complete -c irun -s p -l publish -d 'Publish a container port on the host: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp] (ranges A-B too; no HOST_PORT: a free one); repeatable' -r
 complete -c irun -l pull -d 'When to pull the image from its registry: missing (only when the store has none), always, never' -r -f -a "missing\t''

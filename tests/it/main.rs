@@ -33,6 +33,7 @@ mod registry_regress;
 mod registry_resume;
 mod registry_support;
 mod run_platform;
+mod seccomp;
 mod seed;
 mod shared_store;
 mod single_map;

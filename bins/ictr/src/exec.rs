@@ -107,6 +107,7 @@ fn spec(global: &GlobalOpts, args: &Args) -> Result<JoinSpec, Box<dyn std::error
             stdin: args.interactive,
             caps: launch.caps,
             seccomp: launch.seccomp,
+            seccomp_profile: launch.seccomp_profile,
             no_new_privs: launch.no_new_privs,
         },
         detach: args.detach,

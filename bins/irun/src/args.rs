@@ -75,7 +75,8 @@ pub struct Opts {
     /// kernel.core_pattern. Run by any other user it stays within that user's rights.
     #[arg(long)]
     pub privileged: bool,
-    /// Security options: no-new-privileges[:true|false], seccomp=unconfined. As root,
+    /// Security options: no-new-privileges[:true|false], seccomp=unconfined,
+    /// seccomp=FILE (a docker/OCI seccomp profile, JSON; default: docker's). As root,
     /// seccomp=unconfined with --cap-add SYS_ADMIN is as strong as --privileged.
     #[arg(long, value_name = "OPT")]
     pub security_opt: Vec<String>,

@@ -9,6 +9,7 @@
 //! handlers): no thread pools, no async runtime here.
 
 mod args;
+mod seccomp_opt;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -126,17 +127,22 @@ fn options(o: &Opts) -> Result<RunOptions, Box<dyn std::error::Error>> {
                 .map_err(|e| FlagError(format!("read --env-file `{}`: {e}", f.display())))?,
         );
     }
-    let (mut nnp, mut seccomp) = (false, true);
+    let (mut nnp, mut seccomp, mut seccomp_profile) = (false, true, None);
     for s in &o.security_opt {
         match s.as_str() {
             "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true" => nnp = true,
             "no-new-privileges:false" | "no-new-privileges=false" => nnp = false,
             "seccomp=unconfined" | "seccomp:unconfined" => seccomp = false,
-            other => {
-                return Err(Box::new(FlagError(format!(
-                    "unsupported --security-opt `{other}` (no-new-privileges, seccomp=unconfined)"
-                ))))
-            }
+            other => match other.strip_prefix("seccomp=").or(other.strip_prefix("seccomp:")) {
+                Some(file) => {
+                    (seccomp, seccomp_profile) = (true, Some(seccomp_opt::read(file)?));
+                }
+                None => {
+                    return Err(Box::new(FlagError(format!(
+                        "unsupported --security-opt `{other}` (no-new-privileges, seccomp=unconfined, seccomp=FILE)"
+                    ))))
+                }
+            },
         }
     }
     let explicit = match o.network.as_deref() {
@@ -215,6 +221,7 @@ fn options(o: &Opts) -> Result<RunOptions, Box<dyn std::error::Error>> {
         privileged: o.privileged,
         no_new_privs: nnp,
         seccomp,
+        seccomp_profile,
         network,
         ports,
         publish_all: o.publish_all,

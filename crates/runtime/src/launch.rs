@@ -58,6 +58,10 @@ pub struct Launch {
     pub caps: CapsPolicy,
     /// The seccomp filter.
     pub seccomp: bool,
+    /// The user's seccomp profile (JSON) when one was given; records without it use
+    /// docker's default profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp_profile: Option<String>,
     /// `no-new-privileges`.
     pub no_new_privs: bool,
     /// The network.
@@ -241,6 +245,7 @@ pub fn resolve(
         privileged: opts.privileged,
         caps,
         seccomp: opts.seccomp && !opts.privileged,
+        seccomp_profile: opts.seccomp_profile.clone(),
         no_new_privs: opts.no_new_privs,
         network: opts.network,
         tty: opts.tty,
@@ -385,6 +390,7 @@ pub fn spec(
             stdin: launch.interactive,
             caps: launch.caps.clone(),
             seccomp: launch.seccomp,
+            seccomp_profile: launch.seccomp_profile.clone(),
             no_new_privs: launch.no_new_privs,
         },
         sharing: launch.sharing.clone(),

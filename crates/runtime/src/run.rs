@@ -68,6 +68,8 @@ pub struct RunOptions {
     pub no_new_privs: bool,
     /// `--security-opt seccomp=unconfined` clears it.
     pub seccomp: bool,
+    /// `--security-opt seccomp=FILE`: the profile's JSON (checked); `None`: docker's.
+    pub seccomp_profile: Option<String>,
     /// `--network host|none|private`.
     pub network: imago_sandbox::Network,
     /// `-p`, parsed.

@@ -55,9 +55,9 @@ pub enum ExecError {
     /// The capability bounding set could not be set (the error names the step).
     #[error(transparent)]
     Bound(crate::caps::CapsError),
-    /// The seccomp filter could not be installed.
-    #[error("install the seccomp filter")]
-    Seccomp(#[source] Errno),
+    /// The seccomp filter could not be made or installed.
+    #[error(transparent)]
+    Seccomp(crate::seccomp::SeccompError),
     /// setgroups failed.
     #[error("set supplementary groups {0:?}")]
     Groups(Vec<u32>, #[source] Errno),
@@ -177,7 +177,8 @@ fn exec(
         crate::caps::bound(keep).map_err(ExecError::Bound)?;
     }
     if p.seccomp {
-        crate::seccomp::install_with(filter_for(map, ids), numa_allowed(&p.caps))
+        let filter = filter_for(map, ids);
+        crate::seccomp::install(filter, p.seccomp_profile.as_deref(), seccomp_caps(&p.caps))
             .map_err(ExecError::Seccomp)?;
     }
     // Under the single mapping setgroups is `deny` (the kernel's condition for the
@@ -247,12 +248,12 @@ fn filter_for(map: &IdMap, ids: &Ids) -> crate::seccomp::Filter {
     }
 }
 
-/// docker's rule for the NUMA memory-policy calls: allowed when the container's
-/// capability set holds CAP_SYS_NICE (`--cap-add SYS_NICE`, `--hpc`, `--privileged`).
-fn numa_allowed(caps: &CapsPolicy) -> bool {
+/// The capability set the profile's conditions see: the container's, as docker's
+/// (CAP_SYS_NICE lets the NUMA calls through: `--cap-add SYS_NICE`, `--hpc`).
+fn seccomp_caps(caps: &CapsPolicy) -> crate::seccomp::Caps {
     match caps {
-        CapsPolicy::All => true,
-        CapsPolicy::Bounded(keep) => keep.iter().any(|c| c == "CAP_SYS_NICE"),
+        CapsPolicy::All => crate::seccomp::Caps::All,
+        CapsPolicy::Bounded(keep) => crate::seccomp::Caps::Names(keep.clone()),
     }
 }
 

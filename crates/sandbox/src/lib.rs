@@ -52,7 +52,7 @@
 //!   ([`inroot::InRoot`]: an image's symlinks never reach the host), workdir, user
 //!   (resolved in the image's /etc/passwd, read bounded), then pivot_root with the old
 //!   root detached at once, hostname, caps ([`caps::compute`] for `--cap-add/--cap-drop`),
-//!   seccomp ([`seccomp::program_for`]: the docker-like filter, or for root under
+//!   seccomp ([`seccomp::program`]: docker's default profile or the user's, or for root under
 //!   [`MapKind::Single`] the fakeroot variant where chown &
 //!   co to unmapped ids, setgroups and mknod of devices succeed doing nothing; none with
 //!   `spec.process.seccomp == false`), no_new_privs, tiny init ([`init`]) and exec.

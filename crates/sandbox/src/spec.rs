@@ -80,8 +80,12 @@ pub struct ProcessSpec {
     pub stdin: bool,
     /// Capabilities.
     pub caps: CapsPolicy,
-    /// Install the default seccomp filter.
+    /// Install a seccomp filter.
     pub seccomp: bool,
+    /// The docker/OCI profile to compile for it (JSON, checked by the caller); `None`:
+    /// docker's default profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp_profile: Option<String>,
     /// Set no_new_privs.
     pub no_new_privs: bool,
 }
@@ -230,6 +234,7 @@ impl ContainerSpec {
                 stdin: false,
                 caps: CapsPolicy::All,
                 seccomp: true,
+                seccomp_profile: None,
                 no_new_privs: false,
             },
             sharing: Sharing::default(),

@@ -77,6 +77,7 @@ pub(super) fn start(
             stdin: false,
             caps: CapsPolicy::Bounded(DEFAULT_CAPS.iter().map(|s| s.to_string()).collect()),
             seccomp: true,
+            seccomp_profile: None,
             no_new_privs: false,
         },
         sharing: Default::default(),
