@@ -5,6 +5,7 @@ mod cli;
 mod completion_names;
 mod credentials;
 mod devices;
+mod fakeroot;
 mod formats;
 mod harness_self;
 mod hostile_image;

@@ -6,8 +6,8 @@
 //! The bases (scripts/make-debian-base.sh: mmdebstrap; scripts/make-node-base.sh: ibuild
 //! with apt) take minutes to make: they are made once per test process into a cache dir
 //! under `$IMAGO_TEST_TMP`, and every user's store imports them from there with the same
-//! scripts. apt needs a second uid (its `_apt` sandbox user), which imago-nosub does not
-//! have: it skips cowsay (inherent) and does the website on the cached bases.
+//! scripts. apt's `_apt` sandbox user works for imago-nosub too (one uid only: the
+//! recording fakeroot gives apt's processes the ids they ask for).
 //!
 //! Never: fakes a base image or the network: it needs deb.debian.org and the npm registry
 //! (scripts/setup-host.sh installs mmdebstrap).
@@ -65,7 +65,7 @@ fn script_path() -> String {
 /// The dir holding copies of the two base scripts (and the node base's Dockerfile, where
 /// make-node-base.sh looks for it) and, in `cache/`, the bases they made: once per test
 /// process, by the test process's own user. None when Debian's mirror is out of reach.
-fn bases() -> Option<&'static Path> {
+pub(crate) fn bases() -> Option<&'static Path> {
     static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
     DIR.get_or_init(|| {
         if !reachable("deb.debian.org:80") {
@@ -150,7 +150,7 @@ fn reachable(addr: &str) -> bool {
 
 /// A user's environment with the bases in its store, imported by the base scripts from
 /// the cache (`debian:bookworm`, `debian-node:bookworm`, `debian-node:bookworm-slim`).
-fn env_with_bases(user: User, bases: &Path) -> Env {
+pub(crate) fn env_with_bases(user: User, bases: &Path) -> Env {
     let env = Env::new(user);
     for script in ["make-debian-base.sh", "make-node-base.sh"] {
         let out = env
@@ -171,12 +171,6 @@ fn env_with_bases(user: User, bases: &Path) -> Env {
 fn cowsay_built_with_apt_on_the_debian_base() {
     let Some(bases) = bases() else { return };
     for user in users() {
-        if user == User::NoSub {
-            imago_it::inherent_skip(
-                "imago-nosub: apt in a RUN step needs a second uid for its _apt sandbox user",
-            );
-            continue;
-        }
         let env = env_with_bases(user, bases);
         context(&env, "cowsay", COWSAY);
         ibuild(

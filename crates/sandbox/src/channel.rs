@@ -247,10 +247,10 @@ mod tests {
         assert_eq!(&buf, b"1");
         sys::read_some(r2.as_fd(), &mut buf).unwrap();
         assert_eq!(&buf, b"2");
-        let three = [a.as_fd(), a.as_fd(), a.as_fd()];
+        let four = [a.as_fd(), a.as_fd(), a.as_fd(), a.as_fd()];
         assert!(matches!(
-            send(a.as_fd(), &Msg::Running, &three),
-            Err(ChannelError::TooManyFds(3))
+            send(a.as_fd(), &Msg::Running, &four),
+            Err(ChannelError::TooManyFds(4))
         ));
     }
 

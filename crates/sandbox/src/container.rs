@@ -130,9 +130,9 @@ impl ContainerError {
 fn encode_go(
     spec: &ContainerSpec,
     network: Network,
-    stdio: &StdioFds<'_>,
+    passed: crate::spec::StdioPassed,
 ) -> Result<Vec<u8>, ContainerError> {
-    let go = Msg::Go(Box::new(spec.clone()), network, stdio.passed());
+    let go = Msg::Go(Box::new(spec.clone()), network, passed);
     channel::encode(&go).map_err(|e| match e {
         ChannelError::TooLarge { bytes, limit } => ContainerError::TooLarge { bytes, limit },
         e => ContainerError::SendSpec(e),
@@ -166,6 +166,8 @@ pub struct Pending {
     /// The FUSE root's server: after `net` so it is reaped last, once the container's
     /// mount namespace (and with it the mount) is gone.
     fuse: Option<crate::fuse_root::FuseRoot>,
+    /// The recording fakeroot's socket, passed with `Go` ([`Pending::record_ownership`]).
+    fakeroot: Option<OwnedFd>,
 }
 
 /// Clone the container's pid 1 (new user, mount, pid, uts and ipc namespaces; the host's
@@ -272,6 +274,7 @@ fn clone_pending(
         shared: (sharing.pid, sharing.ipc),
         net: None,
         fuse: None,
+        fakeroot: None,
     };
     if let Some(map) = map {
         pending.maps = Some(
@@ -337,6 +340,14 @@ impl Pending {
         }
     }
 
+    /// Record ownership with the recording fakeroot: `sock` is the container's end of
+    /// `imago_fakeroot::Supervisor::spawn`'s socket, passed with `Go`. The command's
+    /// process sends its notification listener over it when it gets the fakeroot filter
+    /// (root under the single mapping); otherwise it just closes it.
+    pub fn record_ownership(&mut self, sock: OwnedFd) {
+        self.fakeroot = Some(sock);
+    }
+
     /// Finish the id maps, hand `spec` to the container and run it in the foreground;
     /// returns irun's exit code (see [`run`]). `spec.id_map` must be the map given to
     /// [`prepare`]. The command's stdio is the caller's own (see
@@ -376,9 +387,22 @@ impl Pending {
             self.net = Some(crate::net::start(self.pid.as_raw()).map_err(ContainerError::Net)?);
         }
         let chan_p = self.chan.take().ok_or(ContainerError::Started)?;
-        let go = encode_go(spec, self.network, &stdio)?;
-        let pass: Vec<_> = [stdio.stdout, stdio.stderr].into_iter().flatten().collect();
+        let fakeroot = self.fakeroot.take();
+        let mut passed = stdio.passed();
+        passed.fakeroot = fakeroot.is_some();
+        let go = encode_go(spec, self.network, passed)?;
+        let pass: Vec<_> = [
+            stdio.stdout,
+            stdio.stderr,
+            fakeroot.as_ref().map(|f| f.as_fd()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         channel::send_bytes(chan_p.as_fd(), &go, &pass).map_err(ContainerError::SendSpec)?;
+        // The container holds it now: ours closed, the supervisor sees the socket close
+        // if the container never sends its listener.
+        drop(fakeroot);
         self.started = true;
         let pid = self.pid;
         let forwarded = &self.forwarded;
@@ -423,7 +447,7 @@ mod tests {
     fn a_spec_over_the_limit_is_refused_naming_it() {
         let mut spec = ContainerSpec::for_tests();
         spec.process.env = vec!["X=".to_string() + &"x".repeat(MAX_MESSAGE)];
-        let err = encode_go(&spec, Network::Host, &StdioFds::default()).unwrap_err();
+        let err = encode_go(&spec, Network::Host, StdioFds::default().passed()).unwrap_err();
         assert!(matches!(
             err,
             ContainerError::TooLarge {

@@ -1,7 +1,9 @@
 //! The container's command: from the prepared pid 1 (or its forked child, pid 2) to
 //! execve. Terminal, the caller's given stdout/stderr, or /dev/null on the stdio slots
 //! (of this process only), working dir (resolved in the
-//! root), capability bounding set, seccomp, groups and ids, capabilities, no_new_privs,
+//! root), capability bounding set, seccomp (plus, when the owner passed its socket, the
+//! recording fakeroot's notification filter, its listener sent back: imago-fakeroot),
+//! groups and ids, capabilities, no_new_privs,
 //! signal reset, every inherited fd closed, docker's PATH lookup, execve.
 //! Owns: that order and the exit codes of a failed start (125 setup, 126 cannot
 //! execute, 127 not found), printed as `PROGRAM: …` on the command's own stderr like
@@ -58,6 +60,9 @@ pub enum ExecError {
     /// The seccomp filter could not be made or installed.
     #[error(transparent)]
     Seccomp(crate::seccomp::SeccompError),
+    /// The recording fakeroot's listener could not be sent to its supervisor.
+    #[error(transparent)]
+    Fakeroot(imago_fakeroot::FakerootError),
     /// setgroups failed.
     #[error("set supplementary groups {0:?}")]
     Groups(Vec<u32>, #[source] Errno),
@@ -98,11 +103,13 @@ impl ExecError {
     }
 }
 
-/// The command's stdout and stderr as received with `Go` (`None`: the inherited slot).
+/// The command's stdout and stderr as received with `Go` (`None`: the inherited slot),
+/// and the recording fakeroot's socket (its supervisor waits on the other end).
 #[derive(Debug, Default)]
 pub struct CommandStdio {
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
+    fakeroot: Option<OwnedFd>,
 }
 
 impl CommandStdio {
@@ -112,7 +119,12 @@ impl CommandStdio {
         let mut fds = fds.into_iter();
         let stdout = if passed.stdout { fds.next() } else { None };
         let stderr = if passed.stderr { fds.next() } else { None };
-        Self { stdout, stderr }
+        let fakeroot = if passed.fakeroot { fds.next() } else { None };
+        Self {
+            stdout,
+            stderr,
+            fakeroot,
+        }
     }
 }
 
@@ -162,8 +174,9 @@ fn exec(
     ids: &Ids,
     map: &IdMap,
     slave: Option<OwnedFd>,
-    stdio: CommandStdio,
+    mut stdio: CommandStdio,
 ) -> Result<std::convert::Infallible, ExecError> {
+    let mut fakeroot = stdio.fakeroot.take();
     attach_stdio(p, slave, stdio)?;
     let cwd = if p.cwd.is_empty() {
         "/"
@@ -178,9 +191,32 @@ fn exec(
     }
     if p.seccomp {
         let filter = filter_for(map, ids);
-        crate::seccomp::install(filter, p.seccomp_profile.as_deref(), seccomp_caps(&p.caps))
-            .map_err(ExecError::Seccomp)?;
+        let recording = filter == crate::seccomp::Filter::Fakeroot && fakeroot.is_some();
+        let install = |f| {
+            crate::seccomp::install(f, p.seccomp_profile.as_deref(), seccomp_caps(&p.caps))
+                .map_err(ExecError::Seccomp)
+        };
+        match recording {
+            // The recording fakeroot: the main filter without the no-op answers (its
+            // ERRNO(0) would outrank the notification), and the notification filter.
+            true => {
+                install(crate::seccomp::Filter::Default)?;
+                match imago_fakeroot::install() {
+                    Ok(listener) => {
+                        if let Some(sock) = fakeroot.take() {
+                            imago_fakeroot::send_listener(sock, listener)
+                                .map_err(ExecError::Fakeroot)?;
+                        }
+                    }
+                    // No seccomp user notification here: the no-op fakeroot, stacked.
+                    Err(_) => install(crate::seccomp::Filter::Fakeroot)?,
+                }
+            }
+            false => install(filter)?,
+        }
     }
+    // Not recording (no filter, or not root): the supervisor sees the socket close.
+    drop(fakeroot);
     // Under the single mapping setgroups is `deny` (the kernel's condition for the
     // unprivileged gid_map write): the process keeps the supplementary groups it
     // inherited from the caller (the caller's own gid shows as the user's gid, others as

@@ -28,9 +28,9 @@ pub enum FdError {
     Dup2(i32, #[source] Errno),
 }
 
-/// Most fds one datagram may carry (the container's stdout and stderr); further ones
-/// are closed.
-pub const MAX_FDS: usize = 2;
+/// Most fds one datagram may carry (the container's stdout and stderr, the recording
+/// fakeroot's socket); further ones are closed.
+pub const MAX_FDS: usize = 3;
 
 /// One received datagram: its length, whether the kernel cut it, the fds with it.
 pub struct Received {

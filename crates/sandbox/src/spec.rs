@@ -164,6 +164,7 @@ impl StdioFds<'_> {
         StdioPassed {
             stdout: self.stdout.is_some(),
             stderr: self.stderr.is_some(),
+            fakeroot: false,
         }
     }
 }
@@ -175,6 +176,9 @@ pub struct StdioPassed {
     pub stdout: bool,
     /// An fd for the command's stderr is attached.
     pub stderr: bool,
+    /// The recording fakeroot's socket is attached (after stdout and stderr).
+    #[serde(default)]
+    pub fakeroot: bool,
 }
 
 /// docker's default capability set (moby `oci/caps/defaults.go`): CapBnd `a80425fb`.

@@ -83,7 +83,8 @@ pub(super) fn start(
         sharing: Default::default(),
     };
     spec.id_map = cx.map.for_container(&spec)?;
-    let pending = imago_sandbox::prepare_with(&spec.id_map, plan.network)?;
+    let mut pending = imago_sandbox::prepare_with(&spec.id_map, plan.network)?;
+    let recorder = recorder(&spec.id_map, &mut pending);
     // RUN output never reaches stdout, which carries data such as `-q`'s image id: the
     // command's fd 1 is our stderr and its fd 2 stays the inherited one (our stderr too);
     // with `-q` both are /dev/null. Our own fds 0, 1, 2 are left alone.
@@ -108,6 +109,12 @@ pub(super) fn start(
         },
     };
     let code = pending.start_with_stdio(&spec, stdio)?;
+    if let Some(r) = recorder {
+        match r.finish() {
+            Ok(stats) => tracing::debug!("fakeroot: {stats:?}"),
+            Err(e) => tracing::warn!("{e}: owners chown'ed in this RUN may be missing"),
+        }
+    }
     if code == 0 && matches!(spec.root, RootMount::Bind(_)) {
         copy_to_upper(cx, dir)?;
     }
@@ -169,6 +176,28 @@ fn copy_to_upper(cx: &Ctx<'_>, dir: &Path) -> Result<(), StepError> {
     })
     .map_err(|e| copy_err("find what the RUN changed in its copy", e))?;
     Ok(())
+}
+
+/// Under the single mapping with USER root: the recording fakeroot's supervisor, whose
+/// ownership records the commit reads (none with `IMAGO_FAKEROOT=noop`, or when its
+/// thread cannot start: the RUN then gets the no-op fakeroot).
+fn recorder(
+    map: &IdMap,
+    pending: &mut imago_sandbox::Pending,
+) -> Option<imago_fakeroot::Supervisor> {
+    if map.kind != MapKind::Single || single_user(map).is_some() || !imago_fakeroot::enabled() {
+        return None;
+    }
+    match imago_fakeroot::Supervisor::spawn() {
+        Ok((s, sock)) => {
+            pending.record_ownership(sock);
+            Some(s)
+        }
+        Err(e) => {
+            tracing::warn!("{e}: chown in this RUN records nothing");
+            None
+        }
+    }
 }
 
 /// Where the single mapping's one id sits inside, when not at root.

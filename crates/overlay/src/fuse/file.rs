@@ -287,14 +287,19 @@ impl FuseOverlay {
             }
         }
         if let Some(mode) = c.mode {
-            match (loc.dir(), loc.fd()) {
-                (Some((d, n)), _) => sys::chmod_at(d, n, mode & 0o7777)?,
-                (None, Some(fd)) => rustix::fs::chmod(
-                    sys::proc_fd(fd).as_c_str(),
-                    Mode::from_raw_mode(mode & 0o7777),
-                )?,
+            let path = match (loc.dir(), loc.fd()) {
+                (Some((d, n)), _) => {
+                    sys::chmod_at(d, n, mode & 0o7777)?;
+                    sys::proc_at(d, n)?
+                }
+                (None, Some(fd)) => {
+                    let p = sys::proc_fd(fd);
+                    rustix::fs::chmod(p.as_c_str(), Mode::from_raw_mode(mode & 0o7777))?;
+                    p
+                }
                 (None, None) => return Err(Errno::STALE),
-            }
+            };
+            keep_record_mode(&path, mode)?;
         }
         if c.atime.is_some() || c.mtime.is_some() {
             let t = Timestamps {
@@ -341,4 +346,22 @@ fn since_epoch(t: SystemTime) -> (i64, rustix::fs::Nsecs) {
             }
         }
     }
+}
+
+/// A chmod of an entry that carries an ownership record (`user.containers.override_stat`,
+/// single-mapped layers): the record takes the new mode too, as the kernel overlay's
+/// does through the recording fakeroot, since the layer committer reads the mode from it.
+fn keep_record_mode(path: &std::ffi::CStr, mode: u32) -> Res<()> {
+    use imago_oci::layer::{OverrideStat, OVERRIDE_STAT_XATTR};
+    let key = std::ffi::CString::new(OVERRIDE_STAT_XATTR).map_err(|_| Errno::INVAL)?;
+    let Some(mut rec) = super::xattr::get(path, &key)?.and_then(|v| OverrideStat::parse(&v)) else {
+        return Ok(());
+    };
+    rec.mode = mode & 0o7777;
+    rustix::fs::lsetxattr(
+        path,
+        &key,
+        rec.format().as_bytes(),
+        rustix::fs::XattrFlags::empty(),
+    )
 }

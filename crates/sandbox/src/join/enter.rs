@@ -216,6 +216,7 @@ fn prepare(
         let passed = StdioPassed {
             stdout: true,
             stderr: true,
+            fakeroot: false,
         };
         let stdio = CommandStdio::from_passed(passed, vec![null()?, null()?]);
         return Ok((ids, None, stdio));

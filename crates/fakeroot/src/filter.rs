@@ -1,0 +1,159 @@
+//! The notification filter: a second seccomp filter, stacked on the container's main
+//! (default) filter, that sends the id, ownership and stat calls to the supervisor
+//! (SECCOMP_RET_USER_NOTIF) and lets everything else through.
+//!
+//! Why a second filter and the main one in its default form: every stacked filter runs
+//! and the kernel keeps the answer of highest precedence (KILL > TRAP > ERRNO >
+//! USER_NOTIF > TRACE > LOG > ALLOW), so an ERRNO(0) of the no-op fakeroot would win
+//! over USER_NOTIF and the supervisor would never hear of the call. The main filter's
+//! EPERMs (mount, unshare, …) still win over this one, as they should.
+//! Never: answers a call itself, checks the architecture (the main filter refuses other
+//! ABIs before this one matters).
+
+use std::os::fd::OwnedFd;
+
+use nix::errno::Errno;
+
+const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+const BPF_JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+const RET_ALLOW: u32 = 0x7fff_0000;
+
+/// fchmodat2 (Linux 6.6), the same number on x86_64 and aarch64 (the generic table).
+pub const SYS_FCHMODAT2: libc::c_long = 452;
+
+/// The calls the supervisor answers: (name, number).
+pub fn notified_calls() -> Vec<(&'static str, libc::c_long)> {
+    let mut v: Vec<(&'static str, libc::c_long)> = vec![
+        ("setuid", libc::SYS_setuid),
+        ("setgid", libc::SYS_setgid),
+        ("setreuid", libc::SYS_setreuid),
+        ("setregid", libc::SYS_setregid),
+        ("setresuid", libc::SYS_setresuid),
+        ("setresgid", libc::SYS_setresgid),
+        ("setgroups", libc::SYS_setgroups),
+        ("getuid", libc::SYS_getuid),
+        ("geteuid", libc::SYS_geteuid),
+        ("getgid", libc::SYS_getgid),
+        ("getegid", libc::SYS_getegid),
+        ("getresuid", libc::SYS_getresuid),
+        ("getresgid", libc::SYS_getresgid),
+        ("getgroups", libc::SYS_getgroups),
+        ("fchown", libc::SYS_fchown),
+        ("fchownat", libc::SYS_fchownat),
+        ("mknodat", libc::SYS_mknodat),
+        ("fchmod", libc::SYS_fchmod),
+        ("fchmodat", libc::SYS_fchmodat),
+        ("fchmodat2", SYS_FCHMODAT2),
+        ("fstat", libc::SYS_fstat),
+        ("newfstatat", libc::SYS_newfstatat),
+        ("statx", libc::SYS_statx),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    v.extend([
+        ("chown", libc::SYS_chown),
+        ("lchown", libc::SYS_lchown),
+        ("mknod", libc::SYS_mknod),
+        ("chmod", libc::SYS_chmod),
+        ("stat", libc::SYS_stat),
+        ("lstat", libc::SYS_lstat),
+    ]);
+    v
+}
+
+/// The program: load the syscall number, one compare per notified call.
+pub fn program() -> Vec<libc::sock_filter> {
+    let calls = notified_calls();
+    let n = calls.len();
+    let mut p = vec![stmt(BPF_LD_W_ABS, 0)];
+    for (k, (_, nr)) in calls.iter().enumerate() {
+        // Match → the `ret notify` after the `ret allow` that ends the list.
+        let to_notify = (n - 1 - k + 1) as u8;
+        p.push(jump(BPF_JEQ_K, *nr as u32, to_notify, 0));
+    }
+    p.push(stmt(BPF_RET_K, RET_ALLOW));
+    p.push(stmt(BPF_RET_K, libc::SECCOMP_RET_USER_NOTIF));
+    p
+}
+
+/// Install [`program`] on the calling thread (kept across fork and exec) and return the
+/// listener the supervisor serves. Needs no_new_privs or CAP_SYS_ADMIN in the current
+/// user namespace, as any filter.
+pub fn install() -> Result<OwnedFd, Errno> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    if !has_continue(&release) {
+        return Err(Errno::ENOSYS);
+    }
+    crate::sys::install_listener(&program())
+}
+
+/// SECCOMP_USER_NOTIF_FLAG_CONTINUE came with Linux 5.5; before it the supervisor could
+/// not let a call run. An unreadable release is taken as new enough (the install then
+/// says whether notification works at all).
+fn has_continue(release: &str) -> bool {
+    let mut it = release.trim().split(['.', '-']);
+    let major: u32 = it.next().and_then(|v| v.parse().ok()).unwrap_or(u32::MAX);
+    let minor: u32 = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+    (major, minor) >= (5, 5)
+}
+
+fn stmt(code: u16, k: u32) -> libc::sock_filter {
+    libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Run the program on a syscall number (the only field it reads).
+    fn eval(p: &[libc::sock_filter], nr: u32) -> u32 {
+        let mut pc = 0usize;
+        let mut acc = 0u32;
+        loop {
+            let i = p[pc];
+            match i.code {
+                BPF_LD_W_ABS => acc = nr,
+                BPF_JEQ_K => {
+                    pc += if acc == i.k { i.jt } else { i.jf } as usize;
+                }
+                BPF_RET_K => return i.k,
+                c => panic!("unexpected opcode {c}"),
+            }
+            pc += 1;
+        }
+    }
+
+    #[test]
+    fn needs_a_kernel_that_can_continue_a_call() {
+        assert!(has_continue("6.18.0-1-amd64\n"));
+        assert!(has_continue("5.5.0"));
+        assert!(!has_continue("5.4.0-150-generic"));
+        assert!(!has_continue("4.18.0-553.el8_10.x86_64"));
+        assert!(has_continue(""));
+    }
+
+    #[test]
+    fn notifies_exactly_the_listed_calls() {
+        let p = program();
+        for (name, nr) in notified_calls() {
+            assert_eq!(eval(&p, nr as u32), libc::SECCOMP_RET_USER_NOTIF, "{name}");
+        }
+        for nr in [
+            libc::SYS_read,
+            libc::SYS_openat,
+            libc::SYS_execve,
+            libc::SYS_getpid,
+        ] {
+            assert_eq!(eval(&p, nr as u32), RET_ALLOW, "{nr}");
+        }
+    }
+}

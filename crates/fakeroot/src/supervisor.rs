@@ -1,0 +1,309 @@
+//! The supervisor: answers the notification filter's calls for as long as a process of
+//! the container runs. set*id/setgroups change the caller's fake credentials (table.rs)
+//! and get*id/getgroups report them; chown & co write the ownership record
+//! (files.rs, record.rs); the stat family shows a recorded owner (the supervisor stats the file
+//! itself and writes the struct into the caller); mknod of a device is a no-op that
+//! succeeds, as under the no-op fakeroot. Everything it cannot tell about is let run as
+//! is (SECCOMP_USER_NOTIF_FLAG_CONTINUE).
+//! Owns: the loop, the dispatch, pid-reuse checks (NOTIF_ID_VALID before acting on what
+//! was read from the caller). Never: follows a caller's path outside its root.
+
+use std::os::fd::BorrowedFd;
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use crate::creds::{Which, NGROUPS_MAX};
+use crate::files;
+use crate::record::{self, Target};
+use crate::table::Table;
+
+/// What the supervisor did, for the caller's debug log and the tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Notifications answered.
+    pub calls: u64,
+    /// Ownership records written.
+    pub recorded: u64,
+    /// stat results shown with a recorded owner.
+    pub faked_stats: u64,
+}
+
+/// The answer to one call.
+pub(crate) enum Answer {
+    /// Return this value, the call not run.
+    Value(i64),
+    /// Fail with this errno, the call not run.
+    Fail(Errno),
+    /// Run the call as it is.
+    Continue,
+}
+
+/// Serve `listener` until every process that uses it has ended.
+pub fn serve(listener: BorrowedFd<'_>) -> Result<Stats, Errno> {
+    let mut table = Table::default();
+    let mut stats = Stats::default();
+    let mut n = crate::sys::empty_notif();
+    loop {
+        let mut fds = [PollFd::new(listener, PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        let rev = fds[0].revents().unwrap_or(PollFlags::empty());
+        if !rev.contains(PollFlags::POLLIN) {
+            // POLLHUP: no process uses the filter any more.
+            return Ok(stats);
+        }
+        match crate::sys::notif_recv(listener, &mut n) {
+            // ENOENT: the caller was killed or interrupted before we read it.
+            Err(Errno::EINTR) | Err(Errno::ENOENT) => continue,
+            Err(e) => return Err(e),
+            Ok(()) => {}
+        }
+        stats.calls += 1;
+        let answer = answer(listener, &n, &mut table, &mut stats);
+        let mut resp = libc::seccomp_notif_resp {
+            id: n.id,
+            val: 0,
+            error: 0,
+            flags: 0,
+        };
+        match answer {
+            Answer::Value(v) => resp.val = v,
+            Answer::Fail(e) => resp.error = -(e as i32),
+            Answer::Continue => resp.flags = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+        }
+        // ENOENT: the caller is gone (killed, or its call interrupted by a signal and
+        // restarted as a new notification): nobody waits for this answer.
+        match crate::sys::notif_send(listener, &resp) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn answer(
+    listener: BorrowedFd<'_>,
+    n: &libc::seccomp_notif,
+    table: &mut Table,
+    stats: &mut Stats,
+) -> Answer {
+    let pid = n.pid as i32;
+    let a = n.data.args;
+    let id = |i: usize| a[i] as u32;
+    let set =
+        |table: &mut Table, f: &dyn Fn(&mut crate::creds::Creds) -> Result<(), Errno>| match table
+            .update(pid, f)
+        {
+            Ok(()) => Answer::Value(0),
+            Err(e) => Answer::Fail(e),
+        };
+    let nr = n.data.nr as libc::c_long;
+    match nr {
+        libc::SYS_setuid => set(table, &|c| c.set_one(Which::Uid, id(0))),
+        libc::SYS_setgid => set(table, &|c| c.set_one(Which::Gid, id(0))),
+        libc::SYS_setreuid => set(table, &|c| c.set_re(Which::Uid, id(0), id(1))),
+        libc::SYS_setregid => set(table, &|c| c.set_re(Which::Gid, id(0), id(1))),
+        libc::SYS_setresuid => set(table, &|c| c.set_res(Which::Uid, [id(0), id(1), id(2)])),
+        libc::SYS_setresgid => set(table, &|c| c.set_res(Which::Gid, [id(0), id(1), id(2)])),
+        libc::SYS_setgroups => match read_groups(pid, a[0], a[1]) {
+            Ok(list) if crate::sys::notif_id_valid(listener, n.id) => {
+                set(table, &|c| c.set_groups(list.clone()))
+            }
+            Ok(_) => Answer::Fail(Errno::ESRCH),
+            Err(e) => Answer::Fail(e),
+        },
+        libc::SYS_getuid | libc::SYS_geteuid | libc::SYS_getgid | libc::SYS_getegid => {
+            match creds_of(table, pid) {
+                Some(c) => Answer::Value(i64::from(match nr {
+                    libc::SYS_getuid => c.uid[0],
+                    libc::SYS_geteuid => c.uid[1],
+                    libc::SYS_getgid => c.gid[0],
+                    _ => c.gid[1],
+                })),
+                None => Answer::Continue,
+            }
+        }
+        libc::SYS_getresuid | libc::SYS_getresgid => match creds_of(table, pid) {
+            Some(c) => {
+                let ids = if nr == libc::SYS_getresuid {
+                    c.uid
+                } else {
+                    c.gid
+                };
+                let ok = (0..3).all(|i| put(listener, n, a[i], &ids[i].to_ne_bytes()));
+                if ok {
+                    Answer::Value(0)
+                } else {
+                    Answer::Fail(Errno::EFAULT)
+                }
+            }
+            None => Answer::Continue,
+        },
+        libc::SYS_getgroups => match creds_of(table, pid).and_then(|c| c.groups) {
+            Some(g) => get_groups(listener, n, &g),
+            None => Answer::Continue,
+        },
+        libc::SYS_fchown => files::chown(listener, n, stats, fd_target(pid, a[0]), id(1), id(2)),
+        libc::SYS_fchownat => match at_target(pid, a[0], a[1], a[4]) {
+            Ok((t, p)) => files::chown(listener, n, stats, t.with(&p), id(2), id(3)),
+            Err(e) => Answer::Fail(e),
+        },
+        libc::SYS_mknodat => files::mknod(id(2), a[3]),
+        libc::SYS_fchmod => files::chmod(listener, n, fd_target(pid, a[0]), id(1)),
+        libc::SYS_fchmodat => match at_target(pid, a[0], a[1], 0) {
+            Ok((t, p)) => files::chmod(listener, n, t.with(&p), id(2)),
+            Err(_) => Answer::Continue,
+        },
+        crate::filter::SYS_FCHMODAT2 => match at_target(pid, a[0], a[1], a[3]) {
+            Ok((t, p)) => files::chmod(listener, n, t.with(&p), id(2)),
+            Err(_) => Answer::Continue,
+        },
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_chmod => match record::read_path(pid, a[0]) {
+            Ok(p) => {
+                let t = cwd_target(pid, true);
+                files::chmod(listener, n, t.with(&Some(p)), id(1))
+            }
+            Err(_) => Answer::Continue,
+        },
+        libc::SYS_fstat => files::stat(listener, n, stats, fd_target(pid, a[0]), a[1], None),
+        libc::SYS_newfstatat => match at_target(pid, a[0], a[1], a[3]) {
+            Ok((t, p)) => files::stat(listener, n, stats, t.with(&p), a[2], None),
+            Err(_) => Answer::Continue,
+        },
+        libc::SYS_statx => match at_target(pid, a[0], a[1], a[2]) {
+            Ok((t, p)) => files::stat(listener, n, stats, t.with(&p), a[4], Some((a[2], a[3]))),
+            Err(_) => Answer::Continue,
+        },
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_chown | libc::SYS_lchown => match record::read_path(pid, a[0]) {
+            Ok(p) => {
+                let t = cwd_target(pid, nr == libc::SYS_chown);
+                files::chown(listener, n, stats, t.with(&Some(p)), id(1), id(2))
+            }
+            Err(e) => Answer::Fail(e),
+        },
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_mknod => files::mknod(id(1), a[2]),
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_stat | libc::SYS_lstat => match record::read_path(pid, a[0]) {
+            Ok(p) => {
+                let t = cwd_target(pid, nr == libc::SYS_stat);
+                files::stat(listener, n, stats, t.with(&Some(p)), a[1], None)
+            }
+            Err(_) => Answer::Continue,
+        },
+        _ => Answer::Continue,
+    }
+}
+
+/// A target before its path is attached (the path is owned by the caller's frame).
+struct PathTarget {
+    pid: i32,
+    dirfd: i32,
+    follow: bool,
+}
+
+impl PathTarget {
+    fn with<'a>(&self, p: &'a Option<std::ffi::CString>) -> Target<'a> {
+        Target {
+            pid: self.pid,
+            dirfd: self.dirfd,
+            path: p.as_deref(),
+            follow: self.follow,
+        }
+    }
+}
+
+/// A path call without a dir fd (chown, stat, chmod): relative to the cwd.
+#[cfg(target_arch = "x86_64")]
+fn cwd_target(pid: i32, follow: bool) -> PathTarget {
+    PathTarget {
+        pid,
+        dirfd: libc::AT_FDCWD,
+        follow,
+    }
+}
+
+fn fd_target(pid: i32, fd: u64) -> Target<'static> {
+    Target {
+        pid,
+        dirfd: fd as i32,
+        path: None,
+        follow: true,
+    }
+}
+
+/// (dirfd, path, flags) of an *at call: the path unless AT_EMPTY_PATH with "".
+fn at_target(
+    pid: i32,
+    dirfd: u64,
+    path: u64,
+    flags: u64,
+) -> Result<(PathTarget, Option<std::ffi::CString>), Errno> {
+    let flags = flags as i32;
+    let p = record::read_path(pid, path)?;
+    let p = match p.is_empty() && flags & libc::AT_EMPTY_PATH != 0 {
+        true => None,
+        false => Some(p),
+    };
+    let t = PathTarget {
+        pid,
+        dirfd: dirfd as i32,
+        follow: flags & libc::AT_SYMLINK_NOFOLLOW == 0,
+    };
+    Ok((t, p))
+}
+
+fn creds_of(table: &Table, pid: i32) -> Option<crate::creds::Creds> {
+    match table.is_empty() {
+        true => None,
+        false => table.get(pid),
+    }
+}
+
+/// Write `bytes` at `addr` of the caller, if it is still the one that asked.
+pub(crate) fn put(
+    listener: BorrowedFd<'_>,
+    n: &libc::seccomp_notif,
+    addr: u64,
+    bytes: &[u8],
+) -> bool {
+    addr != 0
+        && crate::sys::notif_id_valid(listener, n.id)
+        && crate::sys::write_mem(n.pid as i32, addr, bytes) == Ok(bytes.len())
+}
+
+fn read_groups(pid: i32, size: u64, addr: u64) -> Result<Vec<u32>, Errno> {
+    let size = usize::try_from(size).map_err(|_| Errno::EINVAL)?;
+    if size > NGROUPS_MAX {
+        return Err(Errno::EINVAL);
+    }
+    let mut buf = vec![0u8; size * 4];
+    if size > 0 && crate::sys::read_mem(pid, addr, &mut buf)? != buf.len() {
+        return Err(Errno::EFAULT);
+    }
+    Ok(buf
+        .chunks_exact(4)
+        .map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+fn get_groups(listener: BorrowedFd<'_>, n: &libc::seccomp_notif, g: &[u32]) -> Answer {
+    let size = n.data.args[0] as i32;
+    if size == 0 {
+        return Answer::Value(g.len() as i64);
+    }
+    if size < 0 || (size as usize) < g.len() {
+        return Answer::Fail(Errno::EINVAL);
+    }
+    let bytes: Vec<u8> = g.iter().flat_map(|v| v.to_ne_bytes()).collect();
+    if g.is_empty() || put(listener, n, n.data.args[1], &bytes) {
+        Answer::Value(g.len() as i64)
+    } else {
+        Answer::Fail(Errno::EFAULT)
+    }
+}
