@@ -37,6 +37,11 @@ pub enum Msg {
     Join(std::path::PathBuf, i32),
     /// C → irun: joined; C waits for `Go` as any container's pid 1.
     Joined,
+    /// irun → C, instead of `Go` while its id maps are still being written: the same
+    /// spec; C sets up what needs no maps (setup.rs) and waits for `Mapped`.
+    Early(Box<ContainerSpec>, Network, StdioPassed),
+    /// irun → C, after `Early`: the maps are written (and the network's helper runs).
+    Mapped,
 }
 
 /// Largest message on the control channel (a spec with a huge environment); the kernel's

@@ -13,8 +13,11 @@
 //!   ordinary host process, the command's subreaper) and/or NEWIPC (`--ipc host`). The network namespace is the host's unless the caller asks for
 //!   `Network::None` or `Network::Private` (CLONE_NEWNET; with Private, irun starts the
 //!   helper of net.rs once the maps are written and before `Go`, and reaps it at the end).
-//! - irun writes C's maps, sends `Go`; C closes every fd it inherited but the channel,
-//!   mounts the root, applies the mount plan with every container path resolved inside
+//! - irun sends `Early` while newuidmap/newgidmap write C's maps (C mounts the root and
+//!   what needs no maps meanwhile: setup.rs) and `Mapped` once they are written; or,
+//!   when the maps came first (a FUSE or squashfs root, served from outside after the
+//!   maps; maps written through /proc; joined namespaces), `Go`. C closes every fd it
+//!   inherited but the channel, mounts the root, applies the mount plan with every container path resolved inside
 //!   the root (inroot.rs), makes the working dir, reads the image's passwd and group
 //!   (bounded), pivots and detaches the old root at once (setup.rs), and (with `-t`)
 //!   opens a pty in the container's own devpts and passes the master back over the channel (SCM_RIGHTS), so `tty` inside prints `/dev/pts/0`.
@@ -126,13 +129,19 @@ impl ContainerError {
     }
 }
 
-/// The spec encoded for `Go`; a spec over the limit is [`ContainerError::TooLarge`].
+/// The spec encoded for `Go` (or `Early`, when `early`); a spec over the limit is
+/// [`ContainerError::TooLarge`].
 fn encode_go(
     spec: &ContainerSpec,
     network: Network,
     passed: crate::spec::StdioPassed,
+    early: bool,
 ) -> Result<Vec<u8>, ContainerError> {
-    let go = Msg::Go(Box::new(spec.clone()), network, passed);
+    let spec = Box::new(spec.clone());
+    let go = match early {
+        true => Msg::Early(spec, network, passed),
+        false => Msg::Go(spec, network, passed),
+    };
     channel::encode(&go).map_err(|e| match e {
         ChannelError::TooLarge { bytes, limit } => ContainerError::TooLarge { bytes, limit },
         e => ContainerError::SendSpec(e),
@@ -367,6 +376,27 @@ impl Pending {
         if self.shared != (spec.sharing.pid, spec.sharing.ipc) {
             return Err(ContainerError::Sharing);
         }
+        let fakeroot = self.fakeroot.take();
+        let mut passed = stdio.passed();
+        passed.fakeroot = fakeroot.is_some();
+        let pass: Vec<_> = [
+            stdio.stdout,
+            stdio.stderr,
+            fakeroot.as_ref().map(|f| f.as_fd()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        // While newuidmap/newgidmap still run, pid 1 mounts what needs no id maps
+        // (setup.rs): `Early` now, `Mapped` once they are written. A root served from
+        // outside (FUSE, squashfs) needs the maps first: `Go` after them, as before.
+        let early = self.maps.as_ref().is_some_and(MapWrite::pending)
+            && matches!(spec.root, RootMount::Overlay { .. } | RootMount::Bind(_));
+        if early {
+            let chan = self.chan.as_ref().ok_or(ContainerError::Started)?;
+            let msg = encode_go(spec, self.network, passed, true)?;
+            channel::send_bytes(chan.as_fd(), &msg, &pass).map_err(ContainerError::SendSpec)?;
+        }
         if let Some(m) = self.maps.take() {
             m.finish().map_err(ContainerError::IdMap)?;
         }
@@ -382,24 +412,20 @@ impl Pending {
             );
         }
         if self.network == Network::Private {
-            // Before Go: the container starts with its network configured. Dropped (killed
-            // and reaped) with self, after the container ended.
+            // Before Go (or Mapped): the container starts with its network configured.
+            // Dropped (killed and reaped) with self, after the container ended.
             self.net = Some(crate::net::start(self.pid.as_raw()).map_err(ContainerError::Net)?);
         }
         let chan_p = self.chan.take().ok_or(ContainerError::Started)?;
-        let fakeroot = self.fakeroot.take();
-        let mut passed = stdio.passed();
-        passed.fakeroot = fakeroot.is_some();
-        let go = encode_go(spec, self.network, passed)?;
-        let pass: Vec<_> = [
-            stdio.stdout,
-            stdio.stderr,
-            fakeroot.as_ref().map(|f| f.as_fd()),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        channel::send_bytes(chan_p.as_fd(), &go, &pass).map_err(ContainerError::SendSpec)?;
+        match early {
+            true => channel::send(chan_p.as_fd(), &Msg::Mapped, &[]),
+            false => channel::send_bytes(
+                chan_p.as_fd(),
+                &encode_go(spec, self.network, passed, false)?,
+                &pass,
+            ),
+        }
+        .map_err(ContainerError::SendSpec)?;
         // The container holds it now: ours closed, the supervisor sees the socket close
         // if the container never sends its listener.
         drop(fakeroot);
@@ -447,7 +473,7 @@ mod tests {
     fn a_spec_over_the_limit_is_refused_naming_it() {
         let mut spec = ContainerSpec::for_tests();
         spec.process.env = vec!["X=".to_string() + &"x".repeat(MAX_MESSAGE)];
-        let err = encode_go(&spec, Network::Host, StdioFds::default().passed()).unwrap_err();
+        let err = encode_go(&spec, Network::Host, StdioFds::default().passed(), false).unwrap_err();
         assert!(matches!(
             err,
             ContainerError::TooLarge {

@@ -1,4 +1,6 @@
-//! The container's pid 1 (C), from the clone to the command's status: wait for `Go`
+//! The container's pid 1 (C), from the clone to the command's status: wait for `Go` (or
+//! `Early`, then mount what needs no id maps while irun's helpers write them, and wait
+//! for `Mapped`)
 //! (every fd inherited from irun but the channel is closed already; before it, with
 //! `Join`, enter a shared user namespace and make the others there), bring `lo` up in a network
 //! namespace of its own, die with irun (with `--pid host`: also be the command's
@@ -68,9 +70,12 @@ pub fn container_main(chan: OwnedFd) -> i32 {
         }
         msg = channel::recv(chan.as_fd());
     }
-    let (spec, network, stdio) = match msg {
+    let (spec, network, stdio, early) = match msg {
         Ok(Some((Msg::Go(spec, network, passed), fds))) => {
-            (spec, network, CommandStdio::from_passed(passed, fds))
+            (spec, network, CommandStdio::from_passed(passed, fds), false)
+        }
+        Ok(Some((Msg::Early(spec, network, passed), fds))) => {
+            (spec, network, CommandStdio::from_passed(passed, fds), true)
         }
         _ => return FAILED, // irun failed to map us (or went away) and says so itself
     };
@@ -95,7 +100,15 @@ pub fn container_main(chan: OwnedFd) -> i32 {
     // Ignoring the result: sigprocmask fails only for an invalid `how`.
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&all), None);
     let cleanup = open_cleanup_dirs(&spec.cleanup);
-    let ids = match crate::setup::setup(spec) {
+    // `Early`: the mounts that need no id maps while irun's helpers write them.
+    let before = match early {
+        true => crate::setup::before_maps(spec),
+        false => crate::setup::Before::default(),
+    };
+    if early && !matches!(channel::recv(chan.as_fd()), Ok(Some((Msg::Mapped, _)))) {
+        return FAILED; // irun failed to map us (or went away) and says so itself
+    }
+    let ids = match crate::setup::after_maps(spec, before) {
         Ok(ids) => shared_ids(ids, &spec.sharing),
         Err(e) => return report(chan.as_fd(), &e),
     };

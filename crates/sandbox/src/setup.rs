@@ -3,7 +3,10 @@
 //! path resolved inside the root (inroot.rs), the working dir, the user from the
 //! image's passwd and group (bounded reads), pivot_root with the old root detached at
 //! once, the hostname, `--read-only`. Everything here fails with an imago error (exit
-//! 125), never with the command's. Also the same root mount and user lookup on the
+//! 125), never with the command's. In two parts when irun's setuid helpers are still
+//! writing the id maps at `Early` ([`before_maps`]: the root and the mounts that make no
+//! file, since a file made in the new namespaces fails until its owner is mapped; then
+//! [`after_maps`]); in one when the maps came first (`Go`). Also the same root mount and user lookup on the
 //! caller's side, in a run-in-mapping child, for the single mapping that must know the
 //! container's user before its maps are written ([`resolve_in_image`]).
 //! Owns: that order and its errors. Never: talks to irun (pid1.rs), execs (exec.rs),
@@ -128,29 +131,93 @@ pub enum SetupError {
     ReadOnly(#[source] mounts::MountError),
 }
 
-/// Root mount, mount plan, workdir, user, pivot, hostname, `--read-only`: the user's
-/// ids to exec with.
-pub fn setup(spec: &ContainerSpec) -> Result<Ids, SetupError> {
-    setup_with(&RealSys, spec)
+/// What [`before_maps`] did: mounts made private, the root mounted (and held by its
+/// fd), and how many of the plan's first steps ([`mounts::split_before_maps`]) are done.
+#[derive(Default)]
+pub struct Before {
+    private: bool,
+    root_mounted: bool,
+    root: Option<OwnedFd>,
+    first_done: usize,
 }
 
-/// [`setup`] with its privileged calls made through `sys`.
+/// The part of the setup that needs no id maps, done by pid 1 while irun's setuid helpers
+/// write them: the root mount and the plan's first steps (procfs, /sys, the masks).
+/// Every step that fails is left, with all after it, to [`after_maps`], which does it
+/// again and reports its error: nothing here fails the container.
+pub fn before_maps(spec: &ContainerSpec) -> Before {
+    before_maps_with(&RealSys, spec)
+}
+
+fn before_maps_with(sys: &dyn Sys, spec: &ContainerSpec) -> Before {
+    let mut done = Before {
+        // Best effort, as in after_maps_with.
+        private: sys::make_mounts_private(sys).is_ok(),
+        ..Before::default()
+    };
+    if mount_root(sys, spec).is_err() {
+        return done;
+    }
+    done.root_mounted = true;
+    let Ok(root_fd) = open_root(&spec.rootfs) else {
+        return done;
+    };
+    let (first, _) = mounts::split_before_maps(mounts::plan(spec));
+    {
+        let in_root = InRoot::new(root_fd.as_fd(), Resolver::detect());
+        for op in &first {
+            if mounts::apply_with(sys, std::slice::from_ref(op), &in_root).is_err() {
+                break;
+            }
+            done.first_done += 1;
+        }
+    }
+    done.root = Some(root_fd);
+    done
+}
+
+/// Root mount, mount plan, workdir, user, pivot, hostname, `--read-only`, once the id
+/// maps are written, after [`before_maps`] did `before` (or nothing: `Before::default()`):
+/// the user's ids to exec with.
+pub fn after_maps(spec: &ContainerSpec, before: Before) -> Result<Ids, SetupError> {
+    after_maps_with(&RealSys, spec, before)
+}
+
+/// The whole setup in one go, its privileged calls made through `sys`.
+#[cfg(test)]
 fn setup_with(sys: &dyn Sys, spec: &ContainerSpec) -> Result<Ids, SetupError> {
-    // Best effort: the namespace is new and a user namespace's copies of the host's
-    // mounts receive from the host at most (mount_namespaces(7)); this only makes sure
-    // nothing mounted here propagates back.
-    let _ = sys::make_mounts_private(sys);
+    after_maps_with(sys, spec, Before::default())
+}
+
+fn after_maps_with(sys: &dyn Sys, spec: &ContainerSpec, before: Before) -> Result<Ids, SetupError> {
+    if !before.private {
+        // Best effort: the namespace is new and a user namespace's copies of the host's
+        // mounts receive from the host at most (mount_namespaces(7)); this only makes
+        // sure nothing mounted here propagates back.
+        let _ = sys::make_mounts_private(sys);
+    }
     let root = &spec.rootfs;
-    mount_root(sys, spec)?;
+    if !before.root_mounted {
+        mount_root(sys, spec)?;
+    }
     // Everything below resolves container paths from this fd, inside the root (inroot.rs):
     // the image's symlinks cannot reach the host. It must be opened after the root
     // mount, to hold the mount and not the empty dir beneath.
-    let root_fd = open_root(root)?;
+    let root_fd = match before.root {
+        Some(fd) => fd,
+        None => open_root(root)?,
+    };
     let in_root = InRoot::new(root_fd.as_fd(), Resolver::detect());
     // The plan before pivot_root: the host's /proc (needed to mount a fresh procfs in a
     // user namespace, and for /proc/self/fd/N) and host sources are still in view, and
     // no image path is ever reached by an ordinary path call.
-    mounts::apply_with(sys, &mounts::plan(spec), &in_root).map_err(SetupError::Mounts)?;
+    let (first, then) = mounts::split_before_maps(mounts::plan(spec));
+    let rest: Vec<_> = first
+        .into_iter()
+        .skip(before.first_done)
+        .chain(then)
+        .collect();
+    mounts::apply_with(sys, &rest, &in_root).map_err(SetupError::Mounts)?;
     let cwd = if spec.process.cwd.is_empty() {
         "/"
     } else {
@@ -316,9 +383,9 @@ fn lookup_ids(user: &str, in_root: &InRoot<'_>) -> Result<Ids, SetupError> {
 /// The ids `spec.process.user` will resolve to in the container, found before the
 /// container exists (the single mapping places its one id at them, and a map cannot be
 /// changed once written): in a run-in-mapping child under `map` (user and mount
-/// namespaces of its own, gone when it returns) the root is mounted as [`setup`] mounts
-/// it and the image's passwd and group are read there through the same inroot resolver,
-/// bounded. An unknown user fails here with [`setup`]'s own error (in the chain).
+/// namespaces of its own, gone when it returns) the root is mounted as [`after_maps`]
+/// mounts it and the image's passwd and group are read there through the same inroot resolver,
+/// bounded. An unknown user fails here with [`after_maps`]' own error (in the chain).
 pub(crate) fn resolve_in_image(spec: &ContainerSpec, map: &IdMap) -> Result<Ids, ChildError> {
     crate::child::run_in_mapping(map, || -> Result<Ids, SetupError> {
         // A FUSE root is served by this child itself while it looks (it is root in its
@@ -549,6 +616,72 @@ mod tests {
         let calls = sys.calls();
         assert!(matches!(calls.last(), Some(Call::Mount { fstype: Some(f), .. }) if f == "mqueue"));
         assert!(!calls.iter().any(|c| matches!(c, Call::PivotRoot { .. })));
+    }
+
+    fn mounts(calls: &[Call]) -> Vec<Call> {
+        calls
+            .iter()
+            .filter(|c| matches!(c, Call::Mount { .. }))
+            .cloned()
+            .collect()
+    }
+
+    fn is_proc(c: &Call) -> bool {
+        matches!(c, Call::Mount { fstype: Some(f), .. } if f == "proc")
+    }
+
+    #[test]
+    fn fake_mounts_before_the_maps_stop_at_a_failure_and_the_rest_come_after_once() {
+        let whole = FakeSys::new();
+        let t = tempfile::tempdir().unwrap();
+        setup_with(&whole, &spec(t.path())).unwrap();
+        // A fresh root: the first run left its symlinks in the fake's dirs.
+        let t = tempfile::tempdir().unwrap();
+        let s = spec(t.path());
+        // Before the maps: private, the root, procfs; the /sys bind fails and is left.
+        let early = FakeSys::failing(
+            |c| matches!(c, Call::Mount { src: Some(src), .. } if src == Path::new("/sys")),
+            Errno::EOVERFLOW,
+        );
+        let before = before_maps_with(&early, &s);
+        assert_eq!((before.private, before.root_mounted), (true, true));
+        assert_eq!(before.first_done, 1, "{:#?}", early.calls());
+        let early_calls = mounts(&early.calls());
+        assert!(is_proc(&early_calls[2]), "{early_calls:#?}");
+        let late = FakeSys::new();
+        after_maps_with(&late, &s, before).unwrap();
+        let late_calls = mounts(&late.calls());
+        assert!(
+            !late_calls.iter().any(is_proc),
+            "procfs is mounted once: {late_calls:#?}"
+        );
+        assert!(
+            matches!(&late_calls[0], Call::Mount { src: Some(src), .. } if src == Path::new("/sys")),
+            "the failed step comes first after the maps: {late_calls:#?}"
+        );
+        // Every mount of the one-phase setup, once: the failed try is the only extra.
+        assert_eq!(
+            early_calls.len() - 1 + late_calls.len(),
+            mounts(&whole.calls()).len()
+        );
+        assert!(matches!(late.calls().last(), Some(Call::Mount { .. })));
+    }
+
+    #[test]
+    fn kernel_trees_first_unless_a_user_mount_lands_in_them() {
+        let mut s = ContainerSpec::for_tests();
+        let (first, then) = mounts::split_before_maps(mounts::plan(&s));
+        assert!(matches!(first[0], mounts::MountOp::Proc), "{first:?}");
+        assert!(first.iter().any(|o| matches!(o, mounts::MountOp::Mask(_))));
+        assert!(matches!(then[0], mounts::MountOp::DevTmpfs), "{then:?}");
+        s.mounts.push(crate::spec::UserMount::Tmpfs {
+            dst: "/sys/fs/x".into(),
+            options: String::new(),
+        });
+        let plan = mounts::plan(&s);
+        let (first, then) = mounts::split_before_maps(plan.clone());
+        assert!(first.is_empty());
+        assert_eq!(then, plan, "the plan's order stands");
     }
 
     #[test]

@@ -15,6 +15,11 @@ pub struct MapWrite {
 }
 
 impl MapWrite {
+    /// Helpers still run (newuidmap/newgidmap); written maps (through /proc) are done.
+    pub fn pending(&self) -> bool {
+        !self.helpers.is_empty()
+    }
+
     /// Wait for every helper; the first failure (status and stderr) is returned.
     pub fn finish(self) -> Result<(), IdMapError> {
         let mut first = Ok(());

@@ -186,6 +186,34 @@ pub fn plan(spec: &ContainerSpec) -> Vec<MountOp> {
     ops
 }
 
+/// `ops` split for a container whose pid 1 mounts while its id maps are still being
+/// written (setup.rs): first the steps that make no file (procfs, /sys, the masks and
+/// read-only binds over them: every mount point is in trees this plan mounts itself),
+/// then the rest in their order. Files made in the new namespaces fail until the maps
+/// exist, so the /dev tree, binds and the user's mounts come second. The masks then
+/// precede the user's mounts, which is the same only when no user mount lands in /proc
+/// or /sys: when one does, everything stays second, in the plan's order.
+pub fn split_before_maps(ops: Vec<MountOp>) -> (Vec<MountOp>, Vec<MountOp>) {
+    let in_kernel_trees = |p: &Path| p.starts_with("/proc") || p.starts_with("/sys");
+    let user_there = ops.iter().any(|op| match op {
+        MountOp::Bind { dst, .. } | MountOp::Tmpfs { dst, .. } => in_kernel_trees(dst),
+        _ => false,
+    });
+    if user_there {
+        return (vec![], ops);
+    }
+    ops.into_iter().partition(|op| {
+        matches!(
+            op,
+            MountOp::Proc
+                | MountOp::HostProc
+                | MountOp::Sys { .. }
+                | MountOp::Mask(_)
+                | MountOp::ReadOnly(_)
+        )
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 fn mnt(
     sys: &dyn Sys,
