@@ -30,6 +30,7 @@ mod pull_once;
 mod pull_policy;
 mod registries_conf;
 mod registry;
+mod registry_faults;
 mod registry_regress;
 mod registry_resume;
 mod registry_support;

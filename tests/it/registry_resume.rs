@@ -4,6 +4,11 @@
 //! and stores a blob that verifies. A partial file with a flipped byte fails the digest,
 //! is discarded, and the blob is fetched again from byte 0: nothing bad is stored. A
 //! registry that ignores `Range` (answers 200) gets the partial file emptied first.
+//! An interrupted `ipush` resumes its upload session: a push of a 48 MiB layer in 8 MiB
+//! chunks, SIGKILLed while the registry holds three chunks, is rerun and sends only the
+//! rest (the proxy's record of the `PATCH` `Content-Range`s shows it). The campaign-only
+//! (`--ignored`) case pulls a 200 MiB layer, kills the pull at half, reruns it, and
+//! shows the registry's own access log answering the second request with `206`.
 //! Real docker-registry; a small recording proxy of ours in front of it.
 
 #![allow(clippy::print_stderr, clippy::unwrap_used)]
@@ -19,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use imago_it::{users, Env, Scratch, User};
 
-use crate::registry_support::{have, Auth, Registry};
+use crate::registry_support::{have, Auth, Fault, FaultProxy, Registry, Rule};
 
 const LAYER_MIB: usize = 24;
 
@@ -191,16 +196,16 @@ fn serve(
     let _ = std::io::copy(&mut cr, &mut std::io::sink()); // until the client is killed
 }
 
-/// A registry holding `me/big:1`: one layer of LAYER_MIB MiB of random bytes.
-fn registry_with_big_image(base: &Scratch) -> Registry {
-    let reg = Registry::start(&base.path().join("reg"), Auth::None, None);
-    let env = Env::new(User::Root);
+/// An image `big` in `env`'s store: one layer of `mib` MiB of random bytes (made on the
+/// scratch tmpfs, incompressible), put in by `skopeo copy` as `env`'s user.
+fn big_image_in_store(env: &Env, mib: usize) {
     let dir = env.path("rootfs");
     std::fs::create_dir_all(&dir).unwrap();
     let mut data = std::fs::File::open("/dev/urandom").unwrap();
-    let mut bytes = vec![0u8; LAYER_MIB << 20];
+    let mut bytes = vec![0u8; mib << 20];
     data.read_exact(&mut bytes).unwrap();
     std::fs::write(dir.join("random.bin"), &bytes).unwrap();
+    drop(bytes);
     let tar = env.path("layer.tar");
     let st = Command::new("tar")
         .arg("-C")
@@ -211,11 +216,27 @@ fn registry_with_big_image(base: &Scratch) -> Registry {
         .status()
         .unwrap();
     assert!(st.success());
+    std::fs::remove_dir_all(&dir).unwrap();
+    env.give(&tar);
     env.cmd_path("skopeo")
         .args(["copy", "-q"])
         .arg(format!("tarball:{}", tar.display()))
         .arg(format!("oci:{}:big", env.root().display()))
         .ok();
+    std::fs::remove_file(&tar).unwrap();
+}
+
+/// A registry holding `me/big:1`: one layer of `mib` MiB of random bytes; with its
+/// access log on when `logged`.
+fn registry_with_big_image(base: &Scratch, mib: usize, logged: bool) -> Registry {
+    let dir = base.path().join("reg");
+    let reg = if logged {
+        Registry::start_logged(&dir)
+    } else {
+        Registry::start(&dir, Auth::None, None)
+    };
+    let env = Env::new(User::Root);
+    big_image_in_store(&env, mib);
     let mut push = env
         .cmd("ipush")
         .args(["big", &format!("{}/me/big:1", reg.addr)])
@@ -267,14 +288,9 @@ fn wait_for_partial(root: &Path, min: u64) -> PathBuf {
     }
 }
 
-/// Start a pull, SIGKILL it (its whole process group: runuser and ipull) once the
-/// partial file of the big layer holds about half of it; the partial file's path.
-fn pull_killed_halfway(env: &Env, proxy: &Proxy, image: &str) -> PathBuf {
-    let half = (LAYER_MIB << 20) / 2;
-    proxy.hold_after.store(half, Ordering::Relaxed);
-    let mut cmd = ipull(env, image);
-    let mut child = cmd.command().spawn().unwrap();
-    let partial = wait_for_partial(&env.root(), (half - (1 << 20)) as u64);
+/// SIGKILL a child started in a process group of its own, and the whole group (runuser
+/// and our program under it).
+fn kill_group(child: &mut std::process::Child) {
     let pgid = child.id().to_string();
     let st = Command::new("kill")
         .args(["-KILL", "--", &format!("-{pgid}")])
@@ -282,34 +298,45 @@ fn pull_killed_halfway(env: &Env, proxy: &Proxy, image: &str) -> PathBuf {
         .unwrap();
     assert!(st.success());
     let _ = child.wait(); // killed: its status says so, nothing to check
+}
+
+/// Start a pull, SIGKILL it (its whole process group: runuser and ipull) once the
+/// partial file of the big layer holds about half of it; the partial file's path.
+fn pull_killed_halfway(env: &Env, proxy: &Proxy, image: &str, mib: usize) -> PathBuf {
+    let half = (mib << 20) / 2;
+    proxy.hold_after.store(half, Ordering::Relaxed);
+    let mut cmd = ipull(env, image);
+    let mut child = cmd.command().spawn().unwrap();
+    let partial = wait_for_partial(&env.root(), (half - (1 << 20)) as u64);
+    kill_group(&mut child);
     proxy.hold_after.store(0, Ordering::Relaxed);
     let held = std::fs::metadata(&partial).unwrap().len();
-    assert!(held > 0 && held < (LAYER_MIB << 20) as u64, "{held}");
+    assert!(held > 0 && held < (mib << 20) as u64, "{held}");
     partial
 }
 
 /// A registry with the big image behind the recording proxy.
 struct TestBed {
     _base: Scratch,
-    _reg: Registry,
+    reg: Registry,
     proxy: Proxy,
     image: String,
 }
 
 impl TestBed {
     /// `None` (a SKIP) without docker-registry or skopeo.
-    fn start() -> Option<TestBed> {
+    fn start(mib: usize, logged: bool) -> Option<TestBed> {
         if !have("docker-registry") || !have("skopeo") {
             imago_it::skip("docker-registry or skopeo is not installed");
             return None;
         }
         let base = Scratch::new(User::Root);
-        let reg = registry_with_big_image(&base);
+        let reg = registry_with_big_image(&base, mib, logged);
         let proxy = Proxy::start(&reg.addr);
         let image = format!("{}/me/big:1", proxy.addr);
         Some(TestBed {
             _base: base,
-            _reg: reg,
+            reg,
             proxy,
             image,
         })
@@ -319,12 +346,12 @@ impl TestBed {
 /// For each user, in a fresh store: a pull killed halfway, then `rerun` with the
 /// proxy, the image and the partial file's path.
 fn after_a_killed_pull(rerun: impl Fn(&Proxy, &str, &Env, &Path)) {
-    let Some(t) = TestBed::start() else {
+    let Some(t) = TestBed::start(LAYER_MIB, false) else {
         return;
     };
     for user in users() {
         let env = Env::new(user);
-        let partial = pull_killed_halfway(&env, &t.proxy, &t.image);
+        let partial = pull_killed_halfway(&env, &t.proxy, &t.image, LAYER_MIB);
         rerun(&t.proxy, &t.image, &env, &partial);
         t.proxy.seen.lock().unwrap().clear();
     }
@@ -415,4 +442,161 @@ fn a_registry_that_ignores_the_range_gets_the_blob_fetched_from_zero() {
             user.name()
         );
     });
+}
+
+/// The campaign's must-show, too slow for CI (a 200 MiB layer per user): a pull killed
+/// at about 50 %, rerun; the registry's own access log shows the rerun's blob request
+/// answered `206 Partial Content` with about half the blob, not the whole of it.
+#[test]
+#[ignore = "campaign only: 200 MiB per user (scripts/reliability.sh runs it)"]
+fn a_200mb_pull_killed_halfway_asks_the_registry_for_a_range() {
+    const MIB: usize = 200;
+    let Some(t) = TestBed::start(MIB, true) else {
+        return;
+    };
+    for user in users() {
+        let env = Env::new(user);
+        let partial = pull_killed_halfway(&env, &t.proxy, &t.image, MIB);
+        let held = std::fs::metadata(&partial).unwrap().len();
+        let hex = hex_of(&partial);
+        let before = t.reg.log().lines().count();
+        let out = ipull(&env, &t.image).ok();
+        assert_blob_verifies(&env, &hex);
+        let log = t.reg.log();
+        let lines: Vec<&str> = log
+            .lines()
+            .skip(before)
+            .filter(|l| l.contains(&hex) && l.contains("\"GET "))
+            .collect();
+        eprintln!(
+            "[{}] killed with {held} bytes of the {MIB} MiB layer held; the registry's access log for the rerun:\n{}",
+            user.name(),
+            lines.join("\n")
+        );
+        let size = std::fs::metadata(env.root().join("blobs/sha256").join(&hex))
+            .unwrap()
+            .len();
+        let sent: Vec<u64> = lines
+            .iter()
+            .filter_map(|l| {
+                let after = l.split("HTTP/1.1\" ").nth(1)?;
+                let mut f = after.split(' ');
+                (f.next()? == "206").then(|| f.next()?.parse().ok())?
+            })
+            .collect();
+        assert!(
+            sent.len() == 1 && sent[0] + held == size,
+            "[{}] expected one 206 answer for the other {} of {size} bytes: {lines:?}\n{out}",
+            user.name(),
+            size - held
+        );
+    }
+}
+
+const PUSH_MIB: usize = 48;
+const CHUNK: u64 = 8 << 20;
+
+/// A push in 8 MiB chunks, SIGKILLed while the registry holds three of them (the
+/// proxy holds the fourth `PATCH` unread), leaves its session saved in the store; the
+/// rerun asks the registry where the session stands and sends only the rest.
+#[test]
+fn a_killed_push_resumes_its_upload_session() {
+    if !have("docker-registry") || !have("skopeo") {
+        imago_it::skip("docker-registry or skopeo is not installed");
+        return;
+    }
+    let base = Scratch::new(User::Root);
+    let reg = Registry::start(&base.path().join("reg"), Auth::None, None);
+    let proxy = FaultProxy::start(&reg.addr);
+    for user in users() {
+        let env = Env::new(user);
+        big_image_in_store(&env, PUSH_MIB);
+        let dest = format!("{}/{}/big:1", proxy.addr, user.name());
+        let patch = |fault, times| Rule {
+            method: "PATCH",
+            path_contains: "/blobs/uploads/",
+            fault,
+            times,
+        };
+        proxy.set_rules(vec![patch(Fault::Pass, 3), patch(Fault::StallRequest, 1)]);
+        let push = |env: &Env| {
+            let mut c = env
+                .cmd("ipush")
+                .args(["--chunk-size", &CHUNK.to_string(), "big", &dest])
+                .env("XDG_CONFIG_HOME", env.home().join(".config"));
+            c.command().env_remove("XDG_RUNTIME_DIR").process_group(0);
+            c
+        };
+        let mut child = push(&env).command().spawn().unwrap();
+        let held = || {
+            proxy
+                .applied
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|a| a.contains("StallRequest"))
+        };
+        assert!(
+            imago_it::eventually(120, held),
+            "[{}] the fourth chunk never came",
+            user.name()
+        );
+        kill_group(&mut child);
+        let saved = env.root().join("imago/registry/uploads");
+        let n_saved = std::fs::read_dir(&saved).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(
+            n_saved,
+            1,
+            "[{}] no saved session in {}",
+            user.name(),
+            saved.display()
+        );
+        proxy.set_rules(Vec::new());
+        proxy.heads.lock().unwrap().clear();
+        let out = push(&env).ok();
+        let resumed_at = 3 * CHUNK;
+        assert!(
+            out.stderr().contains(&format!(
+                "resuming the interrupted upload at byte {resumed_at}"
+            )),
+            "[{}] {out}",
+            user.name()
+        );
+        let heads = proxy.heads.lock().unwrap().clone();
+        let ranges: Vec<(u64, u64)> = heads
+            .iter()
+            .filter(|(m, _, _)| m == "PATCH")
+            .filter_map(|(_, _, h)| {
+                let v = h
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("content-range"))?;
+                let (a, b) = v.1.trim_start_matches("bytes ").split_once('-')?;
+                Some((a.parse().ok()?, b.parse().ok()?))
+            })
+            .collect();
+        let sent: u64 = ranges.iter().map(|(a, b)| b - a + 1).sum();
+        eprintln!(
+            "[{}] the rerun sent PATCH ranges {ranges:?} ({sent} bytes)",
+            user.name()
+        );
+        assert!(
+            ranges.first().is_some_and(|r| r.0 == resumed_at)
+                && ranges.iter().all(|r| r.0 >= resumed_at),
+            "[{}] the rerun re-sent the first part: {ranges:?}",
+            user.name()
+        );
+        let layer = heads
+            .iter()
+            .any(|(m, p, _)| m == "PUT" && p.contains("digest=sha256"));
+        assert!(layer, "[{}] no upload was finished: {heads:?}", user.name());
+        assert_eq!(std::fs::read_dir(&saved).map(|d| d.count()).unwrap_or(0), 0);
+        // What the registry assembled verifies.
+        let back = Env::new(user);
+        let mut pull = back
+            .cmd("ipull")
+            .arg(format!("{}/{}/big:1", reg.addr, user.name()))
+            .env("XDG_CONFIG_HOME", back.home().join(".config"));
+        pull.command().env_remove("XDG_RUNTIME_DIR");
+        pull.ok();
+    }
 }

@@ -509,6 +509,15 @@ pub enum Fault {
     /// Read the request head, then neither read the body nor answer (a registry that
     /// stops taking an upload).
     StallRequest,
+    /// Forward untouched (a rule that lets the first N matching requests through).
+    Pass,
+    /// Answer this status, extra header lines (`Name: value\r\n` each) and body without
+    /// asking the registry.
+    Respond(u16, String, Vec<u8>),
+    /// Forward, but declare a `Content-Length` this many bytes off the real one.
+    BadLength(i64),
+    /// Answer `307` to `http://HOST` + the same path (HOST: this string).
+    RedirectTo(String),
 }
 
 /// The longest a stalling or trickling fault holds a connection: bounded, so a client
@@ -539,8 +548,13 @@ pub struct FaultProxy {
     pub applied: Arc<Mutex<Vec<String>>>,
     /// Every request seen: "METHOD target" (absolute URIs when used as an HTTP proxy).
     pub seen: Arc<Mutex<Vec<String>>>,
+    /// Every request seen with its headers: (method, target, headers).
+    pub heads: Arc<Mutex<Vec<SeenHead>>>,
     stop: Arc<AtomicBool>,
 }
+
+/// One request as the proxy saw it: method, target, header lines.
+pub type SeenHead = (String, String, Vec<(String, String)>);
 
 impl FaultProxy {
     pub fn start(upstream: &str) -> FaultProxy {
@@ -550,12 +564,14 @@ impl FaultProxy {
         let applied: Arc<Mutex<Vec<String>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let seen: Arc<Mutex<Vec<String>>> = Arc::default();
-        let (r2, a2, s2, up, seen2) = (
+        let heads: Arc<Mutex<Vec<SeenHead>>> = Arc::default();
+        let (r2, a2, s2, up, seen2, heads2) = (
             rules.clone(),
             applied.clone(),
             stop.clone(),
             upstream.to_owned(),
             seen.clone(),
+            heads.clone(),
         );
         std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -563,9 +579,14 @@ impl FaultProxy {
                     return;
                 }
                 let Ok(conn) = conn else { continue };
-                let (rules, applied, up, seen) =
-                    (r2.clone(), a2.clone(), up.clone(), seen2.clone());
-                std::thread::spawn(move || proxy_one(conn, &up, &rules, &applied, &seen));
+                let (rules, applied, up, seen, heads) = (
+                    r2.clone(),
+                    a2.clone(),
+                    up.clone(),
+                    seen2.clone(),
+                    heads2.clone(),
+                );
+                std::thread::spawn(move || proxy_one(conn, &up, &rules, &applied, &seen, &heads));
             }
         });
         FaultProxy {
@@ -573,6 +594,7 @@ impl FaultProxy {
             rules,
             applied,
             seen,
+            heads,
             stop,
         }
     }
@@ -614,6 +636,7 @@ fn proxy_one(
     rules: &Mutex<VecDeque<Rule>>,
     applied: &Mutex<Vec<String>>,
     seen: &Mutex<Vec<String>>,
+    heads: &Mutex<Vec<SeenHead>>,
 ) {
     let mut cw = client.try_clone().expect("clone");
     let mut cr = BufReader::new(client);
@@ -623,6 +646,10 @@ fn proxy_one(
     seen.lock()
         .unwrap()
         .push(format!("{} {}", head.method, head.path));
+    heads
+        .lock()
+        .unwrap()
+        .push((head.method.clone(), head.path.clone(), head.headers.clone()));
     if head.method == "CONNECT" {
         // An HTTPS_PROXY tunnel (ureq tunnels plain HTTP too): pipe both ways.
         let Ok(up) = TcpStream::connect(&head.path) else {
@@ -700,6 +727,27 @@ fn proxy_one(
             }
             return;
         }
+        Some(Fault::Respond(code, extra, body)) => {
+            let _ = std::io::copy(&mut (&mut cr).take(len as u64), &mut std::io::sink());
+            let head = format!(
+                "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n",
+                body.len()
+            );
+            let _ = cw
+                .write_all(head.as_bytes())
+                .and_then(|()| cw.write_all(&body)); // client may be gone
+            return;
+        }
+        Some(Fault::RedirectTo(host)) => {
+            let _ = std::io::copy(&mut (&mut cr).take(len as u64), &mut std::io::sink());
+            respond(
+                &mut cw,
+                307,
+                &format!("Location: http://{host}{}\r\n", head.path),
+                b"",
+            );
+            return;
+        }
         Some(Fault::StallRequest) => {
             let _ = cr.get_ref().set_read_timeout(Some(HOLD));
             let start = Instant::now();
@@ -762,6 +810,21 @@ fn proxy_one(
         Some(Fault::DropResponse(n)) => {
             let end = (body_at + n).min(resp.len());
             let _ = cw.write_all(&resp[..end]);
+            let _ = cw.shutdown(Shutdown::Both);
+        }
+        Some(Fault::BadLength(delta)) => {
+            let head = String::from_utf8_lossy(&resp[..body_at]).into_owned();
+            let real = resp.len() - body_at;
+            let fake = (real as i64 + delta).max(0);
+            let head: String = head
+                .split("\r\n")
+                .filter(|l| !l.to_ascii_lowercase().starts_with("content-length:") && !l.is_empty())
+                .map(|l| format!("{l}\r\n"))
+                .collect();
+            let head = format!("{head}Content-Length: {fake}\r\n\r\n");
+            if cw.write_all(head.as_bytes()).is_ok() {
+                let _ = cw.write_all(&resp[body_at..]); // the client may stop early
+            }
             let _ = cw.shutdown(Shutdown::Both);
         }
         Some(Fault::Corrupt) => {

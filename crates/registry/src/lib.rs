@@ -54,6 +54,7 @@ pub mod stall;
 mod tls;
 pub mod transfer;
 pub mod transport;
+pub mod upload_session;
 
 use std::path::PathBuf;
 

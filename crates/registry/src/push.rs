@@ -5,10 +5,12 @@
 //! are one `PUT ?digest=` for small blobs and `PATCH` chunks for large ones (one
 //! streamed chunk by default; at least `OCI-Chunk-Min-Length`; ≤ 4 MiB chunks after a
 //! 413/416, resuming from the `Range` the registry reports), always following the
-//! latest `Location`. A fresh upload session after `BLOB_UPLOAD_INVALID`/`UNKNOWN` or a
-//! session lost to connection errors. Every blob is confirmed with `HEAD` before the
-//! manifest `PUT` with its exact media type; the registry's `Docker-Content-Digest` is
-//! checked against the bytes sent.
+//! latest `Location`. Blobs over 128 MiB go in 64 MiB chunks, and every acknowledged
+//! chunk saves the session (upload_session.rs): a push killed midway resumes it from the
+//! offset the registry reports, where the registry still knows it. A fresh upload
+//! session after `BLOB_UPLOAD_INVALID`/`UNKNOWN` or a session lost to connection errors.
+//! Every blob is confirmed with `HEAD` before the manifest `PUT` with its exact media
+//! type; the registry's `Docker-Content-Digest` is checked against the bytes sent.
 //!
 //! `--format` / `--compression`: the manifest is rewritten (media types; layers
 //! recompressed through imago-oci, results cached by source digest) and stored as a blob.
@@ -31,10 +33,15 @@ use crate::error::RegistryError;
 use crate::events::{Events, Outcome};
 use crate::manifest::{self, Kind};
 use crate::transfer::run_parallel;
+use crate::upload_session;
 use crate::ConnectOptions;
 
 /// The largest chunk after a registry refused a bigger one (GHCR's limit).
 pub const SMALL_CHUNK: u64 = 4 << 20;
+
+/// Blobs over twice this size go in chunks of this size (unless `--chunk-size` says
+/// otherwise): each acknowledged chunk is a point a killed push resumes from.
+pub const RESUME_CHUNK: u64 = 64 << 20;
 
 /// Push settings.
 #[derive(Debug, Clone)]
@@ -289,6 +296,9 @@ impl Ctx<'_> {
                 todo.push(b);
             }
         }
+        // Largest first: the big layers start at once and the config fills a gap later,
+        // instead of one layer waiting behind it for a free job.
+        todo.sort_by_key(|b| std::cmp::Reverse(b.size));
         // The blobs uploaded or mounted, to be confirmed.
         let confirm = run_parallel(&todo, self.opts.jobs, |b| {
             Ok::<_, RegistryError>(self.push_blob(b)?.then_some(*b))
@@ -441,17 +451,61 @@ impl Ctx<'_> {
         }
     }
 
-    /// Upload with up to three sessions.
+    /// Upload with up to three sessions. A chunked upload saves its session after every
+    /// chunk (upload_session.rs); a saved session the registry still knows is resumed
+    /// from the offset the registry reports.
     fn upload(&self, b: &BlobRef, mut session: Option<String>) -> Result<(), RegistryError> {
         let path = self.store.blob_path(&b.digest);
         self.events.blob_start(&b.digest, b.size, "blob");
+        let saved = upload_session::file(
+            state_dir(self.store).as_deref(),
+            self.client.registry(),
+            &self.repo,
+            &b.digest,
+        );
+        let mut resume = None;
+        if session.is_none() && !self.monolithic(b) {
+            if let Some(s) = saved.as_deref().and_then(upload_session::load) {
+                match self.upload_status(&s.location) {
+                    Ok((loc, off)) if off <= b.size => {
+                        self.events.note(&format!(
+                            "{}: resuming the interrupted upload at byte {off} of {}",
+                            b.digest.short(),
+                            b.size
+                        ));
+                        resume = Some((loc, off));
+                    }
+                    Ok(_) | Err(_) => {
+                        self.events.note(&format!(
+                            "{}: the interrupted upload session is gone; starting a new one",
+                            b.digest.short()
+                        ));
+                    }
+                }
+            }
+        }
+        if resume.is_none() {
+            if let Some(p) = &saved {
+                upload_session::forget(p);
+            }
+        }
         let mut last_err = None;
         for _ in 0..3 {
-            let (loc, min) = match session.take() {
-                Some(l) => (l, None),
-                None => self.start_session(&b.digest)?,
+            let (loc, min, start) = match (resume.take(), session.take()) {
+                (Some((l, off)), _) => (l, None, off),
+                (None, Some(l)) => (l, None, 0),
+                (None, None) => {
+                    let (l, min) = self.start_session(&b.digest)?;
+                    (l, min, 0)
+                }
             };
-            match self.upload_in(b, &path, loc, min) {
+            let result = self.upload_in(b, &path, loc, min, start, saved.as_deref());
+            if !matches!(result, Err(Retry::Fatal(_))) {
+                if let Some(p) = &saved {
+                    upload_session::forget(p);
+                }
+            }
+            match result {
                 Ok(()) => return Ok(()),
                 Err(Retry::NewSession(e)) => {
                     self.events.note(&format!(
@@ -466,17 +520,24 @@ impl Ctx<'_> {
         Err(last_err.unwrap_or_else(|| self.upload_err(&b.digest, "upload failed")))
     }
 
+    /// One `PUT` for small blobs; chunks (resumable) for the rest.
+    fn monolithic(&self, b: &BlobRef) -> bool {
+        b.size <= self.opts.monolithic_max && self.opts.chunk_size.is_none_or(|c| b.size <= c)
+    }
+
     fn upload_in(
         &self,
         b: &BlobRef,
         path: &Path,
         mut loc: String,
         min: Option<u64>,
+        start: u64,
+        saved: Option<&Path>,
     ) -> Result<(), Retry> {
         let scope = self.scope(&[]);
         let progress = |n: u64| self.events.blob_progress(&b.digest, n);
         let octet = ("Content-Type", "application/octet-stream".to_owned());
-        if b.size <= self.opts.monolithic_max && self.opts.chunk_size.is_none() {
+        if self.monolithic(b) {
             let url = with_query(&loc, "digest", &b.digest.to_string());
             let body = Body::File {
                 path,
@@ -500,8 +561,28 @@ impl Ctx<'_> {
             };
         }
         let floor = min.unwrap_or(0);
-        let mut chunk = self.opts.chunk_size.unwrap_or(b.size).max(floor).max(1);
-        let mut offset = 0u64;
+        let default_chunk = if b.size > 2 * RESUME_CHUNK {
+            RESUME_CHUNK
+        } else {
+            b.size
+        };
+        let mut chunk = self
+            .opts
+            .chunk_size
+            .unwrap_or(default_chunk)
+            .max(floor)
+            .max(1);
+        let mut offset = start;
+        let save = |loc: &str, offset: u64| {
+            let Some(p) = saved else { return };
+            let s = upload_session::Saved {
+                location: loc.to_owned(),
+                offset,
+            };
+            if let Err(e) = upload_session::save(p, &s) {
+                tracing::debug!(%e, "upload session not saved; a rerun starts over");
+            }
+        };
         while offset < b.size {
             let len = chunk.min(b.size - offset);
             let range = format!("{}-{}", offset, offset + len - 1);
@@ -530,6 +611,7 @@ impl Ctx<'_> {
                     if let Some(l) = next {
                         loc = l;
                     }
+                    save(&loc, offset);
                 }
                 413 | 416 => {
                     // Too large, or out of order: smaller chunks, from where the registry is.
@@ -540,6 +622,7 @@ impl Ctx<'_> {
                     let (l, off) = self.upload_status(&loc).map_err(session_lost)?;
                     loc = l;
                     offset = off;
+                    save(&loc, offset);
                     self.events.note(&format!("{}: registry answered {status}; continuing at {offset} in chunks of {chunk}", b.digest.short()));
                 }
                 s => return Err(classify(s, Client::error("PATCH", &loc, resp))),
