@@ -56,7 +56,12 @@ impl Store {
         }
         let tmp_dir = self.layout.tmp();
         let (file, tmp) = atomic::create_temp(&tmp_dir, "blob")?;
-        let r = self.put_blob_inner(reader, expected, file, &tmp);
+        let r = self
+            .put_blob_inner(reader, expected, file, &tmp)
+            .map_err(|e| match expected {
+                Some((_, size)) => e.with_needed(size),
+                None => e,
+            });
         if r.is_err() {
             // The error that matters is `r`; a temp file left in tmp/ is gc's.
             let _ = std::fs::remove_file(&tmp);
@@ -393,7 +398,8 @@ impl PartialBlob {
         if let Err(e) = self.file.write_all(bytes) {
             // File and hash may disagree now: start over rather than resume from that.
             let _ = self.restart(); // best effort; the write error is the one to report
-            return Err(StoreError::io("write", &self.path, e));
+                                    // Restarted: the whole blob must fit again.
+            return Err(StoreError::io("write", &self.path, e).with_needed(self.size));
         }
         self.hasher.update(bytes);
         self.unsynced += bytes.len() as u64;

@@ -16,6 +16,21 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// The store's file system is full (ENOSPC) or the user's disk quota is used up
+    /// (EDQUOT): said apart from other io errors because the fix is the user's (free
+    /// space, move the store), with what is free and, where the caller knows it, what
+    /// the write needed.
+    #[error("no space left on the store's file system: {op} `{}`{}", path.display(), space_note(*needed, *available))]
+    NoSpace {
+        op: &'static str,
+        path: PathBuf,
+        /// Bytes the write needed in all (the blob's size), when known.
+        needed: Option<u64>,
+        /// Bytes free for this user on that file system when the write failed.
+        available: Option<u64>,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("lock `{}`", path.display())]
     Lock {
         path: PathBuf,
@@ -152,6 +167,9 @@ impl StoreError {
     /// What the user can do about it.
     pub fn hint(&self) -> Option<String> {
         match self {
+            StoreError::NoSpace { .. } => Some(
+                "free space on that file system (`iimage gc` removes what no image uses), or keep the store on a bigger one (--root, $IMAGO_ROOT)".into(),
+            ),
             StoreError::Lock { .. } => Some(
                 "is the store root on NFS or another file system without flock()? use a local directory (--root)".into(),
             ),
@@ -192,12 +210,81 @@ impl StoreError {
         }
     }
 
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        StoreError::Io {
-            op,
-            path: path.into(),
-            source,
+    /// An io error on `path` during `op`; a full file system (ENOSPC, EDQUOT) becomes
+    /// [`StoreError::NoSpace`].
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        let path = path.into();
+        if is_no_space(&source) {
+            let available = free_bytes(&path);
+            return StoreError::NoSpace {
+                op,
+                path,
+                needed: None,
+                available,
+                source,
+            };
         }
+        StoreError::Io { op, path, source }
+    }
+
+    /// Record what the failed write needed in all (a blob's size), on a
+    /// [`StoreError::NoSpace`]; other errors pass unchanged.
+    pub fn with_needed(self, bytes: u64) -> Self {
+        match self {
+            StoreError::NoSpace {
+                op,
+                path,
+                available,
+                source,
+                ..
+            } => StoreError::NoSpace {
+                op,
+                path,
+                needed: Some(bytes),
+                available,
+                source,
+            },
+            other => other,
+        }
+    }
+}
+
+/// The full-file-system io error somewhere in `e`'s chain of causes (an error that
+/// wraps it, e.g. a layer packer's, would hide it from [`StoreError::io`]).
+pub fn no_space_in(e: &(dyn std::error::Error + 'static)) -> Option<std::io::Error> {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if is_no_space(io) {
+                return io.raw_os_error().map(std::io::Error::from_raw_os_error);
+            }
+        }
+        cur = c.source();
+    }
+    None
+}
+
+/// ENOSPC or EDQUOT.
+pub fn is_no_space(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(c) if c == rustix::io::Errno::NOSPC.raw_os_error() || c == rustix::io::Errno::DQUOT.raw_os_error()
+    )
+}
+
+/// Bytes free for unprivileged writers on the file system of `path` (or of its nearest
+/// existing parent: the path itself may be a temp file that was never made).
+fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    let st = path.ancestors().find_map(|p| rustix::fs::statvfs(p).ok())?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+fn space_note(needed: Option<u64>, available: Option<u64>) -> String {
+    match (needed, available) {
+        (Some(n), Some(a)) => format!(" ({n} bytes needed, {a} free)"),
+        (Some(n), None) => format!(" ({n} bytes needed)"),
+        (None, Some(a)) => format!(" ({a} bytes free)"),
+        (None, None) => String::new(),
     }
 }
 
@@ -212,5 +299,41 @@ pub(crate) trait IoCtx<T> {
 impl<T> IoCtx<T> for std::io::Result<T> {
     fn ctx(self, op: &'static str, path: &std::path::Path) -> Result<T> {
         self.map_err(|e| StoreError::io(op, path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_file_system_names_the_path_and_the_bytes() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("imago/tmp/x-blob");
+        let full = || std::io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error());
+        let e = StoreError::io("write", &p, full()).with_needed(1234);
+        let text = e.to_string();
+        assert!(
+            matches!(
+                e,
+                StoreError::NoSpace {
+                    needed: Some(1234),
+                    available: Some(_),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(text.contains("no space left") && text.contains(&p.display().to_string()));
+        assert!(text.contains("1234 bytes needed"), "{text}");
+        assert!(e.hint().is_some());
+        // Other io errors stay what they were, and so does their needed size.
+        let other = StoreError::io("write", &p, std::io::ErrorKind::Other.into()).with_needed(1);
+        assert!(matches!(other, StoreError::Io { .. }), "{other:?}");
+        // Found under a wrapper (a layer packer's error).
+        let wrapped = StoreError::Other { what: "x".into() };
+        assert!(no_space_in(&wrapped).is_none());
+        let io = std::io::Error::other(StoreError::io("write", &p, full()));
+        assert!(no_space_in(&io).is_some());
     }
 }

@@ -98,7 +98,11 @@ pub(super) fn commit_dir(
         mtime_clamp: epoch,
         ..Default::default()
     };
-    layer::pack(dir, &mut hw, &opts)?;
+    // A full store says so, naming the file, rather than as the packer's io error.
+    layer::pack(dir, &mut hw, &opts).map_err(|e| match imago_store::error::no_space_in(&e) {
+        Some(io) => imago_store::StoreError::io("write the layer", tmp, io).into(),
+        None => StepError::from(e),
+    })?;
     let (gz, diff_id) = hw.finish();
     let mut w = gz.finish().map_err(io_err("compress", tmp))?;
     w.flush().map_err(io_err("write", tmp))?;
