@@ -7,6 +7,7 @@ mod credentials;
 mod devices;
 mod fakeroot;
 mod formats;
+mod fuzz_corpus;
 mod harness_self;
 mod hostile_image;
 mod hostile_support;

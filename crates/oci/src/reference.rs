@@ -150,6 +150,13 @@ impl Reference {
         } else {
             remainder.to_owned()
         };
+        // docker checks the normalised name (`docker.io/library/…`): a short name that
+        // fits only before normalising would print as a reference that does not parse.
+        if registry.len() + 1 + repository.len() > NAME_MAX {
+            return Err(ReferenceError::NameTooLong {
+                input: input.to_owned(),
+            });
+        }
         Ok(Self {
             registry,
             repository,
@@ -511,6 +518,12 @@ mod tests {
         let long = "a".repeat(300);
         assert!(matches!(
             Reference::parse(&long),
+            Err(ReferenceError::NameTooLong { .. })
+        ));
+        // Fits as typed, not once normalised (`docker.io/library/` + 250).
+        let short_long = "a".repeat(250);
+        assert!(matches!(
+            Reference::parse(&short_long),
             Err(ReferenceError::NameTooLong { .. })
         ));
         let hex = "0123456789abcdef".repeat(4);

@@ -211,7 +211,8 @@ pub fn fetch_token(
 }
 
 /// Parse `{"token"|"access_token", "expires_in"}`; refresh 30 s (or a quarter of the
-/// lifetime, if shorter) before the expiry; lifetimes under 60 s count as 60 s.
+/// lifetime, if shorter) before the expiry; lifetimes under 60 s count as 60 s, over a
+/// day as a day (a registry's `expires_in` could overflow the clock).
 pub fn parse_token_response(body: &[u8], scope: &Scope, started: Instant) -> Option<Token> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
     let value = v
@@ -223,7 +224,7 @@ pub fn parse_token_response(body: &[u8], scope: &Scope, started: Instant) -> Opt
         .get("expires_in")
         .and_then(|e| e.as_u64())
         .unwrap_or(60)
-        .max(60);
+        .clamp(60, 24 * 3600);
     let margin = (lifetime / 4).min(30);
     Some(Token {
         value: value.to_owned(),
@@ -279,6 +280,10 @@ mod tests {
             .unwrap();
         assert_eq!(t.refresh_at, now + Duration::from_secs(270));
         assert!(parse_token_response(br#"{"token":""}"#, &Scope::default(), now).is_none());
+        // A lifetime past the clock's end counts as a day, never a panic.
+        let huge = br#"{"token":"x","expires_in":15532559262904483838}"#;
+        let t = parse_token_response(huge, &Scope::default(), now).unwrap();
+        assert_eq!(t.refresh_at, now + Duration::from_secs(24 * 3600 - 30));
     }
 
     #[test]

@@ -1,0 +1,4 @@
+//! cargo-fuzz target: [`imago_fuzz::registries_conf`] on any bytes.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| imago_fuzz::registries_conf(data));
