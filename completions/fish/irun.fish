@@ -26,6 +26,9 @@ complete -c irun -l pid -d 'PID namespace: host (see and signal the host\'s proc
 complete -c irun -l ipc -d 'IPC namespace: host (the host\'s SysV IPC and /dev/shm) or private (default)' -r
 complete -c irun -l rootfs -d 'Run a directory as the container\'s (read-only, overlaid) root instead of an image' -r -F
 complete -c irun -l storage-driver -d 'How the container\'s root is made: overlay (kernel overlayfs in a user namespace), fuse, or copy (a private copy of the image: slow, for hosts without either). Default: $IMAGO_STORAGE_DRIVER, else the config key storage_driver, else what this host supports' -r
+complete -c irun -l pids-limit -d 'Limit the container\'s processes and threads (0 or -1: no limit). Needs a cgroup: root on cgroup v1, or a delegated cgroup v2 (see docs/irun.md)' -r
+complete -c irun -s m -l memory -d 'Limit the container\'s memory (b, k, m, g; at least 6m); no swap on top: over it, the kernel kills the biggest process (exit 137). Needs a cgroup, as --pids-limit' -r
+complete -c irun -l cpus -d 'Limit the container\'s CPU time to N CPUs (e.g. 1.5). Needs a cgroup, as --pids-limit' -r
 complete -c irun -l rm -d 'Remove the container when it exits'
 complete -c irun -s d -l detach -d 'Run the container in the background and print its id (its monitor keeps it; see `ictr`)'
 complete -c irun -s i -l interactive -d 'Keep STDIN open (otherwise the container reads /dev/null)'
@@ -61,7 +64,7 @@ function __irun_imago_slot
     set -l words (commandline -opc)
     set -l has_verbs ''
     set -l spec 0:i
-    set -l vopts --root --log-level --additional-store --name -e --env --env-file -w --workdir -u --user --entrypoint --hostname -v --volume --mount --tmpfs --device --cap-add --cap-drop --security-opt --network --net -p --publish --pull --platform --userns --pid --ipc --rootfs --storage-driver
+    set -l vopts --root --log-level --additional-store --name -e --env --env-file -w --workdir -u --user --entrypoint --hostname -v --volume --mount --tmpfs --device --cap-add --cap-drop --security-opt --network --net -p --publish --pull --platform --userns --pid --ipc --rootfs --storage-driver --pids-limit -m --memory --cpus
     set -l verb ''
     set -l n 0
     set -l skip 0

@@ -23,6 +23,7 @@ mod iimage;
 mod irun;
 mod irun_support;
 mod itag;
+mod limits;
 mod local_dir;
 mod mpi;
 mod mpi_support;

@@ -51,6 +51,9 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     imago_cli::logging::init(&opts.global.log_level);
+    // A RUN fork bomb stops at this bound (docs/ibuild.md); the cgroup, if any, lives
+    // as long as the build.
+    let (_pids_bound, _cgroup) = imago_runtime::limits::bound_processes();
     match run(&opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

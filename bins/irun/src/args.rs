@@ -138,6 +138,18 @@ pub struct Opts {
     /// this host supports
     #[arg(long, value_name = "DRIVER")]
     pub storage_driver: Option<String>,
+    /// Limit the container's processes and threads (0 or -1: no limit). Needs a
+    /// cgroup: root on cgroup v1, or a delegated cgroup v2 (see docs/irun.md)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub pids_limit: Option<i64>,
+    /// Limit the container's memory (b, k, m, g; at least 6m); no swap on top: over it,
+    /// the kernel kills the biggest process (exit 137). Needs a cgroup, as --pids-limit
+    #[arg(short, long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// Limit the container's CPU time to N CPUs (e.g. 1.5). Needs a cgroup, as
+    /// --pids-limit
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<String>,
     /// IMAGE [COMMAND] [ARG...] (with --rootfs: COMMAND [ARG...]). Options go before
     /// the image; from the image on, everything (`-l` too) belongs to the command.
     #[arg(value_name = "IMAGE [COMMAND]")]

@@ -190,6 +190,16 @@ fn options(o: &Opts) -> Result<RunOptions, Box<dyn std::error::Error>> {
         (true, None) => host.hostname.clone(),
         (_, h) => h.clone(),
     };
+    let limits = imago_runtime::limits::Limits::from_flags(
+        o.pids_limit,
+        o.memory.as_deref(),
+        o.cpus.as_deref(),
+    )?;
+    if o.detach && !limits.is_empty() {
+        return Err(Box::new(FlagError(
+            "--pids-limit, --memory and --cpus are not supported with -d yet".into(),
+        )));
+    }
     let store_root = o.global.store_root()?;
     let storage = imago_cli::storage::choose(o.storage_driver.as_deref(), &store_root)?;
     if let Some(note) = imago_overlay::select::copy_note(&storage) {
@@ -231,6 +241,7 @@ fn options(o: &Opts) -> Result<RunOptions, Box<dyn std::error::Error>> {
         pid_host: mode.pid_host,
         ipc_host: mode.ipc_host,
         env_host: mode.env_host,
+        limits,
     })
 }
 

@@ -48,6 +48,7 @@ pub mod detach;
 pub mod devices;
 pub mod hpc;
 pub mod launch;
+pub mod limits;
 pub mod live;
 pub mod logfile;
 mod lookup;

@@ -90,6 +90,8 @@ pub struct RunOptions {
     /// `--env-host`: the caller's environment but [`crate::hpc::DENIED`] (a launcher's
     /// variables pass without it).
     pub env_host: bool,
+    /// `--pids-limit`, `--memory`, `--cpus` ([`crate::limits`]).
+    pub limits: crate::limits::Limits,
 }
 
 /// Failures of the run path (exit 125 in irun).
@@ -134,6 +136,9 @@ pub enum RunError {
     /// Ports could not be published.
     #[error(transparent)]
     Ports(#[from] crate::ports::PortsError),
+    /// `--pids-limit`, `--memory`, `--cpus` could not be applied.
+    #[error(transparent)]
+    Limits(#[from] crate::limits::LimitsError),
 }
 
 impl RunError {
@@ -144,6 +149,7 @@ impl RunError {
             RunError::Unpack(e) => e.hint(),
             RunError::Container(e) => e.hint(),
             RunError::Detach(e) => e.hint(),
+            RunError::Limits(e) => e.hint(),
             _ => None,
         }
     }
@@ -164,6 +170,8 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     let result = (|| {
         let mut spec = launch::spec(&launch, &dir, &map, &lowers, opts.rm)?;
         let pending = clone::prepare_late(early, &mut spec, opts.network)?;
+        // Before it runs anything: whatever it forks inherits the cgroup (removed on drop).
+        let _cgroup = crate::limits::apply(&opts.limits, pending.pid())?;
         // Before the container starts: its ports listen by the time it runs.
         let forwarder = crate::ports::Forwarder::start(pending.pid(), &publish)
             .map_err(crate::ports::PortsError::from)?;
