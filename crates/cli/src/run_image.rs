@@ -128,7 +128,7 @@ pub fn pull_for_run(
     if policy != PullPolicy::Always {
         let store = Store::open(store_root)?;
         match look_up(&store, &connect, image, platform)? {
-            Found::Image(name) => return Ok(name),
+            Found::Image(name) => return Ok(as_typed(image, name)),
             Found::OtherPlatform { name, has } => {
                 let wanted = platform.map(Platform::to_string).unwrap_or_default();
                 if policy == PullPolicy::Never {
@@ -164,7 +164,7 @@ pub fn pull_for_run(
         ..PullOptions::default()
     };
     match pull_first(store_root, &candidates, &connect, &pull_opts, &progress) {
-        Ok((name, _)) => Ok(name),
+        Ok((name, _)) => Ok(as_typed(image, name)),
         Err(failed) => Err(match failed.source {
             CandidateError::Reference(e) => {
                 RemoteError::NotPullable(failed.reference, e.to_string())
@@ -175,6 +175,16 @@ pub fn pull_for_run(
                 source: Box::new(source),
             },
         }),
+    }
+}
+
+/// `found`, or `image` as typed when both name the same reference (an alias such as
+/// containers-common's `busybox = "docker.io/library/busybox"`): the container shows
+/// the name the user gave, as docker's `Config.Image` does.
+fn as_typed(image: &str, found: String) -> String {
+    match (Reference::parse(image), Reference::parse(&found)) {
+        (Ok(a), Ok(b)) if a == b => image.to_owned(),
+        _ => found,
     }
 }
 
@@ -217,4 +227,26 @@ fn platform_of(img: &Image) -> Option<Platform> {
         arch: field("architecture")?.to_owned(),
         variant: field("variant").map(str::to_owned),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::as_typed;
+
+    #[test]
+    fn a_name_that_means_the_same_reference_stays_as_typed() {
+        let found = |s: &str| s.to_owned();
+        assert_eq!(
+            as_typed("busybox", found("docker.io/library/busybox")),
+            "busybox"
+        );
+        assert_eq!(
+            as_typed("busybox", found("quay.io/team/busybox")),
+            "quay.io/team/busybox"
+        );
+        assert_eq!(
+            as_typed("busybox:1", found("docker.io/library/busybox")),
+            "docker.io/library/busybox"
+        );
+    }
 }
