@@ -12,6 +12,7 @@ PKGS=(build-essential pkg-config busybox-static uidmap skopeo umoci podman crun 
       fuse3 docker-registry apache2-utils jq curl tmux util-linux passt slirp4netns openssl
       ca-certificates libssl-dev time mmdebstrap groff-base
       fish  # the fish name completion test (tests/it/completion_names.rs)
+      zsh  # the zsh name completion test (tests/it/completion_zsh.rs)
       slurm-wlm slurmctld slurmd slurm-client munge
       openmpi-bin libopenmpi-dev  # mpirun and mpicc for the MPI tests (tests/it/mpi.rs)
       squashfs-tools)  # unsquashfs/mksquashfs cross-check the .sqsh writer and reader

@@ -16,7 +16,7 @@ default\t''"
 complete -c ibuild -l progress -d 'Progress display: `tty` (a spinner per step with its last output line), `plain` (one line per step and the RUN output as is), `auto` (tty when stderr is a terminal)' -r -f -a "auto\t''
 plain\t''
 tty\t''"
-complete -c ibuild -l platform -d 'Target platform (only this machine\'s platform is supported)' -r
+complete -c ibuild -l platform -d 'Target platform (OS/ARCH[/VARIANT]; default: this host\'s): TARGETPLATFORM, and the platform of stages without their own `FROM --platform`, whose base images are picked from a multi-platform image for it (a stored image of another platform is pulled again). RUN steps of a platform this host cannot run fail' -r
 complete -c ibuild -l secret -d 'A secret for `RUN --mount=type=secret`: `id=NAME,src=FILE` (repeatable)' -r
 complete -c ibuild -l source-date-epoch -d 'Clamp timestamps to this Unix time for reproducible images (default: $SOURCE_DATE_EPOCH)' -r
 complete -c ibuild -l storage-driver -d 'How RUN steps get their root: overlay (kernel overlayfs in a user namespace), fuse, or copy (a private copy of the parent\'s layers: slow, for hosts without either). Default: $IMAGO_STORAGE_DRIVER, else the config key storage_driver, else what this host supports. The layers are the same with every driver' -r

@@ -1,8 +1,10 @@
 //! One integration binary: a module per program. Every test runs the real binaries,
 //! as root and as the unprivileged test users (see the harness).
 
+mod build_shortnames;
 mod cli;
 mod completion_names;
+mod completion_zsh;
 mod credentials;
 mod devices;
 mod fakeroot;

@@ -12,7 +12,7 @@ use imago_oci::Digest;
 use crate::registry_support::{busybox_into_store, Auth, Registry};
 
 /// The OCI platform name of this machine's architecture, and another one.
-fn host_and_other() -> (&'static str, &'static str) {
+pub(crate) fn host_and_other() -> (&'static str, &'static str) {
     match std::env::consts::ARCH {
         "aarch64" => ("arm64", "amd64"),
         "x86_64" => ("amd64", "arm64"),
@@ -34,7 +34,7 @@ fn put_blob(env: &Env, bytes: &[u8]) -> Digest {
 /// Make `multi` in `env`'s store: an index of busybox (the host's platform) and a copy
 /// whose config says `other` (same layer: it would even run, but it is never run as
 /// that). Returns the two config digests (host, other).
-fn make_index(env: &Env, other: &str) -> (String, String) {
+pub(crate) fn make_index(env: &Env, other: &str) -> (String, String) {
     let (host, _) = host_and_other();
     let index_path = env.root().join("index.json");
     let mut index = json(&std::fs::read_to_string(&index_path).unwrap());
@@ -77,7 +77,7 @@ fn make_index(env: &Env, other: &str) -> (String, String) {
 }
 
 /// `iimage inspect`'s Id and Architecture of `name` in store `root`.
-fn id_and_arch(env: &Env, root: &str, name: &str) -> (String, String) {
+pub(crate) fn id_and_arch(env: &Env, root: &str, name: &str) -> (String, String) {
     let out = (env.cmd("iimage").env("IMAGO_ROOT", env.path(root)))
         .args(["inspect", name])
         .ok();
@@ -143,6 +143,37 @@ fn platform_picks_from_an_index_and_pulls_another_platform_again() {
     }
 }
 
+/// busybox (put in `env`'s store) pushed to `reg` as `WHO/tool:1`, and a
+/// registries.conf whose search list is a registry that refuses connections, then
+/// `reg`, with the alias `mytool` for `reg`'s `WHO/tool`.
+pub(crate) fn tool_behind_search_list(env: &Env, reg: &Registry) -> std::path::PathBuf {
+    let who = env.user.name();
+    busybox_into_store(env, "busybox");
+    let tool = format!("{}/{who}/tool:1", reg.addr);
+    env.cmd("ipush").args(["busybox", &tool]).ok();
+    env.write(
+        "search.conf",
+        format!(
+            "unqualified-search-registries = [\"127.0.0.1:1\", \"{}\"]\n\
+             [aliases]\n\"mytool\" = \"{}/{who}/tool\"\n",
+            reg.addr, reg.addr
+        ),
+    )
+}
+
+/// A registries.conf with `short-name-mode = "enforcing"` and two search registries
+/// (one refusing connections, then `reg`).
+pub(crate) fn enforcing_conf(env: &Env, reg: &Registry) -> std::path::PathBuf {
+    env.write(
+        "enforcing.conf",
+        format!(
+            "short-name-mode = \"enforcing\"\n\
+             unqualified-search-registries = [\"127.0.0.1:1\", \"{}\"]\n",
+            reg.addr
+        ),
+    )
+}
+
 #[test]
 fn short_names_run_and_are_found_in_the_store() {
     let base = Scratch::new(User::Root);
@@ -150,17 +181,7 @@ fn short_names_run_and_are_found_in_the_store() {
     for user in users() {
         let who = user.name();
         let env = Env::new(user);
-        busybox_into_store(&env, "busybox");
-        let tool = format!("{}/{who}/tool:1", reg.addr);
-        env.cmd("ipush").args(["busybox", &tool]).ok();
-        let conf = env.write(
-            "search.conf",
-            format!(
-                "unqualified-search-registries = [\"127.0.0.1:1\", \"{}\"]\n\
-                 [aliases]\n\"mytool\" = \"{}/{who}/tool\"\n",
-                reg.addr, reg.addr
-            ),
-        );
+        let conf = tool_behind_search_list(&env, &reg);
         let irun = |root: &str, args: &[&str]| {
             (env.cmd("irun").env("CONTAINERS_REGISTRIES_CONF", &conf))
                 .env("IMAGO_ROOT", env.path(root))
@@ -190,14 +211,7 @@ fn short_names_run_and_are_found_in_the_store() {
         .run()
         .code_is(125);
         // enforcing, two search registries and no terminal: refused, both named.
-        let enforcing = env.write(
-            "enforcing.conf",
-            format!(
-                "short-name-mode = \"enforcing\"\n\
-                 unqualified-search-registries = [\"127.0.0.1:1\", \"{}\"]\n",
-                reg.addr
-            ),
-        );
+        let enforcing = enforcing_conf(&env, &reg);
         let out = (env
             .cmd("ipull")
             .env("CONTAINERS_REGISTRIES_CONF", &enforcing))

@@ -1,5 +1,5 @@
 //! Renders the checked-in files: per program, bash, zsh and fish completions
-//! (`completions/{bash,zsh,fish}/`; bash's with names from the store, names.rs) and man pages (`man/NAME.1`, plus `man/NAME-VERB.1`
+//! (`completions/{bash,zsh,fish}/`; with names from the store, names.rs) and man pages (`man/NAME.1`, plus `man/NAME-VERB.1`
 //! for each verb of ictr and iimage), and writes them under a directory.
 //!
 //! Never: stamps a date or a path into a file (the output must be the same on every
@@ -57,10 +57,16 @@ fn completions(p: &Program) -> Vec<File> {
             let mut bytes = Vec::new();
             clap_complete::generate(shell, &mut cmd, p.name(), &mut bytes);
             // Names from the store: bash's wraps clap's function and registers itself
-            // after it; fish's adds one more `complete` line (names.rs).
+            // after it; fish's adds one more `complete` line; zsh's name arguments get
+            // an action of their own (names.rs, zsh_names.rs).
             let names = match shell {
                 Shell::Bash => crate::names::bash(p.name(), &p.command),
                 Shell::Fish => crate::names::fish(p.name(), &p.command),
+                Shell::Zsh => {
+                    let script = String::from_utf8_lossy(&bytes).into_owned();
+                    bytes = crate::zsh_names::zsh(p.name(), &p.command, &script).into_bytes();
+                    None
+                }
                 _ => None,
             };
             bytes.extend(names.unwrap_or_default().bytes());

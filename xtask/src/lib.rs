@@ -8,6 +8,7 @@
 pub mod generate;
 pub mod names;
 pub mod programs;
+pub mod zsh_names;
 
 pub use generate::{files, write_all, GenError, OUTPUT_DIRS};
 

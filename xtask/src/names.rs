@@ -1,7 +1,8 @@
-//! Completion of image and container names from the store, appended to clap's bash
-//! script: for the positional arguments that name an image (`irun IMAGE`, `iimage rm
-//! IMAGE...`, `ipush SOURCE`) or a container (`ictr stop CONTAINER...`), a wrapper
-//! around clap's `_NAME` function offers `iimage ls` / `ictr ps -a` names instead.
+//! Completion of image and container names from the store, added to clap's scripts:
+//! for the positional arguments that name an image (`irun IMAGE`, `iimage rm
+//! IMAGE...`, `ipush SOURCE`) or a container (`ictr stop CONTAINER...`), bash gets a
+//! wrapper around clap's `_NAME` function and fish one more `complete` line, which
+//! offer `iimage ls` / `ictr ps -a` names instead; zsh's is in zsh_names.rs.
 //!
 //! Which arguments these are is read from the clap definitions (an argument whose id or
 //! value name says IMAGE or CONTAINER, plus [`SOURCE_IS_IMAGE`]), and so are the options
@@ -19,7 +20,7 @@ const SOURCE_IS_IMAGE: [&str; 2] = ["ipush", "itag"];
 
 /// What a positional slot completes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Image,
     Container,
 }
@@ -32,8 +33,18 @@ struct Slots {
     value_opts: Vec<String>,
 }
 
-fn slots(program: &str, cmd: &Command) -> Slots {
-    let mut spec = Vec::new();
+/// One positional argument that takes names: its id, its position, what it names, and
+/// whether every word from it on is one (`images`) or only its first (`IMAGE
+/// [COMMAND]`).
+pub(crate) struct NameArg {
+    pub id: String,
+    pub index: usize,
+    pub kind: Kind,
+    pub many: bool,
+}
+
+pub(crate) fn name_args(program: &str, cmd: &Command) -> Vec<NameArg> {
+    let mut out = Vec::new();
     for (i, a) in cmd.get_positionals().enumerate() {
         let id = a.get_id().as_str().to_ascii_uppercase();
         let value_name = (a.get_value_names().unwrap_or_default().iter())
@@ -51,13 +62,35 @@ fn slots(program: &str, cmd: &Command) -> Slots {
         } else {
             None
         };
-        if let Some(k) = kind {
-            // `images`/`containers` take many names; `IMAGE [COMMAND]` only the first.
-            let many = id.ends_with('S');
-            let letter = if k == Kind::Image { 'i' } else { 'c' };
-            spec.push(format!("{i}:{letter}{}", if many { "+" } else { "" }));
+        if let Some(kind) = kind {
+            out.push(NameArg {
+                id: a.get_id().as_str().to_owned(),
+                index: i,
+                kind,
+                // `images`/`containers` take many names; `IMAGE [COMMAND]` only the first.
+                many: id.ends_with('S'),
+            });
         }
     }
+    out
+}
+
+impl Kind {
+    pub(crate) fn letter(self) -> char {
+        match self {
+            Kind::Image => 'i',
+            Kind::Container => 'c',
+        }
+    }
+}
+
+fn slots(program: &str, cmd: &Command) -> Slots {
+    let spec = (name_args(program, cmd).iter())
+        .map(|a| {
+            let plus = if a.many { "+" } else { "" };
+            format!("{}:{}{plus}", a.index, a.kind.letter())
+        })
+        .collect();
     let mut value_opts = Vec::new();
     for a in cmd.get_arguments().filter(|a| !a.is_positional()) {
         // An optional value (`--tls-verify[=BOOL]`) is never the next word.

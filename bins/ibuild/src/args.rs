@@ -53,9 +53,12 @@ pub struct Opts {
     /// Always pull base images from their registry (default: only when missing from the store)
     #[arg(long)]
     pub pull: bool,
-    /// Target platform (only this machine's platform is supported)
-    #[arg(long, value_name = "OS/ARCH")]
-    pub platform: Option<String>,
+    /// Target platform (OS/ARCH[/VARIANT]; default: this host's): TARGETPLATFORM, and the
+    /// platform of stages without their own `FROM --platform`, whose base images are
+    /// picked from a multi-platform image for it (a stored image of another platform is
+    /// pulled again). RUN steps of a platform this host cannot run fail
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<imago_cli::remote::Platform>,
     /// A secret for `RUN --mount=type=secret`: `id=NAME,src=FILE` (repeatable)
     #[arg(long = "secret", value_name = "id=NAME,src=FILE")]
     pub secrets: Vec<String>,

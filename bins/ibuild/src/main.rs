@@ -30,8 +30,6 @@ enum CliError {
     },
     #[error(transparent)]
     Input(#[from] InputError),
-    #[error("platform `{0}` is not this machine's ({1}); cross-platform builds are not supported")]
-    Platform(String, String),
     #[error(transparent)]
     Store(#[from] imago_store::StoreError),
     #[error(transparent)]
@@ -115,12 +113,6 @@ fn run(opts: &Opts) -> Result<(), Error> {
     // Opening the store creates it: that waits until the arguments and the Dockerfile
     // are known good, except for a context tar on stdin, which is unpacked into it.
     let open_store = || imago_store::Store::open(&root).map_err(CliError::from);
-    if let Some(p) = &opts.platform {
-        let host = format!("linux/{}", imago_builder::config::host_arch());
-        if p != &host && p.trim_end_matches("/v8") != host {
-            return Err(CliError::Platform(p.clone(), host).into());
-        }
-    }
     // The context (a tar on stdin lives in a temp dir of the store, removed however the
     // build ends), the Dockerfile and the ignore file that goes with it.
     let mut stdin_store = None;
@@ -156,6 +148,7 @@ fn run(opts: &Opts) -> Result<(), Error> {
         secrets: secrets(&opts.secrets)?,
         quiet: opts.quiet,
         pull: opts.pull,
+        platform: opts.platform.clone(),
         storage: storage_driver(opts, &root)?,
     };
     let planned = engine::plan(&bo)?;

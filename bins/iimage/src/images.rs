@@ -131,7 +131,13 @@ pub fn rm(g: &GlobalOpts, inputs: &[String], force: bool) -> Res<()> {
     let mut deleted_any = false;
     let mut last_err = None;
     for input in inputs {
-        match store.remove_image(input, force) {
+        // A short name removes the stored name it means (registries.conf); one the
+        // store lacks is removed as typed, so the store says what is wrong with it.
+        let name = match imago_cli::shortnames::find_stored(&store, input) {
+            Ok((name, _)) => name,
+            Err(_) => input.clone(),
+        };
+        match store.remove_image(&name, force) {
             Ok(r) => {
                 lines.extend(r.untagged.iter().map(|n| format!("Untagged: {n}")));
                 lines.extend(r.deleted.iter().map(|d| format!("Deleted: {d}")));

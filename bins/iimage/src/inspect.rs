@@ -105,7 +105,7 @@ pub fn inspect(g: &GlobalOpts, inputs: &[String], format: Option<&str>, raw: boo
     let store = open_store(g)?;
     let mut out = vec![];
     for input in inputs {
-        let i = store.resolve(input)?;
+        let (_, i) = imago_cli::shortnames::find_stored(&store, input)?;
         out.push(if raw {
             raw_shape(&i)?
         } else {

@@ -12,7 +12,7 @@ use crate::common::{in_mapping, open_store, Res};
 
 pub fn squash(g: &GlobalOpts, image: &str, out: &Path) -> Res<()> {
     let store = open_store(g)?;
-    let img = store.resolve(image)?;
+    let (_, img) = imago_cli::shortnames::find_stored(&store, image)?;
     let config = img.config_bytes.clone();
     let out = out.to_path_buf();
     let r = in_mapping(move |mode| {

@@ -58,7 +58,7 @@ pub fn import(
 
 pub fn export(g: &GlobalOpts, image: &str, out: Option<&Path>) -> Res<()> {
     let store = open_store(g)?;
-    let img = store.resolve(image)?;
+    let (_, img) = imago_cli::shortnames::find_stored(&store, image)?;
     let w = output(out, "a tar")?;
     let r = in_mapping(move |mode| store.export_rootfs(&img, mode, w));
     if r.is_err() {

@@ -1,5 +1,7 @@
 //! `ipush SRC [DEST]`: push an image from the store to a registry. Prints the pushed
-//! manifest digest on stdout; progress on stderr.
+//! manifest digest on stdout; progress on stderr. SRC is found as irun finds an image
+//! (a short name by the names registries.conf gives it); without DEST, the image goes
+//! to the name it was found by.
 
 mod args;
 
@@ -16,7 +18,15 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     imago_cli::logging::init(&opts.global.log_level);
-    let dest = match Reference::parse(opts.dest.as_deref().unwrap_or(&opts.source)) {
+    let (root, connect) = match opts.remote.with_store_root(&opts.global) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let source = match stored_name(&root, &opts.source) {
+        Ok(s) => s,
+        Err(e) => return imago_cli::fail(&e),
+    };
+    let dest = match Reference::parse(opts.dest.as_deref().unwrap_or(&source)) {
         Ok(r) => r,
         Err(e) => {
             let hint = if opts.dest.is_none() {
@@ -26,10 +36,6 @@ fn main() -> ExitCode {
             };
             return imago_cli::report(&e, &hint, imago_cli::ExitCodes::IMAGO_FAILED);
         }
-    };
-    let (root, connect) = match opts.remote.with_store_root(&opts.global) {
-        Ok(x) => x,
-        Err(code) => return code,
     };
     let push_opts = PushOptions {
         compression: opts.compression.map(|c| match c {
@@ -47,7 +53,7 @@ fn main() -> ExitCode {
     };
     let progress = TransferProgress::new(opts.quiet);
     let pushed =
-        imago_registry::push_from_root(&root, &opts.source, &dest, &connect, &push_opts, &progress);
+        imago_registry::push_from_root(&root, &source, &dest, &connect, &push_opts, &progress);
     match pushed {
         Ok(p) => {
             let digest = p.digest.map(|d| d.to_string()).unwrap_or_default();
@@ -66,5 +72,21 @@ fn main() -> ExitCode {
             }
         }
         Err(e) => imago_cli::fail(&e),
+    }
+}
+
+/// The store name `source` is found by (its short-name forms first); a name the store
+/// lacks stays as typed, for the push to report.
+fn stored_name(
+    root: &std::path::Path,
+    source: &str,
+) -> Result<String, imago_registry::RegistryError> {
+    let store = imago_store::Store::open(root)?;
+    match imago_cli::shortnames::find_stored(&store, source) {
+        Ok((name, _)) => Ok(name),
+        Err(imago_registry::RegistryError::Store(imago_store::StoreError::ImageNotFound {
+            ..
+        })) => Ok(source.to_owned()),
+        Err(e) => Err(e),
     }
 }

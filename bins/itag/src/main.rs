@@ -1,5 +1,6 @@
-//! `itag SOURCE TARGET...`: give the image SOURCE (name[:tag], id, id prefix or
-//! digest) the names TARGET… in the store, like `docker tag`. Prints nothing on success.
+//! `itag SOURCE TARGET...`: give the image SOURCE (name[:tag], a short name as
+//! registries.conf resolves it, id, id prefix or digest) the names TARGET… in the
+//! store, like `docker tag`. Prints nothing on success.
 
 mod args;
 
@@ -19,11 +20,12 @@ fn main() -> ExitCode {
     };
     let result = (|| {
         let store = imago_store::Store::open(&root)?;
-        let image = store.resolve(&opts.source)?;
+        // A short name finds what a pull of it stored (registries.conf), as irun does.
+        let (_, image) = imago_cli::shortnames::find_stored(&store, &opts.source)?;
         for t in &opts.targets {
             store.tag(t, &image.index_digest)?;
         }
-        Ok::<_, imago_store::StoreError>(())
+        Ok::<_, imago_registry::RegistryError>(())
     })();
     match result {
         Ok(()) => ExitCode::SUCCESS,

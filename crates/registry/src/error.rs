@@ -63,6 +63,9 @@ impl fmt::Display for ApiErrors {
 pub enum RegistryError {
     #[error(transparent)]
     RegistriesConf(#[from] crate::registries_conf::ConfError),
+    /// A short name registries.conf leaves ambiguous.
+    #[error(transparent)]
+    ShortName(#[from] crate::shortnames::ShortNameError),
     #[error("{method} {url}")]
     Transport {
         method: String,

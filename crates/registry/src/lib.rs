@@ -9,8 +9,11 @@
 //!   HTTP for loopback hosts / `tls_verify: Some(false)`), keeps the challenge.
 //! - [`pull::pull(&Client, &Store, &Reference, &PullOptions, &dyn Events)`](pull::pull)
 //!   → [`Pulled`]: index → platform, blobs verified (digest + size) before commit, present
-//!   blobs skipped, tag last. `ibuild`'s FROM and `irun` of a missing image should call
-//!   this (via [`pull_image`] for the one-liner).
+//!   blobs skipped, tag last.
+//! - [`shortnames`]: what a short name means (registries.conf's aliases, search list and
+//!   `short-name-mode`), for a pull ([`shortnames::pull_candidates`],
+//!   [`shortnames::pull_first`]: `ibuild`'s FROM, `irun`, `ipull`) and in a store
+//!   ([`shortnames::find_stored`]: every program that takes an image name).
 //! - [`push::push(&Client, &Store, source_name, &Reference, &PushOptions, &dyn Events)`](push::push)
 //!   → [`Pushed`]: HEAD / mount / upload per blob in parallel, `--format`, `--compression`.
 //! - [`pull_into_root`] and [`push_from_root`]: the one call `ipull` and `ipush` make —
@@ -50,6 +53,7 @@ pub mod pull;
 pub mod push;
 pub mod registries_conf;
 pub mod resume;
+pub mod shortnames;
 pub mod stall;
 mod tls;
 pub mod transfer;
@@ -70,6 +74,7 @@ pub use manifest::Platform;
 pub use pull::{pull_into_root, PullOptions, Pulled};
 pub use push::{push_from_root, PushOptions, Pushed};
 pub use registries_conf::{ConfError as RegistriesConfError, RegistriesConf};
+pub use shortnames::ShortNameError;
 pub use stall::{LimitsError, TransferLimits};
 pub use transport::TransportOptions;
 
@@ -174,16 +179,6 @@ pub fn connect_registry(
         creds,
         opts.retry,
     )
-}
-
-/// Pull `reference` into `store` with default pull options (platform: the host's).
-pub fn pull_image(
-    store: &Store,
-    reference: &Reference,
-    events: &dyn Events,
-) -> Result<Pulled, RegistryError> {
-    let client = connect_pull(reference, &ConnectOptions::from_env()?)?;
-    pull::pull(&client, store, reference, &PullOptions::default(), events)
 }
 
 /// The registry name and API endpoint a user's `REGISTRY` argument means

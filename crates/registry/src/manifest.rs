@@ -152,6 +152,15 @@ impl Platform {
         }
     }
 
+    /// The OS/architecture/variant an image config (JSON) declares; none when it
+    /// declares none (such an image serves any platform asked for).
+    pub fn of_config(config: &[u8]) -> Option<Platform> {
+        serde_json::from_slice::<PlatformJson>(config)
+            .ok()
+            .filter(|p| !p.os.is_empty() && !p.architecture.is_empty())
+            .map(Platform::from)
+    }
+
     /// Does an index entry for `other` serve us? A variant we did not ask for is fine;
     /// arm64's `v8` equals no variant.
     pub fn matches(&self, other: &Platform) -> bool {
@@ -179,6 +188,11 @@ impl FromStr for Platform {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.contains(',') {
+            return Err(format!(
+                "`{s}` is a list of platforms: imago takes one platform at a time"
+            ));
+        }
         let parts: Vec<&str> = s.split('/').collect();
         match parts.as_slice() {
             [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Self {
@@ -253,6 +267,21 @@ mod tests {
             "{e}"
         );
         assert!("linux".parse::<Platform>().is_err());
+        let list = "linux/amd64,linux/arm64".parse::<Platform>().unwrap_err();
+        assert!(list.contains("one platform"), "{list}");
+    }
+
+    #[test]
+    fn a_config_declares_its_platform() {
+        let p = Platform::of_config(
+            br#"{"os":"linux","architecture":"arm","variant":"v7","config":{}}"#,
+        );
+        assert_eq!(p.unwrap().to_string(), "linux/arm/v7");
+        assert_eq!(Platform::of_config(br#"{"os":"linux"}"#), None);
+        assert_eq!(
+            Platform::of_config(br#"{"os":"","architecture":"amd64"}"#),
+            None
+        );
     }
 
     #[test]

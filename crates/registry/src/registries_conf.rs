@@ -334,4 +334,4 @@ fn files() -> Vec<PathBuf> {
 
 #[cfg(test)]
 #[path = "registries_conf_tests.rs"]
-mod tests;
+pub(crate) mod tests;

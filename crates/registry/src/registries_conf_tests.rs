@@ -2,7 +2,8 @@
 
 use super::*;
 
-fn conf(text: &str) -> Result<RegistriesConf, ConfError> {
+/// A configuration of `text` alone (shortnames.rs's tests use it too).
+pub(crate) fn conf(text: &str) -> Result<RegistriesConf, ConfError> {
     let t = tempfile::tempdir().unwrap();
     let p = t.path().join("registries.conf");
     std::fs::write(&p, text).unwrap();

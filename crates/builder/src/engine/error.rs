@@ -27,6 +27,12 @@ pub enum BuildError {
         #[source]
         source: df::ExpandError,
     },
+    #[error("FROM (line {line})")]
+    Platform {
+        line: usize,
+        #[source]
+        source: super::platform::PlatformError,
+    },
     #[error("{}", step_title(*n, *line, text))]
     Step {
         n: usize,
@@ -85,6 +91,7 @@ impl BuildError {
     pub fn hint(&self) -> Option<String> {
         match self {
             BuildError::Step { source, .. } => source.hint(),
+            BuildError::Platform { source, .. } => source.hint(),
             BuildError::BaseStore { source, .. } | BuildError::Store(source) => source.hint(),
             BuildError::StoreIndex { source, .. } => match source {
                 imago_store::StoreError::Io { source: io, .. }
@@ -166,6 +173,8 @@ pub enum StepError {
     NoImage(String),
     #[error("pull `{0}`")]
     Pull(String, #[source] Box<imago_registry::RegistryError>),
+    #[error(transparent)]
+    Platform(#[from] super::platform::PlatformError),
 }
 
 impl StepError {
@@ -184,6 +193,7 @@ impl StepError {
                     .into(),
             ),
             StepError::Store(e) => e.hint(),
+            StepError::Platform(e) => e.hint(),
             _ => None,
         }
     }

@@ -9,8 +9,9 @@
 //!
 //! Files: `stages` (the stage loop), `step` (one step and its cache key), `base` (base
 //! images and `--from` sources), `commit` (layers in and out of the store), one file per
-//! instruction family (`meta_step`, `workdir_step`, `copy_step` + `add_url`, `run_step`
-//! + `run_container` + `run_mounts`), `users` (USER and `--chown` names).
+//! instruction family (`meta_step`, `workdir_step`, `copy_step` + `add_url`,
+//! `run_step` + `run_container` + `run_mounts`), `users` (USER and `--chown` names),
+//! `platform` (each stage's platform, and whether its RUN steps can run here).
 //!
 //! Never: draws progress (events go to a [`Sink`]), parses Dockerfile text itself.
 
@@ -21,6 +22,7 @@ mod copy_step;
 mod error;
 mod meta_step;
 mod options;
+mod platform;
 mod run_container;
 mod run_mounts;
 mod run_step;
@@ -39,6 +41,7 @@ use imago_store::Store;
 pub use add_url::DownloadError;
 pub use error::{BuildError, StepError};
 pub use options::{BuildOptions, Built, Network};
+pub use platform::PlatformError;
 
 use crate::config;
 use crate::events::{Event, Sink};
@@ -85,6 +88,7 @@ pub fn build(
         mode,
         global: plan.global.clone(),
         escape: plan.dfile.escape,
+        platform: None,
         step: 0,
         total: plan.total,
         bind_context: None,

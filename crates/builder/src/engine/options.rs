@@ -42,6 +42,10 @@ pub struct BuildOptions {
     pub quiet: bool,
     /// `--pull`: pull base images even when the store has them.
     pub pull: bool,
+    /// `--platform`: the target platform (TARGETPLATFORM, and the platform of every
+    /// stage without its own `FROM --platform`). None: this host's, and a stored base
+    /// image of any platform is used as it is.
+    pub platform: Option<imago_registry::Platform>,
     /// The storage driver RUN steps use (`--storage-driver`, chosen by the caller).
     pub storage: imago_overlay::RootfsMethod,
 }

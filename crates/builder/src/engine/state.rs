@@ -52,6 +52,9 @@ pub(super) struct Ctx<'a> {
     pub mode: OwnerMode,
     pub global: GlobalScope,
     pub escape: char,
+    /// The platform of the stage being built (`FROM --platform`, else `--platform`):
+    /// its base and `--from` images are pulled for it.
+    pub platform: Option<imago_registry::Platform>,
     /// The last step number shown, and how many there are.
     pub step: usize,
     pub total: usize,
