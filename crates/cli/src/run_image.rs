@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use imago_registry::{ConnectOptions, PullOptions, Pulled, Reference, RegistryError};
-use imago_store::{Image, Store, StoreError};
+use imago_store::{Store, StoreError};
 
 use crate::progress::TransferProgress;
 use crate::remote::RemoteError;
@@ -125,38 +125,10 @@ pub fn pull_for_run(
 ) -> Result<String, RemoteError> {
     let progress = TransferProgress::new(quiet);
     let connect = ConnectOptions::from_env()?;
-    if policy != PullPolicy::Always {
-        let store = Store::open(store_root)?;
-        match look_up(&store, &connect, image, platform)? {
-            Found::Image(name) => return Ok(as_typed(image, name)),
-            Found::OtherPlatform { name, has } => {
-                let wanted = platform.map(Platform::to_string).unwrap_or_default();
-                if policy == PullPolicy::Never {
-                    return Err(RemoteError::OtherPlatform {
-                        image: name,
-                        has: has.to_string(),
-                        wanted,
-                    });
-                }
-                progress.line(&format!(
-                    "image '{name}' in the store is {has}, not {wanted}: pulling {wanted}"
-                ));
-            }
-            Found::Missing(e) => {
-                let Ok(reference) = Reference::parse(image) else {
-                    return Err(e.into());
-                };
-                if policy == PullPolicy::Never {
-                    return Err(e.into());
-                }
-                // docker's line; a short name registries.conf resolves is shown as typed.
-                let shown = match connect.registries.qualify(image).as_slice() {
-                    [one] if one == image => reference.to_string(),
-                    _ => image.to_owned(),
-                };
-                progress.line(&format!("Unable to find image '{shown}' locally"));
-            }
-        }
+    match local_for_run(store_root, &connect, image, policy, platform)? {
+        Local::Use(name) => return Ok(name),
+        Local::Pull(Some(why)) => progress.line(&why),
+        Local::Pull(None) => {}
     }
     let candidates = shortnames::pull_candidates(&connect.registries, image)?;
     let pull_opts = PullOptions {
@@ -178,6 +150,83 @@ pub fn pull_for_run(
     }
 }
 
+/// The look-up half of [`pull_for_run`], which never pulls: the name to run `image` by
+/// when the store has a usable one and `policy` does not pull anyway; `None` when
+/// [`pull_for_run`] has to pull. Reads only the store and registries.conf: no network,
+/// no thread (irun calls it while its container's pid 1 waits).
+pub fn find_for_run(
+    store_root: &Path,
+    image: &str,
+    policy: PullPolicy,
+    platform: Option<&Platform>,
+) -> Result<Option<String>, RemoteError> {
+    if policy == PullPolicy::Always {
+        return Ok(None);
+    }
+    let connect = ConnectOptions::from_env()?;
+    Ok(
+        match local_for_run(store_root, &connect, image, policy, platform)? {
+            Local::Use(name) => Some(name),
+            Local::Pull(_) => None,
+        },
+    )
+}
+
+/// What the store says about running `image` under `policy`.
+enum Local {
+    /// Run it by this name.
+    Use(String),
+    /// Pull it first; the line to show why, if any.
+    Pull(Option<String>),
+}
+
+/// The store's answer for [`pull_for_run`] and [`find_for_run`]; `--pull=never` with no
+/// usable image is the error.
+fn local_for_run(
+    store_root: &Path,
+    connect: &ConnectOptions,
+    image: &str,
+    policy: PullPolicy,
+    platform: Option<&Platform>,
+) -> Result<Local, RemoteError> {
+    if policy == PullPolicy::Always {
+        return Ok(Local::Pull(None));
+    }
+    let store = Store::open(store_root)?;
+    match look_up(&store, connect, image, platform)? {
+        Found::Image(name) => Ok(Local::Use(as_typed(image, name))),
+        Found::OtherPlatform { name, has } => {
+            let wanted = platform.map(Platform::to_string).unwrap_or_default();
+            if policy == PullPolicy::Never {
+                return Err(RemoteError::OtherPlatform {
+                    image: name,
+                    has: has.to_string(),
+                    wanted,
+                });
+            }
+            Ok(Local::Pull(Some(format!(
+                "image '{name}' in the store is {has}, not {wanted}: pulling {wanted}"
+            ))))
+        }
+        Found::Missing(e) => {
+            let Ok(reference) = Reference::parse(image) else {
+                return Err(e.into());
+            };
+            if policy == PullPolicy::Never {
+                return Err(e.into());
+            }
+            // docker's line; a short name registries.conf resolves is shown as typed.
+            let shown = match connect.registries.qualify(image).as_slice() {
+                [one] if one == image => reference.to_string(),
+                _ => image.to_owned(),
+            };
+            Ok(Local::Pull(Some(format!(
+                "Unable to find image '{shown}' locally"
+            ))))
+        }
+    }
+}
+
 /// `found`, or `image` as typed when both name the same reference (an alias such as
 /// containers-common's `busybox = "docker.io/library/busybox"`): the container shows
 /// the name the user gave, as docker's `Config.Image` does.
@@ -188,45 +237,24 @@ fn as_typed(image: &str, found: String) -> String {
     }
 }
 
-/// The first of `image`'s store names ([`shortnames::store_candidates`]) the store has.
+/// The first of `image`'s store names (registries.conf's, as irun and ibuild look them
+/// up) the store has, and whether it is of the platform asked for.
 fn look_up(
     store: &Store,
     connect: &ConnectOptions,
     image: &str,
     platform: Option<&Platform>,
 ) -> Result<Found, StoreError> {
-    let mut missing = None;
-    for name in shortnames::store_candidates(&connect.registries, image) {
-        match store.resolve(&name) {
-            Ok(img) => {
-                return Ok(match (platform, platform_of(&img)) {
-                    (Some(wanted), Some(has)) if !wanted.matches(&has) => {
-                        Found::OtherPlatform { name, has }
-                    }
-                    _ => Found::Image(name),
-                })
+    match imago_registry::shortnames::find_stored(store, &connect.registries, image) {
+        Ok((name, img)) => Ok(match (platform, Platform::of_config(&img.config_bytes)) {
+            (Some(wanted), Some(has)) if !wanted.matches(&has) => {
+                Found::OtherPlatform { name, has }
             }
-            // The name as typed comes last: its "not found" is the one to report.
-            Err(e @ StoreError::ImageNotFound { .. }) => missing = Some(e),
-            Err(e) => return Err(e),
-        }
+            _ => Found::Image(name),
+        }),
+        Err(e @ StoreError::ImageNotFound { .. }) => Ok(Found::Missing(e)),
+        Err(e) => Err(e),
     }
-    Ok(Found::Missing(missing.unwrap_or_else(|| {
-        StoreError::ImageNotFound {
-            input: image.to_owned(),
-        }
-    })))
-}
-
-/// The OS/architecture/variant an image's config declares (none when it declares none).
-fn platform_of(img: &Image) -> Option<Platform> {
-    let v: serde_json::Value = serde_json::from_slice(&img.config_bytes).ok()?;
-    let field = |k: &str| v.get(k).and_then(|x| x.as_str()).filter(|s| !s.is_empty());
-    Some(Platform {
-        os: field("os")?.to_owned(),
-        arch: field("architecture")?.to_owned(),
-        variant: field("variant").map(str::to_owned),
-    })
 }
 
 #[cfg(test)]
