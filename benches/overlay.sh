@@ -13,6 +13,12 @@
 # the four file systems taking turns in each (a shared VM's noise then hits all of
 # them); the table shows the median seconds per step and the ratio of imago's median
 # to fuse-overlayfs' (goal: <= 0.5). State lives under $IMAGO_TEST_TMP (a tmpfs here).
+#
+#   REQUESTS=1 sudo -E benches/overlay.sh   # also count the FUSE requests of each step
+#
+# REQUESTS=1 counts, in round 1, the requests the kernel sends to each FUSE server per
+# step (the fuse:fuse_request_send tracepoint, Linux 6.13+, tracefs mounted): the figure
+# that does not move with the machine's load. It slows both FUSE runs of round 1 alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."; REPO=$PWD
 . benches/lib.sh
@@ -30,18 +36,40 @@ for i in $(seq 1000); do echo "lower $i" > "$W/lower/etc/f$i"; done
 log "fixtures in $W, $FILES files, $(nproc) CPUs, kernel $(uname -r)"
 
 now() { date +%s.%N; }
+REQUESTS=${REQUESTS:-0}; TR=/sys/kernel/tracing
+if [ "$REQUESTS" = 1 ] && [ ! -d "$TR/events/fuse/fuse_request_send" ]; then
+  echo "overlay: REQUESTS=1 needs tracefs at $TR and a kernel with fuse tracepoints (6.13+)" >&2; exit 1
+fi
+if [ "$REQUESTS" = 1 ]; then # room for a step's 120,000 events; put back at the end
+  TR_KB=$(sed 's/ .*//' "$TR/buffer_size_kb"); echo 16384 > "$TR/buffer_size_kb"
+fi
+trace_on() { # trace_on ID: start counting FUSE requests (round 1 of a FUSE run only)
+  case "$REQUESTS,$1" in 1,fo,1|1,imago,1) ;; *) return 0 ;; esac
+  echo 0 > "$TR/tracing_on"; echo > "$TR/trace"
+  echo 1 > "$TR/events/fuse/fuse_request_send/enable"; echo 1 > "$TR/tracing_on"
+}
+trace_off() { # trace_off ID STEP: stop counting; the counts into $W/ID.STEP.req
+  case "$REQUESTS,$1" in 1,fo,1|1,imago,1) ;; *) return 0 ;; esac
+  echo 0 > "$TR/events/fuse/fuse_request_send/enable"
+  grep -o 'opcode [0-9]* (FUSE_[A-Z_0-9]*)' "$TR/trace" | sed 's/.*(FUSE_\(.*\))/\1/' | sort | uniq -c |
+    sort -rn | awk '{ n += $1; o = o sprintf(" %s=%d", $2, $1) } END { printf "%6d:%s\n", n, o }' > "$W/${1%,*}.$2.req"
+  if grep -q LOST "$TR/trace"; then echo "  (events were lost: counts too low)" >> "$W/${1%,*}.$2.req"; fi
+}
 STEPS=(create find read delete)
 declare -A T
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 steps() { # steps ID,ROUND DIR: the four steps inside DIR, times into T[ID,ROUND,step]
   local id=$1 d=$2/bench t0
-  t0=$(now)
+  trace_on "$id"; t0=$(now)
   bash -c 'mkdir -p "$1"; cd "$1"; for j in $(seq 0 19); do mkdir "d$j"; done
            for ((i = 0; i < $2; i++)); do printf "file %d\n" $i > "d$((i % 20))/f$i"; done' _ "$d" "$FILES"
-  T[$id,create]=$(echo "$(now) - $t0" | bc)
-  drop; t0=$(now); find "$d" -type f | wc -l > "$W/$id.count"; T[$id,find]=$(echo "$(now) - $t0" | bc)
-  drop; t0=$(now); find "$d" -type f -print0 | xargs -0 cat | wc -l > "$W/$id.lines"; T[$id,read]=$(echo "$(now) - $t0" | bc)
-  drop; t0=$(now); find "$d" -type f -name '*[02468]' -delete; T[$id,delete]=$(echo "$(now) - $t0" | bc)
+  T[$id,create]=$(echo "$(now) - $t0" | bc); trace_off "$id" create
+  drop; trace_on "$id"; t0=$(now); find "$d" -type f | wc -l > "$W/$id.count"; T[$id,find]=$(echo "$(now) - $t0" | bc)
+  trace_off "$id" find
+  drop; trace_on "$id"; t0=$(now); find "$d" -type f -print0 | xargs -0 cat | wc -l > "$W/$id.lines"; T[$id,read]=$(echo "$(now) - $t0" | bc)
+  trace_off "$id" read
+  drop; trace_on "$id"; t0=$(now); find "$d" -type f -name '*[02468]' -delete; T[$id,delete]=$(echo "$(now) - $t0" | bc)
+  trace_off "$id" delete
   if [ "$(cat "$W/$id.count")" != "$FILES" ] || [ "$(cat "$W/$id.lines")" != "$FILES" ] ||
      [ "$(find "$d" -type f | wc -l)" != $((FILES / 2)) ]; then
     echo "overlay: $id gave wrong results" >&2; exit 1
@@ -75,3 +103,10 @@ for s in "${STEPS[@]}"; do
   awk -v s="$s" -v p="$(median plain "$s")" -v k="$(median kernel "$s")" -v f="$(median fo "$s")" \
     -v i="$(median imago "$s")" 'BEGIN { printf "%-8s %10.3f %10.3f %16.3f %10.3f (%.2f)\n", s, p, k, f, i, i / f }'
 done
+if [ "$REQUESTS" = 1 ]; then
+  printf '\nFUSE requests per step (round 1; FORGETs of the cache drops come before each step)\n'
+  for s in "${STEPS[@]}"; do
+    for f in fo imago; do printf '%-7s %-15s %s\n' "$s" "$f" "$(cat "$W/$f.$s.req")"; done
+  done
+  echo "$TR_KB" > "$TR/buffer_size_kb"
+fi

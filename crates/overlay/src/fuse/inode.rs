@@ -113,6 +113,8 @@ pub(crate) struct Entry {
     pub layer: u16,
     pub merged: bool,
     pub stack: Option<Arc<Stack>>,
+    /// Just made by this server (see [`View::fresh`]).
+    pub fresh: bool,
 }
 
 struct Table {
@@ -196,71 +198,26 @@ impl Inodes {
 
     /// Count one kernel lookup of `entry` as `name` in `parent`; its inode number.
     pub fn remember(&self, parent: u64, name: &CString, entry: Entry) -> u64 {
+        self.write().remember(parent, name, entry)
+    }
+
+    /// [`Inodes::remember`] for several names in `parent` under one lock (a listing's
+    /// entries: the table's lock is the one place all workers meet).
+    pub fn remember_all<'a>(
+        &self,
+        parent: u64,
+        entries: impl IntoIterator<Item = (&'a CString, Entry)>,
+    ) -> Vec<u64> {
         let mut t = self.write();
-        let ino = t.number(entry.key);
-        let new_fds = entry.stack.as_ref().map(|s| s.0.len());
-        let old_fds = match t.nodes.get_mut(&ino) {
-            Some(n) => {
-                n.lookups += 1;
-                if ino != ROOT {
-                    n.parent = parent;
-                    n.name.clone_from(name);
-                }
-                // A racing lookup may have seen the lower just before a copy-up.
-                if n.layer != UPPER {
-                    n.layer = entry.layer;
-                }
-                n.merged |= entry.merged;
-                n.orphan = None;
-                match entry.stack {
-                    Some(s) => n.stack.replace(s).map(|s| s.0.len()),
-                    None => None,
-                }
-            }
-            None => {
-                let node = Node {
-                    parent,
-                    name: name.clone(),
-                    kind: entry.kind,
-                    layer: entry.layer,
-                    merged: entry.merged,
-                    lookups: 1,
-                    stack: entry.stack,
-                    copied: Arc::new(AtomicBool::new(entry.layer == UPPER)),
-                    orphan: None,
-                    file: None,
-                    fresh: false,
-                };
-                t.nodes.insert(ino, node);
-                None
-            }
-        };
-        t.fds = t.fds.saturating_sub(old_fds.unwrap_or(0));
-        if let Some(n) = new_fds {
-            t.cached(ino, n);
-        }
-        ino
+        entries
+            .into_iter()
+            .map(|(name, e)| t.remember(parent, name, e))
+            .collect()
     }
 
     /// The kernel dropped `n` references to `ino`.
     pub fn forget(&self, ino: u64, n: u64) {
-        if ino == ROOT {
-            return;
-        }
-        let mut t = self.write();
-        let gone = match t.nodes.get_mut(&ino) {
-            Some(node) => {
-                node.lookups = node.lookups.saturating_sub(n);
-                node.lookups == 0
-            }
-            None => false,
-        };
-        if gone {
-            if let Some(mut node) = t.nodes.remove(&ino) {
-                let held = node.drop_cached();
-                t.fds = t.fds.saturating_sub(held);
-            }
-        }
+        self.write().forget(ino, n);
     }
 
     /// Cache the directory fds of `ino` (evicting older ones beyond the budget).
@@ -351,6 +308,72 @@ impl Inodes {
 }
 
 impl Table {
+    fn remember(&mut self, parent: u64, name: &CString, entry: Entry) -> u64 {
+        let ino = self.number(entry.key);
+        let new_fds = entry.stack.as_ref().map(|s| s.0.len());
+        let old_fds = match self.nodes.get_mut(&ino) {
+            Some(n) => {
+                n.lookups += 1;
+                if ino != ROOT {
+                    n.parent = parent;
+                    n.name.clone_from(name);
+                }
+                // A racing lookup may have seen the lower just before a copy-up.
+                if n.layer != UPPER {
+                    n.layer = entry.layer;
+                }
+                n.merged |= entry.merged;
+                n.fresh |= entry.fresh;
+                n.orphan = None;
+                match entry.stack {
+                    Some(s) => n.stack.replace(s).map(|s| s.0.len()),
+                    None => None,
+                }
+            }
+            None => {
+                let node = Node {
+                    parent,
+                    name: name.clone(),
+                    kind: entry.kind,
+                    layer: entry.layer,
+                    merged: entry.merged,
+                    lookups: 1,
+                    stack: entry.stack,
+                    copied: Arc::new(AtomicBool::new(entry.layer == UPPER)),
+                    orphan: None,
+                    file: None,
+                    fresh: entry.fresh,
+                };
+                self.nodes.insert(ino, node);
+                None
+            }
+        };
+        self.fds = self.fds.saturating_sub(old_fds.unwrap_or(0));
+        if let Some(n) = new_fds {
+            self.cached(ino, n);
+        }
+        ino
+    }
+
+    fn forget(&mut self, ino: u64, n: u64) {
+        if ino == ROOT {
+            return;
+        }
+        let gone = match self.nodes.get_mut(&ino) {
+            Some(node) => {
+                node.lookups = node.lookups.saturating_sub(n);
+                node.lookups == 0
+            }
+            None => false,
+        };
+        if gone {
+            if let Some(mut node) = self.nodes.remove(&ino) {
+                let held = node.drop_cached();
+                self.fds = self.fds.saturating_sub(held);
+            }
+        }
+    }
+
     fn number(&mut self, key: Key) -> u64 {
         let next = &mut self.next;
         *self.keys.entry(key).or_insert_with(|| {

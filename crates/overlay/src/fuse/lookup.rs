@@ -247,16 +247,30 @@ impl FuseOverlay {
 
     /// Count a reference to what a scan found; its number and attributes.
     pub(crate) fn remember(&self, parent: u64, name: &CString, found: Found) -> (u64, FileAttr) {
-        let merged = found.merged();
-        let entry = Entry {
-            key: found.key_in(parent, name),
-            kind: attr::kind(&found.st).unwrap_or(FileType::RegularFile),
-            layer: found.layer,
-            merged,
-            stack: found.dirs.map(|d| Arc::new(Stack(d))),
-        };
+        let (entry, st, merged) = entry_of(parent, name, found);
         let ino = self.inodes.remember(parent, name, entry);
-        (ino, attr::attr(ino, &found.st, merged))
+        (ino, attr::attr(ino, &st, merged))
+    }
+
+    /// [`FuseOverlay::remember`] for several names in `parent`, under one table lock.
+    pub(crate) fn remember_all(
+        &self,
+        parent: u64,
+        found: Vec<(&CString, Found)>,
+    ) -> Vec<(u64, FileAttr)> {
+        let mut shown = Vec::with_capacity(found.len());
+        let inos = self.inodes.remember_all(
+            parent,
+            found.into_iter().map(|(name, f)| {
+                let (entry, st, merged) = entry_of(parent, name, f);
+                shown.push((st, merged));
+                (name, entry)
+            }),
+        );
+        inos.into_iter()
+            .zip(shown)
+            .map(|(ino, (st, merged))| (ino, attr::attr(ino, &st, merged)))
+            .collect()
     }
 
     /// Where the host entry of `v` is.
@@ -288,4 +302,19 @@ impl FuseOverlay {
         let v = self.inodes.view(ino)?;
         self.attr_of(&v)
     }
+}
+
+/// The table entry for what a scan of `name` in `parent` found; its stat and whether it
+/// is a merged directory.
+fn entry_of(parent: u64, name: &CStr, found: Found) -> (Entry, Stat, bool) {
+    let merged = found.merged();
+    let entry = Entry {
+        key: found.key_in(parent, name),
+        kind: attr::kind(&found.st).unwrap_or(FileType::RegularFile),
+        layer: found.layer,
+        merged,
+        stack: found.dirs.map(|d| Arc::new(Stack(d))),
+        fresh: false,
+    };
+    (entry, found.st, merged)
 }

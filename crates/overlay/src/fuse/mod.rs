@@ -45,7 +45,8 @@
 //! Several worker threads (on the one `/dev/fuse` fd), long entry and attribute
 //! TTLs (every change goes through this server), negative entries cached, page cache
 //! kept across opens (`FOPEN_KEEP_CACHE`), readdir results cached by the kernel,
-//! readdirplus on every listing, FLUSH and ACCESS switched off. Zero-message opens where
+//! readdirplus on every listing (its entries counted in chunks under one inode-table
+//! lock), FLUSH and ACCESS switched off. Zero-message opens where
 //! the kernel has them (`FUSE_NO_OPEN_SUPPORT`, in the protocol since 7.26 at the
 //! latest): no OPEN or RELEASE per opened file; reads and writes without a handle go by
 //! `pread`/`pwrite` to a host fd cached per inode (within the fd budget), and a lower

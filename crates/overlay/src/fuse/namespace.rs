@@ -164,9 +164,9 @@ impl FuseOverlay {
             layer: UPPER,
             merged: false,
             stack: None,
+            fresh: true,
         };
         let ino = self.inodes.remember(new.parent, new.name, entry);
-        self.inodes.set_fresh(ino, true);
         let fh = self.add_handle(fd, ino, acc != OFlags::RDONLY, None);
         Ok((ino, attr::attr(ino, &st, false), fh))
     }

@@ -12,7 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use fuser::{FileType, Generation, INodeNo, ReplyDirectory, ReplyDirectoryPlus};
+use fuser::{FileAttr, FileType, Generation, INodeNo, ReplyDirectory, ReplyDirectoryPlus};
 use rustix::io::Errno;
 
 use super::inode::{FastMap, Key, Stack, ROOT};
@@ -211,23 +211,45 @@ impl FuseOverlay {
         reply.ok();
     }
 
-    /// Look up one listed entry for readdirplus. A non-directory is what its layer holds
-    /// (the listing applied whiteouts already): one stat, no scan of the other layers.
-    fn plus_entry(&self, dir: u64, stack: &Stack, e: &DirEnt) -> Option<(u64, fuser::FileAttr)> {
-        if e.kind != FileType::Directory {
-            let st = sys::stat_at(stack.at(e.layer)?, &e.name).ok()??;
-            let plain =
-                !sys::is_whiteout(&st) && sys::file_type(&st) != rustix::fs::FileType::Directory;
-            if plain {
-                let found = Found {
-                    layer: e.layer,
-                    st,
-                    dirs: None,
-                };
-                return Some(self.remember(dir, &e.name, found));
+    /// Look up listed entries for readdirplus, in order (`None`: gone since the listing).
+    /// A non-directory is what its layer holds (the listing applied whiteouts already):
+    /// one stat, no scan of the other layers, and all of them counted under one lock.
+    fn plus_entries(
+        &self,
+        dir: u64,
+        stack: &Stack,
+        ents: &[DirEnt],
+    ) -> Vec<Option<(u64, FileAttr)>> {
+        let mut out = vec![None; ents.len()];
+        let mut plain = Vec::new();
+        let mut at = Vec::new();
+        for (i, e) in ents.iter().enumerate() {
+            if e.kind != FileType::Directory {
+                let st = stack
+                    .at(e.layer)
+                    .and_then(|d| sys::stat_at(d, &e.name).ok()?);
+                if let Some(st) = st {
+                    let kind = sys::file_type(&st);
+                    if !sys::is_whiteout(&st) && kind != rustix::fs::FileType::Directory {
+                        plain.push((
+                            &e.name,
+                            Found {
+                                layer: e.layer,
+                                st,
+                                dirs: None,
+                            },
+                        ));
+                        at.push(i);
+                        continue;
+                    }
+                }
             }
+            out[i] = self.lookup_in(dir, &e.name).ok().flatten();
         }
-        self.lookup_in(dir, &e.name).ok()?
+        for (i, r) in at.into_iter().zip(self.remember_all(dir, plain)) {
+            out[i] = Some(r);
+        }
+        out
     }
 
     pub(crate) fn readdirplus_fh(&self, fh: u64, offset: u64, mut reply: ReplyDirectoryPlus) {
@@ -238,30 +260,47 @@ impl FuseOverlay {
             Ok(x) => x,
             Err(e) => return reply.error(attr::errno(e)),
         };
-        let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        for (i, e) in entries.iter().enumerate().skip(start) {
-            let name = OsStr::from_bytes(e.name.to_bytes());
-            let off = i as u64 + 1;
+        let mut i = usize::try_from(offset).unwrap_or(usize::MAX);
+        let mut want = 16;
+        while let Some(e) = entries.get(i) {
             if i < 2 {
                 // `.` and `..`: the kernel takes no reference for them.
+                let name = OsStr::from_bytes(e.name.to_bytes());
+                i += 1;
                 let Ok(a) = self.getattr_ino(e.ino) else {
                     continue;
                 };
-                if reply.add(INodeNo(e.ino), off, name, &self.ttl, &a, Generation(0)) {
+                if reply.add(INodeNo(e.ino), i as u64, name, &self.ttl, &a, Generation(0)) {
                     break;
                 }
                 continue;
             }
-            // Gone since the snapshot: leave it out.
-            let Some((ino, a)) = self.plus_entry(dir, &stack, e) else {
-                continue;
-            };
-            if reply.add(INodeNo(ino), off, name, &self.ttl, &a, Generation(0)) {
-                // Not sent: the kernel holds no reference for it.
-                self.inodes.forget(ino, 1);
-                break;
+            // A chunk at a time: one table lock per chunk. Chunks grow from 16 to
+            // PLUS_CHUNK, so when the kernel's buffer fills (a page on older kernels)
+            // no more entries were looked up for nothing than were sent.
+            let chunk = entries
+                .get(i..entries.len().min(i + want))
+                .unwrap_or_default();
+            want = (want * 2).min(PLUS_CHUNK);
+            let found = self.plus_entries(dir, &stack, chunk);
+            for (k, (e, f)) in chunk.iter().zip(&found).enumerate() {
+                let off = (i + k) as u64 + 1;
+                let name = OsStr::from_bytes(e.name.to_bytes());
+                // `None`: gone since the snapshot; left out.
+                let Some((ino, a)) = f else { continue };
+                if reply.add(INodeNo(*ino), off, name, &self.ttl, a, Generation(0)) {
+                    // Not sent, nor what follows: the kernel holds no reference for them.
+                    for (ino, _) in found.iter().skip(k).flatten() {
+                        self.inodes.forget(*ino, 1);
+                    }
+                    return reply.ok();
+                }
             }
+            i += chunk.len();
         }
         reply.ok();
     }
 }
+
+/// Readdirplus entries looked up at a time, at most.
+const PLUS_CHUNK: usize = 128;
