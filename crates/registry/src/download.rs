@@ -12,7 +12,7 @@ use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use imago_oci::BlobRef;
-use imago_store::blobs::PartialBlob;
+use imago_store::PartialBlob;
 use imago_store::{Store, StoreError};
 
 use crate::auth::Scope;

@@ -301,21 +301,19 @@ impl Ctx<'_> {
         // Largest first: the big layers start at once and the config fills a gap later,
         // instead of one layer waiting behind it for a free job.
         todo.sort_by_key(|b| std::cmp::Reverse(b.size));
-        // The blobs uploaded or mounted, to be confirmed.
-        let confirm = run_parallel(&todo, self.opts.jobs, |b| {
-            Ok::<_, RegistryError>(self.push_blob(b)?.then_some(*b))
-        })?;
-        // Confirm what we uploaded or mounted before the manifest names it
-        // (MANIFEST_BLOB_UNKNOWN otherwise, and a registry that lost a blob shows here).
-        for b in confirm.into_iter().flatten() {
-            if !self.head(&b.digest)? {
+        // Each job confirms what it uploaded or mounted with a HEAD of its own before the
+        // manifest names it (MANIFEST_BLOB_UNKNOWN otherwise, and a registry that lost a
+        // blob shows here), so the confirmations overlap the other uploads.
+        run_parallel(&todo, self.opts.jobs, |b| {
+            if self.push_blob(b)? && !self.head(&b.digest)? {
                 return Err(RegistryError::Upload {
                     digest: b.digest.clone(),
                     repository: self.repo.clone(),
                     reason: "the registry does not have it after the upload".into(),
                 });
             }
-        }
+            Ok::<_, RegistryError>(())
+        })?;
         crate::blobinfo::record(
             state_dir(self.store).as_deref(),
             self.client.registry(),

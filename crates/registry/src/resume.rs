@@ -2,7 +2,7 @@
 //! download of the blob holds N bytes, `Content-Range` parsing, and the decision what
 //! to do with the registry's answer (append, start again from byte 0, or ask again
 //! without a range). The bytes themselves go to the store's partial file
-//! (`imago_store::blobs::PartialBlob`), which hashes what it already holds.
+//! (`imago_store::PartialBlob`), which hashes what it already holds.
 //!
 //! Never: sends requests or retries (pull.rs), touches files (the store).
 

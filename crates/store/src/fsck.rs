@@ -24,7 +24,7 @@ pub struct FsckReport {
     pub layers_checked: usize,
     /// Entries in imago/tmp left by processes that are gone (`iimage gc` removes them):
     /// not a problem, the store is consistent without them. A partial download counts
-    /// only once it is stale (blobs.rs, `PARTIAL_STALE_AGE`): until then a rerun resumes it.
+    /// only once it is stale (partial.rs, `PARTIAL_STALE_AGE`): until then a rerun resumes it.
     pub temp_debris: usize,
     pub problems: Vec<Problem>,
 }
@@ -138,7 +138,7 @@ impl Store {
             let name = e.file_name().to_string_lossy().into_owned();
             if !matches!(
                 self.partial_state(&name, &e.path()),
-                crate::blobs::PartialState::Keep
+                crate::partial::PartialState::Keep
             ) {
                 r.temp_debris += 1;
             }

@@ -12,7 +12,7 @@
 //!
 //! Temp entries carry their writer's pid and host tag: this host's are removed when the
 //! pid is gone, another host's (a store shared between nodes) after a day. Partial
-//! downloads (`tmp/partial-sha256-<hex>`, blobs.rs) are kept while a download holds them
+//! downloads (`tmp/partial-sha256-<hex>`, partial.rs) are kept while a download holds them
 //! and for a day after their last write, so a rerun can resume them; then removed.
 //!
 //! Rootless with [`crate::OwnerMode::Real`], unpacked layers hold files owned by
@@ -27,10 +27,10 @@ use imago_oci::layer::remove_tree;
 use imago_oci::Digest;
 
 use crate::atomic;
-use crate::blobs::PartialState;
 use crate::error::{IoCtx, Result, StoreError};
 use crate::index::IndexFile;
 use crate::lock;
+use crate::partial::PartialState;
 use crate::store::Store;
 
 /// How long gc waits, by default, for the writes running when it starts.

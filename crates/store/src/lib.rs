@@ -18,6 +18,10 @@
 //!   enforced; idempotent), `put_blob_bytes`, `open_blob(&Digest) -> BlobReader`
 //!   (verifies the digest at EOF), `read_blob` (whole, verified), `verify_blob`,
 //!   `blob_path`, `has_blob`, `blob_size`.
+//! - Partial downloads ([`partial`]): `open_partial_blob(&Digest, size) ->
+//!   Option<PartialBlob>` (None while another process holds it), `append(reader)`,
+//!   `len()`, `restart()`, `commit(&Store)` (digest and size verified first),
+//!   `partial_blob_path`; a killed download resumes from what its file holds.
 //! - [`Store::pin`] → [`Pin`]: hold from your first `put_blob` until your image is in
 //!   index.json (`put_manifest`/`put_image`/`tag`), so a concurrent gc cannot take your
 //!   blobs; gc waits for pins, and pins taken while a gc is pending wait for it (one
@@ -93,6 +97,7 @@ pub mod cache;
 pub mod error;
 pub mod fsck;
 pub mod gc;
+mod hashed_copy;
 pub mod images;
 pub mod import;
 pub mod index;
@@ -102,6 +107,7 @@ pub mod layout;
 pub mod local;
 pub mod lock;
 pub mod names;
+pub mod partial;
 pub mod shared;
 pub mod store;
 pub mod transfer;
@@ -117,5 +123,6 @@ pub use jobs::{job_wait, JobLock};
 pub use layers::{LayerHold, LayerMeta, OwnerMode, UnpackLimits};
 pub use layout::Layout;
 pub use names::ImageName;
+pub use partial::PartialBlob;
 pub use store::{Pin, Store};
 pub use transfer::{ImportOptions, ImportedImage, LoadedImage, RootfsSource};
