@@ -8,6 +8,7 @@ mod completion_zsh;
 mod credentials;
 mod devices;
 mod fakeroot;
+mod fakeroot_gaps;
 mod formats;
 mod fuzz_corpus;
 mod harness_self;

@@ -1,6 +1,9 @@
 //! Removing from a RUN's upper dir what exists only because the sandbox mounted
 //! something there (the /etc files and RUN --mount targets): empty files or dirs the
 //! parent state lacks, then parents left empty (BuildKit keeps neither in the layer).
+//! A parent left empty stays when its owner or mode is not the parent state's: the RUN
+//! changed it (`chown 33 /etc`, recorded by the fakeroot as the owner record), and
+//! that change is the layer's.
 //!
 //! The upper dir is written by the RUN: any of its components may be a symlink the
 //! command planted (`ln -s /host/dir /etc`). Everything here is done relative to fds
@@ -35,13 +38,31 @@ pub fn drop_mount_points(upper: &Path, below: &LowerView, targets: &[String]) {
         if !remove_if_empty(dirs[dirs.len() - 1].as_fd(), leaf) {
             continue;
         }
-        // Parents now empty were only copied up, or made as mount stubs. REMOVEDIR
-        // fails on a non-empty dir, which ends the climb.
+        // Parents now empty were only copied up, or made as mount stubs, unless the
+        // RUN changed their metadata. REMOVEDIR fails on a non-empty dir, which ends
+        // the climb.
         for n in (0..comps.len() - 1).rev() {
-            if unlinkat(dirs[n].as_fd(), comps[n].as_str(), AtFlags::REMOVEDIR).is_err() {
+            if changed_here(upper, below, &comps[..=n])
+                || unlinkat(dirs[n].as_fd(), comps[n].as_str(), AtFlags::REMOVEDIR).is_err()
+            {
                 break;
             }
         }
+    }
+}
+
+/// True when the dir at `comps` in `upper` differs from the parent state in owner or
+/// mode (as the committer reads them: the owner record under the single mapping). A dir
+/// the parent state lacks was made as a mount stub: not a change. The walk in
+/// [`parents`] already refused links on the way, so the literal path is the dir.
+fn changed_here(upper: &Path, below: &LowerView, comps: &[String]) -> bool {
+    let Some(old) = below.lookup(comps) else {
+        return false;
+    };
+    match fsview::stat(&fsview::host_path(upper, comps), below.mode) {
+        Ok(new) => (new.uid, new.gid, new.mode) != (old.uid, old.gid, old.mode),
+        // Unreadable: keep it (an extra dir in the layer loses nothing).
+        Err(_) => true,
     }
 }
 
@@ -80,6 +101,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::fsview::OwnerMode;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     #[test]
     fn mount_points_are_dropped_from_the_upper_dir() {
@@ -104,6 +126,36 @@ mod tests {
         );
         assert!(!upper.join("etc/hosts").exists() && upper.join("etc/kept").exists());
         assert!(!upper.join("run").exists() && !upper.join("cache").exists());
+    }
+
+    #[test]
+    fn a_parent_the_run_changed_stays() {
+        let t = tempfile::tempdir().unwrap();
+        let (lower, upper) = (t.path().join("lower"), t.path().join("upper"));
+        for d in ["etc", "opt", "srv"] {
+            std::fs::create_dir_all(lower.join(d)).unwrap();
+            std::fs::create_dir_all(upper.join(d)).unwrap();
+            std::fs::write(upper.join(d).join("hosts"), "").unwrap();
+        }
+        // /etc: chowned under the single mapping (the fakeroot's record); /opt:
+        // chmodded; /srv: only copied up for the stub.
+        let rec = |p: &Path| {
+            let mode = std::fs::metadata(p).unwrap().mode() & 0o7777;
+            fsview::set_owner(p, fsview::Kind::Dir, 33, 33, mode, OwnerMode::Xattr).unwrap()
+        };
+        rec(&upper.join("etc"));
+        std::fs::set_permissions(upper.join("opt"), std::fs::Permissions::from_mode(0o700))
+            .unwrap();
+        let below = LowerView::from_bottom_first(vec![lower], OwnerMode::Xattr);
+        let targets = [
+            "/etc/hosts".into(),
+            "/opt/hosts".into(),
+            "/srv/hosts".into(),
+        ];
+        drop_mount_points(&upper, &below, &targets);
+        assert!(upper.join("etc").is_dir() && !upper.join("etc/hosts").exists());
+        assert!(upper.join("opt").is_dir() && !upper.join("opt/hosts").exists());
+        assert!(!upper.join("srv").exists());
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! USER_NOTIF > TRACE > LOG > ALLOW), so an ERRNO(0) of the no-op fakeroot would win
 //! over USER_NOTIF and the supervisor would never hear of the call. The main filter's
 //! EPERMs (mount, unshare, …) still win over this one, as they should.
+//! Also the classic-BPF building blocks ([`stmt`], [`jump`] and their opcodes), shared
+//! with the sandbox's main filter (which depends on this crate).
 //! Never: answers a call itself, checks the architecture (the main filter refuses other
 //! ABIs before this one matters).
 
@@ -14,17 +16,23 @@ use std::os::fd::OwnedFd;
 
 use nix::errno::Errno;
 
-const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-const BPF_JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
-const RET_ALLOW: u32 = 0x7fff_0000;
+/// `ld [k]`: load the 32-bit word at offset k of seccomp_data.
+pub const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+/// `jeq #k, jt, jf`.
+pub const BPF_JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+/// `jge #k, jt, jf`.
+pub const BPF_JGE_K: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
+/// `ret #k`.
+pub const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+/// SECCOMP_RET_ALLOW.
+pub const RET_ALLOW: u32 = 0x7fff_0000;
 
 /// fchmodat2 (Linux 6.6), the same number on x86_64 and aarch64 (the generic table).
 pub const SYS_FCHMODAT2: libc::c_long = 452;
 
 /// The calls the supervisor answers: (name, number).
 pub fn notified_calls() -> Vec<(&'static str, libc::c_long)> {
-    let mut v: Vec<(&'static str, libc::c_long)> = vec![
+    let v: Vec<(&'static str, libc::c_long)> = vec![
         ("setuid", libc::SYS_setuid),
         ("setgid", libc::SYS_setgid),
         ("setreuid", libc::SYS_setreuid),
@@ -49,30 +57,92 @@ pub fn notified_calls() -> Vec<(&'static str, libc::c_long)> {
         ("newfstatat", libc::SYS_newfstatat),
         ("statx", libc::SYS_statx),
     ];
-    #[cfg(target_arch = "x86_64")]
-    v.extend([
-        ("chown", libc::SYS_chown),
-        ("lchown", libc::SYS_lchown),
-        ("mknod", libc::SYS_mknod),
-        ("chmod", libc::SYS_chmod),
-        ("stat", libc::SYS_stat),
-        ("lstat", libc::SYS_lstat),
-    ]);
+    // The path calls without a dir fd: x86_64, ppc64le and s390x keep them (glibc's chown,
+    // chmod and mkdir still call them there); the generic table of aarch64 and riscv64 has
+    // none, and those are the only other architectures imago builds for.
+    #[cfg(not(any(target_arch = "aarch64", target_arch = "riscv64")))]
+    let v = [
+        v,
+        vec![
+            ("chown", libc::SYS_chown),
+            ("lchown", libc::SYS_lchown),
+            ("mknod", libc::SYS_mknod),
+            ("chmod", libc::SYS_chmod),
+            ("stat", libc::SYS_stat),
+            ("lstat", libc::SYS_lstat),
+        ],
+    ]
+    .concat();
     v
 }
 
-/// The program: load the syscall number, one compare per notified call.
+/// The calls that create a file, notified only when they do (the supervisor gives a
+/// process that believes it is another user its new files): (name, number, the index
+/// of the flags argument that must hold O_CREAT, or None: always).
+pub fn creating_calls() -> Vec<(&'static str, libc::c_long, Option<u32>)> {
+    let v: Vec<(&'static str, libc::c_long, Option<u32>)> = vec![
+        ("openat", libc::SYS_openat, Some(2)),
+        ("mkdirat", libc::SYS_mkdirat, None),
+    ];
+    #[cfg(not(any(target_arch = "aarch64", target_arch = "riscv64")))]
+    let v = [
+        v,
+        vec![
+            ("open", libc::SYS_open, Some(1)),
+            ("creat", libc::SYS_creat, None),
+            ("mkdir", libc::SYS_mkdir, None),
+        ],
+    ]
+    .concat();
+    v
+}
+
+/// `jset #k, jt, jf`.
+const BPF_JSET_K: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
+
+/// Offset in seccomp_data of the low 32 bits of argument `i`.
+fn arg_low(i: u32) -> u32 {
+    let at = 16 + 8 * i;
+    if cfg!(target_endian = "big") {
+        at + 4
+    } else {
+        at
+    }
+}
+
+/// The program: load the syscall number, one compare per notified call; the calls that
+/// create only with O_CREAT jump to a test of their flags at the end.
 pub fn program() -> Vec<libc::sock_filter> {
-    let calls = notified_calls();
+    let calls: Vec<(libc::c_long, Option<u32>)> = notified_calls()
+        .into_iter()
+        .map(|(_, nr)| (nr, None))
+        .chain(creating_calls().into_iter().map(|(_, nr, a)| (nr, a)))
+        .collect();
     let n = calls.len();
+    // Each flags test: `ld arg; jset O_CREAT; ret allow; ret notify`.
+    const TEST: usize = 4;
     let mut p = vec![stmt(BPF_LD_W_ABS, 0)];
-    for (k, (_, nr)) in calls.iter().enumerate() {
-        // Match → the `ret notify` after the `ret allow` that ends the list.
-        let to_notify = (n - 1 - k + 1) as u8;
-        p.push(jump(BPF_JEQ_K, *nr as u32, to_notify, 0));
+    let mut tests = Vec::new();
+    for (k, (nr, arg)) in calls.iter().enumerate() {
+        // Past this compare: the rest of the list, `ret allow`, `ret notify`.
+        let to_notify = n - 1 - k + 1;
+        let to = match arg {
+            None => to_notify,
+            Some(a) => {
+                tests.push(*a);
+                to_notify + 1 + (tests.len() - 1) * TEST
+            }
+        };
+        p.push(jump(BPF_JEQ_K, *nr as u32, to as u8, 0));
     }
     p.push(stmt(BPF_RET_K, RET_ALLOW));
     p.push(stmt(BPF_RET_K, libc::SECCOMP_RET_USER_NOTIF));
+    for a in tests {
+        p.push(stmt(BPF_LD_W_ABS, arg_low(a)));
+        p.push(jump(BPF_JSET_K, libc::O_CREAT as u32, 1, 0));
+        p.push(stmt(BPF_RET_K, RET_ALLOW));
+        p.push(stmt(BPF_RET_K, libc::SECCOMP_RET_USER_NOTIF));
+    }
     p
 }
 
@@ -97,7 +167,8 @@ fn has_continue(release: &str) -> bool {
     (major, minor) >= (5, 5)
 }
 
-fn stmt(code: u16, k: u32) -> libc::sock_filter {
+/// An instruction without jumps.
+pub fn stmt(code: u16, k: u32) -> libc::sock_filter {
     libc::sock_filter {
         code,
         jt: 0,
@@ -106,7 +177,8 @@ fn stmt(code: u16, k: u32) -> libc::sock_filter {
     }
 }
 
-fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+/// A conditional jump: `jt`/`jf` instructions forward when true/false.
+pub fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
     libc::sock_filter { code, jt, jf, k }
 }
 
@@ -114,22 +186,30 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
 mod tests {
     use super::*;
 
-    /// Run the program on a syscall number (the only field it reads).
-    fn eval(p: &[libc::sock_filter], nr: u32) -> u32 {
+    /// Run the program on a syscall number and the low words of its arguments.
+    fn eval_args(p: &[libc::sock_filter], nr: u32, args: [u32; 6]) -> u32 {
         let mut pc = 0usize;
         let mut acc = 0u32;
         loop {
             let i = p[pc];
             match i.code {
-                BPF_LD_W_ABS => acc = nr,
+                BPF_LD_W_ABS if i.k == 0 => acc = nr,
+                BPF_LD_W_ABS => acc = args[((i.k - 16) / 8) as usize],
                 BPF_JEQ_K => {
                     pc += if acc == i.k { i.jt } else { i.jf } as usize;
+                }
+                BPF_JSET_K => {
+                    pc += if acc & i.k != 0 { i.jt } else { i.jf } as usize;
                 }
                 BPF_RET_K => return i.k,
                 c => panic!("unexpected opcode {c}"),
             }
             pc += 1;
         }
+    }
+
+    fn eval(p: &[libc::sock_filter], nr: u32) -> u32 {
+        eval_args(p, nr, [0; 6])
     }
 
     #[test]
@@ -155,5 +235,27 @@ mod tests {
         ] {
             assert_eq!(eval(&p, nr as u32), RET_ALLOW, "{nr}");
         }
+    }
+
+    #[test]
+    fn notifies_the_creating_calls_only_when_they_create() {
+        let p = program();
+        let creat = libc::O_CREAT as u32;
+        for (name, nr, arg) in creating_calls() {
+            let nr = nr as u32;
+            match arg {
+                None => assert_eq!(eval(&p, nr), libc::SECCOMP_RET_USER_NOTIF, "{name}"),
+                Some(a) => {
+                    let mut args = [libc::O_RDWR as u32; 6];
+                    assert_eq!(eval_args(&p, nr, args), RET_ALLOW, "{name}");
+                    args[a as usize] |= creat;
+                    let got = eval_args(&p, nr, args);
+                    assert_eq!(got, libc::SECCOMP_RET_USER_NOTIF, "{name}");
+                }
+            }
+        }
+        // O_CREAT in another argument than the flags changes nothing.
+        let nr = libc::SYS_openat as u32;
+        assert_eq!(eval_args(&p, nr, [creat, creat, 0, creat, 0, 0]), RET_ALLOW);
     }
 }

@@ -6,7 +6,9 @@
 //!   program that drops to another user and checks it (apt's `_apt` sandbox) works;
 //! - records chown & co as the `user.containers.override_stat` xattr of the file, which
 //!   the layer committer turns into the owner in the layer tar;
-//! - shows a recorded owner in stat/lstat/fstat/newfstatat/statx.
+//! - shows a recorded owner in stat/lstat/fstat/newfstatat/statx;
+//! - records the files and dirs a process that believes it is another user makes
+//!   (open with O_CREAT, creat, mkdir) as that user's.
 //!
 //! # Use
 //! - The owner: [`Supervisor::spawn`] → the supervisor and the container's end of a
@@ -18,6 +20,7 @@
 //! Never: decides whether a container gets it (the caller does), edits layers (the
 //! committer reads the record), follows a container's path outside its root.
 
+mod create;
 mod creds;
 mod files;
 pub mod filter;

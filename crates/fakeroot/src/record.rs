@@ -4,10 +4,13 @@
 //! reads: it follows the inode through renames and hard links, and setting it through
 //! the container's overlay copies the file up first, so the upper dir holds it.
 //!
-//! Paths come from the calling process and are resolved from the supervisor's side:
-//! absolute ones inside `/proc/PID/root` (openat2 `RESOLVE_IN_ROOT`), relative ones
-//! beneath `/proc/PID/cwd` or `/proc/PID/fd/N` (`RESOLVE_BENEATH`: a relative path that
-//! climbs out of its start dir is not followed and gets no record), magic links never
+//! Paths come from the calling process and are resolved from the supervisor's side as
+//! the kernel resolved them for it, never outside its root: absolute ones inside
+//! `/proc/PID/root` (openat2 `RESOLVE_IN_ROOT`), relative ones beneath `/proc/PID/cwd`
+//! or `/proc/PID/fd/N` (`RESOLVE_BENEATH`). A relative one that leaves its start dir
+//! (`../x`, a link to an absolute path) is resolved again inside the root from the start
+//! dir's path in the container (the link's text, checked to name the same dir: a dir
+//! renamed meanwhile or outside the root gets no record). Magic links are never
 //! followed. Records are written only on the container's root file system (the mount of
 //! `/proc/PID/root`): never on a bind mount, a volume or an fd the container received
 //! from outside.
@@ -85,19 +88,73 @@ pub fn resolve(t: &Target<'_>) -> Result<OwnedFd, Errno> {
     if !t.follow {
         flags |= OFlags::NOFOLLOW;
     }
-    let (start, how) = if path.to_bytes().starts_with(b"/") {
+    if path.to_bytes().starts_with(b"/") {
         let root = proc_open(&format!("/proc/{}/root", t.pid))?;
-        (root, ResolveFlags::IN_ROOT)
-    } else {
-        (start_dir(t.pid, t.dirfd)?, ResolveFlags::BENEATH)
-    };
+        return open2(&root, path, flags, ResolveFlags::IN_ROOT);
+    }
+    let start = start_dir(t.pid, t.dirfd)?;
+    match open2(&start, path, flags, ResolveFlags::BENEATH) {
+        Err(Errno::EXDEV) => {
+            let root = proc_open(&format!("/proc/{}/root", t.pid))?;
+            let mut full = in_root_path(t, &root, &start)?.into_bytes();
+            full.push(b'/');
+            full.extend_from_slice(path.to_bytes());
+            let full = CString::new(full).map_err(|_| Errno::EINVAL)?;
+            open2(&root, &full, flags, ResolveFlags::IN_ROOT)
+        }
+        r => r,
+    }
+}
+
+fn open2(start: &OwnedFd, path: &CStr, flags: OFlags, how: ResolveFlags) -> Result<OwnedFd, Errno> {
     let how = how | ResolveFlags::NO_MAGICLINKS;
     loop {
-        match rustix::fs::openat2(&start, path, flags, Mode::empty(), how) {
+        match rustix::fs::openat2(start, path, flags, Mode::empty(), how) {
             Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => continue,
             r => return r.map_err(to_nix),
         }
     }
+}
+
+/// The path in the container of `dir` (the start dir of `t`, opened): the text of its
+/// magic link, which the kernel writes relative to the container's root when the
+/// supervisor's root cannot reach it, if that path leads from `root` to `dir` itself.
+/// EXDEV otherwise (a dir deleted or renamed, a caller chrooted further in, a dir
+/// outside the root): the caller records nothing.
+fn in_root_path(t: &Target<'_>, root: &OwnedFd, dir: &OwnedFd) -> Result<String, Errno> {
+    let link = match t.dirfd {
+        libc::AT_FDCWD => format!("/proc/{}/cwd", t.pid),
+        fd => format!("/proc/{}/fd/{fd}", t.pid),
+    };
+    let text = std::fs::read_link(&link).map_err(|_| Errno::EXDEV)?;
+    let text = text.to_str().ok_or(Errno::EXDEV)?.to_string();
+    if !text.starts_with('/') || text.ends_with(" (deleted)") {
+        return Err(Errno::EXDEV);
+    }
+    let c = CString::new(text.as_str()).map_err(|_| Errno::EXDEV)?;
+    let found = open2(
+        root,
+        &c,
+        OFlags::PATH | OFlags::CLOEXEC,
+        ResolveFlags::IN_ROOT,
+    )?;
+    match same_file(found.as_fd(), dir.as_fd()) {
+        Ok(true) => Ok(text),
+        _ => Err(Errno::EXDEV),
+    }
+}
+
+/// Same inode on the same mount.
+fn same_file(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> Result<bool, Errno> {
+    let id = |fd| -> Result<(u64, u64, u64), Errno> {
+        let st = crate::sys::statx_raw(fd, 0, libc::STATX_INO | libc::STATX_MNT_ID)?;
+        Ok((
+            st.stx_ino,
+            u64::from(st.stx_dev_major) << 32 | u64::from(st.stx_dev_minor),
+            st.stx_mnt_id,
+        ))
+    };
+    Ok(id(a)? == id(b)?)
 }
 
 /// The mount id of an open file (statx STATX_MNT_ID).

@@ -1,10 +1,11 @@
 //! The supervisor: answers the notification filter's calls for as long as a process of
 //! the container runs. set*id/setgroups change the caller's fake credentials (table.rs)
 //! and get*id/getgroups report them; chown & co write the ownership record
-//! (files.rs, record.rs); the stat family shows a recorded owner (the supervisor stats the file
-//! itself and writes the struct into the caller); mknod of a device is a no-op that
-//! succeeds, as under the no-op fakeroot. Everything it cannot tell about is let run as
-//! is (SECCOMP_USER_NOTIF_FLAG_CONTINUE).
+//! (files.rs, record.rs); a process that believes it is another user gets its new
+//! files and dirs recorded as that user's (create.rs); the stat family shows a recorded
+//! owner (the supervisor stats the file itself and writes the struct into the caller);
+//! mknod of a device is a no-op that succeeds, as under the no-op fakeroot. Everything
+//! it cannot tell about is let run as is (SECCOMP_USER_NOTIF_FLAG_CONTINUE).
 //! Owns: the loop, the dispatch, pid-reuse checks (NOTIF_ID_VALID before acting on what
 //! was read from the caller). Never: follows a caller's path outside its root.
 
@@ -14,9 +15,9 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::creds::{Which, NGROUPS_MAX};
-use crate::files;
 use crate::record::{self, Target};
 use crate::table::Table;
+use crate::{create, files};
 
 /// What the supervisor did, for the caller's debug log and the tests.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +38,8 @@ pub(crate) enum Answer {
     Fail(Errno),
     /// Run the call as it is.
     Continue,
+    /// Already answered (an fd handed over with SECCOMP_ADDFD_FLAG_SEND).
+    Sent,
 }
 
 /// Serve `listener` until every process that uses it has ended.
@@ -74,6 +77,7 @@ pub fn serve(listener: BorrowedFd<'_>) -> Result<Stats, Errno> {
             Answer::Value(v) => resp.val = v,
             Answer::Fail(e) => resp.error = -(e as i32),
             Answer::Continue => resp.flags = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+            Answer::Sent => continue,
         }
         // ENOENT: the caller is gone (killed, or its call interrupted by a signal and
         // restarted as a new notification): nobody waits for this answer.
@@ -161,7 +165,7 @@ fn answer(
             Ok((t, p)) => files::chmod(listener, n, t.with(&p), id(2)),
             Err(_) => Answer::Continue,
         },
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(not(any(target_arch = "aarch64", target_arch = "riscv64")))]
         libc::SYS_chmod => match record::read_path(pid, a[0]) {
             Ok(p) => {
                 let t = cwd_target(pid, true);
@@ -178,7 +182,7 @@ fn answer(
             Ok((t, p)) => files::stat(listener, n, stats, t.with(&p), a[4], Some((a[2], a[3]))),
             Err(_) => Answer::Continue,
         },
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(not(any(target_arch = "aarch64", target_arch = "riscv64")))]
         libc::SYS_chown | libc::SYS_lchown => match record::read_path(pid, a[0]) {
             Ok(p) => {
                 let t = cwd_target(pid, nr == libc::SYS_chown);
@@ -186,9 +190,9 @@ fn answer(
             }
             Err(e) => Answer::Fail(e),
         },
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(not(any(target_arch = "aarch64", target_arch = "riscv64")))]
         libc::SYS_mknod => files::mknod(id(1), a[2]),
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(not(any(target_arch = "aarch64", target_arch = "riscv64")))]
         libc::SYS_stat | libc::SYS_lstat => match record::read_path(pid, a[0]) {
             Ok(p) => {
                 let t = cwd_target(pid, nr == libc::SYS_stat);
@@ -196,8 +200,51 @@ fn answer(
             }
             Err(_) => Answer::Continue,
         },
-        _ => Answer::Continue,
+        _ => match creator(table, pid) {
+            Some(owner) => {
+                let c = create::Creator { listener, n, owner };
+                creating(&c, stats, nr, &a)
+            }
+            None => Answer::Continue,
+        },
     }
+}
+
+/// Who a creating process believes it is, when not root (root's files need no record).
+fn creator(table: &Table, pid: i32) -> Option<(u32, u32)> {
+    let c = creds_of(table, pid)?;
+    let owner = (c.uid[1], c.gid[1]);
+    (owner != (0, 0)).then_some(owner)
+}
+
+/// The creating calls (filter.rs's `creating_calls`) of a process that is not root.
+fn creating(c: &create::Creator<'_>, stats: &mut Stats, nr: libc::c_long, a: &[u64; 6]) -> Answer {
+    let pid = c.n.pid as i32;
+    let path_at = |i: usize| record::read_path(pid, a[i]);
+    #[cfg(not(any(target_arch = "aarch64", target_arch = "riscv64")))]
+    let cwd = libc::AT_FDCWD;
+    let r = match nr {
+        libc::SYS_openat => {
+            path_at(1).map(|p| create::open(c, stats, a[0] as i32, &p, a[2] as i32, a[3] as u32))
+        }
+        libc::SYS_mkdirat => {
+            path_at(1).map(|p| create::mkdir(c, stats, a[0] as i32, &p, a[2] as u32))
+        }
+        #[cfg(not(any(target_arch = "aarch64", target_arch = "riscv64")))]
+        libc::SYS_open => {
+            path_at(0).map(|p| create::open(c, stats, cwd, &p, a[1] as i32, a[2] as u32))
+        }
+        #[cfg(not(any(target_arch = "aarch64", target_arch = "riscv64")))]
+        libc::SYS_creat => path_at(0).map(|p| {
+            let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC;
+            create::open(c, stats, cwd, &p, flags, a[1] as u32)
+        }),
+        #[cfg(not(any(target_arch = "aarch64", target_arch = "riscv64")))]
+        libc::SYS_mkdir => path_at(0).map(|p| create::mkdir(c, stats, cwd, &p, a[1] as u32)),
+        _ => Ok(Answer::Continue),
+    };
+    // An unreadable path: the kernel's own call says EFAULT.
+    r.unwrap_or(Answer::Continue)
 }
 
 /// A target before its path is attached (the path is owned by the caller's frame).
@@ -219,7 +266,7 @@ impl PathTarget {
 }
 
 /// A path call without a dir fd (chown, stat, chmod): relative to the cwd.
-#[cfg(target_arch = "x86_64")]
+#[cfg(not(any(target_arch = "aarch64", target_arch = "riscv64")))]
 fn cwd_target(pid: i32, follow: bool) -> PathTarget {
     PathTarget {
         pid,

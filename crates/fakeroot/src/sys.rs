@@ -39,47 +39,71 @@ pub fn empty_notif() -> libc::seccomp_notif {
     unsafe { std::mem::zeroed() }
 }
 
+/// The argument type of each notification ioctl: the one its request number encodes.
+trait NotifArg {
+    const REQUEST: libc::Ioctl;
+}
+
+impl NotifArg for libc::seccomp_notif {
+    const REQUEST: libc::Ioctl = libc::SECCOMP_IOCTL_NOTIF_RECV;
+}
+
+impl NotifArg for libc::seccomp_notif_resp {
+    const REQUEST: libc::Ioctl = libc::SECCOMP_IOCTL_NOTIF_SEND;
+}
+
+/// SECCOMP_IOCTL_NOTIF_ID_VALID takes the notification id.
+impl NotifArg for u64 {
+    const REQUEST: libc::Ioctl = libc::SECCOMP_IOCTL_NOTIF_ID_VALID;
+}
+
+impl NotifArg for libc::seccomp_notif_addfd {
+    const REQUEST: libc::Ioctl = libc::SECCOMP_IOCTL_NOTIF_ADDFD;
+}
+
+/// The notification ioctl of `T` on `listener`; its non-negative result.
+fn notif_ioctl<T: NotifArg>(listener: BorrowedFd<'_>, arg: &mut T) -> Result<i32, Errno> {
+    // SAFETY: `arg` is a valid, writable value of the type the request number encodes
+    // (NotifArg pairs them), alive for the duration of the call.
+    let r = unsafe { libc::ioctl(listener.as_raw_fd(), T::REQUEST, arg as *mut T) };
+    Errno::result(r)
+}
+
 /// SECCOMP_IOCTL_NOTIF_RECV: wait for the next notification.
 pub fn notif_recv(listener: BorrowedFd<'_>, n: &mut libc::seccomp_notif) -> Result<(), Errno> {
+    // The kernel wants the buffer zeroed.
     *n = empty_notif();
-    // SAFETY: `n` is a valid, writable seccomp_notif, the size the ioctl number encodes.
-    let r = unsafe {
-        libc::ioctl(
-            listener.as_raw_fd(),
-            libc::SECCOMP_IOCTL_NOTIF_RECV,
-            n as *mut libc::seccomp_notif,
-        )
-    };
-    Errno::result(r).map(drop)
+    notif_ioctl(listener, n).map(drop)
 }
 
 /// SECCOMP_IOCTL_NOTIF_SEND: answer notification `id`.
 pub fn notif_send(listener: BorrowedFd<'_>, resp: &libc::seccomp_notif_resp) -> Result<(), Errno> {
-    let mut r = *resp;
-    // SAFETY: `r` is a valid seccomp_notif_resp the kernel reads (and may write).
-    let ret = unsafe {
-        libc::ioctl(
-            listener.as_raw_fd(),
-            libc::SECCOMP_IOCTL_NOTIF_SEND,
-            &mut r as *mut libc::seccomp_notif_resp,
-        )
-    };
-    Errno::result(ret).map(drop)
+    notif_ioctl(listener, &mut { *resp }).map(drop)
 }
 
 /// SECCOMP_IOCTL_NOTIF_ID_VALID: is the caller of notification `id` still waiting (its
 /// pid not reused since)?
 pub fn notif_id_valid(listener: BorrowedFd<'_>, id: u64) -> bool {
-    let mut id = id;
-    // SAFETY: the ioctl reads one u64 from the pointer.
-    let r = unsafe {
-        libc::ioctl(
-            listener.as_raw_fd(),
-            libc::SECCOMP_IOCTL_NOTIF_ID_VALID,
-            &mut id as *mut u64,
-        )
+    notif_ioctl(listener, &mut { id }).is_ok()
+}
+
+/// SECCOMP_IOCTL_NOTIF_ADDFD with SECCOMP_ADDFD_FLAG_SEND (Linux 5.14): install `fd` in
+/// the caller of notification `id` (close-on-exec when `cloexec`) and answer its call
+/// with the new fd's number, in one step.
+pub fn notif_addfd_send(
+    listener: BorrowedFd<'_>,
+    id: u64,
+    fd: BorrowedFd<'_>,
+    cloexec: bool,
+) -> Result<(), Errno> {
+    let mut add = libc::seccomp_notif_addfd {
+        id,
+        flags: libc::SECCOMP_ADDFD_FLAG_SEND as u32,
+        srcfd: fd.as_raw_fd() as u32,
+        newfd: 0,
+        newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
     };
-    r == 0
+    notif_ioctl(listener, &mut add).map(drop)
 }
 
 /// Read `buf.len()` bytes at `addr` of process `pid` (process_vm_readv); the count read.

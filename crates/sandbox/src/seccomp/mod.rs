@@ -56,17 +56,15 @@ pub use profile::{Profile, ProfileError, MAX_PROFILE_BYTES};
 pub use resolve::{Caps, Context};
 
 #[cfg(test)]
-const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+use imago_fakeroot::filter::RET_ALLOW as SECCOMP_RET_ALLOW;
 const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
 /// SECCOMP_RET_ERRNO with data 0: the syscall returns 0 without running.
 const FAKE_SUCCESS: u32 = SECCOMP_RET_ERRNO;
 /// The kernel's limit on a classic BPF program.
 const BPF_MAXINSNS: usize = 4096;
 
-const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-const BPF_JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-const BPF_JGE_K: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
-const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+// The BPF building blocks are the fakeroot filter's (this crate depends on it).
+use imago_fakeroot::filter::{jump, stmt, BPF_JEQ_K, BPF_JGE_K, BPF_LD_W_ABS, BPF_RET_K};
 const BPF_AND_K: u16 = (libc::BPF_ALU | libc::BPF_AND | libc::BPF_K) as u16;
 
 /// Why no filter could be made or installed.
@@ -191,19 +189,6 @@ const AUDIT_ARCH: u32 = 0x8000_0016; // AUDIT_ARCH_S390X (big-endian)
 /// The x32 ABI bit on x86_64: syscall numbers at or above it are another ABI.
 #[cfg(target_arch = "x86_64")]
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
-
-fn stmt(code: u16, k: u32) -> libc::sock_filter {
-    libc::sock_filter {
-        code,
-        jt: 0,
-        jf: 0,
-        k,
-    }
-}
-
-fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
-    libc::sock_filter { code, jt, jf, k }
-}
 
 /// The program of `profile` for `ctx` (pure; unit-tested by evaluation).
 pub fn program(
