@@ -49,8 +49,8 @@ fn default_os() -> String {
     "linux".to_string()
 }
 
-/// The OCI architecture name of this machine (`amd64`, `arm64`, ...), for ibuild's
-/// `--platform` check.
+/// The OCI architecture name of this machine (`amd64`, `arm64`, ...): the architecture
+/// of the stand-in image a build state's layers are unpacked through.
 pub use imago_oci::platform::host_arch;
 
 /// The `rootfs` section: the layers' uncompressed digests, bottom first.
