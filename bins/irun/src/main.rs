@@ -259,10 +259,18 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return imago_cli::fail(e.as_ref()),
     };
-    if opts.detach {
-        if let Err(code) = find_or_pull(&opts, &mut run_opts) {
-            return code;
+    // docker's `--pull`: before the container's clone, whose process must be
+    // single-threaded (the pull's transfer threads have ended when this returns).
+    // The image is then run by the name it was found or pulled by (a short name's).
+    if let Some(image) = run_opts.image.as_deref() {
+        let policy = imago_cli::remote::PullPolicy::parse(&opts.pull);
+        let (root, platform) = (&run_opts.store_root, opts.platform.as_ref());
+        match imago_cli::remote::pull_for_run(root, image, policy, platform, false) {
+            Ok(name) => run_opts.image = Some(name),
+            Err(e) => return imago_cli::fail(&e),
         }
+    }
+    if opts.detach {
         return match imago_runtime::detach::run_detached(&run_opts) {
             Ok(id) => match imago_cli::output::print_lines([id.as_str()]) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -271,54 +279,8 @@ fn main() -> ExitCode {
             Err(e) => imago_cli::fail(&e),
         };
     }
-    // The container's pid 1 is cloned first, and its id maps written while irun looks
-    // its image up. A pull is slow and ctrl-C must stop it: the waiting pid 1 is dropped
-    // first, and cloned again after it.
-    let mut cloned = match imago_runtime::clone_first(&run_opts) {
-        Ok(c) => Some(c),
-        Err(e) => return imago_cli::fail(&e),
-    };
-    if let Some(image) = run_opts.image.as_deref() {
-        let policy = imago_cli::remote::PullPolicy::parse(&opts.pull);
-        let (root, platform) = (&run_opts.store_root, opts.platform.as_ref());
-        match imago_cli::remote::find_for_run(root, image, policy, platform) {
-            Ok(Some(name)) => run_opts.image = Some(name),
-            Ok(None) => {
-                drop(cloned.take());
-                if let Err(code) = find_or_pull(&opts, &mut run_opts) {
-                    return code;
-                }
-            }
-            Err(e) => return imago_cli::fail(&e),
-        }
-    }
-    let cloned = match cloned {
-        Some(c) => c,
-        None => match imago_runtime::clone_first(&run_opts) {
-            Ok(c) => c,
-            Err(e) => return imago_cli::fail(&e),
-        },
-    };
-    match cloned.run(&run_opts) {
+    match imago_runtime::run(&run_opts) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => imago_cli::fail(&e),
-    }
-}
-
-/// docker's `--pull`, with `--platform`: `run_opts.image` becomes the name it was found
-/// or pulled by (a short name's). Runs its transfer threads to the end before it
-/// returns: the container's clone, after it, must be single-threaded.
-fn find_or_pull(opts: &Opts, run_opts: &mut imago_runtime::RunOptions) -> Result<(), ExitCode> {
-    let Some(image) = run_opts.image.as_deref() else {
-        return Ok(());
-    };
-    let policy = imago_cli::remote::PullPolicy::parse(&opts.pull);
-    let (root, platform) = (&run_opts.store_root, opts.platform.as_ref());
-    match imago_cli::remote::pull_for_run(root, image, policy, platform, false) {
-        Ok(name) => {
-            run_opts.image = Some(name);
-            Ok(())
-        }
-        Err(e) => Err(imago_cli::fail(&e)),
     }
 }

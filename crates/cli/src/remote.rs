@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use imago_registry::{AuthFiles, ConnectOptions, Credentials, RegistryError, TransportOptions};
 
-pub use crate::run_image::{find_for_run, pull_for_run, Platform, PullPolicy};
+pub use crate::run_image::{pull_for_run, Platform, PullPolicy};
 
 /// Registry connection flags; `#[command(flatten)]` them into a bin's options.
 #[derive(Debug, Clone, clap::Args)]

@@ -150,28 +150,6 @@ pub fn pull_for_run(
     }
 }
 
-/// The look-up half of [`pull_for_run`], which never pulls: the name to run `image` by
-/// when the store has a usable one and `policy` does not pull anyway; `None` when
-/// [`pull_for_run`] has to pull. Reads only the store and registries.conf: no network,
-/// no thread (irun calls it while its container's pid 1 waits).
-pub fn find_for_run(
-    store_root: &Path,
-    image: &str,
-    policy: PullPolicy,
-    platform: Option<&Platform>,
-) -> Result<Option<String>, RemoteError> {
-    if policy == PullPolicy::Always {
-        return Ok(None);
-    }
-    let connect = ConnectOptions::from_env()?;
-    Ok(
-        match local_for_run(store_root, &connect, image, policy, platform)? {
-            Local::Use(name) => Some(name),
-            Local::Pull(_) => None,
-        },
-    )
-}
-
 /// What the store says about running `image` under `policy`.
 enum Local {
     /// Run it by this name.
@@ -180,8 +158,8 @@ enum Local {
     Pull(Option<String>),
 }
 
-/// The store's answer for [`pull_for_run`] and [`find_for_run`]; `--pull=never` with no
-/// usable image is the error.
+/// The store's answer for [`pull_for_run`]; `--pull=never` with no usable image is the
+/// error.
 fn local_for_run(
     store_root: &Path,
     connect: &ConnectOptions,

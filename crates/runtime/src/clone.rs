@@ -157,11 +157,7 @@ pub fn prepare_late(
         tracing::warn!("{line}");
     }
     match early.pending {
-        Some(mut p) => {
-            // Single-threaded again before anything forks (the ports' forwarder).
-            p.maps_spawned()?;
-            Ok(p)
-        }
+        Some(p) => Ok(p),
         None => Ok(imago_sandbox::prepare_shared(
             &spec.id_map,
             network,

@@ -158,39 +158,10 @@ impl RunError {
 /// Run a container in the foreground; returns irun's exit code (the command's status,
 /// 128+N for a signal). Call while single-threaded (see `imago_sandbox::run`).
 pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
-    clone_first(opts)?.run(opts)
-}
-
-/// A foreground container whose pid 1 is cloned, and its id maps being written by the
-/// setuid helpers, before its image is looked up: the caller finds the image meanwhile
-/// (irun's `--pull` look-up), off the start's critical path. Dropping it kills the
-/// waiting pid 1 (and unblocks the signals irun forwards): drop it before anything slow
-/// or interactive, such as a pull.
-#[must_use = "dropping it kills the waiting container"]
-pub struct Cloned {
-    map: IdMap,
-    early: clone::Early,
-}
-
-/// [`run`]'s first step: clone the container's pid 1 when its maps do not depend on the
-/// image (not under the single mapping: see clone::prepare_early). Only `opts`' flags
-/// are read, not its image.
-pub fn clone_first(opts: &RunOptions) -> Result<Cloned, RunError> {
     let map = IdMap::detect();
+    // Clone the container's pid 1 first when its maps do not depend on the image (not
+    // under the single mapping: see clone::prepare_early).
     let early = clone::prepare_early(&map, &clone::CloneAs::of_options(opts))?;
-    Ok(Cloned { map, early })
-}
-
-impl Cloned {
-    /// The rest of [`run`], for `opts` (the options given to [`clone_first`], its image
-    /// now found).
-    pub fn run(self, opts: &RunOptions) -> Result<i32, RunError> {
-        let Cloned { map, early } = self;
-        run_cloned(opts, map, early)
-    }
-}
-
-fn run_cloned(opts: &RunOptions, map: IdMap, early: clone::Early) -> Result<i32, RunError> {
     let id = ContainerId::random();
     let (launch, lowers) = launch::resolve(opts, &map, id.short())?;
     let publish = crate::ports::to_publish(opts, launch.image_id.as_deref())?;

@@ -349,15 +349,6 @@ impl Pending {
         }
     }
 
-    /// Wait until the id-map helpers are started (each is spawned on a thread): from
-    /// then on the caller is single-threaded again and may fork or clone.
-    pub fn maps_spawned(&mut self) -> Result<(), ContainerError> {
-        match self.maps.as_mut() {
-            Some(m) => m.spawned().map_err(ContainerError::IdMap),
-            None => Ok(()),
-        }
-    }
-
     /// Record ownership with the recording fakeroot: `sock` is the container's end of
     /// `imago_fakeroot::Supervisor::spawn`'s socket, passed with `Go`. The command's
     /// process sends its notification listener over it when it gets the fakeroot filter

@@ -12,97 +12,17 @@ use super::{IdMapEntry, IdMapError};
 #[must_use = "finish() reaps the helpers and reports their failure"]
 pub struct MapWrite {
     pub(super) helpers: Vec<Helper>,
-    /// Helpers being spawned on threads of their own: a spawn is a vfork, which blocks
-    /// its caller until the setuid exec is done (about 0.5 ms each), so both execs
-    /// overlap with each other and with the caller's work. Joined by
-    /// [`MapWrite::spawned`].
-    spawning: Vec<Spawning>,
-    /// Helpers spawned on the caller's thread (no thread could be made), or why not.
-    inline: Vec<Result<Helper, IdMapError>>,
-}
-
-/// A helper being spawned on a thread: which one, for the error if the thread dies.
-struct Spawning {
-    bin: PathBuf,
-    pid: i32,
-    thread: std::thread::JoinHandle<Result<Helper, IdMapError>>,
 }
 
 impl MapWrite {
-    /// Maps written through /proc: nothing left to wait for.
-    pub(super) fn written() -> MapWrite {
-        MapWrite {
-            helpers: Vec::new(),
-            spawning: Vec::new(),
-            inline: Vec::new(),
-        }
-    }
-
-    /// Start newuidmap and newgidmap for `pid`, each spawned on a thread of its own;
-    /// returns at once.
-    pub(super) fn start(
-        newuidmap: &Path,
-        newgidmap: &Path,
-        pid: i32,
-        uid: &[IdMapEntry],
-        gid: &[IdMapEntry],
-    ) -> MapWrite {
-        let mut w = MapWrite::written();
-        for (bin, map) in [(newuidmap, uid), (newgidmap, gid)] {
-            let (owned_bin, owned_map) = (bin.to_path_buf(), map.to_vec());
-            let thread = std::thread::Builder::new()
-                .name("idmap-helper".into())
-                .spawn(move || spawn_helper(&owned_bin, pid, &owned_map));
-            match thread {
-                Ok(thread) => w.spawning.push(Spawning {
-                    bin: bin.to_path_buf(),
-                    pid,
-                    thread,
-                }),
-                // No thread to be had (a process limit): spawned here, as a plain spawn;
-                // its failure is kept for finish().
-                Err(_) => w.inline.push(spawn_helper(bin, pid, map)),
-            }
-        }
-        w
-    }
-
     /// Helpers still run (newuidmap/newgidmap); written maps (through /proc) are done.
     pub fn pending(&self) -> bool {
-        !self.helpers.is_empty() || !self.spawning.is_empty() || !self.inline.is_empty()
-    }
-
-    /// Wait until both helpers are started: from then on the caller is single-threaded
-    /// again (as it must be to fork or clone). A helper that could not be started is
-    /// reported here or by [`MapWrite::finish`].
-    pub fn spawned(&mut self) -> Result<(), IdMapError> {
-        let mut first = Ok(());
-        let joined = std::mem::take(&mut self.spawning).into_iter().map(|s| {
-            s.thread.join().unwrap_or_else(|_| {
-                Err(IdMapError::Spawn {
-                    bin: s.bin,
-                    pid: s.pid,
-                    source: std::io::Error::other("the thread spawning it panicked"),
-                })
-            })
-        });
-        let results: Vec<_> = std::mem::take(&mut self.inline)
-            .into_iter()
-            .chain(joined)
-            .collect();
-        for r in results {
-            match r {
-                Ok(h) => self.helpers.push(h),
-                Err(e) if first.is_ok() => first = Err(e),
-                Err(_) => {}
-            }
-        }
-        first
+        !self.helpers.is_empty()
     }
 
     /// Wait for every helper; the first failure (status and stderr) is returned.
-    pub fn finish(mut self) -> Result<(), IdMapError> {
-        let mut first = self.spawned();
+    pub fn finish(self) -> Result<(), IdMapError> {
+        let mut first = Ok(());
         for h in self.helpers {
             let r = finish_helper(h);
             if first.is_ok() {

@@ -38,8 +38,8 @@ mod host;
 #[cfg(test)]
 mod tests;
 
-use helper::write_proc;
 pub use helper::MapWrite;
+use helper::{finish_helper, spawn_helper, write_proc};
 pub use host::{find_program, find_range, user_name_for};
 
 /// The largest number of subordinate ids imago maps (docker's and podman's default).
@@ -374,9 +374,19 @@ impl IdMap {
             IdMapWriter::Helper {
                 newuidmap,
                 newgidmap,
-            } => Ok(MapWrite::start(
-                newuidmap, newgidmap, pid, &self.uid, &self.gid,
-            )),
+            } => {
+                let u = spawn_helper(newuidmap, pid, &self.uid)?;
+                match spawn_helper(newgidmap, pid, &self.gid) {
+                    Ok(g) => Ok(MapWrite {
+                        helpers: vec![u, g],
+                    }),
+                    Err(e) => {
+                        // Only to reap it: the spawn error is the news.
+                        let _ = finish_helper(u);
+                        Err(e)
+                    }
+                }
+            }
             IdMapWriter::Direct => {
                 let proc = PathBuf::from(format!("/proc/{pid}"));
                 // setgroups must read "deny" before an unprivileged gid_map write (kernel
@@ -387,7 +397,7 @@ impl IdMap {
                 }
                 write_proc(&proc.join("uid_map"), &render(&self.uid))?;
                 write_proc(&proc.join("gid_map"), &render(&self.gid))?;
-                Ok(MapWrite::written())
+                Ok(MapWrite { helpers: vec![] })
             }
         }
     }

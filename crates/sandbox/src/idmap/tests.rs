@@ -1,6 +1,5 @@
 use std::path::Path;
 
-use super::helper::{finish_helper, spawn_helper};
 use super::*;
 
 fn one() -> Vec<IdMapEntry> {
@@ -15,39 +14,6 @@ fn one() -> Vec<IdMapEntry> {
 fn a_helper_that_succeeds_is_reaped_without_error() {
     let h = spawn_helper(Path::new("/bin/true"), 42, &one()).unwrap();
     finish_helper(h).unwrap();
-}
-
-#[test]
-fn helpers_spawned_on_threads_are_joined_and_reaped() {
-    let ok = MapWrite::start(
-        Path::new("/bin/true"),
-        Path::new("/bin/true"),
-        42,
-        &one(),
-        &one(),
-    );
-    assert!(ok.pending());
-    ok.finish().unwrap();
-    // One helper fails: the failure is the answer, and both are still reaped.
-    let mut bad = MapWrite::start(
-        Path::new("/bin/true"),
-        Path::new("/bin/false"),
-        42,
-        &one(),
-        &one(),
-    );
-    bad.spawned().unwrap();
-    assert!(bad.pending());
-    let err = bad.finish().unwrap_err();
-    assert!(err.to_string().contains("/bin/false"), "{err}");
-    let missing = MapWrite::start(
-        Path::new("/nonexistent/newuidmap"),
-        Path::new("/bin/true"),
-        42,
-        &one(),
-        &one(),
-    );
-    assert!(matches!(missing.finish(), Err(IdMapError::Spawn { .. })));
 }
 
 #[test]
