@@ -54,7 +54,11 @@ impl ParseError {
     pub fn render(&self) -> String {
         use annotate_snippets::{Level, Renderer, Snippet};
         let title = self.kind.to_string();
-        let line = self.source_line.as_str();
+        // Tabs as spaces, one char for one: annotate-snippets 0.11 counts a tab's width
+        // apart from its columns and overflows on long tab-indented lines. The mark's
+        // column stays the same.
+        let shown = self.source_line.replace('\t', " ");
+        let line = shown.as_str();
         let chars: Vec<(usize, char)> = line.char_indices().collect();
         let col0 = (self.column.max(1) - 1) as usize;
         let start = chars.get(col0).map_or(line.len(), |(i, _)| *i);

@@ -82,7 +82,13 @@ impl<R: Read> TarGuard<R> {
         } else if let Some(ps) = self.pax_size.take() {
             size = ps;
         }
-        let padded = size.div_ceil(BLOCK as u64) * BLOCK as u64;
+        // A hostile header (a pax `size` near 2^64) must not wrap the padded length.
+        let Some(padded) = size.div_ceil(BLOCK as u64).checked_mul(BLOCK as u64) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a tar entry claims {size} bytes: more than any file can hold"),
+            ));
+        };
         self.state = if kind == b'x' {
             State::Pax {
                 left: padded,
