@@ -54,13 +54,9 @@ impl ParseError {
     pub fn render(&self) -> String {
         use annotate_snippets::{Level, Renderer, Snippet};
         let title = self.kind.to_string();
-        // Tabs as spaces, one char for one: annotate-snippets 0.11 counts a tab's width
-        // apart from its columns and overflows on long tab-indented lines. The mark's
-        // column stays the same.
-        let shown = self.source_line.replace('\t', " ");
-        let line = shown.as_str();
+        let (line, col0) = shown_line(&self.source_line, (self.column.max(1) - 1) as usize);
+        let line = line.as_str();
         let chars: Vec<(usize, char)> = line.char_indices().collect();
-        let col0 = (self.column.max(1) - 1) as usize;
         let start = chars.get(col0).map_or(line.len(), |(i, _)| *i);
         let end = chars
             .get(col0)
@@ -84,6 +80,42 @@ impl ParseError {
             None => out,
         }
     }
+}
+
+/// At most this many characters of a line are shown around the mark.
+const SHOWN_CHARS: usize = 100;
+
+/// The part of `line` an error shows, and the mark's char index in it: whitespace and
+/// control characters as spaces (one char for one, so the mark keeps its column), and a
+/// line longer than [`SHOWN_CHARS`] cut to a window around column `col0` with `…` at a
+/// cut end. annotate-snippets 0.11 underflows on a line wider than its terminal whose
+/// long leading whitespace reaches past the mark; a window this short never is.
+fn shown_line(line: &str, col0: usize) -> (String, usize) {
+    let chars: Vec<char> = line
+        .chars()
+        .map(|c| match c.is_whitespace() || c.is_control() {
+            true => ' ',
+            false => c,
+        })
+        .collect();
+    if chars.len() <= SHOWN_CHARS {
+        return (chars.into_iter().collect(), col0);
+    }
+    let from = col0
+        .saturating_sub(SHOWN_CHARS / 2)
+        .min(chars.len() - SHOWN_CHARS);
+    let to = from + SHOWN_CHARS;
+    let mut out = String::new();
+    let mut mark = col0 - from.min(col0);
+    if from > 0 {
+        out.push('…');
+        mark += 1;
+    }
+    out.extend(&chars[from..to]);
+    if to < chars.len() {
+        out.push('…');
+    }
+    (out, mark)
 }
 
 /// What went wrong. Messages follow BuildKit's wording where it has one, so that users
@@ -259,5 +291,16 @@ mod tests {
             "{}",
             err.render()
         );
+    }
+
+    #[test]
+    fn a_long_line_is_shown_as_a_window_that_keeps_the_mark() {
+        let line = format!("RUN{}x", "\x0c".repeat(300));
+        let (shown, mark) = super::shown_line(&line, 303);
+        assert_eq!(shown.chars().nth(mark), Some('x'), "{shown:?}");
+        assert!(shown.chars().count() <= super::SHOWN_CHARS + 2);
+        assert!(!shown.contains('\x0c'));
+        let short = "FROM\tbusybox";
+        assert_eq!(super::shown_line(short, 5), ("FROM busybox".to_string(), 5));
     }
 }
