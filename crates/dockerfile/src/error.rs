@@ -82,14 +82,15 @@ impl ParseError {
     }
 }
 
-/// At most this many characters of a line are shown around the mark.
-const SHOWN_CHARS: usize = 100;
+/// At most this many bytes of a line are shown around the mark.
+const SHOWN_BYTES: usize = 100;
 
-/// The part of `line` an error shows, and the mark's char index in it: whitespace and
-/// control characters as spaces (one char for one, so the mark keeps its column), and a
-/// line longer than [`SHOWN_CHARS`] cut to a window around column `col0` with `…` at a
-/// cut end. annotate-snippets 0.11 underflows on a line wider than its terminal whose
-/// long leading whitespace reaches past the mark; a window this short never is.
+/// The part of `line` an error shows, and the mark's char index in it. annotate-snippets
+/// 0.11 mixes byte lengths and columns and underflows on a line wider than its terminal
+/// whose leading whitespace reaches past the mark. So: whitespace and control characters
+/// become spaces (one char for one), and the line is cut to at most [`SHOWN_BYTES`]
+/// bytes around column `col0`, with `…` at a cut end. (The column annotate-snippets then
+/// prints is the window's; the error's own `file:line:col` is the line's.)
 fn shown_line(line: &str, col0: usize) -> (String, usize) {
     let chars: Vec<char> = line
         .chars()
@@ -98,24 +99,42 @@ fn shown_line(line: &str, col0: usize) -> (String, usize) {
             false => c,
         })
         .collect();
-    if chars.len() <= SHOWN_CHARS {
-        return (chars.into_iter().collect(), col0);
+    let mark = col0.min(chars.len());
+    // Grow a window [from, to) around the mark, a char at a time on each side.
+    let (mut from, mut to, mut bytes) = (mark, mark, 0);
+    loop {
+        let mut grew = false;
+        if let Some(c) = chars
+            .get(to)
+            .filter(|c| bytes + c.len_utf8() <= SHOWN_BYTES)
+        {
+            bytes += c.len_utf8();
+            to += 1;
+            grew = true;
+        }
+        if let Some(c) = from
+            .checked_sub(1)
+            .and_then(|i| chars.get(i))
+            .filter(|c| bytes + c.len_utf8() <= SHOWN_BYTES)
+        {
+            bytes += c.len_utf8();
+            from -= 1;
+            grew = true;
+        }
+        if !grew {
+            break;
+        }
     }
-    let from = col0
-        .saturating_sub(SHOWN_CHARS / 2)
-        .min(chars.len() - SHOWN_CHARS);
-    let to = from + SHOWN_CHARS;
-    let mut out = String::new();
-    let mut mark = col0 - from.min(col0);
+    let (mut out, mut at) = (String::new(), mark - from);
     if from > 0 {
-        out.push('…');
-        mark += 1;
+        out.insert(0, '…');
+        at += 1;
     }
     out.extend(&chars[from..to]);
     if to < chars.len() {
         out.push('…');
     }
-    (out, mark)
+    (out, at)
 }
 
 /// What went wrong. Messages follow BuildKit's wording where it has one, so that users
@@ -298,9 +317,17 @@ mod tests {
         let line = format!("RUN{}x", "\x0c".repeat(300));
         let (shown, mark) = super::shown_line(&line, 303);
         assert_eq!(shown.chars().nth(mark), Some('x'), "{shown:?}");
-        assert!(shown.chars().count() <= super::SHOWN_CHARS + 2);
+        assert!(shown.len() <= super::SHOWN_BYTES + 6, "{shown:?}");
         assert!(!shown.contains('\x0c'));
         let short = "FROM\tbusybox";
         assert_eq!(super::shown_line(short, 5), ("FROM busybox".to_string(), 5));
+        // A mark past the end of the line stays past it.
+        let (shown, mark) = super::shown_line("FROM", 4);
+        assert_eq!((shown.as_str(), mark), ("FROM", 4));
+        // Multi-byte chars count by their bytes.
+        let wide = "\u{fffd}".repeat(200);
+        let (shown, mark) = super::shown_line(&wide, 100);
+        assert!(shown.len() <= super::SHOWN_BYTES + 6, "{}", shown.len());
+        assert_eq!(shown.chars().nth(mark), Some('\u{fffd}'));
     }
 }
