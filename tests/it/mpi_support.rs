@@ -180,6 +180,10 @@ pub fn mpirun(env: &Env, mpirun_args: &[&str], program: &[&str]) -> Out {
     if env.user == User::Root {
         c = c.arg("--allow-run-as-root");
     }
+    // Open MPI 4.1 makes its session dir `$TMPDIR/ompi.HOST.UID` racily: two mpiruns of
+    // one user starting at once (parallel tests) can fail with "File exists". Each test
+    // gets its own TMPDIR, which `--hpc` binds into the ranks' containers.
+    c = c.env("TMPDIR", env.path(""));
     let out = c.args(mpirun_args).args(program).run();
     assert_ne!(
         out.code(),
