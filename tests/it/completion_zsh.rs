@@ -13,7 +13,9 @@ use imago_it::{users, Env};
 use crate::registry_support::busybox_into_store;
 
 /// Drives an interactive zsh: compinit over DIR ($1), the line ($2) and a TAB, each
-/// match compadd adds printed on a line of its own. The markers are typed split
+/// match compadd adds printed on a line of its own. Nothing more is typed until the
+/// completion has ended (its widget prints a marker): typeahead would make zsh cut the
+/// completion short. The markers are typed split
 /// (`@@REA''DY@@`) so that only the shell's output, never the echo of the typing,
 /// matches them.
 const CAPTURE: &str = r#"
@@ -28,13 +30,16 @@ zpty -w z 'compadd () {
   (( $#__hits )) && print -rl -- "" "@@HIT@@"${^__hits}
   return r
 }'
-zpty -w z "bindkey '^I' complete-word; print @@REA''DY@@"
+zpty -w z 'complete-then-mark () { zle complete-word; print -u2 -n "@@DO""NE@@" }'
+zpty -w z "zle -N complete-then-mark; bindkey '^I' complete-then-mark; print @@REA''DY@@"
 zpty -r z out '*@@READY@@*'
 zpty -w -n z "$2"$'\t'
+hits=''
+zpty -r z hits '*@@DONE@@*'
 zpty -w -n z $'\C-u'"print @@E''ND@@"$'\n'
 out=''
 zpty -r z out '*@@END@@*'
-print -r -- "$out" | tr -d '\r' | grep -a '^@@HIT@@' | sed 's/^@@HIT@@//' | sort -u
+print -r -- "$hits$out" | tr -d '\r' | grep -a '^@@HIT@@' | sed 's/^@@HIT@@//; s/@@DONE@@.*//' | sort -u
 zpty -d z
 "#;
 
