@@ -427,7 +427,29 @@ fn load_killed_at_random_moments_leaves_a_clean_store() {
             .ok();
         // Start from an empty store each round, so the load has work to do.
         let target = env.path("killstore");
-        let mut rng = Lcg(0x5eed ^ u64::from(std::process::id()));
+        // The kill window is the shortest of three whole loads as the rounds run them (it
+        // varies with the machine and the user: runuser adds its own start), so most
+        // kills land mid-run on a fast machine and a slow one alike.
+        let window_us = (0..3)
+            .map(|_| {
+                let timed = std::time::Instant::now();
+                env.cmd("iimage")
+                    .args(["load", "-q", "-i"])
+                    .arg(&archive)
+                    .env("IMAGO_ROOT", &target)
+                    .ok();
+                let took = timed.elapsed();
+                env.cmd("iimage")
+                    .args(["rm", "busybox"])
+                    .env("IMAGO_ROOT", &target)
+                    .ok();
+                u64::try_from(took.as_micros()).unwrap_or(u64::MAX)
+            })
+            .min()
+            .unwrap_or(1)
+            .max(1);
+        let seed = 0x5eed ^ u64::from(std::process::id());
+        let mut rng = Lcg(seed);
         let mut killed_mid_run = 0;
         for round in 0..20 {
             let mut cmd = env
@@ -440,7 +462,7 @@ fn load_killed_at_random_moments_leaves_a_clean_store() {
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null());
             let mut child = cmd.command().spawn().expect("spawn load");
-            std::thread::sleep(Duration::from_micros(rng.next(80_000)));
+            std::thread::sleep(Duration::from_micros(rng.next(window_us)));
             if child.try_wait().expect("try_wait").is_none() {
                 killed_mid_run += 1;
             }
@@ -466,7 +488,7 @@ fn load_killed_at_random_moments_leaves_a_clean_store() {
                 .run();
             assert!(
                 fsck.output.status.success() && fsck.stdout().contains(" 0 problems"),
-                "[{}] round {round}: fsck after kill: {fsck}",
+                "[{}] round {round} (seed {seed:#x}): fsck after kill: {fsck}",
                 user.name()
             );
             let load = env
@@ -487,12 +509,13 @@ fn load_killed_at_random_moments_leaves_a_clean_store() {
                 .ok();
         }
         eprintln!(
-            "[{}] {killed_mid_run}/20 loads were killed while running",
+            "[{}] {killed_mid_run}/20 loads were killed while running (window {window_us} µs)",
             user.name()
         );
         assert!(
             killed_mid_run >= 5,
-            "too few kills landed mid-run ({killed_mid_run}); the archive loads too fast?"
+            "[{}] too few kills landed mid-run ({killed_mid_run} of 20, window {window_us} µs, seed {seed:#x})",
+            user.name()
         );
     }
 }
