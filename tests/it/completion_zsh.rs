@@ -98,6 +98,8 @@ fn zsh_completes_image_and_container_names_from_the_store() {
             busybox,
             "[{who}]"
         );
+        // a verb's alias completes as the verb does (docker's `rmi`)
+        assert_eq!(complete(&env, "iimage rmi b"), busybox, "[{who}]");
         assert_eq!(complete(&env, "ipush b"), busybox, "[{who}]");
         assert_eq!(complete(&env, "itag b"), busybox, "[{who}]");
         // the line's --root is the store listed
@@ -109,6 +111,11 @@ fn zsh_completes_image_and_container_names_from_the_store() {
             .ok();
         assert_eq!(
             complete(&env, "ictr rm named"),
+            vec!["named-ctr".to_owned()],
+            "[{who}]"
+        );
+        assert_eq!(
+            complete(&env, "ictr remove named"),
             vec!["named-ctr".to_owned()],
             "[{who}]"
         );

@@ -29,9 +29,17 @@ pub fn zsh(program: &str, cmd: &Command, script: &str) -> String {
     let mut out = String::with_capacity(script.len() + ZSH_NAMES.len());
     // The verb whose `_arguments` block the line is in (clap writes `(verb)` before it).
     let mut verb: Option<&str> = None;
+    // Verbs whose case label got their aliases: only the first label of each, the
+    // dispatch to the verb's own `_arguments` (the second is in clap's `help` block).
+    let mut labelled = std::collections::HashSet::new();
     for line in script.split_inclusive('\n') {
         let t = line.trim();
         if let Some(v) = t.strip_prefix('(').and_then(|x| x.strip_suffix(')')) {
+            if let Some(labels) = aliased_label(&built, v).filter(|_| labelled.insert(v)) {
+                out.push_str(&line.replacen(&format!("({v})"), &labels, 1));
+                verb = verbs.iter().any(|(n, _)| n == v).then_some(v);
+                continue;
+            }
             verb = (v != program).then_some(v);
             // A verb name seen again, in clap's `help` block, has no name arguments.
             if let Some(v) = verb {
@@ -51,6 +59,14 @@ pub fn zsh(program: &str, cmd: &Command, script: &str) -> String {
         }
     }
     out
+}
+
+/// The case label `(verb|alias|…)` of a verb that has aliases (hidden ones too: clap's
+/// script lists only the name, so `iimage rmi <TAB>` completed nothing), else None.
+fn aliased_label(cmd: &Command, verb: &str) -> Option<String> {
+    let sub = cmd.find_subcommand(verb)?;
+    let aliases: Vec<&str> = sub.get_all_aliases().collect();
+    (!aliases.is_empty()).then(|| format!("({verb}|{})", aliases.join("|")))
 }
 
 /// `line` with its action replaced when it is the `_arguments` spec of one of `args`
@@ -159,5 +175,21 @@ mod tests {
         // no name argument: clap's script as it is
         let ipull = zsh_of("ipull");
         assert!(!ipull.contains("_imago_store_names"));
+    }
+
+    #[test]
+    fn zsh_dispatches_verb_aliases_once() {
+        let iimage = zsh_of("iimage");
+        assert_eq!(iimage.matches("(rm|rmi)").count(), 1, "{iimage}");
+        assert_eq!(iimage.matches("(ls|list|images)").count(), 1);
+        // the alias's block still completes names
+        let rm = &iimage[iimage.find("(rm|rmi)").unwrap()..];
+        let block = &rm[..rm.find(";;").unwrap()];
+        assert!(block.contains("_imago_store_names i"), "{block}");
+        let ictr = zsh_of("ictr");
+        assert_eq!(ictr.matches("(rm|remove)").count(), 1);
+        assert_eq!(ictr.matches("(ps|ls|list)").count(), 1);
+        // a verb without aliases keeps clap's label
+        assert!(ictr.contains("(stop)"));
     }
 }
