@@ -2,11 +2,11 @@
 //! ls/itag/save → podman load + run, skopeo reading and writing the store, hostile
 //! layers, load killed at random moments, ownership round trips, info.
 
-use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use imago_it::{users, Env, User};
 
+use crate::reliability_support::{kill_after, timed, Rng};
 use crate::store_support::{entries, fsck_clean, have, import_busybox, ls_names, podman, snapshot};
 
 #[test]
@@ -402,18 +402,6 @@ fn hostile_layers_are_refused_naming_the_entry_and_write_nothing_outside() {
     );
 }
 
-/// A tiny deterministic random sequence (no rand crate).
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
-
 #[test]
 fn load_killed_at_random_moments_leaves_a_clean_store() {
     for user in users() {
@@ -427,59 +415,40 @@ fn load_killed_at_random_moments_leaves_a_clean_store() {
             .ok();
         // Start from an empty store each round, so the load has work to do.
         let target = env.path("killstore");
+        let load = |quiet: bool| {
+            let mut c = env.cmd("iimage");
+            c = c.arg("load");
+            if quiet {
+                c = c.arg("-q");
+            }
+            c.arg("-i").arg(&archive).env("IMAGO_ROOT", &target)
+        };
+        let rm = || {
+            env.cmd("iimage")
+                .args(["rm", "busybox"])
+                .env("IMAGO_ROOT", &target)
+                .ok()
+        };
         // The kill window is the shortest of three whole loads as the rounds run them (it
         // varies with the machine and the user: runuser adds its own start), so most
         // kills land mid-run on a fast machine and a slow one alike.
-        let window_us = (0..3)
+        let window = (0..3)
             .map(|_| {
-                let timed = std::time::Instant::now();
-                env.cmd("iimage")
-                    .args(["load", "-q", "-i"])
-                    .arg(&archive)
-                    .env("IMAGO_ROOT", &target)
-                    .ok();
-                let took = timed.elapsed();
-                env.cmd("iimage")
-                    .args(["rm", "busybox"])
-                    .env("IMAGO_ROOT", &target)
-                    .ok();
-                u64::try_from(took.as_micros()).unwrap_or(u64::MAX)
+                let (out, took) = timed(load(true));
+                assert!(out.output.status.success(), "{out}");
+                rm();
+                took
             })
             .min()
-            .unwrap_or(1)
-            .max(1);
+            .unwrap_or_default();
+        let window_us = u64::try_from(window.as_micros()).unwrap_or(u64::MAX);
         let seed = 0x5eed ^ u64::from(std::process::id());
-        let mut rng = Lcg(seed);
+        let mut rng = Rng::seeded(seed);
         let mut killed_mid_run = 0;
         for round in 0..20 {
-            let mut cmd = env
-                .cmd("iimage")
-                .args(["load", "-q", "-i"])
-                .arg(&archive)
-                .env("IMAGO_ROOT", &target);
-            cmd.command()
-                .process_group(0)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null());
-            let mut child = cmd.command().spawn().expect("spawn load");
-            std::thread::sleep(Duration::from_micros(rng.next(window_us)));
-            if child.try_wait().expect("try_wait").is_none() {
+            let delay = Duration::from_micros(rng.below(window_us));
+            if kill_after(load(true), delay) {
                 killed_mid_run += 1;
-            }
-            // The whole group: runuser and the iimage under it.
-            let pgid = i32::try_from(child.id()).expect("pid");
-            // SAFETY: kill(2) on a process group we created; no memory is involved.
-            #[allow(unsafe_code)]
-            unsafe {
-                libc::kill(-pgid, libc::SIGKILL);
-            }
-            let _ = child.wait();
-            // Wait until nothing of the group runs any more (zombies left to init are fine).
-            for _ in 0..400 {
-                if !group_running(pgid) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(5));
             }
             let fsck = env
                 .cmd("iimage")
@@ -491,22 +460,15 @@ fn load_killed_at_random_moments_leaves_a_clean_store() {
                 "[{}] round {round} (seed {seed:#x}): fsck after kill: {fsck}",
                 user.name()
             );
-            let load = env
-                .cmd("iimage")
-                .args(["load", "-i"])
-                .arg(&archive)
-                .env("IMAGO_ROOT", &target)
-                .ok();
+            let loaded = load(false).ok();
             assert!(
-                load.stdout()
+                loaded
+                    .stdout()
                     .contains("Loaded image: docker.io/library/busybox:latest"),
-                "{load}"
+                "{loaded}"
             );
             // rm deletes the image and collects its blobs: the next round starts empty.
-            env.cmd("iimage")
-                .args(["rm", "busybox"])
-                .env("IMAGO_ROOT", &target)
-                .ok();
+            rm();
         }
         eprintln!(
             "[{}] {killed_mid_run}/20 loads were killed while running (window {window_us} µs)",
@@ -518,24 +480,6 @@ fn load_killed_at_random_moments_leaves_a_clean_store() {
             user.name()
         );
     }
-}
-
-/// Whether any process of group `pgid` is alive and not a zombie (from /proc).
-fn group_running(pgid: i32) -> bool {
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    rd.flatten().any(|e| {
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            return false;
-        };
-        // pid (comm) state ppid pgrp ...
-        let Some((_, rest)) = stat.rsplit_once(") ") else {
-            return false;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        f.len() > 2 && f[0] != "Z" && f[0] != "X" && f[2] == pgid.to_string()
-    })
 }
 
 /// A layer with owners 0, 33 and 65534, a hardlink, a symlink, an xattr and a setuid file.
