@@ -197,6 +197,30 @@ pub fn have(program: &str) -> bool {
         .any(|d| d.join(program).is_file())
 }
 
+/// Build the C program `source` static, as `dir/name` (its source beside it), with the
+/// host's gcc; `None`, said as a skip (a failure in CI), without one. `for_what` names
+/// the check that needs it.
+pub fn static_c_program(dir: &Path, name: &str, source: &str, for_what: &str) -> Option<PathBuf> {
+    if !have("gcc") {
+        skip(&format!(
+            "gcc missing (build-essential): {for_what} needs it"
+        ));
+        return None;
+    }
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let src = dir.join(format!("{name}.c"));
+    std::fs::write(&src, source).expect("write the C source");
+    let bin = dir.join(name);
+    let st = Command::new("gcc")
+        .args(["-static", "-O1", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .expect("run gcc");
+    assert!(st.success(), "gcc -static {name}.c");
+    Some(bin)
+}
+
 /// Path of one of our binaries in [`bin_dir`]; panics with a clear message when it was
 /// not built (run `cargo build --workspace` first, as scripts/test.sh does).
 pub fn bin(name: &str) -> PathBuf {

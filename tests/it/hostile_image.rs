@@ -348,22 +348,7 @@ int main(void) {
 "#;
 
 fn compile_probe(dir: &Path) -> Option<PathBuf> {
-    if !imago_it::have("cc") {
-        imago_it::skip("no C compiler: the io_uring probe cannot be built");
-        return None;
-    }
-    std::fs::create_dir_all(dir).unwrap();
-    let c = dir.join("probe.c");
-    std::fs::write(&c, URING_PROBE).unwrap();
-    let bin = dir.join("probe");
-    let st = std::process::Command::new("cc")
-        .args(["-static", "-O1", "-o"])
-        .arg(&bin)
-        .arg(&c)
-        .status()
-        .unwrap();
-    assert!(st.success(), "cc -static failed");
-    Some(bin)
+    imago_it::static_c_program(dir, "probe", URING_PROBE, "the io_uring probe")
 }
 
 #[test]

@@ -333,21 +333,9 @@ int main(int argc, char **argv) {
 /// The test program, built static into `env`'s dir `t` (bound on /t); `None` (said as a
 /// skip) without a C compiler.
 fn cma_program(env: &Env) -> Option<std::path::PathBuf> {
-    if !imago_it::have("gcc") {
-        imago_it::skip("gcc missing (build-essential): the CMA and NUMA checks need it");
-        return None;
-    }
     let dir = env.mkdir("t");
-    let src = env.path("cma.c");
-    std::fs::write(&src, CMA_C).unwrap();
-    let st = std::process::Command::new("gcc")
-        .args(["-static", "-O1", "-o"])
-        .arg(dir.join("cma"))
-        .arg(&src)
-        .status()
-        .unwrap();
-    assert!(st.success(), "gcc -static cma.c");
-    env.give(&dir.join("cma"));
+    let bin = imago_it::static_c_program(&dir, "cma", CMA_C, "the CMA and NUMA checks")?;
+    env.give(&bin);
     Some(dir)
 }
 

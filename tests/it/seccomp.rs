@@ -62,21 +62,9 @@ int main(int argc, char **argv) {
 /// The probe, built static into `env`'s dir `t` (bound on /t); `None` (said as a skip)
 /// without a C compiler.
 fn probe(env: &Env) -> Option<std::path::PathBuf> {
-    if !imago_it::have("gcc") {
-        imago_it::skip("gcc missing (build-essential): the seccomp probe needs it");
-        return None;
-    }
     let dir = env.mkdir("t");
-    let src = env.path("probe.c");
-    std::fs::write(&src, PROBE_C).unwrap();
-    let st = std::process::Command::new("gcc")
-        .args(["-static", "-O1", "-o"])
-        .arg(dir.join("probe"))
-        .arg(&src)
-        .status()
-        .unwrap();
-    assert!(st.success(), "gcc -static probe.c");
-    env.give(&dir.join("probe"));
+    let bin = imago_it::static_c_program(&dir, "probe", PROBE_C, "the seccomp probe")?;
+    env.give(&bin);
     Some(dir)
 }
 
