@@ -40,6 +40,7 @@ complete -c ictr -n "__fish_ictr_needs_command" -f -a "wait" -d 'Wait until cont
 complete -c ictr -n "__fish_ictr_needs_command" -f -a "port" -d 'List a container\'s published ports'
 complete -c ictr -n "__fish_ictr_needs_command" -f -a "attach" -d 'Attach to a running container\'s terminal or output'
 complete -c ictr -n "__fish_ictr_needs_command" -f -a "exec" -d 'Run a command in a running container'
+complete -c ictr -n "__fish_ictr_needs_command" -f -a "commit" -d 'Create a new image from a container\'s changes'
 complete -c ictr -n "__fish_ictr_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ictr -n "__fish_ictr_using_subcommand ps" -s n -l last -d 'Show the last N created containers (all states)' -r
 complete -c ictr -n "__fish_ictr_using_subcommand ps" -l format -d 'table, json (one object per line) or a Go template (`{{.Names}} {{.Status}}`, `table {{.ID}}\\t{{.Names}}`); fields: ID, Image, Command, CreatedAt, RunningFor, Status, Ports, Names, State, Labels' -r
@@ -114,18 +115,26 @@ complete -c ictr -n "__fish_ictr_using_subcommand exec" -s i -l interactive -d '
 complete -c ictr -n "__fish_ictr_using_subcommand exec" -s t -l tty -d 'Allocate a pseudo-TTY'
 complete -c ictr -n "__fish_ictr_using_subcommand exec" -s d -l detach -d 'Detached mode: start the command and return (its output is discarded)'
 complete -c ictr -n "__fish_ictr_using_subcommand exec" -s h -l help -d 'Print help'
-complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec help" -f -a "ps" -d 'List containers'
-complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec help" -f -a "logs" -d 'Print a container\'s output'
-complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec help" -f -a "stop" -d 'Stop running containers (the stop signal, then SIGKILL after a timeout)'
-complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec help" -f -a "kill" -d 'Send a signal to running containers'
-complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec help" -f -a "rm" -d 'Remove containers'
-complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec help" -f -a "inspect" -d 'Show containers as JSON (docker\'s shape)'
-complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec help" -f -a "start" -d 'Start stopped containers again'
-complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec help" -f -a "wait" -d 'Wait until containers end and print their exit codes'
-complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec help" -f -a "port" -d 'List a container\'s published ports'
-complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec help" -f -a "attach" -d 'Attach to a running container\'s terminal or output'
-complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec help" -f -a "exec" -d 'Run a command in a running container'
-complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ictr -n "__fish_ictr_using_subcommand commit" -s a -l author -d 'The image\'s author (`Jane <jane@example.com>`)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand commit" -s c -l change -d 'A Dockerfile instruction applied to the image\'s config: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER, VOLUME or WORKDIR (repeatable)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand commit" -s m -l message -d 'A commit message (the history entry\'s comment)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand commit" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
+complete -c ictr -n "__fish_ictr_using_subcommand commit" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
+complete -c ictr -n "__fish_ictr_using_subcommand commit" -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
+complete -c ictr -n "__fish_ictr_using_subcommand commit" -s h -l help -d 'Print help'
+complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec commit help" -f -a "ps" -d 'List containers'
+complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec commit help" -f -a "logs" -d 'Print a container\'s output'
+complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec commit help" -f -a "stop" -d 'Stop running containers (the stop signal, then SIGKILL after a timeout)'
+complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec commit help" -f -a "kill" -d 'Send a signal to running containers'
+complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec commit help" -f -a "rm" -d 'Remove containers'
+complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec commit help" -f -a "inspect" -d 'Show containers as JSON (docker\'s shape)'
+complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec commit help" -f -a "start" -d 'Start stopped containers again'
+complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec commit help" -f -a "wait" -d 'Wait until containers end and print their exit codes'
+complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec commit help" -f -a "port" -d 'List a container\'s published ports'
+complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec commit help" -f -a "attach" -d 'Attach to a running container\'s terminal or output'
+complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec commit help" -f -a "exec" -d 'Run a command in a running container'
+complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec commit help" -f -a "commit" -d 'Create a new image from a container\'s changes'
+complete -c ictr -n "__fish_ictr_using_subcommand help; and not __fish_seen_subcommand_from ps logs stop kill rm inspect start wait port attach exec commit help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 
 # Image and container names from the store (imago's addition to clap's script; see
 # xtask/src/names.rs): a positional IMAGE or CONTAINER completes from `iimage ls` or
@@ -204,6 +213,9 @@ function __ictr_imago_slot
                     case exec
                         set spec 0:c
                         set -a vopts -e --env --env-file -w --workdir -u --user --root --log-level --additional-store
+                    case commit
+                        set spec 0:c
+                        set -a vopts -a --author -c --change -m --message --root --log-level --additional-store
                     end
                 else
                     set n (math $n + 1)

@@ -20,6 +20,7 @@ mod ibuild_ecosystem;
 mod ibuild_regress;
 mod ibuild_support;
 mod ictr;
+mod ictr_commit;
 mod ictr_exec;
 mod ictr_support;
 mod iimage;

@@ -448,6 +448,47 @@ fn crash_irun_create() {
     });
 }
 
+/// `ictr commit` of a container that wrote a few MiB, killed while it packs and stores
+/// the layer: the store stays whole, the container keeps its files, a rerun commits.
+#[test]
+fn crash_ictr_commit() {
+    let commit = |env: &Env, i: usize| {
+        env.cmd("ictr")
+            .args(["commit", "changed", &format!("commit-{i}")])
+    };
+    campaign(Crash {
+        name: "crash-ictr-commit",
+        setup: &setup_busybox,
+        // The campaign removes every container after its first, measured run: the
+        // container to commit is made again when it is missing.
+        prepare: &|env, _| {
+            let names = env
+                .cmd("ictr")
+                .args(["ps", "-a", "--format", "{{.Names}}"])
+                .ok();
+            if !names.stdout().lines().any(|n| n == "changed") {
+                env.cmd("irun")
+                    .args(["--name", "changed", "busybox", "sh", "-c"])
+                    .arg("head -c 4000000 /dev/urandom > /x && echo kept > /y")
+                    .ok();
+            }
+        },
+        command: &commit,
+        rerun: &|env, i| {
+            ok(commit(env, i))?;
+            has_name(env, &format!("commit-{i}"))?;
+            let y = ok(env
+                .cmd("irun")
+                .args(["--rm", &format!("commit-{i}"), "cat", "/y"]))?;
+            match y.stdout().trim() {
+                "kept" => Ok(()),
+                other => Err(format!("the committed image's /y holds `{other}`")),
+            }
+        },
+        adds: &|i| vec![format!("commit-{i}")],
+    });
+}
+
 /// The monitor of `irun -d`: killed at a random moment of its container's life.
 #[test]
 fn crash_detached_monitor() {

@@ -44,6 +44,8 @@ pub enum Verb {
     Attach(AttachArgs),
     /// Run a command in a running container
     Exec(ExecArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
 }
 
 /// `ictr ps` flags.
@@ -135,6 +137,26 @@ pub struct RmArgs {
     /// Containers (name, id or unique id prefix)
     #[arg(required = true)]
     pub containers: Vec<String>,
+}
+
+/// `ictr commit` flags.
+#[derive(Debug, clap::Args)]
+pub struct CommitArgs {
+    /// The image's author (`Jane <jane@example.com>`)
+    #[arg(short, long)]
+    pub author: Option<String>,
+    /// A Dockerfile instruction applied to the image's config: CMD, ENTRYPOINT, ENV,
+    /// EXPOSE, LABEL, STOPSIGNAL, USER, VOLUME or WORKDIR (repeatable)
+    #[arg(short, long = "change", value_name = "INSTRUCTION")]
+    pub changes: Vec<String>,
+    /// A commit message (the history entry's comment)
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// The container (name, id or unique id prefix)
+    pub container: String,
+    /// The new image's name, `REPOSITORY[:TAG]` (none: an unnamed image)
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub repository: Option<String>,
 }
 
 /// `ictr inspect` flags.

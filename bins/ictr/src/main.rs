@@ -1,7 +1,8 @@
 //! `ictr`: docker's container verbs for imago's containers, without a daemon — ps, logs,
-//! stop, kill, rm, inspect, start, wait, port, attach, exec. Each verb is a module of its
-//! own; this file parses the command line and dispatches. Data on stdout, diagnostics on
-//! stderr; usage errors and imago's own failures exit 125. docs/ictr.md has the usage.
+//! stop, kill, rm, inspect, start, wait, port, attach, exec, commit. Each verb is a
+//! module of its own; this file parses the command line and dispatches. Data on stdout,
+//! diagnostics on stderr; usage errors and imago's own failures exit 125. docs/ictr.md
+//! has the usage.
 //!
 //! `ictr start` runs this same binary again as a container's monitor (see
 //! `imago_runtime::monitor`): that check comes first, before any flag is parsed, while
@@ -9,6 +10,7 @@
 
 mod args;
 mod attach;
+mod commit;
 mod common;
 mod exec;
 mod inspect;
@@ -47,5 +49,6 @@ fn main() -> ExitCode {
         Verb::Port(a) => port::run(g, a),
         Verb::Attach(a) => attach::run(g, a),
         Verb::Exec(a) => exec::run(g, a),
+        Verb::Commit(a) => commit::run(g, a),
     }
 }

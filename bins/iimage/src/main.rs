@@ -9,7 +9,6 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod args;
-mod change;
 mod common;
 mod filter;
 mod images;

@@ -5,13 +5,13 @@ use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::Path;
 
+use imago_builder::change;
 use imago_cli::output::print_lines;
 use imago_cli::GlobalOpts;
 use imago_oci::archive::ArchiveFormat;
 use imago_store::transfer::DEFAULT_IMPORT_MAX_SIZE;
 use imago_store::{ImportOptions, RootfsSource, StoreError, UnpackLimits};
 
-use crate::change;
 use crate::common::{in_mapping, msg, open_store, Res};
 
 pub fn import(

@@ -36,6 +36,10 @@
 //!   imago_oci's hardened unpacker: `extract`, `extract_context`.
 //! - [`stage`]: the stage graph: `target_index`, `resolve_base`, `resolve_from`, `needed`.
 //! - [`cache`]: `step_key`, [`cache::CacheEntry`].
+//! - [`change`]: `apply` one `--change` instruction (`iimage import -c`, `ictr commit
+//!   -c`) to a config's `config` object.
+//! - [`commit_container`]: `commit` — a container's writable dir as a new image over the
+//!   image it ran from (`ictr commit`).
 //! - [`perms`]: `--chown` and `USER` resolution; `--chmod` errors (the parser is
 //!   [`imago_dockerfile::Chmod`]).
 //! - [`glob`]: Go `filepath.Match` + `**`.
@@ -51,6 +55,8 @@
 
 pub mod archive;
 pub mod cache;
+pub mod change;
+pub mod commit_container;
 pub mod config;
 pub mod context;
 pub mod engine;

@@ -447,6 +447,27 @@ fn mtime_clamp_and_unknown_owner_default() {
 }
 
 #[test]
+fn skipped_paths_are_left_out_with_what_is_below_them() {
+    let dir = common::tempdir();
+    let d = dir.path();
+    for sub in ["etc", "mnt/vol/deep"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    for f in ["etc/hosts", "etc/keep", "mnt/vol/deep/f", "hosts"] {
+        std::fs::write(d.join(f), b"x").unwrap();
+    }
+    let mut out = Vec::new();
+    let opts = PackOptions {
+        skip: vec!["etc/hosts".into(), "mnt/vol".into()],
+        ..Default::default()
+    };
+    pack(d, &mut out, &opts).unwrap();
+    let got: Vec<String> = entries(&out).into_iter().map(|e| e.path).collect();
+    // `hosts` at the top is another path: only exact paths are skipped.
+    assert_eq!(got, ["etc/", "etc/keep", "hosts", "mnt/"], "{got:?}");
+}
+
+#[test]
 fn unpack_refuses_a_non_empty_destination() {
     let dir = common::tempdir();
     std::fs::write(dir.path().join("x"), b"").unwrap();

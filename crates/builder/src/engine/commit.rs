@@ -74,6 +74,18 @@ pub(super) fn commit_dir(
     mode: OwnerMode,
     epoch: Option<i64>,
 ) -> Result<Option<LayerRef>, StepError> {
+    commit_dir_skipping(store, dir, mode, epoch, Vec::new())
+}
+
+/// [`commit_dir`], leaving out the paths of `skip` (as in the tar: `etc/hosts`) with
+/// everything below them.
+pub(crate) fn commit_dir_skipping(
+    store: &Store,
+    dir: &Path,
+    mode: OwnerMode,
+    epoch: Option<i64>,
+    skip: Vec<String>,
+) -> Result<Option<LayerRef>, StepError> {
     let empty = std::fs::read_dir(dir)
         .map_err(io_err("read", dir))?
         .next()
@@ -96,6 +108,7 @@ pub(super) fn commit_dir(
         owner: mode,
         default_owner: Some((0, 0)),
         mtime_clamp: epoch,
+        skip,
         ..Default::default()
     };
     // A full store says so, naming the file, rather than as the packer's io error.

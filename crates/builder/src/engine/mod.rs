@@ -17,7 +17,7 @@
 
 mod add_url;
 mod base;
-mod commit;
+pub(crate) mod commit;
 mod copy_step;
 mod error;
 mod meta_step;

@@ -31,6 +31,10 @@ pub struct PackOptions {
     pub xattrs: bool,
     /// The whiteout form found on disk (pack turns overlay ones into `.wh.` entries).
     pub whiteouts: WhiteoutFormat,
+    /// Paths left out with everything below them, relative to the packed dir and
+    /// written as in the tar (`etc/hosts`): a container's mount points, which are not
+    /// its changes.
+    pub skip: Vec<String>,
 }
 
 impl Default for PackOptions {
@@ -41,6 +45,7 @@ impl Default for PackOptions {
             mtime_clamp: None,
             xattrs: true,
             whiteouts: WhiteoutFormat::Overlay,
+            skip: Vec::new(),
         }
     }
 }
@@ -245,6 +250,9 @@ impl<'o, W: Write> Packer<'o, W> {
         for name in names {
             let mut path = prefix.to_vec();
             path.extend_from_slice(&name);
+            if self.opts.skip.iter().any(|s| s.as_bytes() == path) {
+                continue;
+            }
             let shown = String::from_utf8_lossy(&path).into_owned();
             let c = CString::new(name.clone())
                 .map_err(|e| LayerError::fs("read", shown.clone(), io::Error::other(e)))?;

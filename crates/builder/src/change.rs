@@ -1,8 +1,8 @@
-//! `--change` instructions of `iimage import`, like `docker import -c`: CMD, ENTRYPOINT,
-//! ENV, WORKDIR, USER, EXPOSE, LABEL, STOPSIGNAL, VOLUME. imago_dockerfile parses and
-//! expands each one as a Dockerfile line (quotes, escapes, `$VAR` from the Env set so
-//! far, as docker does); this file only maps the result onto the config's `config`
-//! object.
+//! `--change` instructions of `iimage import` and `ictr commit`, like docker's `-c`:
+//! CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, STOPSIGNAL, VOLUME.
+//! imago_dockerfile parses and expands each one as a Dockerfile line (quotes, escapes,
+//! `$VAR` from the Env set so far, as docker does); this file only maps the result onto
+//! the config's `config` object.
 
 use imago_dockerfile::{CommandLine, InstructionKind, KeyValue, ShellLex};
 use serde_json::{json, Map, Value};
