@@ -174,3 +174,26 @@ fn bad_commits_fail_clearly_and_change_nothing() {
         );
     }
 }
+
+#[test]
+fn copy_driver_containers_are_refused_saying_why() {
+    for u in users() {
+        let t = Ctr::new(u);
+        t.irun(&[
+            "--storage-driver",
+            "copy",
+            "--name",
+            "copied",
+            "busybox",
+            "sh",
+            "-c",
+            "echo x > /x",
+        ])
+        .success();
+        let before = images(&t);
+        t.ictr(&["commit", "copied", "img:1"])
+            .code_is(125)
+            .fails_with("cannot commit container copied: it runs on the copy storage driver");
+        assert_eq!(images(&t), before, "[{}]", u.name());
+    }
+}
