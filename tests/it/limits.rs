@@ -1,8 +1,8 @@
-//! Resource limits: `irun --pids-limit/--memory/--cpus` (they bite as root on this
-//! cgroup v1 host; anyone without a writable cgroup gets exit 125 saying why), the
-//! default bound on a build's processes (a RUN that forks without end stops at "can't
-//! fork"), and a RUN that fills the disk (fails clearly, the store stays intact, the
-//! next build works). The fork bomb and the disk filler print `CAMPAIGN scenario=…`.
+//! Resource limits: `irun --pids-limit/--memory/--cpus`, also with `-d` (they bite as
+//! root on this cgroup v1 host; anyone without a writable cgroup gets exit 125 saying
+//! why), the default bound on a build's processes (a RUN that forks without end stops
+//! at "can't fork"), and a RUN that fills the disk (fails clearly, the store stays
+//! intact, the next build works). The fork bomb and the disk filler print `CAMPAIGN scenario=…`.
 //! Every fork loop is bounded by itself (a fixed count of short sleeps), so a broken
 //! limit cannot hurt the machine.
 
@@ -135,6 +135,96 @@ fn import_busybox(env: &Env, root: &Path) {
         .arg("busybox")
         .env("IMAGO_ROOT", root)
         .ok();
+}
+
+/// `irun -d` with limits: the detached container's monitor puts it in the cgroup, at
+/// its first start and again at `ictr start`; without a writable cgroup `irun -d` fails
+/// as the foreground run does, and no container is left.
+#[test]
+fn detached_containers_get_their_limits_at_every_start() {
+    for u in users() {
+        let who = u.name();
+        let env = Env::new(u);
+        setup_store(&env);
+        let loop50 = fork_loop(50);
+        let ictr = |args: &[&str]| env.cmd("ictr").args(args).run();
+        let started = irun(
+            &env,
+            &[
+                "-d",
+                "--name",
+                "lim",
+                "--pids-limit",
+                "20",
+                "busybox",
+                "sh",
+                "-c",
+                &loop50,
+            ],
+        );
+        if u != User::Root {
+            if !cgroup_v2_host() {
+                let out = started.code_is(125);
+                assert!(
+                    out.stderr().contains("need a cgroup you may write"),
+                    "[{who}] {out}"
+                );
+                let left = ictr(&["ps", "-aq"]).success();
+                assert!(left.stdout().trim().is_empty(), "[{who}] {left}");
+            }
+            continue;
+        }
+        started.success();
+        // The log keeps every start's output: each start must add refused forks.
+        let mut refused_before = 0;
+        for round in ["first start", "ictr start"] {
+            // busybox sh gives up (exit 2) at the first fork the limit refuses.
+            env.cmd_path("timeout")
+                .arg("60")
+                .arg(imago_it::bin("ictr"))
+                .args(["wait", "lim"])
+                .run()
+                .success();
+            let logs = ictr(&["logs", "lim"]).success();
+            let forks_refused = logs.stdout().matches("can't fork").count()
+                + logs.stderr().matches("can't fork").count();
+            assert!(
+                forks_refused > refused_before,
+                "[{who}] {round}: 50 forks under --pids-limit 20: {logs}"
+            );
+            refused_before = forks_refused;
+            if round == "first start" {
+                ictr(&["start", "lim"]).success();
+            }
+        }
+        // The memory limit of a detached container kills its hog.
+        irun(
+            &env,
+            &[
+                "-d",
+                "--name",
+                "hog",
+                "--memory",
+                "32m",
+                "busybox",
+                "dd",
+                "if=/dev/zero",
+                "of=/dev/null",
+                "bs=64M",
+                "count=1",
+            ],
+        )
+        .success();
+        let hog = env
+            .cmd_path("timeout")
+            .arg("60")
+            .arg(imago_it::bin("ictr"))
+            .args(["wait", "hog"])
+            .run()
+            .success();
+        assert_eq!(hog.stdout().trim(), "137", "[{who}] {hog}");
+        ictr(&["rm", "-f", "lim", "hog"]).success();
+    }
 }
 
 #[test]

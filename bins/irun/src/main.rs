@@ -195,11 +195,6 @@ fn options(o: &Opts) -> Result<RunOptions, Box<dyn std::error::Error>> {
         o.memory.as_deref(),
         o.cpus.as_deref(),
     )?;
-    if o.detach && !limits.is_empty() {
-        return Err(Box::new(FlagError(
-            "--pids-limit, --memory and --cpus are not supported with -d yet".into(),
-        )));
-    }
     let store_root = o.global.store_root()?;
     let storage = imago_cli::storage::choose(o.storage_driver.as_deref(), &store_root)?;
     if let Some(note) = imago_overlay::select::copy_note(&storage) {

@@ -90,6 +90,10 @@ pub struct Launch {
     /// HOME).
     #[serde(default)]
     pub sharing: Sharing,
+    /// `--pids-limit`, `--memory`, `--cpus`: the monitor of a detached container puts
+    /// it in a cgroup with them at every start.
+    #[serde(default)]
+    pub limits: crate::limits::Limits,
 }
 
 /// The image's part: lower dirs bottom → top, its defaults, label, id and stop signal.
@@ -256,6 +260,7 @@ pub fn resolve(
         storage: opts.storage,
         keep_id: opts.keep_id,
         sharing,
+        limits: opts.limits.clone(),
     };
     Ok((launch, img.lowers))
 }

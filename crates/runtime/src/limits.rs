@@ -20,8 +20,9 @@ use std::time::Duration;
 
 use nix::unistd::{access, AccessFlags};
 
-/// What the user asked for. All `None`: nothing is done.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What the user asked for. All `None`: nothing is done. Kept in a detached
+/// container's record, so that each start (`ictr start`) applies them again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// `--pids-limit N`: tasks (processes and threads) in the container.
     pub pids: Option<u64>,

@@ -240,6 +240,9 @@ fn serve(req: &Request, shared: &Shared) -> Result<(), MonitorError> {
     let (lowers, _hold) = crate::launch::lowers_again(&req.store_root, &launch, &map)?;
     let mut spec = crate::launch::spec(&launch, &dir, &map, &lowers, launch.auto_remove)?;
     let pending = crate::clone::prepare_late(early, &mut spec, launch.network)?;
+    // Before it runs anything, as irun in the foreground does; removed when the monitor
+    // ends with its container.
+    let _cgroup = crate::limits::apply(&launch.limits, pending.pid()).map_err(RunError::from)?;
     let watch = StartWatch::new(&before, io::sockets(), pending.pid());
     // Before any pipe or terminal is made: the forwarder is a forked child and must hold
     // none of them (their ends would outlive the container).
