@@ -100,9 +100,11 @@ complete -c iimage -n "__fish_iimage_using_subcommand load" -s q -l quiet -d 'Pr
 complete -c iimage -n "__fish_iimage_using_subcommand load" -s h -l help -d 'Print help'
 complete -c iimage -n "__fish_iimage_using_subcommand fsck" -l format -r -f -a "table\t'A human table, aligned columns'
 json\t'One JSON document on stdout'"
+complete -c iimage -n "__fish_iimage_using_subcommand fsck" -l wait -d 'With --repair: seconds to wait for running writers before giving up' -r
 complete -c iimage -n "__fish_iimage_using_subcommand fsck" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F
 complete -c iimage -n "__fish_iimage_using_subcommand fsck" -l log-level -d 'Log level: error, warn, info, debug, trace (or a tracing filter)' -r
 complete -c iimage -n "__fish_iimage_using_subcommand fsck" -l additional-store -d 'A shared read-only store whose images are used in place, after your own store\'s (repeatable; in front of $IMAGO_ADDITIONAL_STORES, else the config key additional_stores)' -r -F
+complete -c iimage -n "__fish_iimage_using_subcommand fsck" -l repair -d 'Take out what is damaged: damaged blobs deleted, images missing a part dropped (their names are listed: pull or load them again), broken unpacked layers removed; then gc'
 complete -c iimage -n "__fish_iimage_using_subcommand fsck" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c iimage -n "__fish_iimage_using_subcommand gc" -l wait -d 'Seconds to wait for running builds, imports, loads and pulls before giving up (writers that start meanwhile wait for the gc)' -r
 complete -c iimage -n "__fish_iimage_using_subcommand gc" -l root -d 'Store root (default: $IMAGO_ROOT, else $XDG_DATA_HOME/imago, else ~/.local/share/imago)' -r -F

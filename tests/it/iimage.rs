@@ -758,3 +758,51 @@ fn concurrent_loads_imports_and_gcs_all_succeed() {
         );
     }
 }
+
+#[test]
+fn fsck_repair_takes_the_damage_out_and_keeps_the_rest() {
+    for user in users() {
+        let who = user.name();
+        let env = Env::new(user);
+        import_busybox(&env, "busybox");
+        env.cmd("irun")
+            .args(["--name", "c1", "busybox", "sh", "-c", "echo 1 > /f"])
+            .ok();
+        let id = env.cmd("ictr").args(["commit", "c1", "changed:1"]).ok();
+        let id = id.stdout().trim().to_owned();
+        let hex = id.strip_prefix("sha256:").unwrap();
+        // The committed image's config changes under the store (a disk or NFS fault).
+        let config = env.root().join("blobs/sha256").join(hex);
+        std::fs::write(&config, b"{}").unwrap();
+        let fsck = env.cmd("iimage").arg("fsck").run();
+        assert_eq!(fsck.code(), Some(125), "[{who}] {fsck}");
+        assert!(
+            fsck.stderr().contains("iimage fsck --repair"),
+            "[{who}] {fsck}"
+        );
+        let repair = env.cmd("iimage").args(["fsck", "--repair"]).ok();
+        let out = repair.stdout();
+        assert!(
+            out.contains(&format!("deleted damaged blob {id}")),
+            "[{who}] {repair}"
+        );
+        assert!(
+            out.contains("dropped image changed:1 ("),
+            "[{who}] {repair}"
+        );
+        assert!(out.contains(": 0 problems"), "[{who}] {repair}");
+        // The rest works; the dropped name is gone, and a second repair has nothing to do.
+        env.cmd("irun").args(["--rm", "busybox", "true"]).ok();
+        let names = ls_names(&env);
+        assert!(
+            !names.values().flatten().any(|n| n.contains("changed")),
+            "[{who}] {names:?}"
+        );
+        env.cmd("iimage").arg("fsck").ok();
+        let again = env.cmd("iimage").args(["fsck", "--repair"]).ok();
+        assert!(
+            !again.stdout().contains("deleted") && !again.stdout().contains("dropped"),
+            "[{who}] {again}"
+        );
+    }
+}

@@ -137,6 +137,14 @@ pub enum Cmd {
     Fsck {
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
+        /// Take out what is damaged: damaged blobs deleted, images missing a part
+        /// dropped (their names are listed: pull or load them again), broken unpacked
+        /// layers removed; then gc
+        #[arg(long)]
+        repair: bool,
+        /// With --repair: seconds to wait for running writers before giving up
+        #[arg(long, value_name = "SECONDS", default_value_t = imago_store::gc::DEFAULT_GC_WAIT.as_secs())]
+        wait: u64,
     },
     /// Remove unreferenced blobs, unused unpacked layers and debris of killed processes
     Gc {

@@ -77,7 +77,14 @@ fn main() -> ExitCode {
             images,
         } => transfer::save(g, &images, output.as_deref(), &format),
         Cmd::Load { input, quiet } => transfer::load(g, input.as_deref(), quiet),
-        Cmd::Fsck { format } => maint::fsck(g, format),
+        Cmd::Fsck {
+            format,
+            repair: false,
+            ..
+        } => maint::fsck(g, format),
+        Cmd::Fsck { format, wait, .. } => {
+            maint::repair(g, format, std::time::Duration::from_secs(wait))
+        }
         Cmd::Gc {
             layers,
             dry_run,

@@ -34,9 +34,68 @@ pub fn fsck(g: &GlobalOpts, format: OutputFormat) -> Res<()> {
         Ok(())
     } else {
         Err(msg(format!(
-            "the store at {} has {} problems; remove the damaged images (`iimage rm`), load or pull them again, then `iimage gc`",
+            "the store at {} has {} problems; `iimage fsck --repair` takes the damage out (or remove the damaged images with `iimage rm` and `iimage gc`), then load or pull them again",
             store.root().display(),
             r.problems.len()
+        )))
+    }
+}
+
+/// `iimage fsck --repair`: what was taken out, then fsck's verdict on what is left.
+pub fn repair(g: &GlobalOpts, format: OutputFormat, wait: std::time::Duration) -> Res<()> {
+    let store = open_store(g)?;
+    let root = store.root().to_path_buf();
+    // Removing unpacked layers needs the mapping their files are owned under, as gc.
+    let r = in_mapping(move |_| Store::open(&root)?.repair(wait))?;
+    match format {
+        OutputFormat::Json => print_json(&r)?,
+        OutputFormat::Table => {
+            let mut lines: Vec<String> = (r.blobs_deleted.iter())
+                .map(|d| format!("deleted damaged blob {d}"))
+                .collect();
+            lines.extend(
+                (r.images_dropped.iter()).map(|i| format!("dropped {i} — pull or load it again")),
+            );
+            lines.extend(
+                (r.layers_removed.iter())
+                    .map(|c| format!("removed unpacked layer {c} (unpacked again when needed)")),
+            );
+            if r.layers_in_use > 0 {
+                lines.push(format!(
+                    "kept {} broken unpacked layers a running container uses: stop it, then repair again",
+                    r.layers_in_use
+                ));
+            }
+            lines.push(format!(
+                "gc removed {} blobs ({}), {} unpacked layers, {} temp entries",
+                r.gc.blobs_removed.len(),
+                human_size(r.gc.bytes_freed),
+                r.gc.layers_removed.len(),
+                r.gc.temp_removed
+            ));
+            lines.extend(
+                r.after
+                    .problems
+                    .iter()
+                    .map(|p| format!("{}: {}", p.object, p.what)),
+            );
+            lines.push(format!(
+                "checked {} blobs, {} images, {} unpacked layers: {} problems",
+                r.after.blobs_checked,
+                r.after.images_checked,
+                r.after.layers_checked,
+                r.after.problems.len()
+            ));
+            print_lines(lines)?;
+        }
+    }
+    if r.after.is_clean() {
+        Ok(())
+    } else {
+        Err(msg(format!(
+            "the store at {} still has {} problems after the repair",
+            store.root().display(),
+            r.after.problems.len()
         )))
     }
 }

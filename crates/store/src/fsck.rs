@@ -5,6 +5,9 @@
 
 use imago_oci::Digest;
 
+use crate::index::IndexEntry;
+use crate::layers::OwnerMode;
+
 use crate::error::{IoCtx, Result, StoreError};
 use crate::store::Store;
 
@@ -55,13 +58,8 @@ impl Store {
                 continue;
             };
             r.blobs_checked += 1;
-            match self.verify_blob(&d) {
-                Ok(_) => {}
-                Err(StoreError::BlobDamaged { actual, size, .. }) => r.problem(
-                    format!("blob {d}"),
-                    format!("damaged: its content hashes to {actual} ({size} bytes)"),
-                ),
-                Err(err) => r.problem(format!("blob {d}"), err.to_string()),
+            if let Some(what) = self.blob_problem(&d) {
+                r.problem(format!("blob {d}"), what);
             }
         }
         // 2. References.
@@ -81,16 +79,8 @@ impl Store {
                 Some(n) => format!("image {n} ({})", e.digest),
                 None => format!("image {}", e.digest),
             };
-            match self.blob_size(&e.digest) {
-                Ok(s) if s != e.size => r.problem(
-                    &label,
-                    format!("index.json says {} bytes, the blob has {s}", e.size),
-                ),
-                Ok(_) => {}
-                Err(err) => {
-                    r.problem(&label, err.to_string());
-                    continue;
-                }
+            if let Some(what) = self.entry_problem(e) {
+                r.problem(&label, what);
             }
         }
         self.images_checked(&idx, &mut r);
@@ -99,26 +89,8 @@ impl Store {
         for chain in self.unpacked_layers()? {
             r.layers_checked += 1;
             let label = format!("unpacked layer {chain}");
-            match self.layer_meta(&chain) {
-                Ok(m) => {
-                    if m.chain_id != chain {
-                        r.problem(&label, format!("layer.json names chain id {}", m.chain_id));
-                    }
-                    if Some(m.mode) != mode {
-                        r.problem(
-                            &label,
-                            format!(
-                                "unpacked with {} ownership, the store's MODE says {:?}",
-                                m.mode.as_str(),
-                                mode.map(|m| m.as_str())
-                            ),
-                        );
-                    }
-                    if !self.layout.layer_diff(&chain).is_dir() {
-                        r.problem(&label, "diff/ is missing");
-                    }
-                }
-                Err(err) => r.problem(&label, format!("no valid layer.json: {err}")),
+            for what in self.layer_problems(&chain, mode) {
+                r.problem(&label, what);
             }
         }
         for e in
@@ -154,52 +126,102 @@ impl Store {
             }
             r.images_checked += 1;
             let label = format!("image {}", e.digest);
-            let img = match self.images_of(&crate::index::IndexFile {
-                schema_version: 2,
-                media_type: None,
-                manifests: vec![e.clone()],
-                extra: Default::default(),
-            }) {
-                Ok(v) if v.len() == 1 => v.into_iter().next(),
-                _ => None,
-            };
-            let Some(img) = img else {
-                r.problem(&label, "manifest or config missing or unreadable");
-                continue;
-            };
-            match (img.layers(), img.diff_ids()) {
-                (Ok(l), Ok(d)) => {
-                    if l.len() != d.len() {
-                        r.problem(
-                            &label,
-                            format!("{} layers but {} diff ids", l.len(), d.len()),
-                        );
-                    }
-                    for layer in l {
-                        match self.blob_size(&layer.digest) {
-                            Ok(s) if s != layer.size => r.problem(
-                                &label,
-                                format!(
-                                    "layer {} has {s} bytes, the manifest says {}",
-                                    layer.digest, layer.size
-                                ),
-                            ),
-                            Ok(_) => {}
-                            Err(err) => r.problem(&label, err.to_string()),
-                        }
-                    }
-                }
-                (Err(err), _) | (_, Err(err)) => r.problem(&label, err.to_string()),
-            }
-            if self.blob_size(&img.config_digest).ok() != Some(img.manifest.config().size()) {
-                r.problem(
-                    &label,
-                    format!(
-                        "config {} size differs from the manifest",
-                        img.config_digest
-                    ),
-                );
+            for what in self.image_problems(e) {
+                r.problem(&label, what);
             }
         }
+    }
+
+    /// What is wrong with blob `d`, if anything: its content does not hash to its name,
+    /// or it cannot be read.
+    pub(crate) fn blob_problem(&self, d: &Digest) -> Option<String> {
+        match self.verify_blob(d) {
+            Ok(_) => None,
+            Err(StoreError::BlobDamaged { actual, size, .. }) => Some(format!(
+                "damaged: its content hashes to {actual} ({size} bytes)"
+            )),
+            Err(err) => Some(err.to_string()),
+        }
+    }
+
+    /// What is wrong with index entry `e` itself: its blob is missing or of another size.
+    pub(crate) fn entry_problem(&self, e: &IndexEntry) -> Option<String> {
+        match self.blob_size(&e.digest) {
+            Ok(s) if s != e.size => Some(format!(
+                "index.json says {} bytes, the blob has {s}",
+                e.size
+            )),
+            Ok(_) => None,
+            Err(err) => Some(err.to_string()),
+        }
+    }
+
+    /// What is wrong with the image of entry `e` (whose blob exists): a manifest or
+    /// config that is missing or unreadable, layers missing or of other sizes.
+    pub(crate) fn image_problems(&self, e: &IndexEntry) -> Vec<String> {
+        let mut out = Vec::new();
+        let img = match self.images_of(&crate::index::IndexFile {
+            schema_version: 2,
+            media_type: None,
+            manifests: vec![e.clone()],
+            extra: Default::default(),
+        }) {
+            Ok(v) if v.len() == 1 => v.into_iter().next(),
+            _ => None,
+        };
+        let Some(img) = img else {
+            out.push("manifest or config missing or unreadable".to_owned());
+            return out;
+        };
+        match (img.layers(), img.diff_ids()) {
+            (Ok(l), Ok(d)) => {
+                if l.len() != d.len() {
+                    out.push(format!("{} layers but {} diff ids", l.len(), d.len()));
+                }
+                for layer in l {
+                    match self.blob_size(&layer.digest) {
+                        Ok(s) if s != layer.size => out.push(format!(
+                            "layer {} has {s} bytes, the manifest says {}",
+                            layer.digest, layer.size
+                        )),
+                        Ok(_) => {}
+                        Err(err) => out.push(err.to_string()),
+                    }
+                }
+            }
+            (Err(err), _) | (_, Err(err)) => out.push(err.to_string()),
+        }
+        if self.blob_size(&img.config_digest).ok() != Some(img.manifest.config().size()) {
+            out.push(format!(
+                "config {} size differs from the manifest",
+                img.config_digest
+            ));
+        }
+        out
+    }
+
+    /// What is wrong with unpacked layer `chain`, the store's ownership mode being
+    /// `mode`.
+    pub(crate) fn layer_problems(&self, chain: &Digest, mode: Option<OwnerMode>) -> Vec<String> {
+        let mut out = Vec::new();
+        match self.layer_meta(chain) {
+            Ok(m) => {
+                if &m.chain_id != chain {
+                    out.push(format!("layer.json names chain id {}", m.chain_id));
+                }
+                if Some(m.mode) != mode {
+                    out.push(format!(
+                        "unpacked with {} ownership, the store's MODE says {:?}",
+                        m.mode.as_str(),
+                        mode.map(|m| m.as_str())
+                    ));
+                }
+                if !self.layout.layer_diff(chain).is_dir() {
+                    out.push("diff/ is missing".to_owned());
+                }
+            }
+            Err(err) => out.push(format!("no valid layer.json: {err}")),
+        }
+        out
     }
 }

@@ -63,7 +63,9 @@
 //!   (dropped when a ref is gone, or all with `GcOptions::build_cache`).
 //! - [`Store::gc(&GcOptions)`](Store::gc) → [`GcReport`] (refuses a damaged store
 //!   unless `force`; gives up after `wait` with [`StoreError::StoreBusy`]);
-//!   [`Store::fsck`] → [`FsckReport`] (`is_clean()`, `problems`).
+//!   [`Store::fsck`] → [`FsckReport`] (`is_clean()`, `problems`); [`Store::repair`] →
+//!   [`RepairReport`] (damaged blobs deleted, incomplete images dropped, broken
+//!   unpacked layers removed, then gc).
 //! - Index ([`index`]): `read_index()`, `update_index(f)` (read-modify-write under the
 //!   index lock; for callers with needs the methods above do not cover).
 //! - Node-local dir ([`local`]): [`local::placement(store_root)`](local::placement)
@@ -108,6 +110,7 @@ pub mod local;
 pub mod lock;
 pub mod names;
 pub mod partial;
+pub mod repair;
 pub mod shared;
 pub mod store;
 pub mod transfer;
@@ -124,5 +127,6 @@ pub use layers::{LayerHold, LayerMeta, OwnerMode, UnpackLimits};
 pub use layout::Layout;
 pub use names::ImageName;
 pub use partial::PartialBlob;
+pub use repair::RepairReport;
 pub use store::{Pin, Store};
 pub use transfer::{ImportOptions, ImportedImage, LoadedImage, RootfsSource};
