@@ -3,62 +3,120 @@
 //! link to an absolute path). The same Dockerfiles under real ids (root, imago-sub) and
 //! under the single mapping (imago-nosub, and root and imago-sub with `IMAGO_IDMAP=single`
 //! forced, from a store of their own: a store keeps one ownership mode) give the same
-//! owners.
+//! owners. The single mapping on imago's FUSE overlay is built in every pass (the driver
+//! forced for those builds); a record follows its file through renames and links in a
+//! later RUN; symlinks and fifos get their owner from the side record, devices from a
+//! plain file recorded as the device.
 
 use imago_it::{users, Env, Out, User};
 
-use crate::ibuild_support::{context, env_with_busybox, find};
+use crate::ibuild_support::{context, env_with_busybox, find, layers};
+
+/// How one build runs: the user's environment, `IMAGO_IDMAP` forced or not, and the
+/// storage driver forced or not (else the harness's `IMAGO_TEST_STORAGE_DRIVER`).
+struct Case {
+    env: Env,
+    idmap: Option<&'static str>,
+    driver: Option<&'static str>,
+}
+
+impl Case {
+    fn tag(&self) -> String {
+        format!(
+            "{}{}{}",
+            self.env.user.name(),
+            self.idmap.map_or("", |_| "+single"),
+            self.driver.map_or(String::new(), |d| format!("+{d}"))
+        )
+    }
+}
+
+/// A store of `u`'s own in which every command runs under the single mapping.
+fn single_env(u: User) -> Env {
+    let env = Env::new(u);
+    let tar = env.busybox_tar();
+    env.cmd("iimage")
+        .env("IMAGO_IDMAP", "single")
+        .arg("--root")
+        .arg(env.root())
+        .args(["import", "--change", "CMD [\"sh\"]"])
+        .arg(&tar)
+        .arg("busybox")
+        .ok();
+    env
+}
 
 /// Each user's environments: its usual mapping, then (root and imago-sub) the single
-/// mapping forced. On the FUSE overlay only the real ids: it refuses the supervisor,
-/// which then records nothing (docs/runtime.md, the recording fakeroot's limits).
-fn envs() -> Vec<(Env, Option<&'static str>)> {
-    let fuse = std::env::var("IMAGO_TEST_STORAGE_DRIVER").is_ok_and(|d| d == "fuse");
+/// mapping forced.
+fn envs() -> Vec<Case> {
     let mut v = Vec::new();
     for u in users() {
-        if !(fuse && u == User::NoSub) {
-            v.push((env_with_busybox(u), None));
-        }
-        if u != User::NoSub && !fuse {
-            let env = Env::new(u);
-            let tar = env.busybox_tar();
-            env.cmd("iimage")
-                .env("IMAGO_IDMAP", "single")
-                .arg("--root")
-                .arg(env.root())
-                .args(["import", "--change", "CMD [\"sh\"]"])
-                .arg(&tar)
-                .arg("busybox")
-                .ok();
-            v.push((env, Some("single")));
+        v.push(Case {
+            env: env_with_busybox(u),
+            idmap: None,
+            driver: None,
+        });
+        if u != User::NoSub {
+            v.push(Case {
+                env: single_env(u),
+                idmap: Some("single"),
+                driver: None,
+            });
         }
     }
     v
 }
 
-fn tag(env: &Env, idmap: Option<&str>) -> String {
-    format!("{}{}", env.user.name(), idmap.map_or("", |_| "+single"))
+/// The single mapping on imago's FUSE overlay, whatever the pass: imago-nosub, and
+/// root and imago-sub with `IMAGO_IDMAP=single`.
+fn fuse_envs() -> Vec<Case> {
+    single_envs(Some("fuse"))
 }
 
-fn ibuild(env: &Env, idmap: Option<&str>, dir: &str, name: &str) -> Out {
-    let mut c = env.cmd("ibuild");
-    if let Some(m) = idmap {
-        c = c.env("IMAGO_IDMAP", m);
+/// The single mapping (imago-nosub, and root and imago-sub with `IMAGO_IDMAP=single`) on
+/// `driver`, else the pass's.
+fn single_envs(driver: Option<&'static str>) -> Vec<Case> {
+    users()
+        .into_iter()
+        .map(|u| Case {
+            env: if u == User::NoSub {
+                env_with_busybox(u)
+            } else {
+                single_env(u)
+            },
+            idmap: (u != User::NoSub).then_some("single"),
+            driver,
+        })
+        .collect()
+}
+
+fn ibuild(c: &Case, dir: &str, name: &str) -> Out {
+    let mut cmd = c.env.cmd("ibuild");
+    if let Some(m) = c.idmap {
+        cmd = cmd.env("IMAGO_IDMAP", m);
     }
-    c.arg("--root")
-        .arg(env.root())
+    if let Some(d) = c.driver {
+        cmd = cmd.env("IMAGO_STORAGE_DRIVER", d);
+    }
+    cmd.arg("--root")
+        .arg(c.env.root())
         .args(["-q", "-t", name])
-        .arg(env.path(dir))
+        .arg(c.env.path(dir))
         .run()
 }
 
 /// Build `dockerfile` as `image` in each of [`envs`], then `check` it.
 fn build_everywhere(dockerfile: &str, image: &str, check: impl Fn(&Env, &str)) {
-    for (env, idmap) in envs() {
-        let t = tag(&env, idmap);
-        context(&env, "ctx", &[("Dockerfile", dockerfile)]);
-        ibuild(&env, idmap, "ctx", image).success();
-        check(&env, &t);
+    build_in(envs(), dockerfile, image, check);
+}
+
+/// Build `dockerfile` as `image` in each of `cases`, then `check` it.
+fn build_in(cases: Vec<Case>, dockerfile: &str, image: &str, check: impl Fn(&Env, &str)) {
+    for c in cases {
+        let t = c.tag();
+        context(&c.env, "ctx", &[("Dockerfile", dockerfile)]);
+        ibuild(&c, "ctx", image).success();
+        check(&c.env, &t);
     }
 }
 
@@ -85,30 +143,30 @@ fn owned_as(env: &Env, t: &str, image: &str, owners: &[(&str, u64)]) {
 /// from the upper dir, `/etc` stays with its new owner; a later stage's RUN sees it.
 #[test]
 fn a_dir_whose_only_change_is_its_owner_is_committed() {
-    for (env, idmap) in envs() {
-        let t = tag(&env, idmap);
+    for c in envs() {
+        let (env, t) = (&c.env, c.tag());
         context(
-            &env,
+            env,
             "one",
             &[("Dockerfile", "FROM busybox\nRUN chown 33:33 /etc\n")],
         );
-        ibuild(&env, idmap, "one", "etc-owned").success();
-        let e = find(&env, "etc-owned", "etc").unwrap_or_else(|| panic!("[{t}] /etc missing"));
+        ibuild(&c, "one", "etc-owned").success();
+        let e = find(env, "etc-owned", "etc").unwrap_or_else(|| panic!("[{t}] /etc missing"));
         assert_eq!((e.uid, e.gid, e.kind), (33, 33, 'd'), "[{t}]");
         assert!(
-            find(&env, "etc-owned", "etc/hosts").is_none(),
+            find(env, "etc-owned", "etc/hosts").is_none(),
             "[{t}] the stub was committed"
         );
         context(
-            &env,
+            env,
             "two",
             &[(
                 "Dockerfile",
                 "FROM etc-owned\nRUN stat -c %u:%g /etc > /seen\n",
             )],
         );
-        ibuild(&env, idmap, "two", "etc-seen").success();
-        let seen = find(&env, "etc-seen", "seen").expect("/seen");
+        ibuild(&c, "two", "etc-seen").success();
+        let seen = find(env, "etc-seen", "seen").expect("/seen");
         assert_eq!(String::from_utf8_lossy(&seen.data), "33:33\n", "[{t}]");
     }
 }
@@ -157,4 +215,136 @@ fn files_made_as_another_user_are_that_users() {
         assert_eq!(String::from_utf8_lossy(&out.data), "ok\nhi\n", "[{t}]");
         owned_as(env, t, "created", &owners);
     });
+}
+
+/// On imago's FUSE overlay (forced, so it runs in every pass): a chown of new files, of
+/// a tree and of lower files and dirs, and the files a faked user makes, all recorded,
+/// seen in the same RUN and committed.
+const ON_FUSE: &str = "FROM busybox\n\
+    RUN touch /f && mkdir -p /d/e && chown 33:33 /f && chown -R 44:44 /d \
+     && chown 55:55 /home /etc/group \
+     && su -s /bin/sh www-data -c 'mkdir /tmp/w && touch /tmp/w/x' \
+     && stat -c %u:%g /f /d /d/e /home /etc/group /tmp/w /tmp/w/x > /seen\n";
+
+#[test]
+fn chown_on_the_fuse_overlay_is_recorded() {
+    let owners = [
+        ("f", 33),
+        ("d", 44),
+        ("d/e", 44),
+        ("home", 55),
+        ("etc/group", 55),
+        ("tmp/w", 33),
+        ("tmp/w/x", 33),
+    ];
+    build_in(fuse_envs(), ON_FUSE, "on-fuse", |env, t| {
+        owned_as(env, t, "on-fuse", &owners)
+    });
+}
+
+/// Files recorded by one RUN, moved by the next: renamed, hard-linked, renamed over a
+/// name that exists, a recorded tree renamed; a file recorded and then renamed over an
+/// existing one in the same RUN. The record is on the inode, so it follows (the
+/// overlays copy it up with the file); the name left behind or replaced keeps nothing
+/// of it.
+const MOVED: &str = "FROM busybox\n\
+    RUN touch /mv /ln /over /target /kept && chown 33:33 /mv && chown 44:44 /ln \
+     && chown 55:55 /over && chown 11:11 /target \
+     && mkdir -p /tree/sub && touch /tree/sub/f && chown -R 77:77 /tree\n\
+    RUN mv /mv /moved && ln /ln /linked && mv /over /target && mv /tree /renamed \
+     && touch /new && chown 66:66 /new && mv /new /kept \
+     && stat -c %u:%g /moved /linked /ln /target /kept /renamed /renamed/sub/f > /seen\n";
+
+fn moved_owners(env: &Env, t: &str) {
+    owned_as(
+        env,
+        t,
+        "moved",
+        &[
+            ("moved", 33),
+            ("linked", 44),
+            ("ln", 44),
+            ("target", 55),
+            ("kept", 66),
+            ("renamed", 77),
+            ("renamed/sub/f", 77),
+        ],
+    );
+    let top = layers(env, "moved").pop().expect("layers");
+    let has = |p: &str| top.iter().any(|e| e.path == p);
+    assert!(
+        has(".wh.mv") && has(".wh.over") && has(".wh.tree"),
+        "[{t}] whiteouts"
+    );
+    assert!(!has("new") && !has(".wh.new"), "[{t}] /new committed");
+}
+
+#[test]
+fn a_record_follows_renames_and_links_into_the_next_run() {
+    build_everywhere(MOVED, "moved", moved_owners);
+    build_in(fuse_envs(), MOVED, "moved", moved_owners);
+}
+
+/// mknod of a device under the single mapping (no process in a user namespace may make
+/// one): a plain file recorded as the device, shown so by stat and committed as the
+/// device; a chown of it keeps it the device. On the pass's driver and on FUSE.
+const DEVICES: &str = "FROM busybox\n\
+    RUN mknod /null c 1 3 && mknod -m 600 /tty c 5 0 && chown 33:33 /tty \
+     && stat -c '%F %t:%T %u:%g %a' /null /tty > /seen\n";
+
+#[test]
+fn mknod_of_a_device_is_recorded_as_the_device() {
+    let mut cases = single_envs(None);
+    cases.extend(fuse_envs());
+    build_in(cases, DEVICES, "devices", |env, t| {
+        let seen = find(env, "devices", "seen").unwrap_or_else(|| panic!("[{t}] /seen"));
+        assert_eq!(
+            String::from_utf8_lossy(&seen.data),
+            "character special file 1:3 0:0 644\ncharacter special file 5:0 33:33 600\n",
+            "[{t}] seen in the RUN"
+        );
+        for (path, owner, mode) in [("null", 0, 0o644), ("tty", 33, 0o600)] {
+            let e = find(env, "devices", path).unwrap_or_else(|| panic!("[{t}] {path}"));
+            assert_eq!(
+                (e.kind, e.uid, e.gid, e.mode, e.data.len()),
+                ('c', owner, owner, mode, 0),
+                "[{t}] {path} in the layer"
+            );
+        }
+    });
+}
+
+/// Symlinks and fifos cannot carry the ownership xattr: under the single mapping their
+/// chown goes to the fakeroot's side record (by path), which stat in the same RUN shows
+/// and the commit applies; a lower layer's symlink is copied up for it; a chown back to
+/// root drops it. Real ids give the same owners.
+const SPECIAL: &str = "FROM busybox\n\
+    RUN ln -s /etc/passwd /l && ln -s /nowhere /dangling && mkfifo /p \
+     && chown -h 33:33 /l && chown -h 44:44 /dangling && chown 55:55 /p \
+     && ln -s x /back && chown -h 66:66 /back && chown -h 0:0 /back \
+     && chown -h 77:77 /linuxrc \
+     && stat -c %u:%g /l /dangling /p /back /linuxrc > /seen\n";
+
+fn special_owners(env: &Env, t: &str) {
+    let owners = [
+        ("l", 33),
+        ("dangling", 44),
+        ("p", 55),
+        ("back", 0),
+        ("linuxrc", 77),
+    ];
+    owned_as(env, t, "special", &owners);
+    let top = layers(env, "special").pop().expect("layers");
+    let kind = |p: &str| top.iter().find(|e| e.path == p).map(|e| e.kind);
+    assert_eq!(
+        (kind("l"), kind("linuxrc"), kind("etc/passwd")),
+        (Some('l'), Some('l'), None),
+        "[{t}] the RUN's layer (a link's target is not copied up)"
+    );
+}
+
+#[test]
+fn chown_of_symlinks_and_fifos_is_recorded_beside() {
+    build_everywhere(SPECIAL, "special", special_owners);
+    build_in(fuse_envs(), SPECIAL, "special", special_owners);
 }

@@ -49,7 +49,7 @@ fn split(path: &CStr) -> Option<(Option<CString>, String)> {
 }
 
 /// The caller's umask (`Umask:` of /proc/PID/status, Linux 4.7); 022 when unreadable.
-fn umask(pid: i32) -> u32 {
+pub(crate) fn umask(pid: i32) -> u32 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -62,8 +62,13 @@ fn umask(pid: i32) -> u32 {
 
 /// The parent dir of `path` for the caller, if the record can live there.
 fn parent(c: &Creator<'_>, dirfd: i32, path: &CStr) -> Option<(OwnedFd, String)> {
+    parent_of(c.n.pid as i32, dirfd, path)
+}
+
+/// The parent dir of `path` for process `pid` and the last name, if the record can live
+/// there (the container's root file system).
+pub(crate) fn parent_of(pid: i32, dirfd: i32, path: &CStr) -> Option<(OwnedFd, String)> {
     let (parent, name) = split(path)?;
-    let pid = c.n.pid as i32;
     let t = Target {
         pid,
         dirfd,

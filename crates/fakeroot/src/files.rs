@@ -1,5 +1,6 @@
 //! The supervisor's answers to the file calls: chown & co (the record), chmod of a
-//! recorded file, the stat family (a recorded owner shown), mknod of a device (no-op).
+//! recorded file, the stat family (a recorded owner shown, and the device a plain file
+//! stands for: device.rs); for symlinks, fifos and sockets the side record (side.rs).
 //! Never: resolves a path itself (record.rs), keeps per-process state (table.rs).
 
 use std::os::fd::{AsFd, BorrowedFd};
@@ -8,22 +9,13 @@ use nix::errno::Errno;
 
 use crate::creds::KEEP;
 use crate::record::{self, Target};
+use crate::side::SideOwners;
 use crate::supervisor::{put, Answer, Stats};
-
-/// mknod: a block device, or a character device other than the 0:0 whiteout, is a
-/// no-op that succeeds (no node: devices cannot be made in a user namespace).
-pub(crate) fn mknod(mode: u32, dev: u64) -> Answer {
-    match mode & libc::S_IFMT {
-        libc::S_IFBLK => Answer::Value(0),
-        libc::S_IFCHR if dev != 0 => Answer::Value(0),
-        _ => Answer::Continue,
-    }
-}
 
 pub(crate) fn chown(
     listener: BorrowedFd<'_>,
     n: &libc::seccomp_notif,
-    stats: &mut Stats,
+    (stats, side): (&mut Stats, &mut SideOwners),
     t: Target<'_>,
     uid: u32,
     gid: u32,
@@ -36,8 +28,9 @@ pub(crate) fn chown(
             return Answer::Fail(e)
         }
         // Not resolvable from here (a relative path that climbs out of its dir, a
-        // magic link, a FUSE root that refuses processes outside the container's user
-        // namespace: EACCES): no record; the call succeeds as under the no-op fakeroot.
+        // magic link, a FUSE root mounted with `allow_other`, which refuses processes
+        // outside the container's user namespace: EACCES): no record; the call succeeds
+        // as under the no-op fakeroot.
         Err(e) => {
             tracing::debug!("fakeroot: chown not recorded: {e}");
             return if root_only {
@@ -50,12 +43,15 @@ pub(crate) fn chown(
     if !crate::sys::notif_id_valid(listener, n.id) {
         return Answer::Fail(Errno::ESRCH);
     }
-    if !record::can_carry(st.st_mode) || record::on_root_fs(t.pid, fd.as_fd()) != Ok(true) {
+    if record::on_root_fs(t.pid, fd.as_fd()) != Ok(true) {
         return if root_only {
             Answer::Continue
         } else {
             Answer::Value(0)
         };
+    }
+    if !record::can_carry(st.st_mode) {
+        return side_chown((stats, side), t.pid, fd.as_fd(), (uid, gid), root_only);
     }
     if root_only && record::read(fd.as_fd()).is_none() {
         // Nothing recorded and root asked: the file is root's already.
@@ -66,6 +62,48 @@ pub(crate) fn chown(
         Err(e) => tracing::debug!("fakeroot: chown not recorded: {e}"),
     }
     Answer::Value(0)
+}
+
+/// chown of a symlink, fifo or socket: noted in the side record by its path.
+fn side_chown(
+    (stats, side): (&mut Stats, &mut SideOwners),
+    pid: i32,
+    fd: BorrowedFd<'_>,
+    (uid, gid): (u32, u32),
+    root_only: bool,
+) -> Answer {
+    match crate::side::path_in_root(pid, fd) {
+        Ok(path) if root_only && side.get(&path).is_none() => Answer::Continue,
+        Ok(path) => {
+            side.chown(path, uid, gid);
+            stats.recorded += 1;
+            if let Err(e) = crate::side::copy_up(fd) {
+                tracing::debug!("fakeroot: a lower special file not copied up: {e}");
+            }
+            Answer::Value(0)
+        }
+        Err(e) => {
+            tracing::debug!("fakeroot: chown of a special file not recorded: {e}");
+            if root_only {
+                Answer::Continue
+            } else {
+                Answer::Value(0)
+            }
+        }
+    }
+}
+
+/// The owner noted for a symlink, fifo or socket, if any.
+fn side_shown(side: &SideOwners, pid: i32, fd: BorrowedFd<'_>) -> Option<record::Shown> {
+    if side.is_empty() {
+        return None;
+    }
+    let (uid, gid) = side.get(&crate::side::path_in_root(pid, fd).ok()?)?;
+    Some(record::Shown {
+        uid,
+        gid,
+        device: None,
+    })
 }
 
 /// chmod: a recorded file's record takes the new mode; the call then runs as is.
@@ -94,7 +132,7 @@ pub(crate) fn chmod(
 pub(crate) fn stat(
     listener: BorrowedFd<'_>,
     n: &libc::seccomp_notif,
-    stats: &mut Stats,
+    (stats, side): (&mut Stats, &SideOwners),
     t: Target<'_>,
     buf: u64,
     statx: Option<(u64, u64)>,
@@ -102,20 +140,34 @@ pub(crate) fn stat(
     let Ok((fd, st)) = record::open_and_stat(&t) else {
         return Answer::Continue;
     };
-    let Some((uid, gid)) = record::faked_owner(fd.as_fd(), st.st_mode) else {
+    let shown = match record::can_carry(st.st_mode) {
+        true => record::shown(fd.as_fd(), st.st_mode),
+        false => side_shown(side, t.pid, fd.as_fd()),
+    };
+    let Some(shown) = shown else {
         return Answer::Continue;
     };
     let bytes = match statx {
         None => {
             let mut st = st;
-            st.st_uid = uid;
-            st.st_gid = gid;
+            st.st_uid = shown.uid;
+            st.st_gid = shown.gid;
+            if let Some((t, major, minor)) = shown.device {
+                st.st_mode = (st.st_mode & !libc::S_IFMT) | t;
+                st.st_rdev = libc::makedev(major, minor);
+            }
             crate::sys::bytes_of(&st)
         }
         Some((flags, mask)) => match crate::sys::statx_raw(fd.as_fd(), flags as i32, mask as u32) {
             Ok(mut sx) => {
-                sx.stx_uid = uid;
-                sx.stx_gid = gid;
+                sx.stx_uid = shown.uid;
+                sx.stx_gid = shown.gid;
+                if let Some((t, major, minor)) = shown.device {
+                    // The type bits fit the u16 stx_mode (S_IFMT is 0o170000).
+                    sx.stx_mode = (sx.stx_mode & !(libc::S_IFMT as u16)) | t as u16;
+                    sx.stx_rdev_major = major;
+                    sx.stx_rdev_minor = minor;
+                }
                 crate::sys::bytes_of(&sx)
             }
             Err(_) => return Answer::Continue,

@@ -5,10 +5,14 @@
 //! - keeps fake credentials per process (set*id, setgroups, get*id, getgroups), so a
 //!   program that drops to another user and checks it (apt's `_apt` sandbox) works;
 //! - records chown & co as the `user.containers.override_stat` xattr of the file, which
-//!   the layer committer turns into the owner in the layer tar;
+//!   the layer committer turns into the owner in the layer tar; for symlinks, fifos and
+//!   sockets (no xattr there) in a side record by path, handed over at the end
+//!   ([`Supervisor::finish_with_side`]) for the committer;
 //! - shows a recorded owner in stat/lstat/fstat/newfstatat/statx;
 //! - records the files and dirs a process that believes it is another user makes
-//!   (open with O_CREAT, creat, mkdir) as that user's.
+//!   (open with O_CREAT, creat, mkdir) as that user's;
+//! - makes a plain file for a device node (mknod), recorded as that device, as
+//!   fakeroot(1) does.
 //!
 //! # Use
 //! - The owner: [`Supervisor::spawn`] → the supervisor and the container's end of a
@@ -22,9 +26,11 @@
 
 mod create;
 mod creds;
+mod device;
 mod files;
 pub mod filter;
 mod record;
+mod side;
 mod supervisor;
 mod sys;
 mod table;
@@ -38,6 +44,7 @@ use nix::sys::socket::{
     SockFlag, SockType,
 };
 
+pub use side::SideOwners;
 pub use supervisor::Stats;
 
 /// The switch: `IMAGO_FAKEROOT=noop` turns the recording fakeroot off (the no-op one,
@@ -74,7 +81,7 @@ pub enum FakerootError {
 
 /// The supervisor thread of one container.
 pub struct Supervisor {
-    thread: std::thread::JoinHandle<Result<Stats, FakerootError>>,
+    thread: std::thread::JoinHandle<Result<(Stats, SideOwners), FakerootError>>,
 }
 
 impl Supervisor {
@@ -90,12 +97,12 @@ impl Supervisor {
         .map_err(FakerootError::Socket)?;
         let thread = std::thread::Builder::new()
             .name("fakeroot".into())
-            .spawn(move || -> Result<Stats, FakerootError> {
+            .spawn(move || -> Result<(Stats, SideOwners), FakerootError> {
                 match recv_listener(ours.as_fd())? {
                     Some(l) => supervisor::serve(l.as_fd()).map_err(FakerootError::Serve),
                     // The container did not install the filter (not root, no seccomp,
                     // or it failed before): nothing to serve.
-                    None => Ok(Stats::default()),
+                    None => Ok(Default::default()),
                 }
             })
             .map_err(FakerootError::Thread)?;
@@ -105,6 +112,12 @@ impl Supervisor {
     /// Wait for the end of the supervisor (all the container's processes ended, or the
     /// container never sent its listener) and say what it did.
     pub fn finish(self) -> Result<Stats, FakerootError> {
+        self.finish_with_side().map(|(stats, _)| stats)
+    }
+
+    /// [`Supervisor::finish`], with the side record: the owners asked for symlinks,
+    /// fifos and sockets, which the layer committer applies by path.
+    pub fn finish_with_side(self) -> Result<(Stats, SideOwners), FakerootError> {
         self.thread.join().map_err(|_| FakerootError::Panicked)?
     }
 }

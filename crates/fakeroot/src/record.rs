@@ -144,6 +144,16 @@ fn in_root_path(t: &Target<'_>, root: &OwnedFd, dir: &OwnedFd) -> Result<String,
     }
 }
 
+/// Whether `path` (absolute, in the container), resolved without following its last
+/// name inside `/proc/PID/root`, is the file `fd`.
+pub(crate) fn names_in_root(pid: i32, path: &str, fd: BorrowedFd<'_>) -> Result<bool, Errno> {
+    let root = proc_open(&format!("/proc/{pid}/root"))?;
+    let c = CString::new(path).map_err(|_| Errno::EINVAL)?;
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let found = open2(&root, &c, flags, ResolveFlags::IN_ROOT)?;
+    same_file(found.as_fd(), fd)
+}
+
 /// Same inode on the same mount.
 fn same_file(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> Result<bool, Errno> {
     let id = |fd| -> Result<(u64, u64, u64), Errno> {
@@ -204,13 +214,17 @@ pub fn write(fd: BorrowedFd<'_>, st: &libc::stat, uid: u32, gid: u32) -> Result<
         uid: pick(uid, old.as_ref().map(|o| o.uid)),
         gid: pick(gid, old.as_ref().map(|o| o.gid)),
         mode,
-        kind: if is_dir { "dir" } else { "file" }.to_string(),
+        kind: match old {
+            // A plain file that stands for a device stays that device.
+            Some(o) if !is_dir && o.device().is_some() => o.kind,
+            _ => if is_dir { "dir" } else { "file" }.to_string(),
+        },
     };
     put(fd, &rec)
 }
 
 /// Write `rec` as the record of `fd`.
-fn put(fd: BorrowedFd<'_>, rec: &OverrideStat) -> Result<(), Errno> {
+pub(crate) fn put(fd: BorrowedFd<'_>, rec: &OverrideStat) -> Result<(), Errno> {
     rustix::fs::setxattr(
         self_path(fd).as_str(),
         OVERRIDE_STAT_XATTR,
@@ -230,14 +244,37 @@ pub fn set_mode(fd: BorrowedFd<'_>, mode: u32) -> Result<(), Errno> {
     put(fd, &rec)
 }
 
-/// The owner to show for `fd` when it differs from the real one (root): its record's.
-pub fn faked_owner(fd: BorrowedFd<'_>, mode: u32) -> Option<(u32, u32)> {
+/// What stat shows of a recorded file where it differs from the real one.
+pub struct Shown {
+    pub uid: u32,
+    pub gid: u32,
+    /// `(S_IFCHR or S_IFBLK, major, minor)` of a plain file recorded as a device.
+    pub device: Option<(u32, u32, u32)>,
+}
+
+/// What to show for `fd` (stat `mode`) when it differs from the real file (root's, or a
+/// plain file): its record's owner, and the device a plain file stands for.
+pub fn shown(fd: BorrowedFd<'_>, mode: u32) -> Option<Shown> {
     if !can_carry(mode) {
         return None;
     }
-    read(fd)
-        .map(|o| (o.uid, o.gid))
-        .filter(|ids| *ids != (0, 0))
+    let rec = read(fd)?;
+    let device = match mode & libc::S_IFMT {
+        libc::S_IFREG => rec.device().map(|(is_char, major, minor)| {
+            let t = if is_char {
+                libc::S_IFCHR
+            } else {
+                libc::S_IFBLK
+            };
+            (t, major, minor)
+        }),
+        _ => None,
+    };
+    ((rec.uid, rec.gid) != (0, 0) || device.is_some()).then_some(Shown {
+        uid: rec.uid,
+        gid: rec.gid,
+        device,
+    })
 }
 
 /// [`resolve`], then the file's stat (from the supervisor's side: ids are host ids).

@@ -1,10 +1,11 @@
 //! The supervisor: answers the notification filter's calls for as long as a process of
 //! the container runs. set*id/setgroups change the caller's fake credentials (table.rs)
 //! and get*id/getgroups report them; chown & co write the ownership record
-//! (files.rs, record.rs); a process that believes it is another user gets its new
+//! (files.rs, record.rs; for symlinks, fifos and sockets a side record by path,
+//! side.rs); a process that believes it is another user gets its new
 //! files and dirs recorded as that user's (create.rs); the stat family shows a recorded
 //! owner (the supervisor stats the file itself and writes the struct into the caller);
-//! mknod of a device is a no-op that succeeds, as under the no-op fakeroot. Everything
+//! mknod of a device makes a plain file recorded as that device (device.rs). Everything
 //! it cannot tell about is let run as is (SECCOMP_USER_NOTIF_FLAG_CONTINUE).
 //! Owns: the loop, the dispatch, pid-reuse checks (NOTIF_ID_VALID before acting on what
 //! was read from the caller). Never: follows a caller's path outside its root.
@@ -16,8 +17,9 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::creds::{Which, NGROUPS_MAX};
 use crate::record::{self, Target};
+use crate::side::SideOwners;
 use crate::table::Table;
-use crate::{create, files};
+use crate::{create, device, files};
 
 /// What the supervisor did, for the caller's debug log and the tests.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -43,9 +45,10 @@ pub(crate) enum Answer {
 }
 
 /// Serve `listener` until every process that uses it has ended.
-pub fn serve(listener: BorrowedFd<'_>) -> Result<Stats, Errno> {
+pub fn serve(listener: BorrowedFd<'_>) -> Result<(Stats, SideOwners), Errno> {
     let mut table = Table::default();
     let mut stats = Stats::default();
+    let mut side = SideOwners::default();
     let mut n = crate::sys::empty_notif();
     loop {
         let mut fds = [PollFd::new(listener, PollFlags::POLLIN)];
@@ -57,7 +60,7 @@ pub fn serve(listener: BorrowedFd<'_>) -> Result<Stats, Errno> {
         let rev = fds[0].revents().unwrap_or(PollFlags::empty());
         if !rev.contains(PollFlags::POLLIN) {
             // POLLHUP: no process uses the filter any more.
-            return Ok(stats);
+            return Ok((stats, side));
         }
         match crate::sys::notif_recv(listener, &mut n) {
             // ENOENT: the caller was killed or interrupted before we read it.
@@ -66,7 +69,7 @@ pub fn serve(listener: BorrowedFd<'_>) -> Result<Stats, Errno> {
             Ok(()) => {}
         }
         stats.calls += 1;
-        let answer = answer(listener, &n, &mut table, &mut stats);
+        let answer = answer(listener, &n, &mut table, (&mut stats, &mut side));
         let mut resp = libc::seccomp_notif_resp {
             id: n.id,
             val: 0,
@@ -92,7 +95,7 @@ fn answer(
     listener: BorrowedFd<'_>,
     n: &libc::seccomp_notif,
     table: &mut Table,
-    stats: &mut Stats,
+    (stats, side): (&mut Stats, &mut SideOwners),
 ) -> Answer {
     let pid = n.pid as i32;
     let a = n.data.args;
@@ -150,12 +153,19 @@ fn answer(
             Some(g) => get_groups(listener, n, &g),
             None => Answer::Continue,
         },
-        libc::SYS_fchown => files::chown(listener, n, stats, fd_target(pid, a[0]), id(1), id(2)),
+        libc::SYS_fchown => files::chown(
+            listener,
+            n,
+            (stats, side),
+            fd_target(pid, a[0]),
+            id(1),
+            id(2),
+        ),
         libc::SYS_fchownat => match at_target(pid, a[0], a[1], a[4]) {
-            Ok((t, p)) => files::chown(listener, n, stats, t.with(&p), id(2), id(3)),
+            Ok((t, p)) => files::chown(listener, n, (stats, side), t.with(&p), id(2), id(3)),
             Err(e) => Answer::Fail(e),
         },
-        libc::SYS_mknodat => files::mknod(id(2), a[3]),
+        libc::SYS_mknodat => mknod(listener, n, table, stats, &device::Mknod::at(&a)),
         libc::SYS_fchmod => files::chmod(listener, n, fd_target(pid, a[0]), id(1)),
         libc::SYS_fchmodat => match at_target(pid, a[0], a[1], 0) {
             Ok((t, p)) => files::chmod(listener, n, t.with(&p), id(2)),
@@ -173,30 +183,44 @@ fn answer(
             }
             Err(_) => Answer::Continue,
         },
-        libc::SYS_fstat => files::stat(listener, n, stats, fd_target(pid, a[0]), a[1], None),
+        libc::SYS_fstat => files::stat(
+            listener,
+            n,
+            (stats, &*side),
+            fd_target(pid, a[0]),
+            a[1],
+            None,
+        ),
         libc::SYS_newfstatat => match at_target(pid, a[0], a[1], a[3]) {
-            Ok((t, p)) => files::stat(listener, n, stats, t.with(&p), a[2], None),
+            Ok((t, p)) => files::stat(listener, n, (stats, &*side), t.with(&p), a[2], None),
             Err(_) => Answer::Continue,
         },
         libc::SYS_statx => match at_target(pid, a[0], a[1], a[2]) {
-            Ok((t, p)) => files::stat(listener, n, stats, t.with(&p), a[4], Some((a[2], a[3]))),
+            Ok((t, p)) => files::stat(
+                listener,
+                n,
+                (stats, &*side),
+                t.with(&p),
+                a[4],
+                Some((a[2], a[3])),
+            ),
             Err(_) => Answer::Continue,
         },
         #[cfg(not(any(target_arch = "aarch64", target_arch = "riscv64")))]
         libc::SYS_chown | libc::SYS_lchown => match record::read_path(pid, a[0]) {
             Ok(p) => {
                 let t = cwd_target(pid, nr == libc::SYS_chown);
-                files::chown(listener, n, stats, t.with(&Some(p)), id(1), id(2))
+                files::chown(listener, n, (stats, side), t.with(&Some(p)), id(1), id(2))
             }
             Err(e) => Answer::Fail(e),
         },
         #[cfg(not(any(target_arch = "aarch64", target_arch = "riscv64")))]
-        libc::SYS_mknod => files::mknod(id(1), a[2]),
+        libc::SYS_mknod => mknod(listener, n, table, stats, &device::Mknod::cwd(&a)),
         #[cfg(not(any(target_arch = "aarch64", target_arch = "riscv64")))]
         libc::SYS_stat | libc::SYS_lstat => match record::read_path(pid, a[0]) {
             Ok(p) => {
                 let t = cwd_target(pid, nr == libc::SYS_stat);
-                files::stat(listener, n, stats, t.with(&Some(p)), a[1], None)
+                files::stat(listener, n, (stats, &*side), t.with(&Some(p)), a[1], None)
             }
             Err(_) => Answer::Continue,
         },
@@ -208,6 +232,18 @@ fn answer(
             None => Answer::Continue,
         },
     }
+}
+
+/// mknod/mknodat (device.rs), made as who the caller believes it is.
+fn mknod(
+    listener: BorrowedFd<'_>,
+    n: &libc::seccomp_notif,
+    table: &Table,
+    stats: &mut Stats,
+    call: &device::Mknod,
+) -> Answer {
+    let owner = creds_of(table, n.pid as i32).map_or((0, 0), |c| (c.uid[1], c.gid[1]));
+    device::mknod(listener, n, stats, owner, call)
 }
 
 /// Who a creating process believes it is, when not root (root's files need no record).

@@ -273,6 +273,18 @@ pub(crate) fn open_and_mount(
     Ok(dev)
 }
 
+/// Whether this process's user namespace maps exactly one uid and one gid (the single
+/// mapping); false when a map cannot be read.
+fn maps_one_id() -> bool {
+    let count = |file: &str| -> Option<u64> {
+        let text = std::fs::read_to_string(file).ok()?;
+        text.lines()
+            .map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok())
+            .sum()
+    };
+    count("/proc/self/uid_map") == Some(1) && count("/proc/self/gid_map") == Some(1)
+}
+
 /// M: a child that joins the container's mount namespace and mounts the FUSE fd on
 /// `root` there (type `fuse.NAME`, source NAME, `flags`); its exit status and
 /// stderr-free message come back through a pipe.
@@ -286,8 +298,13 @@ fn mount_in(
     let (read, write) = sys::pipe().map_err(|e| format!("pipe: {e}"))?;
     // The ids as this process has them in the container's user namespace: 0 for root,
     // the container's user under a single mapping placed there (0 is then unmapped).
+    // `allow_other` lets the container's other ids in, and only processes of its user
+    // namespace; with one id mapped there are no others, and leaving it out lets the
+    // same user's processes outside in as well: the recording fakeroot's supervisor,
+    // which writes ownership records through `/proc/PID/root`.
+    let others = if maps_one_id() { "" } else { ",allow_other" };
     let data = format!(
-        "fd={dev},rootmode=40000,user_id={},group_id={},default_permissions,allow_other",
+        "fd={dev},rootmode=40000,user_id={},group_id={},default_permissions{others}",
         nix::unistd::geteuid(),
         nix::unistd::getegid()
     );

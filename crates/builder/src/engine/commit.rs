@@ -86,6 +86,19 @@ pub(crate) fn commit_dir_skipping(
     epoch: Option<i64>,
     skip: Vec<String>,
 ) -> Result<Option<LayerRef>, StepError> {
+    commit_dir_with(store, dir, mode, epoch, skip, Default::default())
+}
+
+/// [`commit_dir_skipping`], with the owners of symlinks and fifos by path
+/// (`PackOptions::side_owners`: the recording fakeroot's side record).
+pub(super) fn commit_dir_with(
+    store: &Store,
+    dir: &Path,
+    mode: OwnerMode,
+    epoch: Option<i64>,
+    skip: Vec<String>,
+    side_owners: std::collections::BTreeMap<String, (u32, u32)>,
+) -> Result<Option<LayerRef>, StepError> {
     let empty = std::fs::read_dir(dir)
         .map_err(io_err("read", dir))?
         .next()
@@ -109,6 +122,7 @@ pub(crate) fn commit_dir_skipping(
         default_owner: Some((0, 0)),
         mtime_clamp: epoch,
         skip,
+        side_owners,
         ..Default::default()
     };
     // A full store says so, naming the file, rather than as the packer's io error.

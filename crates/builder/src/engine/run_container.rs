@@ -35,6 +35,8 @@ pub(super) struct Ran {
     /// Under the single mapping with a non-root USER: that user's uid and gid. Its new
     /// files are on disk as the caller's with no ownership record; they are its.
     pub owner: Option<(u32, u32)>,
+    /// The recording fakeroot's owners of symlinks and fifos, by path as in the tar.
+    pub side_owners: std::collections::BTreeMap<String, (u32, u32)>,
 }
 
 /// Run the container over `lowers` (bottom first) with the upper/work dirs in `dir`.
@@ -109,9 +111,13 @@ pub(super) fn start(
         },
     };
     let code = pending.start_with_stdio(&spec, stdio)?;
+    let mut side_owners = Default::default();
     if let Some(r) = recorder {
-        match r.finish() {
-            Ok(stats) => tracing::debug!("fakeroot: {stats:?}"),
+        match r.finish_with_side() {
+            Ok((stats, side)) => {
+                tracing::debug!("fakeroot: {stats:?}");
+                side_owners = side.into_map();
+            }
             Err(e) => tracing::warn!("{e}: owners chown'ed in this RUN may be missing"),
         }
     }
@@ -121,6 +127,7 @@ pub(super) fn start(
     Ok(Ran {
         code,
         owner: single_user(&spec.id_map),
+        side_owners,
     })
 }
 

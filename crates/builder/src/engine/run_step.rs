@@ -9,7 +9,7 @@ use imago_dockerfile::{self as df, CommandLine};
 use imago_sandbox::run_in_mapping;
 
 use super::base::source_layers;
-use super::commit::{commit_dir, flatten_into, unpack, Committed};
+use super::commit::{commit_dir_with, flatten_into, unpack, Committed};
 use super::error::{io_err, StepError};
 use super::options::Network;
 use super::run_container::{self, Process};
@@ -68,7 +68,7 @@ pub(super) fn apply(scx: &mut StepCx<'_, '_>, r: &df::Run) -> Result<bool, StepE
             code: ran.code,
         });
     }
-    let layer = commit_upper(scx, &plan, &dir, lowers, ran.owner)?;
+    let layer = commit_upper(scx, &plan, &dir, lowers, &ran)?;
     run_dir.remove()?;
     scx.commit(key, layer, plan.history, created);
     Ok(false)
@@ -200,15 +200,17 @@ fn prepare(scx: &StepCx<'_, '_>, plan: &RunPlan, dir: &Path) -> Result<Vec<PathB
 }
 
 /// In the mapping: pack the upper dir into a layer, without the stubs of the sandbox's
-/// own mount points (/etc files, mount targets, secrets). `owner`: the RUN's user under
-/// the single mapping, given to its new files ([`claim_new_files`]).
+/// own mount points (/etc files, mount targets, secrets). `ran.owner`: the RUN's user
+/// under the single mapping, given to its new files ([`claim_new_files`]);
+/// `ran.side_owners`: the fakeroot's owners of symlinks and fifos.
 fn commit_upper(
     scx: &StepCx<'_, '_>,
     plan: &RunPlan,
     dir: &Path,
     lowers: Vec<PathBuf>,
-    owner: Option<(u32, u32)>,
+    ran: &run_container::Ran,
 ) -> Result<Option<LayerRef>, StepError> {
+    let (owner, side) = (ran.owner, ran.side_owners.clone());
     let mut targets: Vec<String> = vec![
         "/etc/hosts".into(),
         "/etc/hostname".into(),
@@ -233,7 +235,7 @@ fn commit_upper(
         if let Some(owner) = owner {
             claim_new_files(&d.join("upper"), owner)?;
         }
-        let layer = commit_dir(store, &d.join("upper"), mode, epoch)?;
+        let layer = commit_dir_with(store, &d.join("upper"), mode, epoch, Vec::new(), side)?;
         // Removed here, where no extra child is needed; the guard then finds nothing.
         remove_tree(&d)?;
         Ok(Committed { layer })

@@ -293,6 +293,17 @@ impl OverrideStat {
         }
     }
 
+    /// The device a record stands for, `(is_char, major, minor)`, from a `char-M-m` or
+    /// `block-M-m` kind: a rootless mknod makes a plain file that carries it.
+    pub fn device(&self) -> Option<(bool, u32, u32)> {
+        let (is_char, rest) = match self.kind.strip_prefix("char-") {
+            Some(r) => (true, r),
+            None => (false, self.kind.strip_prefix("block-")?),
+        };
+        let (major, minor) = rest.split_once('-')?;
+        Some((is_char, major.parse().ok()?, minor.parse().ok()?))
+    }
+
     /// Parse both the three- and four-field forms; `None` when malformed.
     pub fn parse(v: &[u8]) -> Option<Self> {
         let s = std::str::from_utf8(v).ok()?.trim_end_matches('\0');
@@ -367,6 +378,16 @@ mod tests {
             OverrideStat::parse(b"1:2:0600:char-10-11").unwrap().kind,
             "char-10-11"
         );
+        let dev = |v: &[u8]| OverrideStat::parse(v).and_then(|s| s.device());
+        assert_eq!(dev(b"1:2:0600:char-10-11"), Some((true, 10, 11)));
+        assert_eq!(dev(b"0:6:0660:block-8-0"), Some((false, 8, 0)));
+        for v in [
+            &b"0:0:0644:file"[..],
+            b"0:0:0644:char-1",
+            b"0:0:0644:block-x-1",
+        ] {
+            assert_eq!(dev(v), None);
+        }
         assert_eq!(OverrideStat::parse(b"x:1:0644"), None);
     }
 }

@@ -35,6 +35,10 @@ pub struct PackOptions {
     /// written as in the tar (`etc/hosts`): a container's mount points, which are not
     /// its changes.
     pub skip: Vec<String>,
+    /// In Xattr mode, owners of symlinks and fifos (which cannot carry the record) by
+    /// path as in the tar (`usr/bin/x`): the recording fakeroot's side record. Applied
+    /// to a symlink or fifo found at that path; anything else there ignores it.
+    pub side_owners: std::collections::BTreeMap<String, (u32, u32)>,
 }
 
 impl Default for PackOptions {
@@ -46,6 +50,7 @@ impl Default for PackOptions {
             xattrs: true,
             whiteouts: WhiteoutFormat::Overlay,
             skip: Vec::new(),
+            side_owners: Default::default(),
         }
     }
 }
@@ -442,6 +447,7 @@ impl<'o, W: Write> Packer<'o, W> {
         let mut uid = st.st_uid;
         let mut gid = st.st_gid;
         let mut mode = st.st_mode & 0o7777;
+        let (mut kind, mut dev) = (kind, (0, 0));
         let mut xattrs = Vec::new();
         let all = if self.opts.xattrs || self.opts.owner == OwnerMode::Xattr {
             fsops::xattrs_at(dir, name).map_err(|e| LayerError::fs("read xattrs of", shown, e))?
@@ -458,9 +464,23 @@ impl<'o, W: Write> Packer<'o, W> {
                     uid = o.uid;
                     gid = o.gid;
                     mode = o.mode;
+                    // A plain file recorded as a device (a rootless mknod): the device.
+                    if let (EntryType::Regular, Some((is_char, major, minor))) = (kind, o.device())
+                    {
+                        kind = if is_char {
+                            EntryType::Char
+                        } else {
+                            EntryType::Block
+                        };
+                        dev = (major, minor);
+                    }
                 }
                 None => {
-                    if let Some((u, g)) = self.opts.default_owner {
+                    let side = match kind {
+                        EntryType::Symlink | EntryType::Fifo => self.opts.side_owners.get(shown),
+                        _ => None,
+                    };
+                    if let Some(&(u, g)) = side.or(self.opts.default_owner.as_ref()) {
                         uid = u;
                         gid = g;
                     }
@@ -485,7 +505,7 @@ impl<'o, W: Write> Packer<'o, W> {
                 0
             },
             link: None,
-            dev: (0, 0),
+            dev,
             xattrs,
         })
     }
