@@ -6,9 +6,12 @@
 #   sudo benches/irun-startup.sh            # needs root only to prepare dirs and switch user
 #   BENCH_USER=imago-nosub RUNS=100 IRUN=target/release/irun sudo -E benches/irun-startup.sh
 #
-# Prints a table: median, mean ± stddev, and the ratio of each median to the floor
-# (`unshare -Urmpf --mount-proc chroot ROOTFS /bin/true`). A peer that cannot run here is
-# reported as n/a with the reason (its log stays in $W/logs). All state lives under
+# Prints a table: median, mean ± stddev, and the ratio of each median to two floors:
+# `unshare -Urmpf --mount-proc chroot ROOTFS /bin/true` (x floor: the kernel's part, the
+# map written directly, one id), and the same with `--map-auto --map-root-user` (x map:
+# the map written by newuidmap/newgidmap from the user's subuid range, as irun must for
+# such a user; n/a for a user without one). A peer that cannot run here is reported as
+# n/a with the reason (its log stays in $W/logs). All state lives under
 # $IMAGO_TEST_TMP (a tmpfs in our setup; the root ext4 of our VMs is slow at small writes).
 set -euo pipefail
 cd "$(dirname "$0")/.."; REPO=$PWD
@@ -61,6 +64,7 @@ bench() { # bench ID "DESCRIPTION" RUNS -- COMMAND...
   fi
 }
 bench floor "unshare -Urmpf --mount-proc chroot ROOTFS /bin/true (floor)" "$RUNS" -- unshare -Urmpf --mount-proc chroot "$W/rootfs" /bin/true
+bench floor-map "unshare --map-auto --map-root-user -mpf --mount-proc chroot ROOTFS /bin/true (floor, newuidmap/newgidmap)" "$RUNS" -- unshare --map-auto --map-root-user -mpf --mount-proc chroot "$W/rootfs" /bin/true
 bench irun "irun --rm busybox true (overlay, userns+mnt+pid+uts+ipc, seccomp, caps, init)" "$RUNS" -- "$W/irun" --rm busybox true
 bench irun-rootfs "irun --rm --rootfs ROOTFS true (same, no store lookup)" "$RUNS" -- "$W/irun" --rm --rootfs "$W/rootfs-user" true
 bench irun-noinit "irun --rm --no-init busybox true" "$RUNS" -- "$W/irun" --rm --no-init busybox true
@@ -69,17 +73,19 @@ command -v ch-run >/dev/null && bench ch-run "ch-run ROOTFS -- true (charlieclou
 [ $PODMAN_OK = 1 ] && command -v podman >/dev/null && bench podman "podman run --rm --network=none (overlay, crun)" "$PEER_RUNS" -- podman run --rm --network=none localhost/busybox true
 
 floor=$(jq '.results[0].median' "$R/floor.json")
+mapfloor=$( [ -s "$R/floor-map.json" ] && jq '.results[0].median' "$R/floor-map.json" || echo 0)
 printf '\nirun start+exit latency, user %s (%s), kernel %s, %s runs (podman %s)\n' "$U" \
   "$(grep -q "^$U:" /etc/subuid && echo subuid range || echo single mapping)" "$(uname -r)" "$RUNS" "$PEER_RUNS"
-printf '%-13s %10s %18s %8s  %s\n' id "median ms" "mean ± sd ms" "x floor" what
+printf '%-13s %10s %18s %8s %8s  %s\n' id "median ms" "mean ± sd ms" "x floor" "x map" what
 for i in "${!IDS[@]}"; do
   id=${IDS[$i]}; f=$R/$id.json
   if [ -s "$f" ]; then
     read -r med mean sd < <(jq -r '.results[0] | "\(.median) \(.mean) \(.stddev)"' "$f")
-    awk -v id="$id" -v m="$med" -v a="$mean" -v s="$sd" -v fl="$floor" -v d="${DESCS[$i]}" \
-      'BEGIN { printf "%-13s %10.2f %10.2f ± %5.2f %8.2f  %s\n", id, m*1000, a*1000, s*1000, m/fl, d }'
+    awk -v id="$id" -v m="$med" -v a="$mean" -v s="$sd" -v fl="$floor" -v mf="$mapfloor" -v d="${DESCS[$i]}" \
+      'BEGIN { x = mf > 0 ? sprintf("%8.2f", m/mf) : sprintf("%8s", "n/a")
+               printf "%-13s %10.2f %10.2f ± %5.2f %8.2f %s  %s\n", id, m*1000, a*1000, s*1000, m/fl, x, d }'
   else
-    printf '%-13s %10s %18s %8s  %s\n' "$id" n/a "" "" "${DESCS[$i]}"
+    printf '%-13s %10s %18s %8s %8s  %s\n' "$id" n/a "" "" "" "${DESCS[$i]}"
   fi
 done
 podman_end_pause

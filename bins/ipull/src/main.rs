@@ -45,10 +45,8 @@ fn main() -> ExitCode {
                 Err(e) => imago_cli::fail(&e),
             }
         }
-        // Each error itself, not the transparent wrapper: its hint is found by its type.
-        Err(failed) => match failed.source {
-            imago_cli::run_image::CandidateError::Registry(e) => imago_cli::fail(&e),
-            imago_cli::run_image::CandidateError::Reference(e) => imago_cli::fail(&e),
-        },
+        // The error itself, not the wrapper naming the candidate: its hint is found by
+        // its type.
+        Err(failed) => imago_cli::fail(&failed.source),
     }
 }

@@ -204,6 +204,7 @@ fn options(o: &Opts) -> Result<RunOptions, Box<dyn std::error::Error>> {
     Ok(RunOptions {
         store_root,
         image,
+        found: None,
         rootfs: o.rootfs.clone(),
         sqsh,
         args: rest,
@@ -261,7 +262,7 @@ fn main() -> ExitCode {
         let policy = imago_cli::remote::PullPolicy::parse(&opts.pull);
         let (root, platform) = (&run_opts.store_root, opts.platform.as_ref());
         match imago_cli::remote::pull_for_run(root, image, policy, platform, false) {
-            Ok(name) => run_opts.image = Some(name),
+            Ok(found) => (run_opts.image, run_opts.found) = (Some(found.name), found.found),
             Err(e) => return imago_cli::fail(&e),
         }
     }

@@ -4,12 +4,17 @@
 //! `--platform` asks, and [`pull_first`], the pull of the first of several candidate
 //! references that `ipull` shares.
 //!
-//! Never: runs a container or writes the store but through a pull.
+//! Never: runs a container or writes the store but through a pull (and the cache of
+//! registries.conf in the store's own dir).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use imago_registry::{ConnectOptions, PullOptions, Pulled, Reference, RegistryError};
-use imago_store::{Store, StoreError};
+use imago_registry::shortnames::{self as names, PullFailed};
+use imago_registry::{
+    ConnectOptions, PullOptions, Pulled, Reference, RegistriesConf, RegistryError,
+};
+use imago_runtime::FoundImage;
+use imago_store::{Image, Store, StoreError};
 
 use crate::progress::TransferProgress;
 use crate::remote::RemoteError;
@@ -40,24 +45,10 @@ impl PullPolicy {
     }
 }
 
-/// Why one candidate of [`pull_first`] did not pull.
-#[derive(Debug, thiserror::Error)]
-pub enum CandidateError {
-    #[error(transparent)]
-    Reference(#[from] imago_oci::ReferenceError),
-    #[error(transparent)]
-    Registry(#[from] RegistryError),
-}
-
-/// The last candidate's failure, when none pulled.
-#[derive(Debug)]
-pub struct PullFailed {
-    pub reference: String,
-    pub source: CandidateError,
-}
-
-/// Pull the first of `candidates` that pulls, as podman does: every failure but the
-/// last is said on `progress` and the next is tried. Returns the candidate that pulled.
+/// Pull into the store at `root` (made when missing) the first of `candidates` that
+/// pulls, as podman does (`imago_registry::shortnames::pull_first`, the store pinned
+/// against a concurrent gc): every failure but the last is said on `progress` and the
+/// next is tried. Returns the candidate that pulled.
 pub fn pull_first(
     root: &Path,
     candidates: &[String],
@@ -65,35 +56,22 @@ pub fn pull_first(
     opts: &PullOptions,
     progress: &TransferProgress,
 ) -> Result<(String, Pulled), Box<PullFailed>> {
-    let pull = |name: &str| -> Result<Pulled, CandidateError> {
-        let reference = Reference::parse(name)?;
-        Ok(imago_registry::pull_into_root(
-            root, &reference, connect, opts, progress,
-        )?)
+    let failed = |source: StoreError| PullFailed {
+        reference: candidates.first().cloned().unwrap_or_default(),
+        source: source.into(),
     };
-    let mut last = None;
-    for (i, name) in candidates.iter().enumerate() {
-        match pull(name) {
-            Ok(p) => return Ok((name.clone(), p)),
-            Err(e) if i + 1 < candidates.len() => {
-                progress.line(&format!("{name}: {e}; trying the next"))
-            }
-            Err(e) => last = Some((name.clone(), e)),
-        }
-    }
-    let (reference, source) = last.unwrap_or_else(|| {
-        (
-            String::new(),
-            CandidateError::Reference(imago_oci::ReferenceError::Empty(String::new())),
-        )
-    });
-    Err(Box::new(PullFailed { reference, source }))
+    let store = Store::open(root).map_err(failed)?;
+    let _pin = store.pin().map_err(failed)?;
+    let mut skipped = |name: &str, e: &RegistryError| {
+        progress.line(&format!("{name}: {e}; trying the next"));
+    };
+    names::pull_first(&store, candidates, connect, opts, progress, &mut skipped)
 }
 
 /// What the store holds under the names `image` may mean.
 enum Found {
-    /// The name it was found by.
-    Image(String),
+    /// The name it was found by, and the image.
+    Image(String, Box<Image>),
     /// Found, but of another platform than asked.
     OtherPlatform {
         name: String,
@@ -102,11 +80,27 @@ enum Found {
     Missing(StoreError),
 }
 
-/// docker's `--pull` for `irun`, with `--platform`: the name to run `image` by.
+/// The image irun runs: the name to show, and the image when the store had it (a
+/// pulled image is looked up again by the run).
+#[derive(Debug)]
+pub struct RunImage {
+    pub name: String,
+    pub found: Option<FoundImage>,
+}
+
+/// The cache of registries.conf irun reads at every start (`RegistriesConf::
+/// load_cached`), in the store's own dir: the user's, and irun has it at hand.
+pub fn registries_conf_cache(store: &Store) -> PathBuf {
+    store.layout().imago().join("registries-conf.json")
+}
+
+/// docker's `--pull` for `irun`, with `--platform`: the image to run `image` by.
 ///
 /// - The store (and shared stores) are looked up by the names `image` may mean; the
 ///   first found is the answer, unless `platform` is given and the image is another
-///   platform's: then, as `docker run --platform`, it counts as missing.
+///   platform's: then, as `docker run --platform`, it counts as missing. This look-up
+///   reads registries.conf through its cache ([`registries_conf_cache`]), and nothing
+///   else of the registry settings: a start that finds its image stays cheap.
 /// - [`PullPolicy::Missing`] pulls a missing image that is a registry reference (the
 ///   short name's candidates in order, registries.conf's `short-name-mode` applied);
 ///   [`PullPolicy::Always`] pulls whatever the store has; [`PullPolicy::Never`] makes a
@@ -122,26 +116,34 @@ pub fn pull_for_run(
     policy: PullPolicy,
     platform: Option<&Platform>,
     quiet: bool,
-) -> Result<String, RemoteError> {
+) -> Result<RunImage, RemoteError> {
+    let why = match policy {
+        PullPolicy::Always => None,
+        _ => match local_for_run(store_root, image, policy, platform)? {
+            Local::Use(run) => return Ok(*run),
+            Local::Pull(why) => why,
+        },
+    };
     let progress = TransferProgress::new(quiet);
-    let connect = ConnectOptions::from_env()?;
-    match local_for_run(store_root, &connect, image, policy, platform)? {
-        Local::Use(name) => return Ok(name),
-        Local::Pull(Some(why)) => progress.line(&why),
-        Local::Pull(None) => {}
+    if let Some(why) = why {
+        progress.line(&why);
     }
+    let connect = ConnectOptions::from_env()?;
     let candidates = shortnames::pull_candidates(&connect.registries, image)?;
     let pull_opts = PullOptions {
         platform: platform.cloned().unwrap_or_else(Platform::host),
         ..PullOptions::default()
     };
     match pull_first(store_root, &candidates, &connect, &pull_opts, &progress) {
-        Ok((name, _)) => Ok(as_typed(image, name)),
+        Ok((name, _)) => Ok(RunImage {
+            name: as_typed(image, name),
+            found: None,
+        }),
         Err(failed) => Err(match failed.source {
-            CandidateError::Reference(e) => {
+            RegistryError::Reference(e) => {
                 RemoteError::NotPullable(failed.reference, e.to_string())
             }
-            CandidateError::Registry(source) => RemoteError::PullMissing {
+            source => RemoteError::PullMissing {
                 image: image.to_owned(),
                 reference: failed.reference,
                 source: Box::new(source),
@@ -152,8 +154,8 @@ pub fn pull_for_run(
 
 /// What the store says about running `image` under `policy`.
 enum Local {
-    /// Run it by this name.
-    Use(String),
+    /// Run it.
+    Use(Box<RunImage>),
     /// Pull it first; the line to show why, if any.
     Pull(Option<String>),
 }
@@ -162,17 +164,18 @@ enum Local {
 /// error.
 fn local_for_run(
     store_root: &Path,
-    connect: &ConnectOptions,
     image: &str,
     policy: PullPolicy,
     platform: Option<&Platform>,
 ) -> Result<Local, RemoteError> {
-    if policy == PullPolicy::Always {
-        return Ok(Local::Pull(None));
-    }
     let store = Store::open(store_root)?;
-    match look_up(&store, connect, image, platform)? {
-        Found::Image(name) => Ok(Local::Use(as_typed(image, name))),
+    let conf =
+        RegistriesConf::load_cached(&registries_conf_cache(&store)).map_err(RegistryError::from)?;
+    match look_up(&store, &conf, image, platform)? {
+        Found::Image(name, img) => Ok(Local::Use(Box::new(RunImage {
+            name: as_typed(image, name),
+            found: Some(FoundImage { store, image: *img }),
+        }))),
         Found::OtherPlatform { name, has } => {
             let wanted = platform.map(Platform::to_string).unwrap_or_default();
             if policy == PullPolicy::Never {
@@ -194,7 +197,7 @@ fn local_for_run(
                 return Err(e.into());
             }
             // docker's line; a short name registries.conf resolves is shown as typed.
-            let shown = match connect.registries.qualify(image).as_slice() {
+            let shown = match conf.qualify(image).as_slice() {
                 [one] if one == image => reference.to_string(),
                 _ => image.to_owned(),
             };
@@ -219,16 +222,16 @@ fn as_typed(image: &str, found: String) -> String {
 /// up) the store has, and whether it is of the platform asked for.
 fn look_up(
     store: &Store,
-    connect: &ConnectOptions,
+    conf: &RegistriesConf,
     image: &str,
     platform: Option<&Platform>,
 ) -> Result<Found, StoreError> {
-    match imago_registry::shortnames::find_stored(store, &connect.registries, image) {
+    match imago_registry::shortnames::find_stored(store, conf, image) {
         Ok((name, img)) => Ok(match (platform, Platform::of_config(&img.config_bytes)) {
             (Some(wanted), Some(has)) if !wanted.matches(&has) => {
                 Found::OtherPlatform { name, has }
             }
-            _ => Found::Image(name),
+            _ => Found::Image(name, Box::new(img)),
         }),
         Err(e @ StoreError::ImageNotFound { .. }) => Ok(Found::Missing(e)),
         Err(e) => Err(e),

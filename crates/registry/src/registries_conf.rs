@@ -14,13 +14,16 @@
 //! Not supported, said when met: a `prefix` with a `*.` wildcard, and a `location` or
 //! mirror with a path (`mirror.example/dockerhub`), which would rewrite repository names.
 //!
+//! [`RegistriesConf::load_cached`] keeps the merged result in a cache file that is used
+//! while the files are unchanged (registries_conf_cache.rs).
+//!
 //! Never: talks to a registry (lib.rs `connect` tries the endpoints this gives).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use imago_oci::Reference;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A registries.conf that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +51,7 @@ pub enum ConfError {
 
 /// How a short name with several search registries is resolved (`short-name-mode`;
 /// containers-registries.conf(5)'s default is permissive).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ShortNameMode {
     /// Several search registries: ask on a terminal, else fail.
     Enforcing,
@@ -84,7 +87,7 @@ struct File {
     short_name_mode: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Registry {
     prefix: Option<String>,
     location: Option<String>,
@@ -96,7 +99,7 @@ struct Registry {
     mirror: Vec<Mirror>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Mirror {
     location: String,
     #[serde(default)]
@@ -114,8 +117,9 @@ pub struct Endpoint {
     pub mirror: bool,
 }
 
-/// The merged configuration.
-#[derive(Debug, Clone, Default)]
+/// The merged configuration (serialized only into the cache of
+/// [`RegistriesConf::load_cached`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RegistriesConf {
     search: Option<Vec<String>>,
     /// By prefix (a registry, or a registry and a namespace).
@@ -127,9 +131,21 @@ pub struct RegistriesConf {
 impl RegistriesConf {
     /// The files of the environment (see the module doc), merged.
     pub fn load() -> Result<Self, ConfError> {
+        Self::from_files(&files())
+    }
+
+    /// [`Self::load`] through the cache file `cache` (made when missing or stale, when
+    /// its dir exists): a start whose files are unchanged reads one small JSON file
+    /// instead of parsing them. The answer, and every error, is [`Self::load`]'s.
+    pub fn load_cached(cache: &Path) -> Result<Self, ConfError> {
+        cache::load(&files(), cache, cache::SETTLED)
+    }
+
+    /// `files` merged in order.
+    fn from_files(files: &[PathBuf]) -> Result<Self, ConfError> {
         let mut conf = RegistriesConf::default();
-        for path in files() {
-            conf.merge_file(&path)?;
+        for path in files {
+            conf.merge_file(path)?;
         }
         Ok(conf)
     }
@@ -331,6 +347,9 @@ fn files() -> Vec<PathBuf> {
     }
     v
 }
+
+#[path = "registries_conf_cache.rs"]
+mod cache;
 
 #[cfg(test)]
 #[path = "registries_conf_tests.rs"]

@@ -125,3 +125,133 @@ fn what_imago_cannot_do_is_said() {
     let e = conf("unqualified-search-registries = 3\n").unwrap_err();
     assert!(e.to_string().contains("registries.conf"), "{e}");
 }
+
+/// The cache of `RegistriesConf::load_cached` (registries_conf_cache.rs).
+mod cached {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    /// Any file counts as settled: the tests' files are seconds old at most.
+    const SETTLED_NOW: Duration = Duration::ZERO;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        file: PathBuf,
+        cache: PathBuf,
+    }
+
+    /// One registries.conf of `text`, with a modification time in the past.
+    fn fixture(text: &str) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("registries.conf");
+        write_old(&file, text);
+        let cache = dir.path().join("cache.json");
+        Fixture {
+            _dir: dir,
+            file,
+            cache,
+        }
+    }
+
+    fn write_old(path: &Path, text: &str) {
+        std::fs::write(path, text).unwrap();
+        let past = SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+        let f = std::fs::File::options().write(true).open(path).unwrap();
+        f.set_modified(past).unwrap();
+    }
+
+    fn alias(c: &RegistriesConf) -> String {
+        c.qualify("app").join(",")
+    }
+
+    /// Rewrite the cache's JSON with `edit`.
+    fn edit_cache(cache: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(cache).unwrap()).unwrap();
+        edit(&mut v);
+        std::fs::write(cache, serde_json::to_vec(&v).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn unchanged_files_are_read_from_the_cache() {
+        let f = fixture("[aliases]\n\"app\" = \"quay.io/a/app\"\n");
+        let files = [f.file.clone()];
+        let c = cache::load(&files, &f.cache, SETTLED_NOW).unwrap();
+        assert_eq!(alias(&c), "quay.io/a/app");
+        assert!(f.cache.is_file(), "no cache written");
+        // Only a cache that is read can answer what no file says.
+        edit_cache(&f.cache, |v| {
+            v["conf"]["aliases"]["app"] = "quay.io/cached/app".into();
+        });
+        let c = cache::load(&files, &f.cache, SETTLED_NOW).unwrap();
+        assert_eq!(alias(&c), "quay.io/cached/app");
+        // The plain load never reads it.
+        assert_eq!(
+            alias(&RegistriesConf::from_files(&files).unwrap()),
+            "quay.io/a/app"
+        );
+    }
+
+    #[test]
+    fn a_changed_file_is_parsed_again() {
+        let f = fixture("[aliases]\n\"app\" = \"quay.io/a/app\"\n");
+        let files = [f.file.clone()];
+        cache::load(&files, &f.cache, SETTLED_NOW).unwrap();
+        // Same size, same (set back) modification time: only the change time differs.
+        std::thread::sleep(Duration::from_millis(20));
+        write_old(&f.file, "[aliases]\n\"app\" = \"quay.io/b/app\"\n");
+        let c = cache::load(&files, &f.cache, SETTLED_NOW).unwrap();
+        assert_eq!(alias(&c), "quay.io/b/app");
+        // And the cache now holds the new parse.
+        let again = cache::load(&files, &f.cache, SETTLED_NOW).unwrap();
+        assert_eq!(alias(&again), "quay.io/b/app");
+        // One more file (a drop-in) is another key.
+        let drop_in = f.file.with_file_name("50-more.conf");
+        write_old(&drop_in, "[aliases]\n\"app\" = \"quay.io/c/app\"\n");
+        let c = cache::load(&[f.file.clone(), drop_in], &f.cache, SETTLED_NOW).unwrap();
+        assert_eq!(alias(&c), "quay.io/c/app");
+    }
+
+    #[test]
+    fn a_bad_cache_is_ignored_and_replaced() {
+        let f = fixture("[aliases]\n\"app\" = \"quay.io/a/app\"\n");
+        let files = [f.file.clone()];
+        std::fs::write(&f.cache, "{\"version\": 1, \"files\": [").unwrap();
+        let c = cache::load(&files, &f.cache, SETTLED_NOW).unwrap();
+        assert_eq!(alias(&c), "quay.io/a/app");
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&f.cache).unwrap()).unwrap();
+        assert_eq!(v["conf"]["aliases"]["app"], "quay.io/a/app", "{v}");
+        // Another version's cache is not read.
+        edit_cache(&f.cache, |v| {
+            v["version"] = 99.into();
+            v["conf"]["aliases"]["app"] = "quay.io/cached/app".into();
+        });
+        let c = cache::load(&files, &f.cache, SETTLED_NOW).unwrap();
+        assert_eq!(alias(&c), "quay.io/a/app");
+        // Nor one that brings what a parse refuses.
+        edit_cache(&f.cache, |v| {
+            v["conf"]["aliases"]["app"] = "quay.io/cached/app".into();
+            v["conf"]["registries"]["*.example.com"] = serde_json::json!({});
+        });
+        let c = cache::load(&files, &f.cache, SETTLED_NOW).unwrap();
+        assert_eq!(alias(&c), "quay.io/a/app");
+    }
+
+    #[test]
+    fn young_files_and_failures_are_not_cached() {
+        let f = fixture("[aliases]\n\"app\" = \"quay.io/a/app\"\n");
+        std::fs::write(&f.file, "[aliases]\n\"app\" = \"quay.io/a/app\"\n").unwrap();
+        let files = [f.file.clone()];
+        let c = cache::load(&files, &f.cache, cache::SETTLED).unwrap();
+        assert_eq!(alias(&c), "quay.io/a/app");
+        assert!(!f.cache.exists(), "a file written just now was cached");
+        write_old(&f.file, "[[registry]]\nprefix = \"*.example.com\"\n");
+        for _ in 0..2 {
+            let e = cache::load(&files, &f.cache, SETTLED_NOW).unwrap_err();
+            assert!(e.to_string().contains("wildcard"), "{e}");
+        }
+        assert!(!f.cache.exists(), "a refused file was cached");
+    }
+}

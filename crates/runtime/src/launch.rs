@@ -172,11 +172,19 @@ fn prepare_image(opts: &RunOptions, map: &IdMap) -> Result<ImageParts, RunError>
         });
     }
     let name = opts.image.as_deref().ok_or(RunError::NoImage)?;
-    let store = Store::open(&opts.store_root)?;
-    let image = store.resolve(name)?;
-    let (defaults, stop_signal) = defaults_of(&image);
+    let looked_up;
+    let (store, image) = match &opts.found {
+        Some(found) => (&found.store, &found.image),
+        None => {
+            let store = Store::open(&opts.store_root)?;
+            let image = store.resolve(name)?;
+            looked_up = (store, image);
+            (&looked_up.0, &looked_up.1)
+        }
+    };
+    let (defaults, stop_signal) = defaults_of(image);
     Ok(ImageParts {
-        lowers: image_lowers(&store, &image, map)?,
+        lowers: image_lowers(store, image, map)?,
         defaults,
         label: name.to_string(),
         id: Some(image.id().to_string()),

@@ -63,4 +63,4 @@ mod userns;
 pub use imago_sandbox::Network;
 pub use lookup::Place;
 pub use record::{ContainerId, ContainerRecord, Containers, State};
-pub use run::{run, RunError, RunOptions};
+pub use run::{run, FoundImage, RunError, RunOptions};

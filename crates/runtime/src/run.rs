@@ -24,6 +24,9 @@ pub struct RunOptions {
     pub store_root: PathBuf,
     /// The image (name, id, digest), unless `rootfs` is given.
     pub image: Option<String>,
+    /// `image` as the caller already found it in the store at `store_root` (irun's
+    /// look-up of a short name): used as it is instead of a second look-up.
+    pub found: Option<FoundImage>,
     /// `--rootfs DIR`: run a directory as the (read-only) lower layer instead of an image.
     pub rootfs: Option<PathBuf>,
     /// A single-file image (`FILE.sqsh`) instead of an image from the store.
@@ -92,6 +95,13 @@ pub struct RunOptions {
     pub env_host: bool,
     /// `--pids-limit`, `--memory`, `--cpus` ([`crate::limits`]).
     pub limits: crate::limits::Limits,
+}
+
+/// An image found in a store, and that store (open).
+#[derive(Debug, Clone)]
+pub struct FoundImage {
+    pub store: imago_store::Store,
+    pub image: imago_store::Image,
 }
 
 /// Failures of the run path (exit 125 in irun).
