@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # registry.sh — push and pull of a ~200 MB, 4-layer image to a loopback docker-registry:
-# ipush/ipull against `skopeo copy`, cold and warm; medians of N runs and ratios.
+# ipush/ipull against `skopeo copy`, cold and warm; medians of N runs and ratios. Then the
+# same bytes as one 200 MiB layer, cold: one stream has no other layer to overlap with,
+# so it shows the cost per byte where the 4-layer case also shows the cost per layer.
 # Not a test: run by hand (as any user) after `cargo build --release -p ipush -p ipull`.
 #
 #   benches/registry.sh [RUNS]        (default 5)
@@ -25,32 +27,39 @@ REG_PID=
 cleanup() { [ -n "$REG_PID" ] && kill "$REG_PID" 2>/dev/null; rm -rf "$W"; }
 trap cleanup EXIT
 
-# ---- the image: 4 layers of 50 MiB incompressible (seeded, deterministic) data, gzip -1
+# ---- the images, in one OCI layout: "big", 4 layers of 50 MiB, and "one", 1 layer of
+# 200 MiB; incompressible (seeded, deterministic) data, gzip -1
 SRC=$W/src; mkdir -p "$SRC/blobs/sha256"
-layers_json=; diffids=
-for i in 1 2 3 4; do
-  d=$W/l$i; mkdir -p "$d/data"
-  # openssl dies of SIGPIPE when head has enough: that is the plan, not an error.
-  { openssl enc -aes-128-ctr -nosalt -pass "pass:imago-bench-$i" -pbkdf2 </dev/zero 2>/dev/null || true; } |
-    head -c $((50 * 1024 * 1024)) >"$d/data/blob$i"
-  tar --numeric-owner --owner=0 --group=0 --mtime='2024-01-01 00:00:00Z' -C "$d" -cf "$d/layer.tar" data
-  diff=$(sha256sum "$d/layer.tar" | cut -d' ' -f1)
-  gzip -1 -n -c "$d/layer.tar" >"$d/layer.tar.gz"
-  dig=$(sha256sum "$d/layer.tar.gz" | cut -d' ' -f1); size=$(stat -c %s "$d/layer.tar.gz")
-  mv "$d/layer.tar.gz" "$SRC/blobs/sha256/$dig"; rm -rf "$d"
-  layers_json="$layers_json${layers_json:+,}{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"sha256:$dig\",\"size\":$size}"
-  diffids="$diffids${diffids:+,}\"sha256:$diff\""
-done
-config="{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Cmd\":[\"/bin/sh\"]},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[$diffids]}}"
-printf '%s' "$config" >"$W/config"; cdig=$(sha256sum "$W/config" | cut -d' ' -f1); csize=$(stat -c %s "$W/config")
-mv "$W/config" "$SRC/blobs/sha256/$cdig"
-manifest="{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"sha256:$cdig\",\"size\":$csize},\"layers\":[$layers_json]}"
-printf '%s' "$manifest" >"$W/manifest"; mdig=$(sha256sum "$W/manifest" | cut -d' ' -f1); msize=$(stat -c %s "$W/manifest")
-mv "$W/manifest" "$SRC/blobs/sha256/$mdig"
+manifests=
+make_image() { # NAME LAYERS MIB-PER-LAYER SEED-PREFIX
+  local name=$1 n=$2 mib=$3 seed=$4 layers_json= diffids= i d diff dig size config cdig csize manifest mdig msize
+  for i in $(seq "$n"); do
+    d=$W/l$i; mkdir -p "$d/data"
+    # openssl dies of SIGPIPE when head has enough: that is the plan, not an error.
+    { openssl enc -aes-128-ctr -nosalt -pass "pass:imago-bench-$seed$i" -pbkdf2 </dev/zero 2>/dev/null || true; } |
+      head -c $((mib * 1024 * 1024)) >"$d/data/blob$i"
+    tar --numeric-owner --owner=0 --group=0 --mtime='2024-01-01 00:00:00Z' -C "$d" -cf "$d/layer.tar" data
+    diff=$(sha256sum "$d/layer.tar" | cut -d' ' -f1)
+    gzip -1 -n -c "$d/layer.tar" >"$d/layer.tar.gz"
+    dig=$(sha256sum "$d/layer.tar.gz" | cut -d' ' -f1); size=$(stat -c %s "$d/layer.tar.gz")
+    mv "$d/layer.tar.gz" "$SRC/blobs/sha256/$dig"; rm -rf "$d"
+    layers_json="$layers_json${layers_json:+,}{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"sha256:$dig\",\"size\":$size}"
+    diffids="$diffids${diffids:+,}\"sha256:$diff\""
+  done
+  config="{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Cmd\":[\"/bin/sh\"]},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[$diffids]}}"
+  printf '%s' "$config" >"$W/config"; cdig=$(sha256sum "$W/config" | cut -d' ' -f1); csize=$(stat -c %s "$W/config")
+  mv "$W/config" "$SRC/blobs/sha256/$cdig"
+  manifest="{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"sha256:$cdig\",\"size\":$csize},\"layers\":[$layers_json]}"
+  printf '%s' "$manifest" >"$W/manifest"; mdig=$(sha256sum "$W/manifest" | cut -d' ' -f1); msize=$(stat -c %s "$W/manifest")
+  mv "$W/manifest" "$SRC/blobs/sha256/$mdig"
+  manifests="$manifests${manifests:+,}{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:$mdig\",\"size\":$msize,\"annotations\":{\"org.opencontainers.image.ref.name\":\"$name\"}}"
+}
+make_image big 4 50 ""
+make_image one 1 200 one-
 printf '{"imageLayoutVersion":"1.0.0"}' >"$SRC/oci-layout"
-printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"big"}}]}' "$mdig" "$msize" >"$SRC/index.json"
+printf '{"schemaVersion":2,"manifests":[%s]}' "$manifests" >"$SRC/index.json"
 total=$(du -sm "$SRC/blobs" | cut -f1)
-echo "image: 4 layers, ${total} MiB in $SRC"
+echo "images: big (4 x 50 MiB layers), one (1 x 200 MiB layer); ${total} MiB in $SRC"
 
 # ---- the registry
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -75,6 +84,7 @@ docker-registry serve "$W/reg.yml" >"$W/reg.log" 2>&1 &
 REG_PID=$!
 for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$PORT/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
 R=127.0.0.1:$PORT/bench/big:1
+R1=127.0.0.1:$PORT/bench/one:1
 
 ms() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; exit 1; }; e=$(date +%s%N); echo $(((e - s) / 1000000)); }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
@@ -94,7 +104,7 @@ run_case() { # name prepare-fn imago-cmd... -- skopeo-cmd...
   done
   local im sm
   im=$(printf '%s\n' "${it[@]}" | median); sm=$(printf '%s\n' "${st[@]}" | median)
-  printf '%-10s imago %6d ms   skopeo %6d ms   ratio %.2f   (runs: imago %s | skopeo %s)\n' \
+  printf '%-16s imago %6d ms   skopeo %6d ms   ratio %.2f   (runs: imago %s | skopeo %s)\n' \
     "$name" "$im" "$sm" "$(echo "$im $sm" | awk '{print ($2>0)?$1/$2:0}')" "${it[*]}" "${st[*]}"
 }
 
@@ -110,3 +120,7 @@ run_case "pull cold" fresh_dst "$BIN/ipull" -q --root "$W/dst" "$R" -- \
   skopeo copy -q --src-tls-verify=false "docker://$R" "oci:$W/sdst:big"
 run_case "pull warm" nothing "$BIN/ipull" -q --root "$W/dst" "$R" -- \
   skopeo copy -q --src-tls-verify=false "docker://$R" "oci:$W/sdst:big"
+run_case "push cold 1x200" wipe_registry "$BIN/ipush" -q --root "$SRC" one "$R1" -- \
+  skopeo copy -q --dest-tls-verify=false "oci:$SRC:one" "docker://$R1"
+run_case "pull cold 1x200" fresh_dst "$BIN/ipull" -q --root "$W/dst" "$R1" -- \
+  skopeo copy -q --src-tls-verify=false "docker://$R1" "oci:$W/sdst:one"

@@ -11,7 +11,7 @@ zstd\t''"
 complete -c ipush -l format -d 'Manifest format to push (default: as stored)' -r -f -a "oci\t''
 docker\t'Docker schema 2 (alias: v2s2)'"
 complete -c ipush -l jobs -d 'Blobs uploaded at once' -r
-complete -c ipush -l chunk-size -d 'Upload blobs in chunks of this many bytes (default: one streamed PATCH, and 64 MiB chunks for blobs over 128 MiB, so that a killed push can resume)' -r
+complete -c ipush -l chunk-size -d 'Upload blobs in chunks of this many bytes (default: one PUT per blob up to 128 MiB, 64 MiB chunks for larger blobs, so that a killed push can resume)' -r
 complete -c ipush -l digestfile -d 'Write the pushed manifest digest to this file' -r -F
 complete -c ipush -l no-mount -d 'Do not try cross-repository mounts'
 complete -c ipush -s q -l quiet -d 'No progress output'

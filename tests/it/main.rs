@@ -40,6 +40,7 @@ mod registry_faults;
 mod registry_regress;
 mod registry_resume;
 mod registry_support;
+mod registry_upload;
 mod reliability;
 mod reliability_disk;
 mod reliability_storm;

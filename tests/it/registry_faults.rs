@@ -186,6 +186,9 @@ fn scenarios(proxy: &FaultProxy) -> Vec<Scenario> {
         },
         s("push-drop-mid-upload", Push, vec![rule("PUT", UPLOAD, Fault::DropRequest, 1)], &[], Completes),
         s("push-503", Push, vec![rule("PUT", UPLOAD, Fault::Status(503, None), 2)], &[], Completes),
+        // A registry that takes no blob in one request: the blob goes in chunks.
+        s("push-413-one-request", Push, vec![rule("PUT", UPLOAD, Fault::Status(413, None), 1)], &[], Completes),
+        s("push-405-one-request", Push, vec![rule("PUT", UPLOAD, Fault::Status(405, None), 1)], &[], Completes),
         s("push-502-head", Push, vec![rule("HEAD", BLOB, Fault::Status(502, None), 2)], &[], Completes),
         s("push-500-manifest", Push, vec![rule("PUT", MANIFEST, Fault::Status(500, None), 1)], &[], Completes),
         s(
@@ -207,7 +210,7 @@ fn scenarios(proxy: &FaultProxy) -> Vec<Scenario> {
 
 /// One of our programs as `env`'s user, bounded by `timeout -s KILL` (a hang fails
 /// the run instead of the whole test).
-fn timed(env: &Env, program: &str) -> imago_it::Cmd {
+pub(crate) fn timed(env: &Env, program: &str) -> imago_it::Cmd {
     let mut c = env
         .cmd_path("timeout")
         .args(["-s", "KILL", "120"])

@@ -198,7 +198,7 @@ fn serve(
 
 /// An image `big` in `env`'s store: one layer of `mib` MiB of random bytes (made on the
 /// scratch tmpfs, incompressible), put in by `skopeo copy` as `env`'s user.
-fn big_image_in_store(env: &Env, mib: usize) {
+pub(crate) fn big_image_in_store(env: &Env, mib: usize) {
     let dir = env.path("rootfs");
     std::fs::create_dir_all(&dir).unwrap();
     let mut data = std::fs::File::open("/dev/urandom").unwrap();

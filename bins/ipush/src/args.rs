@@ -37,8 +37,8 @@ pub struct Opts {
     /// Blobs uploaded at once
     #[arg(long, default_value_t = 4)]
     pub jobs: usize,
-    /// Upload blobs in chunks of this many bytes (default: one streamed PATCH, and 64 MiB
-    /// chunks for blobs over 128 MiB, so that a killed push can resume)
+    /// Upload blobs in chunks of this many bytes (default: one PUT per blob up to 128 MiB,
+    /// 64 MiB chunks for larger blobs, so that a killed push can resume)
     #[arg(long, value_name = "BYTES")]
     pub chunk_size: Option<u64>,
     /// Do not try cross-repository mounts

@@ -2,13 +2,15 @@
 //!
 //! Per blob, in parallel: `HEAD` (skip when present) → cross-repository mount from a
 //! repository of the same registry known to hold it (blobinfo.rs) → upload. Uploads
-//! are one `PUT ?digest=` for small blobs and `PATCH` chunks for large ones (push/upload.rs; one
-//! streamed chunk by default; at least `OCI-Chunk-Min-Length`; ≤ 4 MiB chunks after a
-//! 413/416, resuming from the `Range` the registry reports), always following the
-//! latest `Location`. Blobs over 128 MiB go in 64 MiB chunks, and every acknowledged
-//! chunk saves the session (upload_session.rs): a push killed midway resumes it from the
-//! offset the registry reports, where the registry still knows it. A fresh upload
-//! session after `BLOB_UPLOAD_INVALID`/`UNKNOWN` or a session lost to connection errors.
+//! (push/upload.rs) are one `POST` and one `PUT ?digest=` with the whole blob up to
+//! 128 MiB; `PATCH` chunks for larger ones (64 MiB; at least `OCI-Chunk-Min-Length`),
+//! always following the latest `Location`. A registry that refuses the single request
+//! (413, 405, 501, `UNSUPPORTED`) gets the blob in chunks from a new session, and a 413
+//! halves the chunks (≤ 4 MiB) for the rest of the push, resuming from the `Range` the
+//! registry reports. Every acknowledged chunk saves the session (upload_session.rs): a
+//! push killed midway resumes it from the offset the registry reports, where the
+//! registry still knows it. A fresh upload session after
+//! `BLOB_UPLOAD_INVALID`/`UNKNOWN` or a session lost to connection errors.
 //! Every blob is confirmed with `HEAD` before the manifest `PUT` with its exact media
 //! type; the registry's `Docker-Content-Digest` is checked against the bytes sent.
 //!
@@ -19,6 +21,7 @@
 
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use imago_oci::compress::auto_decompress;
@@ -45,6 +48,11 @@ pub const SMALL_CHUNK: u64 = 4 << 20;
 /// otherwise): each acknowledged chunk is a point a killed push resumes from.
 pub const RESUME_CHUNK: u64 = 64 << 20;
 
+/// Blobs up to this size go in one `PUT` (after the `POST` that opens the session): the
+/// largest that would otherwise be one `PATCH`, which resumes no better when cut, and
+/// costs the registry a saved hash state and one more round trip.
+pub const MONOLITHIC_MAX: u64 = 2 * RESUME_CHUNK;
+
 /// Push settings.
 #[derive(Debug, Clone)]
 pub struct PushOptions {
@@ -68,7 +76,7 @@ impl Default for PushOptions {
             compression: None,
             format: None,
             jobs: 4,
-            monolithic_max: 32 << 20,
+            monolithic_max: MONOLITHIC_MAX,
             chunk_size: None,
             mount: true,
         }
@@ -92,6 +100,10 @@ struct Ctx<'a> {
     opts: &'a PushOptions,
     events: &'a dyn Events,
     stats: Mutex<Pushed>,
+    /// False once the registry refused a single-request upload as unsupported.
+    single_put: AtomicBool,
+    /// The largest request body to send: lowered after each 413 (push/upload.rs).
+    chunk_cap: AtomicU64,
 }
 
 /// Push the image `source` (a name or id) of the store at `root` to `dest`: what
@@ -127,6 +139,8 @@ pub fn push(
         opts,
         events,
         stats: Mutex::new(Pushed::default()),
+        single_put: AtomicBool::new(true),
+        chunk_cap: AtomicU64::new(u64::MAX),
     };
     client.authorize(&ctx.scope(&[]))?;
     let target = manifest::manifest_ref(dest);
@@ -323,18 +337,28 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// A request without a body or extra headers, in this push's scope (plus pull on
+    /// the repositories a mount comes from).
+    fn send_empty(
+        &self,
+        method: &'static str,
+        url: &str,
+        mount_from: &[&str],
+    ) -> Result<ureq::http::Response<ureq::Body>, RegistryError> {
+        self.client.send(&Request {
+            method,
+            url: url.to_owned(),
+            headers: Vec::new(),
+            body: Body::Empty,
+            scope: &self.scope(mount_from),
+        })
+    }
+
     fn head(&self, digest: &Digest) -> Result<bool, RegistryError> {
-        let scope = self.scope(&[]);
         let url = self
             .client
             .url(&format!("/v2/{}/blobs/{digest}", self.repo));
-        let resp = self.client.send(&Request {
-            method: "HEAD",
-            url: url.clone(),
-            headers: Vec::new(),
-            body: Body::Empty,
-            scope: &scope,
-        })?;
+        let resp = self.send_empty("HEAD", &url, &[])?;
         match resp.status().as_u16() {
             200 => Ok(true),
             404 => Ok(false),
@@ -387,7 +411,6 @@ impl Ctx<'_> {
     }
 
     fn try_mount(&self, b: &BlobRef, from: &str) -> Result<Mount, RegistryError> {
-        let scope = self.scope(&[from]);
         let base = self
             .client
             .url(&format!("/v2/{}/blobs/uploads/", self.repo));
@@ -396,13 +419,7 @@ impl Ctx<'_> {
             "from",
             from,
         );
-        let resp = self.client.send(&Request {
-            method: "POST",
-            url: url.clone(),
-            headers: Vec::new(),
-            body: Body::Empty,
-            scope: &scope,
-        })?;
+        let resp = self.send_empty("POST", &url, &[from])?;
         match resp.status().as_u16() {
             201 => Ok(Mount::Done),
             202 => Ok(location(&url, &resp)

@@ -14,6 +14,7 @@
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, sync_channel};
+use std::sync::OnceLock;
 
 use imago_oci::Hasher;
 
@@ -34,6 +35,13 @@ static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 
 struct Active;
 
+/// The cores this process may use, asked once: the answer reads cgroup files, and a copy
+/// asks once per buffer until its hash has a thread.
+fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 impl Active {
     fn enter() -> Self {
         ACTIVE.fetch_add(1, Ordering::Relaxed);
@@ -41,8 +49,7 @@ impl Active {
     }
 
     fn spare_core() -> bool {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        ACTIVE.load(Ordering::Relaxed) * 2 <= cores
+        ACTIVE.load(Ordering::Relaxed) * 2 <= cores()
     }
 }
 

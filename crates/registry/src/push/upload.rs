@@ -1,6 +1,8 @@
 //! Uploading one blob: the upload session (start, status, resume from the offset the
 //! registry holds, saved after each acknowledged chunk: upload_session.rs), one `PUT`
-//! or `PATCH` chunks, and which failures are worth a fresh session.
+//! or `PATCH` chunks, the way down from a refused `PUT` to chunks and from a refused
+//! chunk to smaller ones (shared by the whole push), and which failures are worth a
+//! fresh session.
 //!
 //! Never: decides which blobs to push or mounts them (push.rs).
 
@@ -8,17 +10,10 @@ use super::*;
 
 impl Ctx<'_> {
     fn start_session(&self, digest: &Digest) -> Result<(String, Option<u64>), RegistryError> {
-        let scope = self.scope(&[]);
         let url = self
             .client
             .url(&format!("/v2/{}/blobs/uploads/", self.repo));
-        let resp = self.client.send(&Request {
-            method: "POST",
-            url: url.clone(),
-            headers: Vec::new(),
-            body: Body::Empty,
-            scope: &scope,
-        })?;
+        let resp = self.send_empty("POST", &url, &[])?;
         if resp.status().as_u16() != 202 {
             return Err(Client::error("POST", &url, resp));
         }
@@ -107,15 +102,37 @@ impl Ctx<'_> {
                     ));
                     last_err = Some(e);
                 }
+                Err(Retry::Chunked(e)) => {
+                    self.events.note(&format!(
+                        "{}: the registry refused the blob in one request ({e}); uploading it in chunks",
+                        b.digest.short()
+                    ));
+                    last_err = Some(e);
+                }
                 Err(Retry::Fatal(e)) => return Err(e),
             }
         }
         Err(last_err.unwrap_or_else(|| self.upload_err(&b.digest, "upload failed")))
     }
 
-    /// One `PUT` for small blobs; chunks (resumable) for the rest.
+    /// One `PUT` for blobs up to `monolithic_max`; chunks (resumable) for the rest, and
+    /// for every blob once the registry refused a single-request upload, or one larger
+    /// than the largest body it refused to take.
     fn monolithic(&self, b: &BlobRef) -> bool {
-        b.size <= self.opts.monolithic_max && self.opts.chunk_size.is_none_or(|c| b.size <= c)
+        self.single_put.load(Ordering::Relaxed)
+            && b.size <= self.opts.monolithic_max
+            && b.size <= self.chunk_cap.load(Ordering::Relaxed)
+            && self.opts.chunk_size.is_none_or(|c| b.size <= c)
+    }
+
+    /// The registry answered 413 to a body of `len` bytes: the largest body sent from now
+    /// on (this blob's chunks and every later blob of the push) is half of it, at most
+    /// [`SMALL_CHUNK`] and at least `floor` (the registry's `OCI-Chunk-Min-Length`).
+    /// `None` when that is no smaller than `len`: no chunk size is left to try.
+    fn refused_body(&self, len: u64, floor: u64) -> Option<u64> {
+        let smaller = smaller_body(len, floor)?;
+        self.chunk_cap.fetch_min(smaller, Ordering::Relaxed);
+        Some(smaller)
     }
 
     fn upload_in(
@@ -150,7 +167,17 @@ impl Ctx<'_> {
                 .map_err(session_lost)?;
             return match resp.status().as_u16() {
                 201 | 204 => Ok(()),
-                s => Err(classify(s, Client::error("PUT", &url, resp))),
+                s => {
+                    let e = Client::error("PUT", &url, resp);
+                    if s == 413 && self.refused_body(b.size, 0).is_some() {
+                        Err(Retry::Chunked(e))
+                    } else if single_put_unsupported(s, &e) {
+                        self.single_put.store(false, Ordering::Relaxed);
+                        Err(Retry::Chunked(e))
+                    } else {
+                        Err(classify(s, e))
+                    }
+                }
             };
         }
         let floor = min.unwrap_or(0);
@@ -163,9 +190,13 @@ impl Ctx<'_> {
             .opts
             .chunk_size
             .unwrap_or(default_chunk)
+            .min(self.chunk_cap.load(Ordering::Relaxed))
             .max(floor)
             .max(1);
         let mut offset = start;
+        // 413s and 416s in a row: each one sends no data the registry keeps, so a
+        // registry that answers nothing else must not keep the push going round.
+        let mut refusals = 0;
         let save = |loc: &str, offset: u64| {
             let Some(p) = saved else { return };
             let s = upload_session::Saved {
@@ -199,6 +230,7 @@ impl Ctx<'_> {
             let status = resp.status().as_u16();
             match status {
                 202 | 204 => {
+                    refusals = 0;
                     let next = location(&loc, &resp);
                     offset = range_end(&resp).map(|e| e + 1).unwrap_or(offset + len);
                     if let Some(l) = next {
@@ -206,11 +238,20 @@ impl Ctx<'_> {
                     }
                     save(&loc, offset);
                 }
-                413 | 416 => {
-                    // Too large, or out of order: smaller chunks, from where the registry is.
-                    chunk = SMALL_CHUNK.max(floor).min(chunk.saturating_sub(1).max(1));
+                413 | 416 if refusals < MAX_REFUSALS => {
+                    refusals += 1;
                     if let Some(l) = location(&loc, &resp) {
                         loc = l;
+                    }
+                    if status == 413 {
+                        // Too large: smaller chunks, down to what the registry takes.
+                        let Some(smaller) = self.refused_body(len, floor) else {
+                            return Err(Retry::Fatal(Client::error("PATCH", &loc, resp)));
+                        };
+                        chunk = smaller;
+                    } else {
+                        // Out of order: carry on from where the registry is.
+                        chunk = chunk.min(SMALL_CHUNK).max(floor);
                     }
                     let (l, off) = self.upload_status(&loc).map_err(session_lost)?;
                     loc = l;
@@ -240,14 +281,7 @@ impl Ctx<'_> {
 
     /// `GET <location>`: the session's Location and how many bytes it holds.
     fn upload_status(&self, loc: &str) -> Result<(String, u64), RegistryError> {
-        let scope = self.scope(&[]);
-        let resp = self.client.send(&Request {
-            method: "GET",
-            url: loc.to_owned(),
-            headers: Vec::new(),
-            body: Body::Empty,
-            scope: &scope,
-        })?;
+        let resp = self.send_empty("GET", loc, &[])?;
         if resp.status().as_u16() != 204 {
             return Err(Client::error("GET", loc, resp));
         }
@@ -256,9 +290,20 @@ impl Ctx<'_> {
     }
 }
 
+/// 413s and 416s in a row that one chunked upload takes before it gives up its session.
+const MAX_REFUSALS: u32 = 8;
+
 enum Retry {
     NewSession(RegistryError),
+    /// The single-request upload was refused: a new session, in chunks.
+    Chunked(RegistryError),
     Fatal(RegistryError),
+}
+
+/// An answer to a single-request upload that says the registry does not take blobs
+/// that way (rather than refusing this blob): the push goes on in chunks.
+fn single_put_unsupported(status: u16, e: &RegistryError) -> bool {
+    matches!(status, 405 | 501) || e.api_errors().is_some_and(|a| a.has("UNSUPPORTED"))
 }
 
 /// A failed exchange in an upload session: worth a fresh session, except a stall, which
@@ -283,6 +328,13 @@ fn classify(status: u16, e: RegistryError) -> Retry {
     }
 }
 
+/// The body to try after a 413 to `len` bytes: half, at most [`SMALL_CHUNK`], at least
+/// `floor`; `None` when that is not smaller (or is nothing).
+fn smaller_body(len: u64, floor: u64) -> Option<u64> {
+    let smaller = (len / 2).min(SMALL_CHUNK).max(floor);
+    (smaller > 0 && smaller < len).then_some(smaller)
+}
+
 /// The inclusive end of a `Range: 0-N` (or `bytes=0-N`) header.
 fn range_end(resp: &ureq::http::Response<ureq::Body>) -> Option<u64> {
     let v = resp.headers().get("range")?.to_str().ok()?;
@@ -303,6 +355,23 @@ fn parse_range_end(v: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refused_bodies_shrink_to_an_end() {
+        assert_eq!(smaller_body(100 << 20, 0), Some(SMALL_CHUNK));
+        assert_eq!(smaller_body(SMALL_CHUNK, 0), Some(SMALL_CHUNK / 2));
+        assert_eq!(smaller_body(10 << 20, 5 << 20), Some(5 << 20));
+        assert_eq!(smaller_body(5 << 20, 5 << 20), None);
+        assert_eq!(smaller_body(1, 0), None);
+        assert_eq!(smaller_body(0, 0), None);
+        // From the largest body down: a few dozen tries at most, never a loop.
+        let (mut len, mut tries) = (u64::MAX, 0);
+        while let Some(s) = smaller_body(len, 0) {
+            assert!(s < len);
+            (len, tries) = (s, tries + 1);
+        }
+        assert!(tries <= 24, "{tries}");
+    }
 
     #[test]
     fn range_headers() {

@@ -1,0 +1,170 @@
+//! How `ipush` sends a blob: one `PUT` with the whole blob up to 128 MiB (a 40 MiB random
+//! layer through a recording proxy in front of a real docker-registry: no `PATCH`, and
+//! the image pulls back from the registry itself), and, when the registry refuses that
+//! single request (413, or 405 as "not supported"), the same blob in chunks from a new
+//! session; a registry that refuses every chunk too ends the push after a bounded number
+//! of smaller tries, naming the 413. Every program runs as each of `users()`.
+
+#![allow(clippy::print_stderr, clippy::unwrap_used)]
+
+use imago_it::{users, Env, Scratch, User};
+
+use crate::registry_faults::timed;
+use crate::registry_resume::big_image_in_store;
+use crate::registry_support::{busybox_into_store, have, Auth, Fault, FaultProxy, Registry, Rule};
+
+const UPLOAD: &str = "/blobs/uploads/";
+
+fn tools_present() -> bool {
+    for t in ["docker-registry", "skopeo", "timeout", "tar"] {
+        if !have(t) {
+            imago_it::skip(&format!(
+                "`{t}` is not installed (apt-get install docker-registry skopeo coreutils tar)"
+            ));
+            return false;
+        }
+    }
+    true
+}
+
+/// The requests the proxy saw since the last call, "METHOD target" each.
+fn take_seen(proxy: &FaultProxy) -> Vec<String> {
+    std::mem::take(&mut *proxy.seen.lock().unwrap())
+}
+
+/// Pull `reference` straight from the registry into a new store of `env`'s; that
+/// store's largest blob size.
+fn pull_back(env: &Env, reference: &str, store: &str) -> u64 {
+    let root = env.path(store);
+    timed(env, "ipull")
+        .env("IMAGO_ROOT", &root)
+        .arg(reference)
+        .ok();
+    std::fs::read_dir(root.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .max()
+        .unwrap()
+}
+
+/// A registry and a recording (for now, fault-free) proxy in front of it; `None` (a
+/// SKIP) when a tool is missing.
+fn registry_behind_proxy() -> Option<(Scratch, Registry, FaultProxy)> {
+    if !tools_present() {
+        return None;
+    }
+    let base = Scratch::new(User::Root);
+    let reg = Registry::start(&base.path().join("reg"), Auth::None, None);
+    let proxy = FaultProxy::start(&reg.addr);
+    Some((base, reg, proxy))
+}
+
+#[test]
+fn a_40_mib_layer_goes_in_one_put() {
+    let Some((_base, reg, proxy)) = registry_behind_proxy() else {
+        return;
+    };
+    for user in users() {
+        let env = Env::new(user);
+        big_image_in_store(&env, 40);
+        take_seen(&proxy);
+        let repo = format!("{}/one-put:1", user.name());
+        timed(&env, "ipush")
+            .args(["--no-mount", "big", &format!("{}/{repo}", proxy.addr)])
+            .ok();
+        let seen = take_seen(&proxy);
+        let patches: Vec<_> = seen.iter().filter(|s| s.starts_with("PATCH ")).collect();
+        let puts: Vec<_> = seen
+            .iter()
+            .filter(|s| s.starts_with("PUT ") && s.contains(UPLOAD) && s.contains("digest="))
+            .collect();
+        assert!(
+            patches.is_empty() && puts.len() == 2,
+            "[{}] config and layer each in one PUT, no PATCH: {seen:#?}",
+            user.name()
+        );
+        let largest = pull_back(&env, &format!("{}/{repo}", reg.addr), "back");
+        assert!(
+            largest > 32 << 20,
+            "[{}] the layer pulled back has {largest} bytes",
+            user.name()
+        );
+    }
+}
+
+#[test]
+fn a_refused_single_put_goes_on_in_chunks() {
+    let Some((_base, reg, proxy)) = registry_behind_proxy() else {
+        return;
+    };
+    let refuse = |method, status, times| Rule {
+        method,
+        path_contains: UPLOAD,
+        fault: Fault::Status(status, None),
+        times,
+    };
+    for user in users() {
+        let env = Env::new(user);
+        busybox_into_store(&env, "busybox");
+        // One job: the layer (largest first) meets the refusal.
+        let push = |repo: &str| {
+            timed(&env, "ipush").args([
+                "--no-mount",
+                "--jobs",
+                "1",
+                "busybox",
+                &format!("{}/{repo}", proxy.addr),
+            ])
+        };
+        for status in [413, 405] {
+            proxy.set_rules(vec![refuse("PUT", status, 1)]);
+            take_seen(&proxy);
+            let repo = format!("{}/refused-{status}:1", user.name());
+            let out = push(&repo).ok();
+            let seen = take_seen(&proxy);
+            assert_eq!(
+                proxy.applied.lock().unwrap().len(),
+                1,
+                "[{}] {status}: {seen:#?}",
+                user.name()
+            );
+            assert!(
+                out.stderr()
+                    .contains("the registry refused the blob in one request"),
+                "[{}] {status}: {out}",
+                user.name()
+            );
+            let refused = seen.iter().position(|s| s.starts_with("PUT ")).unwrap();
+            assert!(
+                seen[refused..].iter().any(|s| s.starts_with("PATCH ")),
+                "[{}] {status}: chunks after the refused PUT: {seen:#?}",
+                user.name()
+            );
+            pull_back(
+                &env,
+                &format!("{}/{repo}", reg.addr),
+                &format!("back-{status}"),
+            );
+        }
+
+        // Every chunk refused too: smaller chunks a bounded number of times, then an
+        // error naming the status.
+        proxy.set_rules(vec![refuse("PUT", 413, 1), refuse("PATCH", 413, 0)]);
+        take_seen(&proxy);
+        let out = push(&format!("{}/refused-always:1", user.name())).run();
+        let patches = take_seen(&proxy)
+            .iter()
+            .filter(|s| s.starts_with("PATCH "))
+            .count();
+        assert!(
+            out.code() == Some(125) && out.stderr().contains("413"),
+            "[{}] {out}",
+            user.name()
+        );
+        assert!(
+            (2..=9).contains(&patches),
+            "[{}] {patches} PATCHes before giving up",
+            user.name()
+        );
+    }
+}
