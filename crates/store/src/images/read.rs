@@ -177,11 +177,43 @@ impl Store {
         Ok(out)
     }
 
+    /// Step 1 of [`Self::resolve_here`] without reading the whole store: the image of
+    /// the first index entry (by its digest's first place in the index, as
+    /// [`Self::images_of`] orders them) whose name matches `input`, loaded alone with all
+    /// its names. None when no name matches or that image does not load: the full
+    /// look-up then decides, and reports damage, as before. A start with a name
+    /// otherwise read every manifest and config of the store.
+    fn named_here(&self, idx: &IndexFile, input: &str) -> Result<Option<Image>> {
+        let named: std::collections::HashSet<&Digest> = (idx.manifests.iter())
+            .filter(|e| e.ref_name().is_some_and(|n| names::matches(n, input)))
+            .map(|e| &e.digest)
+            .collect();
+        let Some(first) = idx
+            .manifests
+            .iter()
+            .map(|e| &e.digest)
+            .find(|d| named.contains(d))
+        else {
+            return Ok(None);
+        };
+        let alone = IndexFile {
+            manifests: (idx.manifests.iter())
+                .filter(|e| &e.digest == first)
+                .cloned()
+                .collect(),
+            ..idx.clone()
+        };
+        Ok(self.images_of(&alone)?.into_iter().next())
+    }
+
     /// Find the image `input` names in this store's own index: name[:tag],
     /// `name@digest`, full id, id prefix (unique, else [`StoreError::Ambiguous`]), or
     /// manifest digest.
     pub(crate) fn resolve_here(&self, input: &str) -> Result<Image> {
         let idx = self.read_index()?;
+        if let Some(img) = self.named_here(&idx, input)? {
+            return Ok(img);
+        }
         let images = self.images_of(&idx)?;
         let not_found = || StoreError::ImageNotFound {
             input: input.into(),
