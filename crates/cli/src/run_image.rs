@@ -89,9 +89,15 @@ pub struct RunImage {
 }
 
 /// The cache of registries.conf irun reads at every start (`RegistriesConf::
-/// load_cached`), in the store's own dir: the user's, and irun has it at hand.
+/// load_cached`): in the node-local dir when containers are placed there (a store on a
+/// shared file system holds image data only, and each node's /etc has its own inodes),
+/// else in the store's own dir.
 pub fn registries_conf_cache(store: &Store) -> PathBuf {
-    store.layout().imago().join("registries-conf.json")
+    let dir = match imago_store::local::placement(store.root()) {
+        Ok(Some(local)) => local.path,
+        _ => store.layout().imago(),
+    };
+    dir.join("registries-conf.json")
 }
 
 /// docker's `--pull` for `irun`, with `--platform`: the image to run `image` by.
