@@ -741,14 +741,10 @@ fn two_builds_at_once_on_one_store() {
 fn rootless_run_chown_33_is_committed_as_33() {
     for user in users() {
         // Without a subuid range (single mapping) the recording fakeroot records the
-        // chown (user.containers.override_stat) and the commit writes it: 33 for all.
-        // Except on the FUSE overlay, which refuses the supervisor (it runs outside the
-        // container's user namespace): the no-op fakeroot's 0 there (docs/runtime.md).
-        let fuse = std::env::var("IMAGO_TEST_STORAGE_DRIVER").is_ok_and(|d| d == "fuse");
-        let want = match (user, fuse) {
-            (User::NoSub, true) => 0,
-            _ => 33,
-        };
+        // chown (user.containers.override_stat) and the commit writes it: 33 for all,
+        // on every storage driver (the FUSE root of a single-mapped container lets the
+        // supervisor in: docs/layers.md).
+        let want = 33;
         let env = env_with_busybox(user);
         context(
             &env,
