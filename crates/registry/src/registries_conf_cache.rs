@@ -118,21 +118,50 @@ fn read(cache: &Path, stamps: &[Stamp]) -> Option<RegistriesConf> {
 }
 
 /// Write the cache atomically (a reader sees the old file or the new one); a failure is
-/// only a slower next start, said at debug level.
+/// only a slower next start, said at debug level. The temp file beside it is named by
+/// the writer's pid, so that one left by a writer killed mid-write is removed by the next
+/// write (nothing else would: the dir is not the store's tmp dir, which gc sweeps).
 fn write(cache: &Path, stamps: Vec<Stamp>, conf: &RegistriesConf) {
     let entry = Entry {
         version: VERSION,
         files: stamps,
         conf: conf.clone(),
     };
-    let dir = cache.parent().unwrap_or(Path::new("."));
-    let result = tempfile::NamedTempFile::new_in(dir)
-        .and_then(|mut tmp| {
-            serde_json::to_writer(&mut tmp, &entry)?;
-            Ok(tmp)
+    let Some((dir, name)) = cache.parent().zip(cache.file_name()) else {
+        return;
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    remove_dead_writers_temps(dir, &prefix);
+    let tmp = dir.join(format!("{prefix}{}.tmp", std::process::id()));
+    let result = std::fs::File::create(&tmp)
+        .and_then(|f| {
+            let mut w = std::io::BufWriter::new(f);
+            serde_json::to_writer(&mut w, &entry)?;
+            std::io::Write::flush(&mut w)
         })
-        .and_then(|tmp| tmp.persist(cache).map_err(|e| e.error));
+        .and_then(|()| std::fs::rename(&tmp, cache));
     if let Err(e) = result {
+        // Ours, half written or not renamed: nobody else uses this name.
+        let _ = std::fs::remove_file(&tmp);
         tracing::debug!(cache = %cache.display(), %e, "registries.conf cache not written");
+    }
+}
+
+/// Remove `<prefix><pid>.tmp` files of `dir` whose pid no longer runs here.
+fn remove_dead_writers_temps(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = (name.strip_prefix(prefix))
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if !Path::new("/proc").join(pid.to_string()).exists() {
+                // Best effort: another writer may be removing it at the same time.
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
 }

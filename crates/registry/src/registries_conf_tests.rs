@@ -194,6 +194,26 @@ mod cached {
     }
 
     #[test]
+    fn a_killed_writers_temp_file_is_removed_by_the_next_write() {
+        let f = fixture("[aliases]\n\"app\" = \"quay.io/a/app\"\n");
+        let dir = f.cache.parent().unwrap().to_path_buf();
+        // A pid that cannot run (above pid_max's ceiling), and one that does: ours.
+        let dead = dir.join(".cache.json.4294967295.tmp");
+        let live = dir.join(format!(".cache.json.{}.tmp.keep", std::process::id()));
+        std::fs::write(&dead, b"{half").unwrap();
+        std::fs::write(&live, b"not ours to judge").unwrap();
+        cache::load(std::slice::from_ref(&f.file), &f.cache, SETTLED_NOW).unwrap();
+        assert!(f.cache.is_file(), "no cache written");
+        assert!(!dead.exists(), "a dead writer's temp file was left");
+        assert!(live.exists(), "a file of another shape was removed");
+        let temps: Vec<String> = (std::fs::read_dir(&dir).unwrap().flatten())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(temps.is_empty(), "{temps:?}");
+    }
+
+    #[test]
     fn a_changed_file_is_parsed_again() {
         let f = fixture("[aliases]\n\"app\" = \"quay.io/a/app\"\n");
         let files = [f.file.clone()];
