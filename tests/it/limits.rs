@@ -13,6 +13,7 @@ use std::process::Command;
 
 use imago_it::{users, Env, Out, User};
 
+use crate::ictr_support::Ctr;
 use crate::irun_support::setup_store;
 use crate::reliability_support::{check_after, names, runs, Tally};
 
@@ -20,6 +21,16 @@ use crate::reliability_support::{check_after, names, runs, Tally};
 fn fork_loop(n: u32) -> String {
     format!("i=0; while [ $i -lt {n} ]; do sleep 2 & i=$((i+1)); done; wait; echo loop-done")
 }
+
+/// A command that takes 64 MiB at once: killed under `--memory 32m`, fine without.
+const MEMORY_HOG: [&str; 6] = [
+    "busybox",
+    "dd",
+    "if=/dev/zero",
+    "of=/dev/null",
+    "bs=64M",
+    "count=1",
+];
 
 fn cgroup_v2_host() -> bool {
     Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
@@ -46,33 +57,11 @@ fn irun_limits_bite_as_root_and_explain_elsewhere() {
             );
             let hog = irun(
                 &env,
-                &[
-                    "--rm",
-                    "--memory",
-                    "32m",
-                    "busybox",
-                    "dd",
-                    "if=/dev/zero",
-                    "of=/dev/null",
-                    "bs=64M",
-                    "count=1",
-                ],
+                &[&["--rm", "--memory", "32m"][..], &MEMORY_HOG].concat(),
             );
             hog.code_is(137);
             // The same hog without a limit runs (the limit, not the hog, killed it).
-            irun(
-                &env,
-                &[
-                    "--rm",
-                    "busybox",
-                    "dd",
-                    "if=/dev/zero",
-                    "of=/dev/null",
-                    "bs=64M",
-                    "count=1",
-                ],
-            )
-            .success();
+            irun(&env, &[&["--rm"][..], &MEMORY_HOG].concat()).success();
             irun(&env, &["--rm", "--cpus", "0.5", "busybox", "true"]).success();
         } else if !cgroup_v2_host() {
             let out = pids.code_is(125);
@@ -144,24 +133,20 @@ fn import_busybox(env: &Env, root: &Path) {
 fn detached_containers_get_their_limits_at_every_start() {
     for u in users() {
         let who = u.name();
-        let env = Env::new(u);
-        setup_store(&env);
+        // Its drop removes every container of the store, passed or failed.
+        let t = Ctr::new(u);
         let loop50 = fork_loop(50);
-        let ictr = |args: &[&str]| env.cmd("ictr").args(args).run();
-        let started = irun(
-            &env,
-            &[
-                "-d",
-                "--name",
-                "lim",
-                "--pids-limit",
-                "20",
-                "busybox",
-                "sh",
-                "-c",
-                &loop50,
-            ],
-        );
+        let started = t.irun(&[
+            "-d",
+            "--name",
+            "lim",
+            "--pids-limit",
+            "20",
+            "busybox",
+            "sh",
+            "-c",
+            &loop50,
+        ]);
         if u != User::Root {
             if !cgroup_v2_host() {
                 let out = started.code_is(125);
@@ -169,7 +154,7 @@ fn detached_containers_get_their_limits_at_every_start() {
                     out.stderr().contains("need a cgroup you may write"),
                     "[{who}] {out}"
                 );
-                let left = ictr(&["ps", "-aq"]).success();
+                let left = t.ictr(&["ps", "-aq"]).success();
                 assert!(left.stdout().trim().is_empty(), "[{who}] {left}");
             }
             continue;
@@ -179,13 +164,8 @@ fn detached_containers_get_their_limits_at_every_start() {
         let mut refused_before = 0;
         for round in ["first start", "ictr start"] {
             // busybox sh gives up (exit 2) at the first fork the limit refuses.
-            env.cmd_path("timeout")
-                .arg("60")
-                .arg(imago_it::bin("ictr"))
-                .args(["wait", "lim"])
-                .run()
-                .success();
-            let logs = ictr(&["logs", "lim"]).success();
+            t.ictr_bounded(&["wait", "lim"]).success();
+            let logs = t.ictr(&["logs", "lim"]).success();
             let forks_refused = logs.stdout().matches("can't fork").count()
                 + logs.stderr().matches("can't fork").count();
             assert!(
@@ -194,36 +174,14 @@ fn detached_containers_get_their_limits_at_every_start() {
             );
             refused_before = forks_refused;
             if round == "first start" {
-                ictr(&["start", "lim"]).success();
+                t.ictr(&["start", "lim"]).success();
             }
         }
         // The memory limit of a detached container kills its hog.
-        irun(
-            &env,
-            &[
-                "-d",
-                "--name",
-                "hog",
-                "--memory",
-                "32m",
-                "busybox",
-                "dd",
-                "if=/dev/zero",
-                "of=/dev/null",
-                "bs=64M",
-                "count=1",
-            ],
-        )
-        .success();
-        let hog = env
-            .cmd_path("timeout")
-            .arg("60")
-            .arg(imago_it::bin("ictr"))
-            .args(["wait", "hog"])
-            .run()
+        t.irun(&[&["-d", "--name", "hog", "--memory", "32m"][..], &MEMORY_HOG].concat())
             .success();
+        let hog = t.ictr_bounded(&["wait", "hog"]).success();
         assert_eq!(hog.stdout().trim(), "137", "[{who}] {hog}");
-        ictr(&["rm", "-f", "lim", "hog"]).success();
     }
 }
 

@@ -150,22 +150,7 @@ fn sweep_dead(dir: &Path, map: &IdMap) {
 /// The temp entries of `dir` made by a process of this host that no longer exists
 /// (the pid and host tag in the name; other names are not ours and stay).
 fn dead_entries(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return vec![];
-    };
-    let host = imago_store::atomic::host_tag();
-    entries
-        .flatten()
-        .filter(|e| {
-            let name = e.file_name();
-            (name.to_str())
-                .and_then(imago_store::atomic::temp_owner)
-                .is_some_and(|(pid, h)| {
-                    h == host && !Path::new("/proc").join(pid.to_string()).exists()
-                })
-        })
-        .map(|e| e.path())
-        .collect()
+    imago_store::atomic::dead_temps(dir)
 }
 
 /// Remove a file or a tree (layer trees have mode-000 and read-only dirs): the layer

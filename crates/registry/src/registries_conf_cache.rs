@@ -21,6 +21,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use imago_store::atomic;
 use serde::{Deserialize, Serialize};
 
 use super::{check, ConfError, RegistriesConf};
@@ -118,9 +119,10 @@ fn read(cache: &Path, stamps: &[Stamp]) -> Option<RegistriesConf> {
 }
 
 /// Write the cache atomically (a reader sees the old file or the new one); a failure is
-/// only a slower next start, said at debug level. The temp file beside it is named by
-/// the writer's pid, so that one left by a writer killed mid-write is removed by the next
-/// write (nothing else would: the dir is not the store's tmp dir, which gc sweeps).
+/// only a slower next start, said at debug level. The temp file beside it has the
+/// store's temp name (writer's pid and host), so that one left by a writer killed
+/// mid-write is removed by the next write (nothing else would: the dir is not the
+/// store's tmp dir, which gc sweeps).
 fn write(cache: &Path, stamps: Vec<Stamp>, conf: &RegistriesConf) {
     let entry = Entry {
         version: VERSION,
@@ -130,9 +132,14 @@ fn write(cache: &Path, stamps: Vec<Stamp>, conf: &RegistriesConf) {
     let Some((dir, name)) = cache.parent().zip(cache.file_name()) else {
         return;
     };
-    let prefix = format!(".{}.", name.to_string_lossy());
-    remove_dead_writers_temps(dir, &prefix);
-    let tmp = dir.join(format!("{prefix}{}.tmp", std::process::id()));
+    let what = name.to_string_lossy();
+    for dead in atomic::dead_temps(dir) {
+        if dead.to_string_lossy().ends_with(&*what) {
+            // Best effort: another writer may be removing it at the same time.
+            let _ = std::fs::remove_file(dead);
+        }
+    }
+    let tmp = atomic::temp_path(dir, &what);
     let result = std::fs::File::create(&tmp)
         .and_then(|f| {
             let mut w = std::io::BufWriter::new(f);
@@ -144,24 +151,5 @@ fn write(cache: &Path, stamps: Vec<Stamp>, conf: &RegistriesConf) {
         // Ours, half written or not renamed: nobody else uses this name.
         let _ = std::fs::remove_file(&tmp);
         tracing::debug!(cache = %cache.display(), %e, "registries.conf cache not written");
-    }
-}
-
-/// Remove `<prefix><pid>.tmp` files of `dir` whose pid no longer runs here.
-fn remove_dead_writers_temps(dir: &Path, prefix: &str) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let pid = (name.strip_prefix(prefix))
-            .and_then(|rest| rest.strip_suffix(".tmp"))
-            .and_then(|pid| pid.parse::<u32>().ok());
-        if let Some(pid) = pid {
-            if !Path::new("/proc").join(pid.to_string()).exists() {
-                // Best effort: another writer may be removing it at the same time.
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
     }
 }

@@ -197,20 +197,29 @@ mod cached {
     fn a_killed_writers_temp_file_is_removed_by_the_next_write() {
         let f = fixture("[aliases]\n\"app\" = \"quay.io/a/app\"\n");
         let dir = f.cache.parent().unwrap().to_path_buf();
-        // A pid that cannot run (above pid_max's ceiling), and one that does: ours.
-        let dead = dir.join(".cache.json.4294967295.tmp");
-        let live = dir.join(format!(".cache.json.{}.tmp.keep", std::process::id()));
+        // A writer that cannot run (a pid above pid_max's ceiling), and a temp file of
+        // another kind, which stays.
+        let host = imago_store::atomic::host_tag();
+        let dead = dir.join(format!("4294967295.{host}-1-0-cache.json"));
+        let live = dir.join(format!("4294967295.{host}-1-0-other"));
         std::fs::write(&dead, b"{half").unwrap();
         std::fs::write(&live, b"not ours to judge").unwrap();
         cache::load(std::slice::from_ref(&f.file), &f.cache, SETTLED_NOW).unwrap();
         assert!(f.cache.is_file(), "no cache written");
         assert!(!dead.exists(), "a dead writer's temp file was left");
-        assert!(live.exists(), "a file of another shape was removed");
-        let temps: Vec<String> = (std::fs::read_dir(&dir).unwrap().flatten())
+        assert!(live.exists(), "another kind of temp file was removed");
+        let names: Vec<String> = (std::fs::read_dir(&dir).unwrap().flatten())
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".tmp"))
             .collect();
-        assert!(temps.is_empty(), "{temps:?}");
+        let mut names = names;
+        names.sort();
+        let mut want = vec![
+            "4294967295.".to_owned() + &host + "-1-0-other",
+            "cache.json".to_owned(),
+            "registries.conf".to_owned(),
+        ];
+        want.sort();
+        assert_eq!(names, want);
     }
 
     #[test]

@@ -43,6 +43,41 @@ pub fn temp_owner(name: &str) -> Option<(u32, &str)> {
     Some((pid.parse().ok()?, host))
 }
 
+/// Whether process `pid` may still write its temp entries: it exists and is not a
+/// zombie. A killed writer stays a zombie until its parent (often init, for the
+/// mapping child of a killed program) reaps it, which some inits do late; its debris is
+/// debris all the same.
+pub fn pid_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // "pid (comm) state ...": comm may hold ") ", so split at the last one.
+        Ok(stat) => !matches!(
+            stat.rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next()),
+            Some('Z') | Some('X')
+        ),
+        Err(_) => Path::new(&format!("/proc/{pid}")).exists(),
+    }
+}
+
+/// The entries of `dir` named by [`temp_path`] on this host by a process that no
+/// longer runs (other names, and other hosts' entries, are not judged here).
+pub fn dead_temps(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return vec![];
+    };
+    let host = host_tag();
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            (name.to_str())
+                .and_then(temp_owner)
+                .is_some_and(|(pid, h)| h == host && !pid_alive(pid))
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
 /// Create a new temp file (exclusive) in `tmp_dir`.
 pub fn create_temp(tmp_dir: &Path, what: &str) -> Result<(File, PathBuf)> {
     let p = temp_path(tmp_dir, what);

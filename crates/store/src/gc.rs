@@ -20,7 +20,6 @@
 //! Never: removes anything outside the store root; touches index.json.
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use imago_oci::layer::remove_tree;
@@ -94,22 +93,6 @@ pub(crate) struct Reach {
 
 /// Temp entries made on another host are removed only after this long.
 const FOREIGN_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
-
-/// Whether process `pid` may still write its temp entries: it exists and is not a
-/// zombie. A killed writer stays a zombie until its parent (often init, for the
-/// mapping child of a killed program) reaps it, which some inits do late; its debris is
-/// debris all the same.
-fn pid_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // "pid (comm) state ...": comm may hold ") ", so split at the last one.
-        Ok(stat) => !matches!(
-            stat.rsplit_once(") ")
-                .and_then(|(_, rest)| rest.chars().next()),
-            Some('Z') | Some('X')
-        ),
-        Err(_) => Path::new(&format!("/proc/{pid}")).exists(),
-    }
-}
 
 fn what_is_wrong(e: &StoreError) -> String {
     match e {
@@ -244,7 +227,9 @@ impl Store {
                 }
             }
             let live = match atomic::temp_owner(&name) {
-                Some((pid, host)) if host == atomic::host_tag() => pid == me || pid_alive(pid),
+                Some((pid, host)) if host == atomic::host_tag() => {
+                    pid == me || atomic::pid_alive(pid)
+                }
                 // Another node of a shared store: only when it is a day old.
                 Some(_) => e
                     .metadata()
