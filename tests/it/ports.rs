@@ -1,6 +1,7 @@
 //! Published ports (`irun -p`, `-P`) and the choice of network: busybox httpd inside,
 //! reached over TCP from the test through the built-in forwarder; 200 concurrent
-//! connections without an fd left behind; a privileged host port refused naming the
+//! connections (to a server of the test's own with a real listen backlog) without an fd
+//! left behind; a privileged host port refused naming the
 //! sysctl; what `host`, `none` and `private` reach (a server of the test's own on the
 //! host's 127.0.0.1). As root, imago-sub and imago-nosub. Traffic goes only to loopback
 //! and to the namespaces the tests make.
@@ -19,6 +20,47 @@ use imago_it::{bin, eventually, users, Env, User};
 /// busybox httpd on port 8080 serving one page.
 const SERVE: &str =
     "mkdir -p /www && echo imago-page > /www/index.html && exec httpd -f -p 8080 -h /www";
+
+/// A forking HTTP server that answers every request with the page, listening with a
+/// backlog of 1024. busybox httpd listens with a backlog of 9: 200 connects at once
+/// overflow it, and on a loaded machine a connection whose handshake the kernel kept
+/// dropping for a minute is reset, which the client sees as an empty reply. That is the
+/// server's limit, not the forwarder's, so the 200-connection test uses this one.
+const WIDE_SERVER_C: &str = r#"
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(argc > 1 ? atoi(argv[1]) : 8080);
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) || listen(s, 1024)) return 1;
+    signal(SIGCHLD, SIG_IGN);
+    for (;;) {
+        int c = accept(s, 0, 0);
+        if (c < 0) continue;
+        if (fork() == 0) {
+            static const char page[] =
+                "HTTP/1.0 200 OK\r\nContent-Length: 11\r\n\r\nimago-page\n";
+            char buf[4096];
+            size_t n = 0;
+            ssize_t r;
+            while (n < sizeof buf - 1 && (r = read(c, buf + n, sizeof buf - 1 - n)) > 0) {
+                buf[n += r] = 0;
+                if (strstr(buf, "\r\n\r\n")) break;
+            }
+            if (write(c, page, sizeof page - 1) < 0) _exit(1);
+            _exit(0);
+        }
+        close(c);
+    }
+}
+"#;
 
 /// A store with the busybox image as `web`, which EXPOSEs 8080.
 fn web_env(u: User) -> Env {
@@ -222,9 +264,19 @@ fn wait_page(run: &Running, port: u16) -> String {
 fn publish_serves_http_through_200_concurrent_connections_without_leaking_fds() {
     for u in users() {
         let env = web_env(u);
+        let dir = env.mkdir("srv");
+        let Some(server) = imago_it::static_c_program(&dir, "serve", WIDE_SERVER_C, "the server")
+        else {
+            return;
+        };
+        env.give(&server);
+        let vol = format!("{}:/srv:ro", dir.display());
         let port = free_port();
         let spec = format!("{port}:8080");
-        let mut run = Running::start(&env, &["--rm", "-p", &spec, "web", "sh", "-c", SERVE]);
+        let mut run = Running::start(
+            &env,
+            &["--rm", "-p", &spec, "-v", &vol, "web", "/srv/serve"],
+        );
         let page = wait_page(&run, port);
         assert!(
             page.starts_with("HTTP/1.") && page.contains("200"),
