@@ -262,6 +262,31 @@ fn a_damaged_layer_blob_is_named_with_a_pointer_to_fsck() {
     }
 }
 
+/// An image whose config blob is gone, named at irun's start: damage, said once. The
+/// look-up by name and the full look-up it falls back to each warned about the image.
+#[test]
+fn a_damaged_image_named_at_start_is_warned_about_once() {
+    for user in users() {
+        let env = Env::new(user);
+        import_busybox(&env, "busybox");
+        let (_, config, _) = digests(&env, "busybox");
+        std::fs::remove_file(blob_path(&env, &config)).expect("remove the config blob");
+        let out = env.cmd("irun").args(["--rm", "busybox", "true"]).run();
+        let err = out.stderr();
+        assert!(
+            !out.output.status.success() && err.contains("damaged") && err.contains(&config),
+            "[{}] {out}",
+            user.name()
+        );
+        assert_eq!(
+            err.matches("skipping image").count(),
+            1,
+            "[{}] {out}",
+            user.name()
+        );
+    }
+}
+
 #[test]
 fn a_damaged_index_is_reported_as_damage_not_as_a_missing_image() {
     for user in users() {

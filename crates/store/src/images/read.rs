@@ -152,6 +152,19 @@ impl Store {
     }
 
     pub(crate) fn images_of(&self, idx: &IndexFile) -> Result<Vec<Image>> {
+        let mut out = vec![];
+        for (d, loaded) in self.load_grouped(idx) {
+            match loaded {
+                Ok(i) => out.push(i),
+                Err(e) => tracing::warn!("skipping image {d}: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Each image of `idx` (one per index digest, with all its names) as it loads or
+    /// fails to: the caller decides whether a failure is worth a warning.
+    fn load_grouped(&self, idx: &IndexFile) -> Vec<(Digest, Result<Image>)> {
         let mut groups: Vec<(Digest, String, Vec<ImageName>)> = vec![];
         for e in &idx.manifests {
             let pos = match groups.iter().position(|g| g.0 == e.digest) {
@@ -165,37 +178,32 @@ impl Store {
                 groups[pos].2.push(ImageName::from_ref_name(n));
             }
         }
-        let mut out = vec![];
-        for (d, mt, mut names) in groups {
-            names.sort_by(|a, b| a.ref_name.cmp(&b.ref_name));
-            names.dedup();
-            match self.load_image(&d, &mt, names) {
-                Ok(i) => out.push(i),
-                Err(e) => tracing::warn!("skipping image {d}: {e}"),
-            }
-        }
-        Ok(out)
+        (groups.into_iter())
+            .map(|(d, mt, mut names)| {
+                names.sort_by(|a, b| a.ref_name.cmp(&b.ref_name));
+                names.dedup();
+                let loaded = self.load_image(&d, &mt, names);
+                (d, loaded)
+            })
+            .collect()
     }
 
     /// Step 1 of [`Self::resolve_here`] without reading the whole store: the image of
     /// the first index entry (by its digest's first place in the index, as
     /// [`Self::images_of`] orders them) whose name matches `input`, loaded alone with all
     /// its names. None when no name matches or that image does not load: the full
-    /// look-up then decides, and reports damage, as before. A start with a name
-    /// otherwise read every manifest and config of the store.
-    fn named_here(&self, idx: &IndexFile, input: &str) -> Result<Option<Image>> {
+    /// look-up then decides, and reports damage (warned about there, once). A start with
+    /// a name otherwise read every manifest and config of the store.
+    fn named_here(&self, idx: &IndexFile, input: &str) -> Option<Image> {
         let named: std::collections::HashSet<&Digest> = (idx.manifests.iter())
             .filter(|e| e.ref_name().is_some_and(|n| names::matches(n, input)))
             .map(|e| &e.digest)
             .collect();
-        let Some(first) = idx
+        let first = idx
             .manifests
             .iter()
             .map(|e| &e.digest)
-            .find(|d| named.contains(d))
-        else {
-            return Ok(None);
-        };
+            .find(|d| named.contains(d))?;
         let alone = IndexFile {
             manifests: (idx.manifests.iter())
                 .filter(|e| &e.digest == first)
@@ -203,7 +211,8 @@ impl Store {
                 .collect(),
             ..idx.clone()
         };
-        Ok(self.images_of(&alone)?.into_iter().next())
+        let (_, loaded) = self.load_grouped(&alone).into_iter().next()?;
+        loaded.ok()
     }
 
     /// Find the image `input` names in this store's own index: name[:tag],
@@ -211,7 +220,7 @@ impl Store {
     /// manifest digest.
     pub(crate) fn resolve_here(&self, input: &str) -> Result<Image> {
         let idx = self.read_index()?;
-        if let Some(img) = self.named_here(&idx, input)? {
+        if let Some(img) = self.named_here(&idx, input) {
             return Ok(img);
         }
         let images = self.images_of(&idx)?;
