@@ -3,6 +3,8 @@
 //! debris; a corrupt blob needs the image again).
 //! Never: writes to the store.
 
+use std::collections::HashSet;
+
 use imago_oci::Digest;
 
 use crate::index::IndexEntry;
@@ -47,6 +49,13 @@ impl FsckReport {
 impl Store {
     /// Check the whole store; see the module doc.
     pub fn fsck(&self) -> Result<FsckReport> {
+        self.fsck_trusting(&HashSet::new())
+    }
+
+    /// [`Self::fsck`], taking the blobs in `verified` as hashed already: repair's final
+    /// check, right after it hashed every blob (a blob is written once, by rename, and
+    /// never changes in place), would otherwise read the whole store a second time.
+    pub(crate) fn fsck_trusting(&self, verified: &HashSet<Digest>) -> Result<FsckReport> {
         let mut r = FsckReport::default();
         // 1. Blobs.
         let blobs = self.layout.blobs();
@@ -58,6 +67,9 @@ impl Store {
                 continue;
             };
             r.blobs_checked += 1;
+            if verified.contains(&d) {
+                continue;
+            }
             if let Some(what) = self.blob_problem(&d) {
                 r.problem(format!("blob {d}"), what);
             }

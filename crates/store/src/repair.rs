@@ -10,6 +10,7 @@
 //! index.json (that is reported: names cannot be recovered from blobs), removes an
 //! unpacked layer a running container holds, or repairs a shared read-only store.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use imago_oci::layer::remove_tree;
@@ -43,13 +44,14 @@ impl Store {
     /// (and for the gc after), as [`GcOptions::wait`].
     pub fn repair(&self, wait: Duration) -> Result<RepairReport> {
         let mut report = RepairReport::default();
+        let verified;
         {
             let deadline = Instant::now() + wait;
             let busy = || StoreError::StoreBusy { waited: wait };
             let _gate =
                 lock::exclusive_until(&self.layout.gc_gate_lock(), deadline)?.ok_or_else(busy)?;
             let _g = lock::exclusive_until(&self.layout.gc_lock(), deadline)?.ok_or_else(busy)?;
-            self.delete_damaged_blobs(&mut report)?;
+            verified = self.delete_damaged_blobs(&mut report)?;
             self.drop_broken_images(&mut report)?;
             self.remove_broken_layers(&mut report)?;
         }
@@ -57,11 +59,13 @@ impl Store {
             wait,
             ..GcOptions::default()
         })?;
-        report.after = self.fsck()?;
+        report.after = self.fsck_trusting(&verified)?;
         Ok(report)
     }
 
-    fn delete_damaged_blobs(&self, report: &mut RepairReport) -> Result<()> {
+    /// Hash every blob, delete the damaged ones; the digests of the sound ones.
+    fn delete_damaged_blobs(&self, report: &mut RepairReport) -> Result<HashSet<Digest>> {
+        let mut sound = HashSet::new();
         let blobs = self.layout.blobs();
         for e in std::fs::read_dir(&blobs).ctx("read directory", &blobs)? {
             let e = e.ctx("read directory", &blobs)?;
@@ -72,9 +76,11 @@ impl Store {
                 let p = e.path();
                 std::fs::remove_file(&p).ctx("remove", &p)?;
                 report.blobs_deleted.push(d);
+            } else {
+                sound.insert(d);
             }
         }
-        Ok(())
+        Ok(sound)
     }
 
     /// Drop every index entry whose blob, manifest, config or layers are missing or
