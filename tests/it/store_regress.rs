@@ -262,8 +262,9 @@ fn a_damaged_layer_blob_is_named_with_a_pointer_to_fsck() {
     }
 }
 
-/// An image whose config blob is gone, named at irun's start: damage, said once. The
-/// look-up by name and the full look-up it falls back to each warned about the image.
+/// An image whose config blob is gone, named at irun's start: damage, said once, with
+/// one hint. The look-up by name and the full look-up it falls back to each warned
+/// about the image; the missing blob's hint repeated the damaged image's.
 #[test]
 fn a_damaged_image_named_at_start_is_warned_about_once() {
     for user in users() {
@@ -284,6 +285,7 @@ fn a_damaged_image_named_at_start_is_warned_about_once() {
             "[{}] {out}",
             user.name()
         );
+        assert_eq!(err.matches("hint:").count(), 1, "[{}] {out}", user.name());
     }
 }
 

@@ -36,7 +36,6 @@ macro_rules! inherent_hint {
 }
 
 inherent_hint!(
-    imago_store::StoreError,
     imago_registry::RegistryError,
     imago_builder::engine::StepError,
     imago_runtime::RunError,
@@ -44,6 +43,18 @@ inherent_hint!(
     imago_sandbox::IdMapError,
     imago_sandbox::ChildError,
 );
+
+impl Hint for imago_store::StoreError {
+    fn hint(&self) -> Option<String> {
+        imago_store::StoreError::hint(self)
+    }
+
+    /// A damaged image's hint (remove it, then pull or load it again) already says what
+    /// its cause's, a missing or damaged blob, would.
+    fn hint_covers_causes(&self) -> bool {
+        matches!(self, Self::ImageDamaged { .. })
+    }
+}
 
 impl Hint for imago_builder::engine::BuildError {
     fn hint(&self) -> Option<String> {
@@ -62,6 +73,16 @@ impl Hint for crate::remote::RemoteError {
             Self::Registry(e) => Hint::hint(e),
             Self::Store(e) => Hint::hint(e),
             _ => None,
+        }
+    }
+
+    /// Both wrap transparently: the chain goes on with the wrapped error's causes, so
+    /// whether its hint covers them is the wrapped error's to say.
+    fn hint_covers_causes(&self) -> bool {
+        match self {
+            Self::Registry(e) => Hint::hint_covers_causes(e),
+            Self::Store(e) => Hint::hint_covers_causes(e),
+            _ => false,
         }
     }
 }
