@@ -15,6 +15,10 @@
 # to fuse-overlayfs' (goal: <= 0.5). State lives under $IMAGO_TEST_TMP (a tmpfs here).
 #
 #   REQUESTS=1 sudo -E benches/overlay.sh   # also count the FUSE requests of each step
+#   FUSE_MOUNT_BEFORE=/tmp/fuse-mount.old sudo -E benches/overlay.sh   # and an older build
+#
+# FUSE_MOUNT_BEFORE adds a second imago build to each round (after the first): a change's
+# before and after, measured under the same load.
 #
 # REQUESTS=1 counts, in round 1, the requests the kernel sends to each FUSE server per
 # step (the fuse:fuse_request_send tracepoint, Linux 6.13+, tracefs mounted): the figure
@@ -25,6 +29,8 @@ cd "$(dirname "$0")/.."; REPO=$PWD
 [ "$(id -u)" = 0 ] || { echo "overlay: run as root (it mounts)" >&2; exit 1; }
 FILES=${FILES:-20000}; THREADS=${THREADS:-4}; ROUNDS=${ROUNDS:-3}
 FUSE_MOUNT=${FUSE_MOUNT:-$REPO/target/release/examples/fuse-mount}
+FUSE_MOUNT_BEFORE=${FUSE_MOUNT_BEFORE:-}
+[ -z "$FUSE_MOUNT_BEFORE" ] || [ -x "$FUSE_MOUNT_BEFORE" ] || { echo "overlay: $FUSE_MOUNT_BEFORE is not executable" >&2; exit 1; }
 [ -x "$FUSE_MOUNT" ] || { echo "overlay: $FUSE_MOUNT not built: cargo build --release -p imago-overlay --example fuse-mount" >&2; exit 1; }
 command -v fuse-overlayfs >/dev/null || { echo "overlay: fuse-overlayfs missing (scripts/setup-host.sh installs it)" >&2; exit 1; }
 [ -e /dev/fuse ] || mknod -m 666 /dev/fuse c 10 229
@@ -43,14 +49,17 @@ fi
 if [ "$REQUESTS" = 1 ]; then # room for a step's 120,000 events; put back at the end
   TR_KB=$(sed 's/ .*//' "$TR/buffer_size_kb"); echo 16384 > "$TR/buffer_size_kb"
 fi
-trace_on() { # trace_on ID: start counting FUSE requests (round 1 of a FUSE run only)
-  case "$REQUESTS,$1" in 1,fo,1|1,imago,1) ;; *) return 0 ;; esac
+trace_on() { # trace_on ID MOUNT: start counting MOUNT's FUSE requests (round 1 of a FUSE run only)
+  case "$REQUESTS,$1" in 1,fo,1|1,imago,1|1,before,1) ;; *) return 0 ;; esac
   echo 0 > "$TR/tracing_on"; echo > "$TR/trace"
+  # Only this mount's connection (the kernel's dev_t of it): other FUSE mounts of a shared
+  # machine stay out of the counts.
+  echo "connection == $(( $(stat -c '%Hd' "$2") << 20 | $(stat -c '%Ld' "$2") ))" > "$TR/events/fuse/fuse_request_send/filter"
   echo 1 > "$TR/events/fuse/fuse_request_send/enable"; echo 1 > "$TR/tracing_on"
 }
 trace_off() { # trace_off ID STEP: stop counting; the counts into $W/ID.STEP.req
-  case "$REQUESTS,$1" in 1,fo,1|1,imago,1) ;; *) return 0 ;; esac
-  echo 0 > "$TR/events/fuse/fuse_request_send/enable"
+  case "$REQUESTS,$1" in 1,fo,1|1,imago,1|1,before,1) ;; *) return 0 ;; esac
+  echo 0 > "$TR/events/fuse/fuse_request_send/enable"; echo 0 > "$TR/events/fuse/fuse_request_send/filter"
   grep -o 'opcode [0-9]* (FUSE_[A-Z_0-9]*)' "$TR/trace" | sed 's/.*(FUSE_\(.*\))/\1/' | sort | uniq -c |
     sort -rn | awk '{ n += $1; o = o sprintf(" %s=%d", $2, $1) } END { printf "%6d:%s\n", n, o }' > "$W/${1%,*}.$2.req"
   if grep -q LOST "$TR/trace"; then echo "  (events were lost: counts too low)" >> "$W/${1%,*}.$2.req"; fi
@@ -60,15 +69,15 @@ declare -A T
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 steps() { # steps ID,ROUND DIR: the four steps inside DIR, times into T[ID,ROUND,step]
   local id=$1 d=$2/bench t0
-  trace_on "$id"; t0=$(now)
+  trace_on "$id" "$2"; t0=$(now)
   bash -c 'mkdir -p "$1"; cd "$1"; for j in $(seq 0 19); do mkdir "d$j"; done
            for ((i = 0; i < $2; i++)); do printf "file %d\n" $i > "d$((i % 20))/f$i"; done' _ "$d" "$FILES"
   T[$id,create]=$(echo "$(now) - $t0" | bc); trace_off "$id" create
-  drop; trace_on "$id"; t0=$(now); find "$d" -type f | wc -l > "$W/$id.count"; T[$id,find]=$(echo "$(now) - $t0" | bc)
+  drop; trace_on "$id" "$2"; t0=$(now); find "$d" -type f | wc -l > "$W/$id.count"; T[$id,find]=$(echo "$(now) - $t0" | bc)
   trace_off "$id" find
-  drop; trace_on "$id"; t0=$(now); find "$d" -type f -print0 | xargs -0 cat | wc -l > "$W/$id.lines"; T[$id,read]=$(echo "$(now) - $t0" | bc)
+  drop; trace_on "$id" "$2"; t0=$(now); find "$d" -type f -print0 | xargs -0 cat | wc -l > "$W/$id.lines"; T[$id,read]=$(echo "$(now) - $t0" | bc)
   trace_off "$id" read
-  drop; trace_on "$id"; t0=$(now); find "$d" -type f -name '*[02468]' -delete; T[$id,delete]=$(echo "$(now) - $t0" | bc)
+  drop; trace_on "$id" "$2"; t0=$(now); find "$d" -type f -name '*[02468]' -delete; T[$id,delete]=$(echo "$(now) - $t0" | bc)
   trace_off "$id" delete
   if [ "$(cat "$W/$id.count")" != "$FILES" ] || [ "$(cat "$W/$id.lines")" != "$FILES" ] ||
      [ "$(find "$d" -type f | wc -l)" != $((FILES / 2)) ]; then
@@ -90,6 +99,10 @@ round() { # round R: the four file systems once, times into T[ID,step,R]
   log "round $r: imago"; prep imago
   "$FUSE_MOUNT" --threads "$THREADS" --upper "$W/imago/upper" --work "$W/imago/work" --lower "$W/lower" "$W/imago/merged" &
   pid=$!; waitmount "$W/imago/merged"; steps "imago,$r" "$W/imago/merged"; umount "$W/imago/merged"; wait "$pid"
+  [ -n "$FUSE_MOUNT_BEFORE" ] || return 0
+  log "round $r: imago before"; prep before
+  "$FUSE_MOUNT_BEFORE" --threads "$THREADS" --upper "$W/before/upper" --work "$W/before/work" --lower "$W/lower" "$W/before/merged" &
+  pid=$!; waitmount "$W/before/merged"; steps "before,$r" "$W/before/merged"; umount "$W/before/merged"; wait "$pid"
 }
 for r in $(seq "$ROUNDS"); do round "$r"; done
 median() { # median ID STEP
@@ -98,15 +111,20 @@ median() { # median ID STEP
 
 printf '\noverlay file-system speed: %s files in 20 dirs, kernel %s, %s CPUs, tmpfs, median of %s rounds\n' \
   "$FILES" "$(uname -r)" "$(nproc)" "$ROUNDS"
-printf '%-8s %10s %10s %16s %18s\n' step plain kernel fuse-overlayfs "imago fuse (x fo)"
+printf '%-8s %10s %10s %16s %18s' step plain kernel fuse-overlayfs "imago fuse (x fo)"
+if [ -n "$FUSE_MOUNT_BEFORE" ]; then printf ' %18s' "before (x fo)"; fi; echo
 for s in "${STEPS[@]}"; do
   awk -v s="$s" -v p="$(median plain "$s")" -v k="$(median kernel "$s")" -v f="$(median fo "$s")" \
-    -v i="$(median imago "$s")" 'BEGIN { printf "%-8s %10.3f %10.3f %16.3f %10.3f (%.2f)\n", s, p, k, f, i, i / f }'
+    -v i="$(median imago "$s")" 'BEGIN { printf "%-8s %10.3f %10.3f %16.3f %10.3f (%.2f)", s, p, k, f, i, i / f }'
+  if [ -n "$FUSE_MOUNT_BEFORE" ]; then
+    awk -v f="$(median fo "$s")" -v b="$(median before "$s")" 'BEGIN { printf " %10.3f (%.2f)", b, b / f }'
+  fi
+  echo
 done
 if [ "$REQUESTS" = 1 ]; then
   printf '\nFUSE requests per step (round 1; FORGETs of the cache drops come before each step)\n'
   for s in "${STEPS[@]}"; do
-    for f in fo imago; do printf '%-7s %-15s %s\n' "$s" "$f" "$(cat "$W/$f.$s.req")"; done
+    for f in fo imago ${FUSE_MOUNT_BEFORE:+before}; do printf '%-7s %-15s %s\n' "$s" "$f" "$(cat "$W/$f.$s.req")"; done
   done
   echo "$TR_KB" > "$TR/buffer_size_kb"
 fi

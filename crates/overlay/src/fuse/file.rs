@@ -7,7 +7,7 @@
 //! Never: opens anything but a regular file, writes a lower.
 
 use std::cell::RefCell;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -226,13 +226,49 @@ impl FuseOverlay {
         });
     }
 
-    pub(crate) fn write_fh(&self, ino: u64, fh: u64, offset: u64, data: &[u8]) -> Res<u32> {
+    /// Write `data` at `offset`; `kill_suid`: then clear setuid and group-executable
+    /// setgid, as a write by a caller without CAP_FSETID does on any file system (this
+    /// server has it, so its own write clears nothing).
+    pub(crate) fn write_fh(
+        &self,
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        data: &[u8],
+        kill_suid: bool,
+    ) -> Res<u32> {
         let fd = self.io_fd(ino, fh, true)?;
-        sys::write_all_at(fd.as_fd(), data, offset)?;
+        let written = sys::write_all_at(fd.as_fd(), data, offset);
+        self.changed();
+        written?;
+        if kill_suid {
+            self.drop_suid(ino, fd.as_fd())?;
+        }
         u32::try_from(data.len()).map_err(|_| Errno::INVAL)
     }
 
+    fn drop_suid(&self, ino: u64, fd: BorrowedFd<'_>) -> Res<()> {
+        let mode = rustix::fs::fstat(fd)?.st_mode & 0o7777;
+        let mut kill = mode & 0o4000;
+        if mode & 0o2010 == 0o2010 {
+            kill |= 0o2000;
+        }
+        if kill == 0 {
+            return Ok(());
+        }
+        let _ns = self.lock_ns();
+        rustix::fs::fchmod(fd, Mode::from_raw_mode(mode & !kill))?;
+        keep_record_mode(&sys::proc_fd(fd), mode & !kill, true)?;
+        // The kernel still holds the old mode (a write reply carries no attributes).
+        self.invalidate_attrs(ino);
+        Ok(())
+    }
+
     pub(crate) fn release_fh(&self, fh: u64) {
+        if fh == 0 {
+            // A file created without a handle (zero-message opens).
+            return;
+        }
         let mut m = self.files.map.write().unwrap_or_else(|p| p.into_inner());
         m.remove(&fh);
     }
@@ -256,7 +292,9 @@ impl FuseOverlay {
     ) -> Res<()> {
         let fd = self.io_fd(ino, fh, true)?;
         let flags = rustix::fs::FallocateFlags::from_bits_retain(mode as u32);
-        rustix::fs::fallocate(fd.as_fd(), flags, offset, len)
+        let r = rustix::fs::fallocate(fd.as_fd(), flags, offset, len);
+        self.changed();
+        r
     }
 
     pub(crate) fn setattr_ino(&self, ino: u64, c: Changes) -> Res<FileAttr> {
@@ -287,19 +325,19 @@ impl FuseOverlay {
             }
         }
         if let Some(mode) = c.mode {
-            let path = match (loc.dir(), loc.fd()) {
+            let (path, follow) = match (loc.dir(), loc.fd()) {
                 (Some((d, n)), _) => {
                     sys::chmod_at(d, n, mode & 0o7777)?;
-                    sys::proc_at(d, n)?
+                    (sys::proc_at(d, n)?, false)
                 }
                 (None, Some(fd)) => {
                     let p = sys::proc_fd(fd);
                     rustix::fs::chmod(p.as_c_str(), Mode::from_raw_mode(mode & 0o7777))?;
-                    p
+                    (p, true)
                 }
                 (None, None) => return Err(Errno::STALE),
             };
-            keep_record_mode(&path, mode)?;
+            keep_record_mode(&path, mode, follow)?;
         }
         if c.atime.is_some() || c.mtime.is_some() {
             let t = Timestamps {
@@ -351,17 +389,19 @@ fn since_epoch(t: SystemTime) -> (i64, rustix::fs::Nsecs) {
 /// A chmod of an entry that carries an ownership record (`user.containers.override_stat`,
 /// single-mapped layers): the record takes the new mode too, as the kernel overlay's
 /// does through the recording fakeroot, since the layer committer reads the mode from it.
-fn keep_record_mode(path: &std::ffi::CStr, mode: u32) -> Res<()> {
+/// `follow`: `path` is a `/proc/self/fd/N` link to the file.
+fn keep_record_mode(path: &std::ffi::CStr, mode: u32, follow: bool) -> Res<()> {
     use imago_oci::layer::{OverrideStat, OVERRIDE_STAT_XATTR};
     let key = std::ffi::CString::new(OVERRIDE_STAT_XATTR).map_err(|_| Errno::INVAL)?;
-    let Some(mut rec) = super::xattr::get(path, &key)?.and_then(|v| OverrideStat::parse(&v)) else {
+    let Some(mut rec) =
+        super::xattr::get_at(path, &key, follow)?.and_then(|v| OverrideStat::parse(&v))
+    else {
         return Ok(());
     };
     rec.mode = mode & 0o7777;
-    rustix::fs::lsetxattr(
-        path,
-        &key,
-        rec.format().as_bytes(),
-        rustix::fs::XattrFlags::empty(),
-    )
+    let flags = rustix::fs::XattrFlags::empty();
+    match follow {
+        true => rustix::fs::setxattr(path, &key, rec.format().as_bytes(), flags),
+        false => rustix::fs::lsetxattr(path, &key, rec.format().as_bytes(), flags),
+    }
 }

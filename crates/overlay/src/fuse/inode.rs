@@ -79,6 +79,11 @@ struct Node {
 }
 
 impl Node {
+    /// The fds this node holds in the cache.
+    fn held(&self) -> usize {
+        self.stack.as_ref().map(|s| s.0.len()).unwrap_or(0) + usize::from(self.file.is_some())
+    }
+
     /// The fds this node holds in the cache, taking them.
     fn drop_cached(&mut self) -> usize {
         let stack = self.stack.take().map(|s| s.0.len()).unwrap_or(0);
@@ -217,7 +222,19 @@ impl Inodes {
 
     /// The kernel dropped `n` references to `ino`.
     pub fn forget(&self, ino: u64, n: u64) {
-        self.write().forget(ino, n);
+        let gone = self.write().forget(ino, n);
+        // Closing its fds happens outside the lock.
+        drop(gone);
+    }
+
+    /// [`Inodes::forget`] for many `(ino, n)` under one lock.
+    pub fn forget_all(&self, refs: impl IntoIterator<Item = (u64, u64)>) {
+        let mut gone = Vec::new();
+        {
+            let mut t = self.write();
+            gone.extend(refs.into_iter().filter_map(|(ino, n)| t.forget(ino, n)));
+        }
+        drop(gone);
     }
 
     /// Cache the directory fds of `ino` (evicting older ones beyond the budget).
@@ -355,23 +372,20 @@ impl Table {
         ino
     }
 
-    fn forget(&mut self, ino: u64, n: u64) {
+    /// Count `n` fewer kernel references to `ino`; the node when it is gone (the caller
+    /// drops it, closing its fds, after releasing the table).
+    fn forget(&mut self, ino: u64, n: u64) -> Option<Node> {
         if ino == ROOT {
-            return;
+            return None;
         }
-        let gone = match self.nodes.get_mut(&ino) {
-            Some(node) => {
-                node.lookups = node.lookups.saturating_sub(n);
-                node.lookups == 0
-            }
-            None => false,
-        };
-        if gone {
-            if let Some(mut node) = self.nodes.remove(&ino) {
-                let held = node.drop_cached();
-                self.fds = self.fds.saturating_sub(held);
-            }
+        let node = self.nodes.get_mut(&ino)?;
+        node.lookups = node.lookups.saturating_sub(n);
+        if node.lookups != 0 {
+            return None;
         }
+        let node = self.nodes.remove(&ino)?;
+        self.fds = self.fds.saturating_sub(node.held());
+        Some(node)
     }
 
     fn number(&mut self, key: Key) -> u64 {

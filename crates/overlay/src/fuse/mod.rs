@@ -51,7 +51,14 @@
 //! latest): no OPEN or RELEASE per opened file; reads and writes without a handle go by
 //! `pread`/`pwrite` to a host fd cached per inode (within the fd budget), and a lower
 //! file is copied up at its first write (or truncation) rather than at an open for
-//! writing. Without them, each open gets a handle with its own host fd. Kernel FUSE
+//! writing; a created file's fd becomes its inode's (no handle: Linux 6.18 sends no
+//! RELEASE for it once OPEN was refused). Without them, each open gets a handle with
+//! its own host fd. The fd a CREATE opens does direct I/O where the kernel allows
+//! shared mmap with it (Linux 6.6): no `security.capability` GETXATTR before its first
+//! write; this server clears setuid/setgid on such writes
+//! (`FUSE_WRITE_KILL_SUIDGID`). A readdirplus worker, having sent its part, stats the
+//! next part while the kernel links the entries it sent (dropped if anything changed
+//! meanwhile). Kernel FUSE
 //! passthrough is not used: it needs CAP_SYS_ADMIN in the initial namespace and Linux
 //! 6.9, which the hosts this fallback is for never have.
 //!
@@ -84,13 +91,15 @@ mod reply;
 mod session;
 mod setup;
 mod sys;
+#[cfg(test)]
+mod tests;
 mod xattr;
 
 use std::ffi::CString;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 pub use session::{mount, serve_on, FuseSession, MountOptions};
@@ -180,6 +189,15 @@ pub struct FuseOverlay {
     /// Zero-message opens are allowed (the default), and in use (the kernel has them).
     allow_zero_open: bool,
     zero_open: bool,
+    /// Files opened by CREATE get direct I/O (the default), and the kernel allows it
+    /// with shared mmap (`FUSE_DIRECT_IO_ALLOW_MMAP`, Linux 6.6).
+    allow_direct_create: bool,
+    direct_create: bool,
+    /// Counts finished changes to the layers (each namespace-lock holder, each write):
+    /// work done ahead of a request is stale when it moved.
+    changes: AtomicU64,
+    /// Set once the session runs: invalidations this server sends the kernel.
+    notifier: Arc<OnceLock<fuser::Notifier>>,
 }
 
 impl std::fmt::Debug for FuseOverlay {
@@ -226,6 +244,13 @@ impl FuseOverlay {
         self
     }
 
+    /// Give files opened by CREATE cached I/O even where the kernel allows direct I/O
+    /// with shared mmap (`false`; the default `true` saves a GETXATTR per new file).
+    pub fn with_direct_create(mut self, on: bool) -> Self {
+        self.allow_direct_create = on;
+        self
+    }
+
     /// Write these forms instead of the probed ones (the OCI `.wh.` files for a reader
     /// that only knows those; a form the upper's file system refuses makes removals fail).
     pub fn with_forms(mut self, forms: Forms) -> Self {
@@ -240,7 +265,29 @@ impl FuseOverlay {
         CString::new(format!("#{n}")).unwrap_or_default()
     }
 
-    fn lock_ns(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.ns.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock_ns(&self) -> NsGuard<'_> {
+        NsGuard {
+            _lock: self.ns.lock().unwrap_or_else(|p| p.into_inner()),
+            changes: &self.changes,
+        }
+    }
+
+    /// Something in the layers changed (counted before the reply goes out).
+    fn changed(&self) {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// The namespace lock; releasing it counts a change (holders change the layers).
+struct NsGuard<'a> {
+    _lock: std::sync::MutexGuard<'a, ()>,
+    changes: &'a AtomicU64,
+}
+
+impl Drop for NsGuard<'_> {
+    fn drop(&mut self) {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 }

@@ -7,6 +7,7 @@
 use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
+use std::sync::Arc;
 
 use fuser::FileAttr;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags};
@@ -144,10 +145,16 @@ impl FuseOverlay {
         Ok(())
     }
 
-    /// Create and open a regular file; its inode, attributes and handle.
+    /// Create and open a regular file; its inode, attributes and handle (0: none, with
+    /// zero-message opens).
     pub(crate) fn create_in(&self, new: &New<'_>, flags: i32) -> Res<(u64, FileAttr, u64)> {
         let acc = OFlags::from_bits_retain(flags as u32) & OFlags::ACCMODE;
-        let host = acc | OFlags::CREATE | OFlags::EXCL;
+        // With zero-message opens the new file's fd becomes the inode's cached one (read
+        // and write), and the reply carries no handle: once the kernel has seen OPEN
+        // refused it sends no RELEASE for created files either (Linux 6.18), so a
+        // handle would never be freed.
+        let host_acc = if self.zero_open { OFlags::RDWR } else { acc };
+        let host = host_acc | OFlags::CREATE | OFlags::EXCL;
         let _ns = self.lock_ns();
         let fd = self
             .make_entry(new, |d, n, perms| sys::open_at(d, n, host, perms).map(Some))?
@@ -167,6 +174,10 @@ impl FuseOverlay {
             fresh: true,
         };
         let ino = self.inodes.remember(new.parent, new.name, entry);
+        if self.zero_open {
+            self.inodes.set_file(ino, Arc::new(fd), true, UPPER);
+            return Ok((ino, attr::attr(ino, &st, false), 0));
+        }
         let fh = self.add_handle(fd, ino, acc != OFlags::RDONLY, None);
         Ok((ino, attr::attr(ino, &st, false), fh))
     }

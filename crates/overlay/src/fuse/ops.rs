@@ -214,12 +214,15 @@ impl Filesystem for FuseOverlay {
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.write_fh(ino.0, fh.0, offset, data) {
+        // Set on direct writes by a caller without CAP_FSETID: the kernel left clearing
+        // setuid/setgid to this server (see `FuseOverlay::create_open_flags`).
+        let kill_suid = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
+        match self.write_fh(ino.0, fh.0, offset, data, kill_suid) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(errno(e)),
         }
@@ -367,13 +370,9 @@ impl Filesystem for FuseOverlay {
         match new_entry(req, parent, name, perms, false, |n| {
             self.create_in(n, flags)
         }) {
-            Ok((_, a, fh)) => reply.created(
-                &self.ttl,
-                &a,
-                GEN,
-                FileHandle(fh),
-                FopenFlags::FOPEN_KEEP_CACHE,
-            ),
+            Ok((_, a, fh)) => {
+                reply.created(&self.ttl, &a, GEN, FileHandle(fh), self.create_open_flags())
+            }
             Err(e) => reply.error(errno(e)),
         }
     }

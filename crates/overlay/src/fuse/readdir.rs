@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use fuser::{FileAttr, FileType, Generation, INodeNo, ReplyDirectory, ReplyDirectoryPlus};
+use rustix::fs::Stat;
 use rustix::io::Errno;
 
 use super::inode::{FastMap, Key, Stack, ROOT};
@@ -32,6 +33,40 @@ pub(crate) struct DirEnt {
 struct DirHandle {
     ino: u64,
     entries: Mutex<Option<Arc<Vec<DirEnt>>>>,
+    /// What readdirplus statted ahead after its last reply (see [`Ahead`]).
+    ahead: Mutex<Option<Ahead>>,
+}
+
+/// The host stats of the entries a listing's next readdirplus will likely want, taken
+/// by the worker that sent the previous part right after sending it: while the kernel
+/// links that part's entries, the next part's stats are taken on another CPU.
+struct Ahead {
+    /// The listing and the index of the first entry statted.
+    listing: Arc<Vec<DirEnt>>,
+    from: usize,
+    /// [`FuseOverlay::changes`] before the first stat: any change since makes these stale.
+    changes: u64,
+    /// Per entry: its stat, `None` for a directory or one that could not be statted.
+    stats: Vec<Option<Stat>>,
+}
+
+impl Ahead {
+    /// The stats taken ahead in `listing` if they are still good. The kernel may ask
+    /// from an earlier entry than expected (its caller's buffer filled in the middle of a
+    /// reply): entries outside them are statted as they come.
+    fn take_for(
+        slot: &mut Option<Ahead>,
+        listing: &Arc<Vec<DirEnt>>,
+        changes: u64,
+    ) -> Option<Ahead> {
+        slot.take()
+            .filter(|a| a.changes == changes && Arc::ptr_eq(&a.listing, listing))
+    }
+
+    fn get(&self, i: usize) -> Option<Option<&Stat>> {
+        let k = i.checked_sub(self.from)?;
+        self.stats.get(k).map(Option::as_ref)
+    }
 }
 
 /// The open directory handles.
@@ -58,6 +93,7 @@ impl FuseOverlay {
         let h = Arc::new(DirHandle {
             ino,
             entries: Mutex::new(None),
+            ahead: Mutex::new(None),
         });
         let mut m = self.dirs.map.write().unwrap_or_else(|p| p.into_inner());
         m.insert(fh, h);
@@ -72,6 +108,10 @@ impl FuseOverlay {
     /// The listing of handle `fh`: a fresh snapshot at offset 0, the same one after.
     fn listing(&self, fh: u64, offset: u64) -> Res<(u64, Arc<Vec<DirEnt>>)> {
         let h = self.dirs.get(fh)?;
+        self.listing_of(&h, offset)
+    }
+
+    fn listing_of(&self, h: &DirHandle, offset: u64) -> Res<(u64, Arc<Vec<DirEnt>>)> {
         let mut cur = h.entries.lock().unwrap_or_else(|p| p.into_inner());
         match cur.as_ref() {
             Some(e) if offset != 0 => Ok((h.ino, e.clone())),
@@ -214,20 +254,23 @@ impl FuseOverlay {
     /// Look up listed entries for readdirplus, in order (`None`: gone since the listing).
     /// A non-directory is what its layer holds (the listing applied whiteouts already):
     /// one stat, no scan of the other layers, and all of them counted under one lock.
+    /// `ahead`: stats taken earlier for entries from index `first` on.
     fn plus_entries(
         &self,
         dir: u64,
         stack: &Stack,
-        ents: &[DirEnt],
+        (first, ents): (usize, &[DirEnt]),
+        ahead: Option<&Ahead>,
     ) -> Vec<Option<(u64, FileAttr)>> {
         let mut out = vec![None; ents.len()];
         let mut plain = Vec::new();
         let mut at = Vec::new();
         for (i, e) in ents.iter().enumerate() {
             if e.kind != FileType::Directory {
-                let st = stack
-                    .at(e.layer)
-                    .and_then(|d| sys::stat_at(d, &e.name).ok()?);
+                let st = match ahead.and_then(|a| a.get(first + i)) {
+                    Some(st) => st.copied(),
+                    None => plain_stat(stack, e),
+                };
                 if let Some(st) = st {
                     let kind = sys::file_type(&st);
                     if !sys::is_whiteout(&st) && kind != rustix::fs::FileType::Directory {
@@ -252,15 +295,53 @@ impl FuseOverlay {
         out
     }
 
-    pub(crate) fn readdirplus_fh(&self, fh: u64, offset: u64, mut reply: ReplyDirectoryPlus) {
+    pub(crate) fn readdirplus_fh(&self, fh: u64, offset: u64, reply: ReplyDirectoryPlus) {
+        let h = match self.dirs.get(fh) {
+            Ok(h) => h,
+            Err(e) => return reply.error(attr::errno(e)),
+        };
         let (dir, entries, stack) = match self
-            .listing(fh, offset)
+            .listing_of(&h, offset)
             .and_then(|(d, e)| Ok((d, e, self.stack_of(d)?)))
         {
             Ok(x) => x,
             Err(e) => return reply.error(attr::errno(e)),
         };
-        let mut i = usize::try_from(offset).unwrap_or(usize::MAX);
+        let from = usize::try_from(offset).unwrap_or(usize::MAX);
+        // Held until the next part is statted: the request for it waits here for that.
+        let mut slot = h.ahead.lock().unwrap_or_else(|p| p.into_inner());
+        let changes = self.changes.load(Ordering::Acquire);
+        let ahead = Ahead::take_for(&mut slot, &entries, changes);
+        let Some(next) = self.plus_reply(dir, &stack, &entries, from, ahead.as_ref(), reply) else {
+            return;
+        };
+        // The part just sent again, from where it stopped (the kernel's buffer size).
+        let want = next.saturating_sub(from).clamp(16, 4 * PLUS_CHUNK);
+        let ents = entries.get(next..entries.len().min(next + want));
+        let Some(ents) = ents.filter(|e| !e.is_empty()) else {
+            return;
+        };
+        let changes = self.changes.load(Ordering::Acquire);
+        let stats = ents.iter().map(|e| plain_stat(&stack, e)).collect();
+        *slot = Some(Ahead {
+            listing: entries.clone(),
+            from: next,
+            changes,
+            stats,
+        });
+    }
+
+    /// Answer a readdirplus from entry `i` on; the index of the first entry that did not
+    /// fit, if any.
+    fn plus_reply(
+        &self,
+        dir: u64,
+        stack: &Stack,
+        entries: &[DirEnt],
+        mut i: usize,
+        ahead: Option<&Ahead>,
+        mut reply: ReplyDirectoryPlus,
+    ) -> Option<usize> {
         let mut want = 16;
         while let Some(e) = entries.get(i) {
             if i < 2 {
@@ -271,7 +352,8 @@ impl FuseOverlay {
                     continue;
                 };
                 if reply.add(INodeNo(e.ino), i as u64, name, &self.ttl, &a, Generation(0)) {
-                    break;
+                    reply.ok();
+                    return Some(i - 1);
                 }
                 continue;
             }
@@ -282,7 +364,7 @@ impl FuseOverlay {
                 .get(i..entries.len().min(i + want))
                 .unwrap_or_default();
             want = (want * 2).min(PLUS_CHUNK);
-            let found = self.plus_entries(dir, &stack, chunk);
+            let found = self.plus_entries(dir, stack, (i, chunk), ahead);
             for (k, (e, f)) in chunk.iter().zip(&found).enumerate() {
                 let off = (i + k) as u64 + 1;
                 let name = OsStr::from_bytes(e.name.to_bytes());
@@ -290,17 +372,29 @@ impl FuseOverlay {
                 let Some((ino, a)) = f else { continue };
                 if reply.add(INodeNo(*ino), off, name, &self.ttl, a, Generation(0)) {
                     // Not sent, nor what follows: the kernel holds no reference for them.
-                    for (ino, _) in found.iter().skip(k).flatten() {
-                        self.inodes.forget(*ino, 1);
-                    }
-                    return reply.ok();
+                    let unsent = found.iter().skip(k).flatten().map(|(ino, _)| (*ino, 1));
+                    self.inodes.forget_all(unsent);
+                    reply.ok();
+                    return Some(i + k);
                 }
             }
             i += chunk.len();
         }
         reply.ok();
+        None
     }
 }
 
 /// Readdirplus entries looked up at a time, at most.
 const PLUS_CHUNK: usize = 128;
+
+/// The host stat of a listed non-directory in its layer (`None` for a directory: a
+/// merged one needs a full lookup).
+fn plain_stat(stack: &Stack, e: &DirEnt) -> Option<Stat> {
+    if e.kind == FileType::Directory {
+        return None;
+    }
+    stack
+        .at(e.layer)
+        .and_then(|d| sys::stat_at(d, &e.name).ok()?)
+}

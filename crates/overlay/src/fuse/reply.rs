@@ -46,8 +46,36 @@ impl FuseOverlay {
             // An old kernel without one of these still works, only slower.
             let _ = config.add_capabilities(cap);
         }
+        // Without it a shared mmap of a direct-I/O file fails (ENODEV).
+        self.direct_create = self.allow_direct_create
+            && config
+                .add_capabilities(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP)
+                .is_ok();
         // Kernel's own limits win: the call only reports them.
         let _ = config.set_max_background(64);
+    }
+
+    /// The open flags of a CREATE reply. Direct I/O where the kernel allows shared mmap
+    /// with it: a cached write first asks for the new file's `security.capability`
+    /// (one GETXATTR round trip per new file), a direct one leaves clearing setuid to
+    /// this server (`FUSE_WRITE_KILL_SUIDGID`). The kernel keeps other opens' page
+    /// cache and mmaps coherent with direct writes; reads through the creating fd are
+    /// uncached.
+    pub(crate) fn create_open_flags(&self) -> fuser::FopenFlags {
+        use fuser::FopenFlags as F;
+        match self.direct_create {
+            true => F::FOPEN_KEEP_CACHE | F::FOPEN_DIRECT_IO,
+            false => F::FOPEN_KEEP_CACHE,
+        }
+    }
+
+    /// Make the kernel drop its cached attributes of `ino` (changed here unasked).
+    pub(crate) fn invalidate_attrs(&self, ino: u64) {
+        if let Some(n) = self.notifier.get() {
+            // A negative offset: attributes only, no page-cache range. ENOENT (the
+            // kernel forgot the inode meanwhile) leaves nothing stale.
+            let _ = n.inval_inode(INodeNo(ino), -1, 0);
+        }
     }
 
     /// statfs of the upper (where everything written goes).

@@ -80,8 +80,11 @@ pub fn serve_on(fd: OwnedFd, fs: FuseOverlay, threads: usize) -> Result<FuseSess
     // the session starts (no /dev/fuse where the server runs) would leave the mount
     // unserved.
     config.clone_fd = false;
+    let notifier = fs.notifier.clone();
     let session = fuser::Session::from_fd(fs, fd, fuser::SessionACL::All, config)
         .map_err(FuseError::Session)?;
+    // Before any request: the workers start in `run`. A second set cannot happen.
+    let _ = notifier.set(session.notifier());
     let thread = std::thread::Builder::new()
         .name("fuse-overlay".into())
         .spawn(move || session.run())

@@ -90,6 +90,10 @@ pub(super) fn open<P: AsRef<Path>>(
         tmp: AtomicU64::new(0),
         allow_zero_open: true,
         zero_open: false,
+        allow_direct_create: true,
+        direct_create: false,
+        changes: AtomicU64::new(0),
+        notifier: Default::default(),
     })
 }
 

@@ -65,7 +65,12 @@ fn list_raw(path: &CStr, follow: bool) -> Res<Vec<u8>> {
 
 /// One xattr of `path` (not following it); `None` when absent.
 pub(crate) fn get(path: &CStr, key: &CStr) -> Res<Option<Vec<u8>>> {
-    match get_raw(path, key, false) {
+    get_at(path, key, false)
+}
+
+/// [`get`], following `path` when `follow` (a `/proc/self/fd/N` link).
+pub(crate) fn get_at(path: &CStr, key: &CStr, follow: bool) -> Res<Option<Vec<u8>>> {
+    match get_raw(path, key, follow) {
         Ok(v) => Ok(Some(v)),
         Err(Errno::NODATA) | Err(Errno::NOTSUP) => Ok(None),
         Err(e) => Err(e),
