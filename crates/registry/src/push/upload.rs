@@ -78,6 +78,8 @@ impl Ctx<'_> {
             }
         }
         let mut last_err = None;
+        // Set once the registry refused this blob in one request: its chunks from then on.
+        let mut chunk_limit = None;
         for _ in 0..3 {
             let (loc, min, start) = match (resume.take(), session.take()) {
                 (Some((l, off)), _) => (l, None, off),
@@ -87,7 +89,7 @@ impl Ctx<'_> {
                     (l, min, 0)
                 }
             };
-            let result = self.upload_in(b, &path, loc, min, start, saved.as_deref());
+            let result = self.upload_in(b, &path, loc, min, start, saved.as_deref(), chunk_limit);
             if !matches!(result, Err(Retry::Fatal(_))) {
                 if let Some(p) = &saved {
                     upload_session::forget(p);
@@ -102,7 +104,8 @@ impl Ctx<'_> {
                     ));
                     last_err = Some(e);
                 }
-                Err(Retry::Chunked(e)) => {
+                Err(Retry::Chunked(e, limit)) => {
+                    chunk_limit = limit.or(chunk_limit);
                     self.events.note(&format!(
                         "{}: the registry refused the blob in one request ({e}); uploading it in chunks",
                         b.digest.short()
@@ -125,16 +128,19 @@ impl Ctx<'_> {
             && self.opts.chunk_size.is_none_or(|c| b.size <= c)
     }
 
-    /// The registry answered 413 to a body of `len` bytes: the largest body sent from now
-    /// on (this blob's chunks and every later blob of the push) is half of it, at most
-    /// [`SMALL_CHUNK`] and at least `floor` (the registry's `OCI-Chunk-Min-Length`).
-    /// `None` when that is no smaller than `len`: no chunk size is left to try.
+    /// The registry answered 413 to a body of `len` bytes: this blob's chunks from now on
+    /// are half of it, at most [`SMALL_CHUNK`] and at least `floor` (the registry's
+    /// `OCI-Chunk-Min-Length`), and so are the bodies of every later blob of the push,
+    /// though never under [`MIN_SHARED_CAP`]. `None` when that is no smaller than `len`:
+    /// no chunk size is left to try.
     fn refused_body(&self, len: u64, floor: u64) -> Option<u64> {
         let smaller = smaller_body(len, floor)?;
-        self.chunk_cap.fetch_min(smaller, Ordering::Relaxed);
+        self.chunk_cap
+            .fetch_min(shared_cap(smaller), Ordering::Relaxed);
         Some(smaller)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn upload_in(
         &self,
         b: &BlobRef,
@@ -143,11 +149,12 @@ impl Ctx<'_> {
         min: Option<u64>,
         start: u64,
         saved: Option<&Path>,
+        chunk_limit: Option<u64>,
     ) -> Result<(), Retry> {
         let scope = self.scope(&[]);
         let progress = |n: u64| self.events.blob_progress(&b.digest, n);
         let octet = ("Content-Type", "application/octet-stream".to_owned());
-        if self.monolithic(b) {
+        if chunk_limit.is_none() && self.monolithic(b) {
             let url = with_query(&loc, "digest", &b.digest.to_string());
             let body = Body::File {
                 path,
@@ -169,11 +176,12 @@ impl Ctx<'_> {
                 201 | 204 => Ok(()),
                 s => {
                     let e = Client::error("PUT", &url, resp);
-                    if s == 413 && self.refused_body(b.size, 0).is_some() {
-                        Err(Retry::Chunked(e))
+                    let smaller = (s == 413).then(|| self.refused_body(b.size, 0)).flatten();
+                    if let Some(smaller) = smaller {
+                        Err(Retry::Chunked(e, Some(smaller)))
                     } else if single_put_unsupported(s, &e) {
                         self.single_put.store(false, Ordering::Relaxed);
-                        Err(Retry::Chunked(e))
+                        Err(Retry::Chunked(e, None))
                     } else {
                         Err(classify(s, e))
                     }
@@ -191,6 +199,7 @@ impl Ctx<'_> {
             .chunk_size
             .unwrap_or(default_chunk)
             .min(self.chunk_cap.load(Ordering::Relaxed))
+            .min(chunk_limit.unwrap_or(u64::MAX))
             .max(floor)
             .max(1);
         let mut offset = start;
@@ -295,8 +304,9 @@ const MAX_REFUSALS: u32 = 8;
 
 enum Retry {
     NewSession(RegistryError),
-    /// The single-request upload was refused: a new session, in chunks.
-    Chunked(RegistryError),
+    /// The single-request upload was refused: a new session, in chunks (of at most this
+    /// size, after a 413).
+    Chunked(RegistryError, Option<u64>),
     Fatal(RegistryError),
 }
 
@@ -326,6 +336,17 @@ fn classify(status: u16, e: RegistryError) -> Retry {
     } else {
         Retry::Fatal(e)
     }
+}
+
+/// The least a 413 lowers the bodies of the push's other blobs to: a 413 to a config of
+/// a few hundred bytes must not send every later layer in pieces of that size (a
+/// thousand requests per MiB). A registry that takes even less refuses those too, and
+/// each blob halves its own chunks from there.
+const MIN_SHARED_CAP: u64 = 64 << 10;
+
+/// The cap on other blobs' bodies after this blob's were cut to `smaller`.
+fn shared_cap(smaller: u64) -> u64 {
+    smaller.max(MIN_SHARED_CAP)
 }
 
 /// The body to try after a 413 to `len` bytes: half, at most [`SMALL_CHUNK`], at least
@@ -371,6 +392,12 @@ mod tests {
             (len, tries) = (s, tries + 1);
         }
         assert!(tries <= 24, "{tries}");
+    }
+
+    #[test]
+    fn a_413_to_a_small_body_leaves_other_blobs_usable_chunks() {
+        assert_eq!(shared_cap(204), MIN_SHARED_CAP);
+        assert_eq!(shared_cap(SMALL_CHUNK), SMALL_CHUNK);
     }
 
     #[test]
