@@ -11,6 +11,8 @@
 # cold push: the registry's storage is wiped before each run (no blob-descriptor cache is
 #            configured, so that is safe); warm push: every blob is already there.
 # cold pull: an empty store / OCI dir each run; warm pull: everything already present.
+# Each case also prints the median CPU per run of the client and of the registry: on a
+# busy machine they move less than wall time does.
 # Work files live in $IMAGO_TEST_TMP (a tmpfs in scripts/test.sh), else /var/tmp.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -86,8 +88,29 @@ for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$PORT/v2/" >/dev/null 2>&1 &
 R=127.0.0.1:$PORT/bench/big:1
 R1=127.0.0.1:$PORT/bench/one:1
 
-ms() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; exit 1; }; e=$(date +%s%N); echo $(((e - s) / 1000000)); }
+# CPU, which a busy machine disturbs less than wall time: the client's (user + sys, from
+# the shell's `times`) and the registry's (its /proc stat) over each run, in ms.
+TICK_MS=$((1000 / $(getconf CLK_TCK)))
+registry_cpu() { awk -v t="$TICK_MS" '{print ($14 + $15) * t}' "/proc/$REG_PID/stat"; }
+# One run of a command: "WALL CLIENT-CPU REGISTRY-CPU", in ms. `times` (a builtin: no
+# child of its own) before and after gives what the command's processes used.
+ms() {
+  local s e r0 r1 t=$W/times.$BASHPID
+  r0=$(registry_cpu); s=$(date +%s%N)
+  times >"$t.0"
+  "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; exit 1; }
+  times >"$t.1"
+  e=$(date +%s%N); r1=$(registry_cpu)
+  echo "$(((e - s) / 1000000)) $(children_cpu "$t.1" "$t.0") $((r1 - r0))"
+  rm -f "$t.0" "$t.1"
+}
+# The children's user + sys of the second `times` output less the first's, in ms.
+children_cpu() {
+  awk 'FNR == 2 { split($0, f, /[ms]+ */); c[FILENAME == ARGV[1]] = f[1] * 60 + f[2] + f[3] * 60 + f[4] }
+    END { print int(1000 * (c[1] - c[0]) + 0.5) }' "$1" "$2"
+}
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
+column() { printf '%s\n' "${@:2}" | awk -v c="$1" '{print $c}' | median; }
 wipe_registry() { rm -rf "$W/regdata/docker"; rm -f "$SRC/imago/registry/registry-blob-sources" "$SRC/registry-blob-sources"; }
 
 run_case() { # name prepare-fn imago-cmd... -- skopeo-cmd...
@@ -103,10 +126,14 @@ run_case() { # name prepare-fn imago-cmd... -- skopeo-cmd...
     $prep; st+=("$(ms "${scmd[@]}")")
   done
   local im sm
-  im=$(printf '%s\n' "${it[@]}" | median); sm=$(printf '%s\n' "${st[@]}" | median)
+  im=$(column 1 "${it[@]}"); sm=$(column 1 "${st[@]}")
   printf '%-16s imago %6d ms   skopeo %6d ms   ratio %.2f   (runs: imago %s | skopeo %s)\n' \
-    "$name" "$im" "$sm" "$(echo "$im $sm" | awk '{print ($2>0)?$1/$2:0}')" "${it[*]}" "${st[*]}"
+    "$name" "$im" "$sm" "$(echo "$im $sm" | awk '{print ($2>0)?$1/$2:0}')" \
+    "$(column_list 1 "${it[@]}")" "$(column_list 1 "${st[@]}")"
+  printf '%-16s   cpu ms, median (client + registry): imago %d + %d   skopeo %d + %d\n' "" \
+    "$(column 2 "${it[@]}")" "$(column 3 "${it[@]}")" "$(column 2 "${st[@]}")" "$(column 3 "${st[@]}")"
 }
+column_list() { printf '%s\n' "${@:2}" | awk -v c="$1" '{print $c}' | paste -sd' '; }
 
 nothing() { :; }
 fresh_dst() { rm -rf "$W/dst" "$W/sdst"; }

@@ -24,7 +24,7 @@ use crate::auth::token::fetch_token;
 use crate::auth::{Challenge, Credentials, Scope, TokenCache};
 use crate::error::{ApiErrors, RegistryError};
 use crate::stall::{describe, Stall, TransferLimits, Watch};
-use crate::transport::{agent_for, TransportOptions};
+use crate::transport::{agent_for, agent_with_lazy_tls, TransportOptions};
 
 /// How often and how long to retry.
 #[derive(Debug, Clone, Copy)]
@@ -119,7 +119,7 @@ impl Client {
         creds: Option<Credentials>,
         retry: RetryPolicy,
     ) -> Result<Self, RegistryError> {
-        let agent = agent_for(endpoint, &opts)?;
+        let (agent, tls) = agent_with_lazy_tls(endpoint, &opts);
         let mut client = Self {
             registry: registry.to_owned(),
             host: endpoint.to_owned(),
@@ -143,6 +143,11 @@ impl Client {
         let mut last = None;
         for (i, scheme) in schemes.iter().enumerate() {
             client.base = format!("{scheme}://{endpoint}");
+            if *scheme == "https" {
+                // Made here rather than inside the handshake: a bad CA file fails with
+                // its name, and before any connection.
+                tls.load()?;
+            }
             let attempts = if i + 1 < schemes.len() {
                 1
             } else {
@@ -680,6 +685,47 @@ mod tests {
         assert_eq!(
             authority_of("https://auth.docker.io/token?x"),
             Some("auth.docker.io")
+        );
+    }
+
+    /// A registry reached over plain HTTP never has the TLS configuration made: a CA
+    /// file that cannot be read does not stop it. The same file fails a connection that
+    /// tries HTTPS, naming the file, before any handshake.
+    #[test]
+    fn plain_http_registries_make_no_tls_configuration() {
+        use std::io::Write;
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(
+            t.path().join("bad.crt"),
+            "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let opts = TransportOptions {
+            ca_dir: Some(t.path().to_owned()),
+            ..TransportOptions::default()
+        };
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = l.local_addr().unwrap().to_string();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).unwrap() == 1 {
+                head.push(b[0]);
+            }
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                .unwrap();
+            String::from_utf8(head).unwrap()
+        });
+        let retry = RetryPolicy::default();
+        let c = Client::connect(&endpoint, &endpoint, opts.clone(), None, retry).unwrap();
+        assert_eq!(c.base(), format!("http://{endpoint}"));
+        assert!(server.join().unwrap().starts_with("GET /v2/ HTTP/1.1"));
+        // Port 1 refuses plain HTTP at once; HTTPS comes next and needs the file.
+        let e = Client::connect("127.0.0.1:1", "127.0.0.1:1", opts, None, retry).unwrap_err();
+        assert!(
+            matches!(&e, RegistryError::Tls { reason, .. } if reason.contains("bad.crt")),
+            "{e}"
         );
     }
 

@@ -10,16 +10,21 @@
 //! `~/.config/containers/certs.d/HOST/` (or `--cert-dir`).
 //! Proxies: `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` and `NO_PROXY`, for token requests too.
 //! Redirects are followed; `Authorization` is never sent to another host after one.
+//! The TLS configuration of a registry's agent is made when first needed (client.rs
+//! makes it before it tries HTTPS): a plain-HTTP registry never has the trust store read.
 //!
 //! Never: authenticates (auth/), retries (client.rs) or parses registry bodies.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
 use ureq::unversioned::resolver::DefaultResolver;
-use ureq::unversioned::transport::{ConnectProxyConnector, Connector, TcpConnector};
+use ureq::unversioned::transport::{
+    ConnectProxyConnector, ConnectionDetails, Connector, Either, TcpConnector, Transport,
+};
 use ureq::Agent;
 
 use crate::error::RegistryError;
@@ -113,30 +118,23 @@ fn crt_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Build the agent for one host.
+/// Build the agent for one host, its TLS configuration (trust store included) made now.
 pub fn agent_for(authority: &str, opts: &TransportOptions) -> Result<Agent, RegistryError> {
-    let verify = opts.tls_verify != Some(false);
-    let mut roots = Vec::new();
-    if verify {
-        let extra = match &opts.ca_dir {
-            Some(d) => crt_files(d),
-            None => extra_ca_files(&opts.certs_dirs(), authority),
-        };
-        roots = system_roots();
-        for f in &extra {
-            roots.extend(read_pem_certs(f).map_err(|reason| RegistryError::Tls {
-                host: authority.to_owned(),
-                reason: format!("read CA file {}: {reason}", f.display()),
-            })?);
-        }
-        if !extra.is_empty() {
-            tracing::debug!(host = authority, files = ?extra, "extra CA files");
-        }
-    }
-    let tls = tls::client_config(roots, verify).map_err(|e| RegistryError::Tls {
-        host: authority.to_owned(),
-        reason: e.to_string(),
-    })?;
+    let (agent, tls) = agent_with_lazy_tls(authority, opts);
+    tls.load()?;
+    Ok(agent)
+}
+
+/// Build the agent for one host; its TLS configuration is made at the first TLS
+/// connection, or by [`LazyTls::load`]. A registry reached over plain HTTP (a loopback
+/// one) then never pays for parsing the system's trust store: several milliseconds,
+/// before the first request, of every push and pull.
+pub fn agent_with_lazy_tls(authority: &str, opts: &TransportOptions) -> (Agent, LazyTls) {
+    let tls = LazyTls(Arc::new(TlsParts {
+        authority: authority.to_owned(),
+        opts: opts.clone(),
+        connector: OnceLock::new(),
+    }));
     let config = Agent::config_builder()
         .http_status_as_error(false)
         .redirect_auth_headers(ureq::config::RedirectAuthHeaders::Never)
@@ -156,12 +154,83 @@ pub fn agent_for(authority: &str, opts: &TransportOptions) -> Result<Agent, Regi
     let connector =
         ().chain(ConnectProxyConnector::default())
             .chain(TcpConnector::default())
-            .chain(tls::TlsConnector::new(tls));
-    Ok(Agent::with_parts(
-        config,
-        connector,
-        DefaultResolver::default(),
-    ))
+            .chain(tls.clone());
+    let agent = Agent::with_parts(config, connector, DefaultResolver::default());
+    (agent, tls)
+}
+
+/// The TLS end of an agent's connector chain, made once, when first needed.
+#[derive(Debug, Clone)]
+pub struct LazyTls(Arc<TlsParts>);
+
+#[derive(Debug)]
+struct TlsParts {
+    authority: String,
+    opts: TransportOptions,
+    /// The connector, or why it could not be made.
+    connector: OnceLock<Result<tls::TlsConnector, String>>,
+}
+
+impl LazyTls {
+    /// Make the TLS configuration now (the trust store and the host's CA files), so that
+    /// a bad CA file fails here with its name rather than inside a connection.
+    pub fn load(&self) -> Result<(), RegistryError> {
+        self.connector()
+            .map(|_| ())
+            .map_err(|reason| RegistryError::Tls {
+                host: self.0.authority.clone(),
+                reason: reason.clone(),
+            })
+    }
+
+    fn connector(&self) -> Result<&tls::TlsConnector, &String> {
+        let p = &self.0;
+        p.connector
+            .get_or_init(|| tls_connector(&p.authority, &p.opts))
+            .as_ref()
+    }
+}
+
+impl<In: Transport> Connector<In> for LazyTls {
+    type Out = <tls::TlsConnector as Connector<In>>::Out;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        match chained {
+            Some(plain) if !details.needs_tls() => Ok(Some(Either::A(plain))),
+            chained => match self.connector() {
+                Ok(c) => c.connect(details, chained),
+                Err(reason) => Err(ureq::Error::Io(std::io::Error::other(reason.clone()))),
+            },
+        }
+    }
+}
+
+/// The TLS connector for `authority`; the error is the reason it could not be made.
+fn tls_connector(authority: &str, opts: &TransportOptions) -> Result<tls::TlsConnector, String> {
+    let verify = opts.tls_verify != Some(false);
+    let mut roots = Vec::new();
+    if verify {
+        let extra = match &opts.ca_dir {
+            Some(d) => crt_files(d),
+            None => extra_ca_files(&opts.certs_dirs(), authority),
+        };
+        roots = system_roots();
+        for f in &extra {
+            roots.extend(
+                read_pem_certs(f)
+                    .map_err(|reason| format!("read CA file {}: {reason}", f.display()))?,
+            );
+        }
+        if !extra.is_empty() {
+            tracing::debug!(host = authority, files = ?extra, "extra CA files");
+        }
+    }
+    let tls = tls::client_config(roots, verify).map_err(|e| e.to_string())?;
+    Ok(tls::TlsConnector::new(tls))
 }
 
 /// The system's trust store, as OpenSSL finds it: `SSL_CERT_FILE` and `SSL_CERT_DIR`
