@@ -118,8 +118,16 @@ pub struct Host {
 }
 
 impl Host {
-    /// Read the current process's.
+    /// The current process's, read at the first call of the process and kept: irun
+    /// asks for it at several steps of one start (flags, the launch, the rendezvous),
+    /// and none of them changes the environment, the ids or the working dir.
     pub fn current() -> Host {
+        static HOST: std::sync::OnceLock<Host> = std::sync::OnceLock::new();
+        HOST.get_or_init(Host::read).clone()
+    }
+
+    /// Read the current process's.
+    fn read() -> Host {
         let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
         Host {
             vars: std::env::vars_os()

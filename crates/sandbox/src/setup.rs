@@ -190,12 +190,10 @@ fn setup_with(sys: &dyn Sys, spec: &ContainerSpec) -> Result<Ids, SetupError> {
 }
 
 fn after_maps_with(sys: &dyn Sys, spec: &ContainerSpec, before: Before) -> Result<Ids, SetupError> {
-    if !before.private {
-        // Best effort: the namespace is new and a user namespace's copies of the host's
-        // mounts receive from the host at most (mount_namespaces(7)); this only makes
-        // sure nothing mounted here propagates back.
-        let _ = sys::make_mounts_private(sys);
-    }
+    // Best effort: the namespace is new and a user namespace's copies of the host's
+    // mounts receive from the host at most (mount_namespaces(7)); this only makes sure
+    // nothing mounted here propagates back.
+    let private = before.private || sys::make_mounts_private(sys).is_ok();
     let root = &spec.rootfs;
     if !before.root_mounted {
         mount_root(sys, spec)?;
@@ -227,7 +225,7 @@ fn after_maps_with(sys: &dyn Sys, spec: &ContainerSpec, before: Before) -> Resul
         .mkdir_all(Path::new(cwd))
         .map_err(|e| SetupError::Workdir(cwd.into(), e))?;
     let ids = resolve_ids(&spec.process.user, &spec.id_map, &in_root)?;
-    pivot(sys, root_fd, root)?;
+    pivot(sys, root_fd, root, private)?;
     sys.sethostname(&spec.hostname)
         .map_err(|e| SetupError::Hostname(spec.hostname.clone(), e))?;
     if spec.readonly_root {
@@ -309,8 +307,9 @@ fn mount_root_as(sys: &dyn Sys, how: &RootMount, root: &PathBuf) -> Result<(), S
 
 /// pivot_root(".", ".") (runc's way): the old root ends up stacked on the new one and is
 /// detached at once, so no directory is made in the image and nothing of the host stays
-/// reachable after this returns.
-fn pivot(sys: &dyn Sys, new_root: OwnedFd, root: &Path) -> Result<(), SetupError> {
+/// reachable after this returns. `private`: every mount of the namespace was made
+/// private before the root was mounted.
+fn pivot(sys: &dyn Sys, new_root: OwnedFd, root: &Path, private: bool) -> Result<(), SetupError> {
     let old_root = nix::fcntl::open(
         "/",
         nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
@@ -328,9 +327,13 @@ fn pivot(sys: &dyn Sys, new_root: OwnedFd, root: &Path) -> Result<(), SetupError
     sys.fchdir(old_root.as_fd())
         .map_err(SetupError::EnterOldRoot)?;
     drop(old_root);
-    // Private first, so the detach does not propagate to the host's peers. Ignoring a
-    // failure: setup made every mount private already, so this only repeats it.
-    let _ = sys.mount(None, dot, None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None);
+    // Private first, so the detach does not propagate to the host's peers: done already
+    // when setup made every mount private (the old root's tree is those mounts; the ones
+    // made since are private as their parents are), else tried again here. Ignoring a
+    // failure: that first try failed the same way.
+    if !private {
+        let _ = sys.mount(None, dot, None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None);
+    }
     sys.umount2(dot, MntFlags::MNT_DETACH)
         .map_err(SetupError::Detach)?;
     sys.chdir(Path::new("/")).map_err(SetupError::ChdirRoot)
@@ -499,22 +502,15 @@ mod tests {
         let mnt = std::fs::canonicalize(&s.rootfs).unwrap();
         let dot = PathBuf::from(".");
         assert_eq!(calls[pivot - 1], Call::Fchdir(mnt));
+        // Every mount was made private first: the old root's detach needs no remount.
         assert_eq!(
-            calls[pivot..pivot + 5],
+            calls[pivot..pivot + 4],
             [
                 Call::PivotRoot {
                     new_root: dot.clone(),
                     put_old: dot.clone()
                 },
                 Call::Fchdir("/".into()),
-                Call::Mount {
-                    src: None,
-                    target: dot.clone(),
-                    resolved: None,
-                    fstype: None,
-                    flags: private,
-                    data: None
-                },
                 Call::Umount2 {
                     target: dot,
                     flags: MntFlags::MNT_DETACH
@@ -522,13 +518,43 @@ mod tests {
                 Call::Chdir("/".into()),
             ]
         );
-        assert_eq!(calls[pivot + 5], Call::Sethostname("h".into()));
+        assert_eq!(calls[pivot + 4], Call::Sethostname("h".into()));
         assert!(
-            matches!(&calls[pivot + 6], Call::Mount { target, flags, .. } if target == Path::new("/") && flags.contains(MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY)),
+            matches!(&calls[pivot + 5], Call::Mount { target, flags, .. } if target == Path::new("/") && flags.contains(MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY)),
             "--read-only remounts the new / last"
         );
-        assert_eq!(calls.len(), pivot + 7);
+        assert_eq!(calls.len(), pivot + 6);
         assert!(s.rootfs.join("work").is_dir(), "workdir made in the root");
+    }
+
+    #[test]
+    fn fake_the_old_root_is_made_private_before_its_detach_when_setup_could_not() {
+        let t = tempfile::tempdir().unwrap();
+        let s = spec(t.path());
+        let private = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
+        let sys = FakeSys::failing(
+            move |c| matches!(c, Call::Mount { target, flags, .. } if target == Path::new("/") && *flags == private),
+            Errno::EPERM,
+        );
+        setup_with(&sys, &s).unwrap();
+        let calls = sys.calls();
+        let detach = calls
+            .iter()
+            .position(|c| matches!(c, Call::Umount2 { .. }))
+            .unwrap();
+        let dot = PathBuf::from(".");
+        assert_eq!(
+            calls[detach - 1],
+            Call::Mount {
+                src: None,
+                target: dot,
+                resolved: None,
+                fstype: None,
+                flags: private,
+                data: None
+            },
+            "{calls:#?}"
+        );
     }
 
     /// An image dir with a passwd and a group, in `t/img`.

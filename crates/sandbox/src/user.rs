@@ -55,14 +55,21 @@ pub struct PasswdEntry<'a> {
 /// The entries of an /etc/passwd text, in file order; malformed lines (fewer than six
 /// fields, ids that are not numbers) are skipped.
 pub fn passwd_entries(text: &str) -> impl Iterator<Item = PasswdEntry<'_>> {
+    // Fields taken as they come, no Vec a line: irun reads the host's passwd at each
+    // start (for its subuid range) and the image's.
     text.lines().filter_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 6).then_some(())?;
+        let mut f = l.split(':');
+        let name = f.next()?;
+        let _password = f.next()?;
+        let uid = f.next()?;
+        let gid = f.next()?;
+        let _gecos = f.next()?;
+        let home = f.next()?;
         Some(PasswdEntry {
-            name: f[0],
-            uid: f[2].parse().ok()?,
-            gid: f[3].parse().ok()?,
-            home: f[5],
+            name,
+            uid: uid.parse().ok()?,
+            gid: gid.parse().ok()?,
+            home,
         })
     })
 }
