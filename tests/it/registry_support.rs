@@ -518,6 +518,10 @@ pub enum Fault {
     BadLength(i64),
     /// Answer `307` to `http://HOST` + the same path (HOST: this string).
     RedirectTo(String),
+    /// A request whose `Content-Length` is over this many bytes: `413` as soon as its head
+    /// is read, the body left unread, then close (nginx's `client_max_body_size`; the
+    /// unread body makes the close a reset). Smaller requests are forwarded untouched.
+    TooLarge(u64),
 }
 
 /// The longest a stalling or trickling fault holds a connection: bounded, so a client
@@ -682,7 +686,10 @@ fn proxy_one(
         .header("content-length")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let fault = take_fault(rules, &head);
+    let fault = match take_fault(rules, &head) {
+        Some(Fault::TooLarge(limit)) if len as u64 <= limit => None,
+        f => f,
+    };
     if let Some(f) = &fault {
         applied
             .lock()
@@ -747,6 +754,17 @@ fn proxy_one(
                 b"",
             );
             return;
+        }
+        Some(Fault::TooLarge(_)) => {
+            let body = b"<html><head><title>413 Request Entity Too Large</title></head></html>";
+            let head = format!(
+                "HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = cw
+                .write_all(head.as_bytes())
+                .and_then(|()| cw.write_all(body)); // client may be gone
+            return; // the body unread: dropping the socket resets the connection
         }
         Some(Fault::StallRequest) => {
             let _ = cr.get_ref().set_read_timeout(Some(HOLD));

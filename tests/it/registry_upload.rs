@@ -3,7 +3,9 @@
 //! the image pulls back from the registry itself), and, when the registry refuses that
 //! single request (413, or 405 as "not supported"), the same blob in chunks from a new
 //! session; a registry that refuses every chunk too ends the push after a bounded number
-//! of smaller tries, naming the 413. Every program runs as each of `users()`.
+//! of smaller tries, naming the 413. A registry that answers 413 before it reads the body
+//! and closes the connection (nginx's `client_max_body_size`) is met the same way: the
+//! 413 is seen, not a broken connection. Every program runs as each of `users()`.
 
 #![allow(clippy::print_stderr, clippy::unwrap_used)]
 
@@ -163,6 +165,92 @@ fn a_refused_single_put_goes_on_in_chunks() {
         );
         assert!(
             (2..=9).contains(&patches),
+            "[{}] {patches} PATCHes before giving up",
+            user.name()
+        );
+    }
+}
+
+/// A registry that refuses bodies over a limit with 413 before reading them, and resets
+/// the connection: the blob goes on in chunks under the limit when there are such
+/// chunks, and the push ends naming the 413 when there are none. Never a hang, never a
+/// broken-connection error in place of the 413, never success for a blob not stored.
+#[test]
+fn a_413_sent_before_the_body_is_read_is_seen_as_a_413() {
+    let Some((_base, reg, proxy)) = registry_behind_proxy() else {
+        return;
+    };
+    let limit = |bytes| {
+        ["PUT", "PATCH"]
+            .into_iter()
+            .map(|method| Rule {
+                method,
+                path_contains: UPLOAD,
+                fault: Fault::TooLarge(bytes),
+                times: 0,
+            })
+            .collect::<Vec<_>>()
+    };
+    for user in users() {
+        let env = Env::new(user);
+        big_image_in_store(&env, 40);
+        let push = |repo: &str| {
+            timed(&env, "ipush").args(["--no-mount", "big", &format!("{}/{repo}", proxy.addr)])
+        };
+
+        // 8 MiB: the 4 MiB chunks after the refused PUT get through.
+        proxy.set_rules(limit(8 << 20));
+        take_seen(&proxy);
+        let repo = format!("{}/early-refusal:1", user.name());
+        let out = push(&repo).run();
+        let seen = take_seen(&proxy);
+        assert!(
+            out.code() == Some(0)
+                && out
+                    .stderr()
+                    .contains("the registry refused the blob in one request (PUT http://")
+                && out.stderr().contains(": registry answered 413)"),
+            "[{}] {out}\n{seen:#?}",
+            user.name()
+        );
+        assert!(
+            seen.iter().any(|s| s.starts_with("PATCH ")),
+            "[{}] chunks after the refused PUT: {seen:#?}",
+            user.name()
+        );
+        let largest = pull_back(&env, &format!("{}/{repo}", reg.addr), "back-early");
+        assert!(
+            largest > 32 << 20,
+            "[{}] the layer pulled back has {largest} bytes",
+            user.name()
+        );
+
+        // 1 KiB: the config gets through, no chunk of the layer does.
+        proxy.set_rules(limit(1 << 10));
+        let out = push(&format!("{}/early-refusal-always:1", user.name())).run();
+        let seen = take_seen(&proxy);
+        let patches = seen.iter().filter(|s| s.starts_with("PATCH ")).count();
+        let error = out
+            .stderr()
+            .lines()
+            .find(|l| l.starts_with("error: "))
+            .map(str::to_owned);
+        assert!(
+            out.code() == Some(125)
+                && error.is_some_and(|e| e.starts_with("error: PATCH http://")
+                    && e.ends_with(": registry answered 413")),
+            "[{}] {out}\n{seen:#?}",
+            user.name()
+        );
+        assert!(
+            !seen
+                .iter()
+                .any(|s| s.contains("/manifests/") && s.starts_with("PUT ")),
+            "[{}] no manifest names the blob the registry does not have: {seen:#?}",
+            user.name()
+        );
+        assert!(
+            (2..=20).contains(&patches),
             "[{}] {patches} PATCHes before giving up",
             user.name()
         );

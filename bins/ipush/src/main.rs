@@ -22,7 +22,13 @@ fn main() -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let source = match stored_name(&root, &opts.source) {
+    // Opened once: finding the image and pushing it share the store (and so one read
+    // of its `oci-layout`).
+    let store = match imago_store::Store::open(&root) {
+        Ok(s) => s,
+        Err(e) => return imago_cli::fail(&e),
+    };
+    let source = match stored_name(&store, &connect.registries, &opts.source) {
         Ok(s) => s,
         Err(e) => return imago_cli::fail(&e),
     };
@@ -53,7 +59,7 @@ fn main() -> ExitCode {
     };
     let progress = TransferProgress::new(opts.quiet);
     let pushed =
-        imago_registry::push_from_root(&root, &source, &dest, &connect, &push_opts, &progress);
+        imago_registry::push_from_store(&store, &source, &dest, &connect, &push_opts, &progress);
     match pushed {
         Ok(p) => {
             let digest = p.digest.map(|d| d.to_string()).unwrap_or_default();
@@ -75,18 +81,17 @@ fn main() -> ExitCode {
     }
 }
 
-/// The store name `source` is found by (its short-name forms first); a name the store
-/// lacks stays as typed, for the push to report.
+/// The store name `source` is found by (its short-name forms first, by the
+/// registries.conf the connection settings already read); a name the store lacks stays
+/// as typed, for the push to report.
 fn stored_name(
-    root: &std::path::Path,
+    store: &imago_store::Store,
+    registries: &imago_registry::RegistriesConf,
     source: &str,
-) -> Result<String, imago_registry::RegistryError> {
-    let store = imago_store::Store::open(root)?;
-    match imago_cli::shortnames::find_stored(&store, source) {
+) -> Result<String, imago_store::StoreError> {
+    match imago_registry::shortnames::find_stored(store, registries, source) {
         Ok((name, _)) => Ok(name),
-        Err(imago_registry::RegistryError::Store(imago_store::StoreError::ImageNotFound {
-            ..
-        })) => Ok(source.to_owned()),
+        Err(imago_store::StoreError::ImageNotFound { .. }) => Ok(source.to_owned()),
         Err(e) => Err(e),
     }
 }

@@ -2,7 +2,10 @@
 //! challenge → token dance, and retries with backoff on connection errors, 5xx, 408 and
 //! 429 (honouring `Retry-After`). Shared by threads (`&Client` is `Sync`); tokens are
 //! fetched under one lock, so parallel layers ask the realm once. A stalled or too-slow
-//! exchange (stall.rs) is retried once, then fails naming the host and what stalled.
+//! exchange (stall.rs) is retried once, then fails naming the host and what stalled. A
+//! request whose connection broke while its body went out is retried with `Expect:
+//! 100-continue`, so a registry that refuses a body before reading it (413, then close)
+//! is heard as its status rather than as a broken pipe.
 //!
 //! `Authorization` goes only to the registry's own host: an upload `Location` or a blob
 //! redirect on another host (a CDN, S3) gets no credentials.
@@ -350,6 +353,12 @@ impl Client {
         let mut attempt = 0u32;
         let mut stalls = 0u32;
         let same_host = authority_of(&req.url) == Some(self.host.as_str());
+        // Set after a connection broke while this request had a body: a registry that
+        // answers (413 to a body over its limit) before reading the body and closes loses
+        // that answer with the connection, and the same body would break it again. The
+        // retries ask first (`Expect: 100-continue`), so the answer comes back as a
+        // status before any body goes.
+        let mut ask_first = false;
         loop {
             let auth = if same_host {
                 self.auth_header(req.scope)?
@@ -357,7 +366,7 @@ impl Client {
                 None
             };
             let verdict = Cell::new(None);
-            let result = self.send_once(req, auth.as_deref(), &verdict);
+            let result = self.send_once(req, auth.as_deref(), ask_first, &verdict);
             let last = attempt + 1 >= self.retry.attempts;
             match result {
                 Err(e) => {
@@ -372,6 +381,7 @@ impl Client {
                         return Err(self.transport_error(req.method, &req.url, e, stall));
                     }
                     tracing::debug!(method = req.method, url = %req.url, %e, "retrying after a transport error");
+                    ask_first |= has_body(req);
                     std::thread::sleep(self.retry.backoff(attempt));
                 }
                 Ok(resp) => {
@@ -395,7 +405,12 @@ impl Client {
                         }
                         return Ok(resp);
                     }
-                    if !last && is_retryable_status(status) {
+                    if ask_first && status == 417 && !last {
+                        // A server that does not take `Expect` (RFC 9110 §10.1.1): the
+                        // next try sends the body unasked.
+                        ask_first = false;
+                        drain(resp);
+                    } else if !last && is_retryable_status(status) {
                         let delay = retry_after(&resp)
                             .map(|d| d.min(self.retry.max))
                             .unwrap_or_else(|| self.retry.backoff(attempt));
@@ -415,6 +430,7 @@ impl Client {
         &self,
         req: &Request<'_>,
         auth: Option<&str>,
+        ask_first: bool,
         verdict: &Cell<Option<Stall>>,
     ) -> Result<Response<RespBody>, ureq::Error> {
         macro_rules! with_headers {
@@ -425,6 +441,10 @@ impl Client {
                 }
                 if let Some(a) = auth {
                     b = b.header("Authorization", a);
+                }
+                if ask_first {
+                    // ureq waits for `100 Continue` (or its 1 s timeout) before the body.
+                    b = b.header("Expect", "100-continue");
                 }
                 b
             }};
@@ -514,6 +534,15 @@ impl<R: Read> Read for Progress<'_, R> {
             cb(self.pos);
         }
         Ok(n)
+    }
+}
+
+/// True for requests that send a body.
+fn has_body(req: &Request<'_>) -> bool {
+    match req.body {
+        Body::Empty => false,
+        Body::Bytes(b) => !b.is_empty(),
+        Body::File { len, .. } => len > 0,
     }
 }
 

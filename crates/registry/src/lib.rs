@@ -16,8 +16,9 @@
 //!   ([`shortnames::find_stored`]: every program that takes an image name).
 //! - [`push::push(&Client, &Store, source_name, &Reference, &PushOptions, &dyn Events)`](push::push)
 //!   → [`Pushed`]: HEAD / mount / upload per blob in parallel, `--format`, `--compression`.
-//! - [`pull_into_root`] and [`push_from_root`]: the one call `ipull` and `ipush` make —
-//!   open the store at a root (a pull pins it against a concurrent gc), connect, transfer.
+//! - [`pull_into_root`] and [`push_from_store`]: the one call `ipull` and `ipush` make —
+//!   open the store at a root (a pull pins it against a concurrent gc; `ipush` opens it
+//!   itself, to find the image by its short name first), connect, transfer.
 //! - [`login(&Reference-or-registry, Credentials, &ConnectOptions)`](login): checks the
 //!   credentials against the registry, then stores them (0600); [`logout`] (an error when
 //!   nothing was stored).
@@ -72,7 +73,7 @@ pub use imago_oci::Reference;
 pub use imago_store::Store;
 pub use manifest::Platform;
 pub use pull::{pull_into_root, PullOptions, Pulled};
-pub use push::{push_from_root, PushOptions, Pushed};
+pub use push::{push_from_store, PushOptions, Pushed};
 pub use registries_conf::{ConfError as RegistriesConfError, RegistriesConf};
 pub use shortnames::ShortNameError;
 pub use stall::{LimitsError, TransferLimits};

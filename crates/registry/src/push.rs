@@ -106,19 +106,18 @@ struct Ctx<'a> {
     chunk_cap: AtomicU64,
 }
 
-/// Push the image `source` (a name or id) of the store at `root` to `dest`: what
-/// `ipush` does.
-pub fn push_from_root(
-    root: &Path,
+/// Connect to `dest`'s registry and push the image `source` (a name or id) of `store`
+/// there: what `ipush` does, with the store it already opened to find `source`.
+pub fn push_from_store(
+    store: &Store,
     source: &str,
     dest: &Reference,
     connect: &ConnectOptions,
     opts: &PushOptions,
     events: &dyn Events,
 ) -> Result<Pushed, RegistryError> {
-    let store = Store::open(root)?;
     let client = crate::connect(dest, connect)?;
-    push(&client, &store, source, dest, opts, events)
+    push(&client, store, source, dest, opts, events)
 }
 
 /// Push the store image `source` (a store name) to `dest`.

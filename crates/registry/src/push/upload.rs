@@ -81,15 +81,27 @@ impl Ctx<'_> {
         // Set once the registry refused this blob in one request: its chunks from then on.
         let mut chunk_limit = None;
         for _ in 0..3 {
-            let (loc, min, start) = match (resume.take(), session.take()) {
-                (Some((l, off)), _) => (l, None, off),
-                (None, Some(l)) => (l, None, 0),
+            let open = match (resume.take(), session.take()) {
+                (Some((location, offset)), _) => Session {
+                    location,
+                    min_chunk: None,
+                    offset,
+                },
+                (None, Some(location)) => Session {
+                    location,
+                    min_chunk: None,
+                    offset: 0,
+                },
                 (None, None) => {
-                    let (l, min) = self.start_session(&b.digest)?;
-                    (l, min, 0)
+                    let (location, min_chunk) = self.start_session(&b.digest)?;
+                    Session {
+                        location,
+                        min_chunk,
+                        offset: 0,
+                    }
                 }
             };
-            let result = self.upload_in(b, &path, loc, min, start, saved.as_deref(), chunk_limit);
+            let result = self.upload_in(b, &path, open, saved.as_deref(), chunk_limit);
             if !matches!(result, Err(Retry::Fatal(_))) {
                 if let Some(p) = &saved {
                     upload_session::forget(p);
@@ -140,17 +152,22 @@ impl Ctx<'_> {
         Some(smaller)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The blob `b` (stored at `path`) through the upload `session`, saving it to
+    /// `saved` after each acknowledged chunk; chunks of at most `chunk_limit` once the
+    /// registry refused the blob in one request.
     fn upload_in(
         &self,
         b: &BlobRef,
         path: &Path,
-        mut loc: String,
-        min: Option<u64>,
-        start: u64,
+        session: Session,
         saved: Option<&Path>,
         chunk_limit: Option<u64>,
     ) -> Result<(), Retry> {
+        let Session {
+            location: mut loc,
+            min_chunk: min,
+            offset: start,
+        } = session;
         let scope = self.scope(&[]);
         let progress = |n: u64| self.events.blob_progress(&b.digest, n);
         let octet = ("Content-Type", "application/octet-stream".to_owned());
@@ -297,6 +314,16 @@ impl Ctx<'_> {
         let next = location(loc, &resp).unwrap_or_else(|| loc.to_owned());
         Ok((next, range_end(&resp).map(|e| e + 1).unwrap_or(0)))
     }
+}
+
+/// An upload session, where the blob's bytes go from `offset` on.
+struct Session {
+    /// The latest `Location` of the session.
+    location: String,
+    /// The registry's `OCI-Chunk-Min-Length` (only a fresh session's `POST` says it).
+    min_chunk: Option<u64>,
+    /// The bytes the session already holds: 0, or what a resumed session reported.
+    offset: u64,
 }
 
 /// 413s and 416s in a row that one chunked upload takes before it gives up its session.
