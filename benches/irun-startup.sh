@@ -6,6 +6,7 @@
 #   sudo benches/irun-startup.sh            # needs root only to prepare dirs and switch user
 #   BENCH_USER=imago-nosub RUNS=100 IRUN=target/release/irun sudo -E benches/irun-startup.sh
 #   IRUN_BEFORE=/tmp/irun-old sudo -E benches/irun-startup.sh   # an older build beside it
+#   PEER_RUNS=0 sudo -E benches/irun-startup.sh   # without podman (20 s a run on our VMs)
 #
 # Prints a table: median, mean ± stddev, and the ratio of each median to two floors:
 # `unshare -Urmpf --mount-proc chroot ROOTFS /bin/true` (x floor: the kernel's part, the
@@ -113,7 +114,7 @@ bench irun-rootfs "irun --rm --rootfs ROOTFS true (same, no store lookup)" "$RUN
 bench irun-noinit "irun --rm --no-init busybox true" "$RUNS" -- "$W/irun" --rm --no-init busybox true
 command -v ch-run >/dev/null && bench ch-run "ch-run ROOTFS -- true (charliecloud, no overlay)" "$RUNS" -- ch-run "$W/rootfs" -- true
 [ $CRUN_OK = 1 ] && command -v crun >/dev/null && bench crun "crun run (rootless bundle, no overlay)" "$RUNS" -- crun --root "$W/run/crun" run -b "$W/bundle" bench-crun
-[ $PODMAN_OK = 1 ] && command -v podman >/dev/null && bench podman "podman run --rm --network=none (overlay, crun)" "$PEER_RUNS" -- podman run --rm --network=none localhost/busybox true
+[ "$PEER_RUNS" -gt 0 ] && [ $PODMAN_OK = 1 ] && command -v podman >/dev/null && bench podman "podman run --rm --network=none (overlay, crun)" "$PEER_RUNS" -- podman run --rm --network=none localhost/busybox true
 run_rounds
 
 [ -e "$R/floor.na" ] && { echo "irun-startup: the floor could not run: $(cat "$R/floor.na")" >&2; exit 1; }
