@@ -5,8 +5,8 @@
 //! forced, from a store of their own: a store keeps one ownership mode) give the same
 //! owners. The single mapping on imago's FUSE overlay is built in every pass (the driver
 //! forced for those builds); a record follows its file through renames and links in a
-//! later RUN; symlinks and fifos get their owner from the side record, devices from a
-//! plain file recorded as the device.
+//! later RUN; symlinks and fifos get their owner from the side record (those of a chown,
+//! and those a faked user makes), devices from a plain file recorded as the device.
 
 use imago_it::{users, Env, Out, User};
 
@@ -215,6 +215,47 @@ fn files_made_as_another_user_are_that_users() {
         assert_eq!(String::from_utf8_lossy(&out.data), "ok\nhi\n", "[{t}]");
         owned_as(env, t, "created", &owners);
     });
+}
+
+/// A process that drops to www-data makes symlinks (one dangling) and a fifo (`-m`:
+/// umask 0, mode 666): all www-data's, seen so in the same RUN and in the layer (from
+/// the fakeroot's side record under the single mapping); root's stay root's, and so
+/// does a link root makes again at a name www-data's link had. On the pass's driver and
+/// on FUSE.
+const SPECIAL_CREATED: &str = "FROM busybox\n\
+    RUN su -s /bin/sh www-data -c 'ln -s /etc/passwd /tmp/l && ln -s nowhere /tmp/dangling \
+     && mkfifo -m 666 /tmp/p && ln -s a /tmp/again' \
+     && rm /tmp/again && ln -s b /tmp/again && ln -s x /tmp/root-l && mkfifo /tmp/root-p \
+     && stat -c %u:%g /tmp/l /tmp/dangling /tmp/p /tmp/again /tmp/root-l /tmp/root-p > /seen\n";
+
+fn special_created_owners(env: &Env, t: &str) {
+    let owners = [
+        ("tmp/l", 33),
+        ("tmp/dangling", 33),
+        ("tmp/p", 33),
+        ("tmp/again", 0),
+        ("tmp/root-l", 0),
+        ("tmp/root-p", 0),
+    ];
+    owned_as(env, t, "special-created", &owners);
+    let entry = |p: &str| find(env, "special-created", p).expect(p);
+    let (l, p) = (entry("tmp/l"), entry("tmp/p"));
+    assert_eq!(
+        (l.kind, l.data.len(), p.mode),
+        ('l', 0, 0o666),
+        "[{t}] the link and the fifo's mode in the layer"
+    );
+}
+
+#[test]
+fn symlinks_and_fifos_made_as_another_user_are_that_users() {
+    build_everywhere(SPECIAL_CREATED, "special-created", special_created_owners);
+    build_in(
+        fuse_envs(),
+        SPECIAL_CREATED,
+        "special-created",
+        special_created_owners,
+    );
 }
 
 /// On imago's FUSE overlay (forced, so it runs in every pass): a chown of new files, of

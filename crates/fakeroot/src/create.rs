@@ -9,8 +9,8 @@
 //!   caller's flags and hands the caller that fd (SECCOMP_IOCTL_NOTIF_ADDFD).
 //!
 //! Anything else runs as is, unrecorded: an existing name, a path that does not resolve
-//! from here, a parent outside the container's root file system (a volume), symlinks,
-//! fifos and devices (they cannot carry the record).
+//! from here, a parent outside the container's root file system (a volume). Symlinks
+//! and fifos, which cannot carry the record: special.rs; devices: device.rs.
 //! Never: follows a caller's path outside its root (record.rs resolves), makes anything
 //! for a process whose fake ids are root's.
 

@@ -3,7 +3,7 @@
 //! (`uid:gid:0mode:char-M-m` or `block-M-m`, containers/storage's form); the layer
 //! committer writes a device entry for it, and the stat family shows it as the device
 //! (files.rs). The owner is who the caller believes it is.
-//! Anything else (fifos, sockets, files, the 0:0 whiteout) runs as is.
+//! Anything else (sockets, files, the 0:0 whiteout) runs as is; fifos: special.rs.
 //! Never: makes a real node, resolves a path itself (create.rs, record.rs).
 
 use std::os::fd::AsFd;

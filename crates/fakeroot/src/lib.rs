@@ -10,7 +10,8 @@
 //!   ([`Supervisor::finish_with_side`]) for the committer;
 //! - shows a recorded owner in stat/lstat/fstat/newfstatat/statx;
 //! - records the files and dirs a process that believes it is another user makes
-//!   (open with O_CREAT, creat, mkdir) as that user's;
+//!   (open with O_CREAT, creat, mkdir) as that user's, and its symlinks and fifos
+//!   (symlink, mknod) in the side record;
 //! - makes a plain file for a device node (mknod), recorded as that device, as
 //!   fakeroot(1) does.
 //!
@@ -31,6 +32,7 @@ mod files;
 pub mod filter;
 mod record;
 mod side;
+mod special;
 mod supervisor;
 mod sys;
 mod table;

@@ -73,17 +73,35 @@ pub(crate) fn copy_up(fd: BorrowedFd<'_>) -> Result<(), Errno> {
 /// the kernel writes from the container's root (the supervisor's root cannot reach it),
 /// checked to lead back to that same file from `/proc/PID/root`. EXDEV otherwise.
 pub(crate) fn path_in_root(pid: i32, fd: BorrowedFd<'_>) -> Result<String, Errno> {
+    let text = text_in_root(pid, fd)?;
+    match &text[1..] {
+        "" => Err(Errno::EXDEV),
+        rel => Ok(rel.to_string()),
+    }
+}
+
+/// The path in the container of `name` in dir `dir` (as [`path_in_root`]), whether or
+/// not it exists.
+pub(crate) fn path_of_name(pid: i32, dir: BorrowedFd<'_>, name: &str) -> Result<String, Errno> {
+    let text = text_in_root(pid, dir)?;
+    Ok(match &text[1..] {
+        "" => name.to_string(),
+        rel => format!("{rel}/{name}"),
+    })
+}
+
+/// The absolute path in the container of `fd`, checked as [`path_in_root`] says.
+fn text_in_root(pid: i32, fd: BorrowedFd<'_>) -> Result<String, Errno> {
     let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
     let text = std::fs::read_link(&link).map_err(|_| Errno::EXDEV)?;
     let text = text.to_str().ok_or(Errno::EXDEV)?;
-    let rel = text.strip_prefix('/').ok_or(Errno::EXDEV)?;
-    if rel.is_empty() || text.ends_with(" (deleted)") {
+    if !text.starts_with('/') || text.ends_with(" (deleted)") {
         return Err(Errno::EXDEV);
     }
     if !crate::record::names_in_root(pid, text, fd)? {
         return Err(Errno::EXDEV);
     }
-    Ok(rel.to_string())
+    Ok(text.to_string())
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! and get*id/getgroups report them; chown & co write the ownership record
 //! (files.rs, record.rs; for symlinks, fifos and sockets a side record by path,
 //! side.rs); a process that believes it is another user gets its new
-//! files and dirs recorded as that user's (create.rs); the stat family shows a recorded
+//! files and dirs recorded as that user's (create.rs), and its new symlinks and fifos
+//! in the side record (special.rs); the stat family shows a recorded
 //! owner (the supervisor stats the file itself and writes the struct into the caller);
 //! mknod of a device makes a plain file recorded as that device (device.rs). Everything
 //! it cannot tell about is let run as is (SECCOMP_USER_NOTIF_FLAG_CONTINUE).
@@ -19,7 +20,7 @@ use crate::creds::{Which, NGROUPS_MAX};
 use crate::record::{self, Target};
 use crate::side::SideOwners;
 use crate::table::Table;
-use crate::{create, device, files};
+use crate::{create, device, files, special};
 
 /// What the supervisor did, for the caller's debug log and the tests.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -165,7 +166,7 @@ fn answer(
             Ok((t, p)) => files::chown(listener, n, (stats, side), t.with(&p), id(2), id(3)),
             Err(e) => Answer::Fail(e),
         },
-        libc::SYS_mknodat => mknod(listener, n, table, stats, &device::Mknod::at(&a)),
+        libc::SYS_mknodat => mknod(listener, n, table, (stats, side), &device::Mknod::at(&a)),
         libc::SYS_fchmod => files::chmod(listener, n, fd_target(pid, a[0]), id(1)),
         libc::SYS_fchmodat => match at_target(pid, a[0], a[1], 0) {
             Ok((t, p)) => files::chmod(listener, n, t.with(&p), id(2)),
@@ -215,7 +216,7 @@ fn answer(
             Err(e) => Answer::Fail(e),
         },
         #[cfg(not(any(target_arch = "aarch64", target_arch = "riscv64")))]
-        libc::SYS_mknod => mknod(listener, n, table, stats, &device::Mknod::cwd(&a)),
+        libc::SYS_mknod => mknod(listener, n, table, (stats, side), &device::Mknod::cwd(&a)),
         #[cfg(not(any(target_arch = "aarch64", target_arch = "riscv64")))]
         libc::SYS_stat | libc::SYS_lstat => match record::read_path(pid, a[0]) {
             Ok(p) => {
@@ -224,37 +225,58 @@ fn answer(
             }
             Err(_) => Answer::Continue,
         },
-        _ => match creator(table, pid) {
-            Some(owner) => {
-                let c = create::Creator { listener, n, owner };
-                creating(&c, stats, nr, &a)
-            }
-            None => Answer::Continue,
-        },
+        _ => {
+            let c = create::Creator {
+                listener,
+                n,
+                owner: believed(table, pid),
+            };
+            creating(&c, (stats, side), nr, &a)
+        }
     }
 }
 
-/// mknod/mknodat (device.rs), made as who the caller believes it is.
+/// mknod/mknodat of a device (device.rs) or a fifo (special.rs), made as who the
+/// caller believes it is.
 fn mknod(
     listener: BorrowedFd<'_>,
     n: &libc::seccomp_notif,
     table: &Table,
-    stats: &mut Stats,
+    (stats, side): (&mut Stats, &mut SideOwners),
     call: &device::Mknod,
 ) -> Answer {
-    let owner = creds_of(table, n.pid as i32).map_or((0, 0), |c| (c.uid[1], c.gid[1]));
+    let owner = believed(table, n.pid as i32);
+    if call.mode & libc::S_IFMT == libc::S_IFIFO {
+        let c = create::Creator { listener, n, owner };
+        return special::mkfifo(&c, (stats, side), call.dirfd, call.path, call.mode);
+    }
     device::mknod(listener, n, stats, owner, call)
 }
 
-/// Who a creating process believes it is, when not root (root's files need no record).
-fn creator(table: &Table, pid: i32) -> Option<(u32, u32)> {
-    let c = creds_of(table, pid)?;
-    let owner = (c.uid[1], c.gid[1]);
-    (owner != (0, 0)).then_some(owner)
+/// Who a process believes it is: (euid, egid), root's for one that never changed them.
+fn believed(table: &Table, pid: i32) -> (u32, u32) {
+    creds_of(table, pid).map_or((0, 0), |c| (c.uid[1], c.gid[1]))
 }
 
-/// The creating calls (filter.rs's `creating_calls`) of a process that is not root.
-fn creating(c: &create::Creator<'_>, stats: &mut Stats, nr: libc::c_long, a: &[u64; 6]) -> Answer {
+/// The creating calls (filter.rs's `creating_calls`): files and dirs are recorded for a
+/// process that is not root (create.rs), links for anyone (special.rs: root's drop a
+/// side record left at their name).
+fn creating(
+    c: &create::Creator<'_>,
+    (stats, side): (&mut Stats, &mut SideOwners),
+    nr: libc::c_long,
+    a: &[u64; 6],
+) -> Answer {
+    match nr {
+        libc::SYS_symlinkat => return special::symlink(c, (stats, side), a[1] as i32, a[2], a[0]),
+        #[cfg(not(any(target_arch = "aarch64", target_arch = "riscv64")))]
+        libc::SYS_symlink => {
+            return special::symlink(c, (stats, side), libc::AT_FDCWD, a[1], a[0]);
+        }
+        // Root's files and dirs need no record.
+        _ if c.owner == (0, 0) => return Answer::Continue,
+        _ => {}
+    }
     let pid = c.n.pid as i32;
     let path_at = |i: usize| record::read_path(pid, a[i]);
     #[cfg(not(any(target_arch = "aarch64", target_arch = "riscv64")))]
