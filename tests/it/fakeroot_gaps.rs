@@ -217,6 +217,48 @@ fn files_made_as_another_user_are_that_users() {
     });
 }
 
+/// A process that drops to www-data makes dirs and files under umask 0 and 027: each
+/// gets the mode asked less that process's umask, as under a real setuid (not less the
+/// umask of the supervisor that makes them), seen so in the same RUN and in the layer.
+const CREATED_MODES: &str = "FROM busybox\n\
+    RUN su -s /bin/sh www-data -c 'umask 0 && mkdir -m 777 /tmp/d && touch /tmp/f \
+     && mkdir /tmp/e && umask 027 && touch /tmp/g && mkdir /tmp/h' \
+     && stat -c %u:%g /tmp/d /tmp/f /tmp/e /tmp/g /tmp/h > /seen \
+     && stat -c %a /tmp/d /tmp/f /tmp/e /tmp/g /tmp/h > /modes\n";
+
+fn created_modes(env: &Env, t: &str) {
+    let modes = [
+        ("tmp/d", 0o777),
+        ("tmp/f", 0o666),
+        ("tmp/e", 0o777),
+        ("tmp/g", 0o640),
+        ("tmp/h", 0o750),
+    ];
+    let owners: Vec<_> = modes.iter().map(|(p, _)| (*p, 33)).collect();
+    owned_as(env, t, "created-modes", &owners);
+    let seen = find(env, "created-modes", "modes").unwrap_or_else(|| panic!("[{t}] /modes"));
+    let want: String = modes.iter().map(|(_, m)| format!("{m:o}\n")).collect();
+    assert_eq!(
+        String::from_utf8_lossy(&seen.data),
+        want,
+        "[{t}] modes seen in the RUN"
+    );
+    for (path, mode) in modes {
+        let e = find(env, "created-modes", path).unwrap_or_else(|| panic!("[{t}] {path}"));
+        assert_eq!(
+            e.mode, mode,
+            "[{t}] {path}'s mode in the layer: {:o}",
+            e.mode
+        );
+    }
+}
+
+#[test]
+fn files_made_as_another_user_keep_that_users_umask() {
+    build_everywhere(CREATED_MODES, "created-modes", created_modes);
+    build_in(fuse_envs(), CREATED_MODES, "created-modes", created_modes);
+}
+
 /// A process that drops to www-data makes symlinks (one dangling) and a fifo (`-m`:
 /// umask 0, mode 666): all www-data's, seen so in the same RUN and in the layer (from
 /// the fakeroot's side record under the single mapping); root's stay root's, and so
@@ -328,10 +370,12 @@ fn a_record_follows_renames_and_links_into_the_next_run() {
 
 /// mknod of a device under the single mapping (no process in a user namespace may make
 /// one): a plain file recorded as the device, shown so by stat and committed as the
-/// device; a chown of it keeps it the device. On the pass's driver and on FUSE.
+/// device; a chown of it keeps it the device; one made under umask 0 keeps mode 666 (the
+/// supervisor's own umask takes nothing off). On the pass's driver and on FUSE.
 const DEVICES: &str = "FROM busybox\n\
     RUN mknod /null c 1 3 && mknod -m 600 /tty c 5 0 && chown 33:33 /tty \
-     && stat -c '%F %t:%T %u:%g %a' /null /tty > /seen\n";
+     && (umask 0 && mknod /zero c 1 5) \
+     && stat -c '%F %t:%T %u:%g %a' /null /tty /zero > /seen\n";
 
 #[test]
 fn mknod_of_a_device_is_recorded_as_the_device() {
@@ -341,10 +385,12 @@ fn mknod_of_a_device_is_recorded_as_the_device() {
         let seen = find(env, "devices", "seen").unwrap_or_else(|| panic!("[{t}] /seen"));
         assert_eq!(
             String::from_utf8_lossy(&seen.data),
-            "character special file 1:3 0:0 644\ncharacter special file 5:0 33:33 600\n",
+            "character special file 1:3 0:0 644\ncharacter special file 5:0 33:33 600\n\
+             character special file 1:5 0:0 666\n",
             "[{t}] seen in the RUN"
         );
-        for (path, owner, mode) in [("null", 0, 0o644), ("tty", 33, 0o600)] {
+        let devices = [("null", 0, 0o644), ("tty", 33, 0o600), ("zero", 0, 0o666)];
+        for (path, owner, mode) in devices {
             let e = find(env, "devices", path).unwrap_or_else(|| panic!("[{t}] {path}"));
             assert_eq!(
                 (e.kind, e.uid, e.gid, e.mode, e.data.len()),

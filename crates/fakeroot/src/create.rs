@@ -8,6 +8,10 @@
 //!   opens it. With O_EXCL (which would now fail) the supervisor opens it with the
 //!   caller's flags and hands the caller that fd (SECCOMP_IOCTL_NOTIF_ADDFD).
 //!
+//! The mode is the caller's less the caller's umask alone: the supervisor's own umask
+//! (its process's, shared with every thread, so left as it is) is undone on what it
+//! made.
+//!
 //! Anything else runs as is, unrecorded: an existing name, a path that does not resolve
 //! from here, a parent outside the container's root file system (a volume). Symlinks
 //! and fifos, which cannot carry the record: special.rs; devices: device.rs.
@@ -15,7 +19,7 @@
 //! for a process whose fake ids are root's.
 
 use std::ffi::{CStr, CString};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
 use rustix::fs::{AtFlags, Mode, OFlags};
@@ -58,6 +62,26 @@ pub(crate) fn umask(pid: i32) -> u32 {
                 .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
         })
         .unwrap_or(0o022)
+}
+
+/// Give `fd`, an entry the supervisor has just made (a file type of `kind`, opened
+/// without following), the permission bits `perm` (the caller's mode less the caller's
+/// umask) that the supervisor's own umask may have taken some of; the bits above them
+/// (a set-group-id inherited from the parent dir) stay as the kernel set them. Another
+/// type under that name (swapped in meanwhile) is left alone.
+pub(crate) fn undo_own_umask(fd: BorrowedFd<'_>, kind: u32, perm: u32) {
+    let Ok(st) = crate::sys::fstat_raw(fd) else {
+        return;
+    };
+    if st.st_mode & libc::S_IFMT != kind || st.st_mode & 0o777 == perm & 0o777 {
+        return;
+    }
+    let mode = (st.st_mode & 0o7000) | (perm & 0o777);
+    // Through the fd: an O_PATH one refuses fchmod, and the name may have moved.
+    let through = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    if let Err(e) = rustix::fs::chmod(through.as_str(), Mode::from_raw_mode(mode)) {
+        tracing::debug!("fakeroot: a new entry's mode not set: {e}");
+    }
 }
 
 /// The parent dir of `path` for the caller, if the record can live there.
@@ -116,6 +140,8 @@ pub(crate) fn mkdir(
     }
     let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     if let Ok(fd) = rustix::fs::openat(&dir, name.as_str(), flags, Mode::empty()) {
+        // Before the record, which takes the mode it finds.
+        undo_own_umask(fd.as_fd(), libc::S_IFDIR, perm);
         record_new(c, stats, fd.as_fd());
     }
     Answer::Value(0)
@@ -150,6 +176,7 @@ pub(crate) fn open(
         // Made meanwhile, or refused: the caller's own open says what the kernel says.
         return Answer::Continue;
     };
+    undo_own_umask(made.as_fd(), libc::S_IFREG, perm);
     record_new(c, stats, made.as_fd());
     drop(made);
     if flags & libc::O_EXCL == 0 {

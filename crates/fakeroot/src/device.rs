@@ -88,6 +88,8 @@ pub(crate) fn mknod(
         // EEXIST and the rest, as the kernel's mknod would say.
         Err(e) => return Answer::Fail(Errno::from_raw(e.raw_os_error())),
     };
+    // stat shows this file's own mode bits (files.rs): the caller's, as the record's.
+    crate::create::undo_own_umask(made.as_fd(), libc::S_IFREG, perm);
     let rec = OverrideStat {
         uid: owner.0,
         gid: owner.1,

@@ -13,7 +13,7 @@
 //! reads a link's target (text, stored as given).
 
 use std::ffi::CStr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
@@ -98,11 +98,7 @@ pub(crate) fn mkfifo(
         return Answer::Fail(to_nix(e));
     }
     if let Some(fd) = open_new(&dir, &name) {
-        // The supervisor's own umask took its bits off too; the caller's alone counts.
-        let through = format!("/proc/self/fd/{}", fd.as_raw_fd());
-        if let Err(e) = rustix::fs::chmod(through.as_str(), perm) {
-            tracing::debug!("fakeroot: a new fifo's mode not set: {e}");
-        }
+        crate::create::undo_own_umask(fd.as_fd(), libc::S_IFIFO, perm.bits());
         note(c, (stats, side), fd.as_fd());
     }
     Answer::Value(0)
