@@ -309,10 +309,9 @@ fn mount_root_as(sys: &dyn Sys, how: &RootMount, root: &PathBuf) -> Result<(), S
 /// detached at once, so no directory is made in the image and nothing of the host stays
 /// reachable after this returns. `private`: every mount of the namespace was made
 /// private before the root was mounted.
-/// The detach costs about a millisecond on our VMs (every unmount waits out an RCU grace
-/// period), yet it must come before pid 2 is forked, not while pid 2 gets ready: until
-/// then `..` at the new root steps onto the stacked old root (the kernel follows mounts
-/// on the parent it returns), so pid 2's own path walks (`/dev/null`, the workdir, PATH)
+/// The detach must come before pid 2 is forked, not while pid 2 gets ready: until then
+/// `..` at the new root steps onto the stacked old root (the kernel follows mounts on
+/// the parent it returns), so pid 2's own path walks (`/dev/null`, the workdir, PATH)
 /// through an image's `..` links would reach the host. The hostile-image tests catch it.
 fn pivot(sys: &dyn Sys, new_root: OwnedFd, root: &Path, private: bool) -> Result<(), SetupError> {
     let old_root = nix::fcntl::open(
