@@ -2,7 +2,8 @@
 //! on a free loopback port, plain, with htpasswd auth, or with token auth trusting a
 //! small token server of ours (the Docker Hub flow: realm/service/scope, Basic
 //! credentials at the token endpoint, RS256 JWTs signed by the `openssl` CLI); and a
-//! fault-injecting HTTP proxy (dropped connections, 5xx/429, corrupted blob bytes).
+//! fault-injecting HTTP proxy (dropped connections, 5xx/429, corrupted blob bytes,
+//! refused bodies).
 //! Every process is killed when its guard drops; every registry has its own directory.
 
 #![allow(
@@ -522,6 +523,10 @@ pub enum Fault {
     /// is read, the body left unread, then close (nginx's `client_max_body_size`; the
     /// unread body makes the close a reset). Smaller requests are forwarded untouched.
     TooLarge(u64),
+    /// A request carrying `Expect: 100-continue`: `417` as soon as its head is read, the
+    /// body not waited for, then close (a server or proxy that does not take `Expect`,
+    /// RFC 9110 §10.1.1). Requests without it are forwarded untouched.
+    RefuseExpect,
 }
 
 /// The longest a stalling or trickling fault holds a connection: bounded, so a client
@@ -686,8 +691,12 @@ fn proxy_one(
         .header("content-length")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    let expects_continue = head
+        .header("expect")
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
     let fault = match take_fault(rules, &head) {
         Some(Fault::TooLarge(limit)) if len as u64 <= limit => None,
+        Some(Fault::RefuseExpect) if !expects_continue => None,
         f => f,
     };
     if let Some(f) = &fault {
@@ -765,6 +774,11 @@ fn proxy_one(
                 .write_all(head.as_bytes())
                 .and_then(|()| cw.write_all(body)); // client may be gone
             return; // the body unread: dropping the socket resets the connection
+        }
+        Some(Fault::RefuseExpect) => {
+            // The client waits for `100 Continue` before its body: none is unread here.
+            respond(&mut cw, 417, "", b"");
+            return;
         }
         Some(Fault::StallRequest) => {
             let _ = cr.get_ref().set_read_timeout(Some(HOLD));

@@ -5,7 +5,9 @@
 //! session; a registry that refuses every chunk too ends the push after a bounded number
 //! of smaller tries, naming the 413. A registry that answers 413 before it reads the body
 //! and closes the connection (nginx's `client_max_body_size`) is met the same way: the
-//! 413 is seen, not a broken connection. Every program runs as each of `users()`.
+//! 413 is seen, not a broken connection. A registry that answers the `Expect:
+//! 100-continue` of such a retry with 417 gets the body unasked. Every program runs as
+//! each of `users()`.
 
 #![allow(clippy::print_stderr, clippy::unwrap_used)]
 
@@ -254,5 +256,82 @@ fn a_413_sent_before_the_body_is_read_is_seen_as_a_413() {
             "[{}] {patches} PATCHes before giving up",
             user.name()
         );
+    }
+}
+
+/// A registry that breaks the connection once while a blob goes out, and answers 417 to
+/// every `Expect: 100-continue` (a server that does not take `Expect`): the retry that
+/// asks first meets the 417, the next try sends the body unasked, and the push ends with
+/// the image in the registry, in single PUTs.
+#[test]
+fn a_417_to_an_expect_sends_the_body_unasked() {
+    let Some((_base, reg, proxy)) = registry_behind_proxy() else {
+        return;
+    };
+    let put = |fault, times| Rule {
+        method: "PUT",
+        path_contains: UPLOAD,
+        fault,
+        times,
+    };
+    for user in users() {
+        let env = Env::new(user);
+        busybox_into_store(&env, "busybox");
+        proxy.set_rules(vec![
+            put(Fault::DropRequest, 1),
+            put(Fault::RefuseExpect, 0),
+        ]);
+        take_seen(&proxy);
+        proxy.heads.lock().unwrap().clear();
+        let repo = format!("{}/expect-refused:1", user.name());
+        let out = timed(&env, "ipush")
+            .args([
+                "--no-mount",
+                "--jobs",
+                "1",
+                "busybox",
+                &format!("{}/{repo}", proxy.addr),
+            ])
+            .run();
+        let seen = take_seen(&proxy);
+        let applied = proxy.applied.lock().unwrap().clone();
+        assert!(
+            out.code() == Some(0),
+            "[{}] {out}\n{applied:#?}\n{seen:#?}",
+            user.name()
+        );
+        assert!(
+            applied.len() == 2
+                && applied[0].ends_with("-> DropRequest")
+                && applied[1].ends_with("-> RefuseExpect"),
+            "[{}] one broken connection, then one 417: {applied:#?}",
+            user.name()
+        );
+        // Per blob PUT: did it ask first? The broken one did not, its retry did (the
+        // 417), the try after that did not; the other blob went in one plain PUT.
+        let asked: Vec<bool> = proxy
+            .heads
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(method, target, _)| method == "PUT" && target.contains(UPLOAD))
+            .map(|(_, _, headers)| {
+                headers
+                    .iter()
+                    .any(|(k, v)| k.eq_ignore_ascii_case("expect") && v == "100-continue")
+            })
+            .collect();
+        assert_eq!(
+            asked,
+            [false, true, false, false],
+            "[{}] {seen:#?}",
+            user.name()
+        );
+        assert!(
+            !seen.iter().any(|s| s.starts_with("PATCH ")),
+            "[{}] no chunks: {seen:#?}",
+            user.name()
+        );
+        pull_back(&env, &format!("{}/{repo}", reg.addr), "back-expect");
     }
 }
