@@ -259,6 +259,61 @@ fn files_made_as_another_user_keep_that_users_umask() {
     build_in(fuse_envs(), CREATED_MODES, "created-modes", created_modes);
 }
 
+/// Root makes a set-group-id dir; a process that drops to www-data makes a dir, a file,
+/// a symlink and a fifo in it under umask 0: all get the dir's group (root's) as under a
+/// real setuid, the new dir also its set-group-id bit (mode 2777), the rest none; in a
+/// set-group-id dir chowned to group 44 (recorded under the single mapping), group 44.
+/// Seen so in the same RUN and in the layer.
+const CREATED_IN_SETGID: &str = "FROM busybox\n\
+    RUN mkdir -m 2777 /tmp/sg /tmp/sg44 && chown 0:44 /tmp/sg44 \
+     && su -s /bin/sh www-data -c 'umask 0 && mkdir /tmp/sg/d && touch /tmp/sg/f \
+      && ln -s f /tmp/sg/l && mkfifo /tmp/sg/p && mkdir /tmp/sg44/d && touch /tmp/sg44/f' \
+     && stat -c '%a %u:%g' /tmp/sg /tmp/sg/d /tmp/sg/f /tmp/sg/l /tmp/sg/p \
+      /tmp/sg44 /tmp/sg44/d /tmp/sg44/f > /seen\n";
+
+fn created_in_setgid(env: &Env, t: &str) {
+    let want = [
+        ("tmp/sg", 0o2777, 0, 0),
+        ("tmp/sg/d", 0o2777, 33, 0),
+        ("tmp/sg/f", 0o666, 33, 0),
+        ("tmp/sg/l", 0o777, 33, 0),
+        ("tmp/sg/p", 0o666, 33, 0),
+        ("tmp/sg44", 0o2777, 0, 44),
+        ("tmp/sg44/d", 0o2777, 33, 44),
+        ("tmp/sg44/f", 0o666, 33, 44),
+    ];
+    let seen = find(env, "created-in-setgid", "seen").unwrap_or_else(|| panic!("[{t}] /seen"));
+    let lines: String = want
+        .iter()
+        .map(|(_, m, u, g)| format!("{m:o} {u}:{g}\n"))
+        .collect();
+    assert_eq!(
+        String::from_utf8_lossy(&seen.data),
+        lines,
+        "[{t}] seen in the RUN"
+    );
+    for (path, mode, uid, gid) in want {
+        let e = find(env, "created-in-setgid", path).unwrap_or_else(|| panic!("[{t}] {path}"));
+        assert_eq!(
+            (e.mode, e.uid, e.gid),
+            (mode, uid, gid),
+            "[{t}] {path} in the layer: mode {:o}",
+            e.mode
+        );
+    }
+}
+
+#[test]
+fn files_made_as_another_user_in_a_setgid_dir_get_its_group() {
+    build_everywhere(CREATED_IN_SETGID, "created-in-setgid", created_in_setgid);
+    build_in(
+        fuse_envs(),
+        CREATED_IN_SETGID,
+        "created-in-setgid",
+        created_in_setgid,
+    );
+}
+
 /// A process that drops to www-data makes symlinks (one dangling) and a fifo (`-m`:
 /// umask 0, mode 666): all www-data's, seen so in the same RUN and in the layer (from
 /// the fakeroot's side record under the single mapping); root's stay root's, and so

@@ -11,6 +11,8 @@
 //! The mode is the caller's less the caller's umask alone: the supervisor's own umask
 //! (its process's, shared with every thread, so left as it is) is undone on what it
 //! made.
+//! In a set-group-id dir the group recorded is the dir's, not the caller's, and a new
+//! dir keeps the set-group-id bit the kernel gave it, as under a real `setuid`.
 //!
 //! Anything else runs as is, unrecorded: an existing name, a path that does not resolve
 //! from here, a parent outside the container's root file system (a volume). Symlinks
@@ -106,10 +108,21 @@ pub(crate) fn parent_of(pid: i32, dirfd: i32, path: &CStr) -> Option<(OwnedFd, S
     }
 }
 
-/// Record the owner of the new `name` in `dir`.
-fn record_new(c: &Creator<'_>, stats: &mut Stats, fd: BorrowedFd<'_>) {
-    let done =
-        crate::sys::fstat_raw(fd).and_then(|st| record::write(fd, &st, c.owner.0, c.owner.1));
+/// The owner of an entry `owner` makes in `dir`, as the kernel gives it: in a
+/// set-group-id dir the dir's group (its recorded one, else root's), not `owner`'s.
+pub(crate) fn owner_in(dir: BorrowedFd<'_>, owner: (u32, u32)) -> (u32, u32) {
+    match crate::sys::fstat_raw(dir) {
+        Ok(st) if st.st_mode & libc::S_ISGID != 0 => {
+            (owner.0, record::read(dir).map_or(0, |r| r.gid))
+        }
+        _ => owner,
+    }
+}
+
+/// Record the owner of `fd`, new in `dir`.
+fn record_new(c: &Creator<'_>, stats: &mut Stats, dir: BorrowedFd<'_>, fd: BorrowedFd<'_>) {
+    let (uid, gid) = owner_in(dir, c.owner);
+    let done = crate::sys::fstat_raw(fd).and_then(|st| record::write(fd, &st, uid, gid));
     match done {
         Ok(()) => stats.recorded += 1,
         Err(e) => tracing::debug!("fakeroot: owner of a new file not recorded: {e}"),
@@ -142,7 +155,7 @@ pub(crate) fn mkdir(
     if let Ok(fd) = rustix::fs::openat(&dir, name.as_str(), flags, Mode::empty()) {
         // Before the record, which takes the mode it finds.
         undo_own_umask(fd.as_fd(), libc::S_IFDIR, perm);
-        record_new(c, stats, fd.as_fd());
+        record_new(c, stats, dir.as_fd(), fd.as_fd());
     }
     Answer::Value(0)
 }
@@ -177,7 +190,7 @@ pub(crate) fn open(
         return Answer::Continue;
     };
     undo_own_umask(made.as_fd(), libc::S_IFREG, perm);
-    record_new(c, stats, made.as_fd());
+    record_new(c, stats, dir.as_fd(), made.as_fd());
     drop(made);
     if flags & libc::O_EXCL == 0 {
         return Answer::Continue;

@@ -2,7 +2,8 @@
 //! does, an empty regular file is made in its place and recorded as the device
 //! (`uid:gid:0mode:char-M-m` or `block-M-m`, containers/storage's form); the layer
 //! committer writes a device entry for it, and the stat family shows it as the device
-//! (files.rs). The owner is who the caller believes it is.
+//! (files.rs). The owner is who the caller believes it is (the group a set-group-id
+//! parent's: create.rs).
 //! Anything else (sockets, files, the 0:0 whiteout) runs as is; fifos: special.rs.
 //! Never: makes a real node, resolves a path itself (create.rs, record.rs).
 
@@ -90,9 +91,10 @@ pub(crate) fn mknod(
     };
     // stat shows this file's own mode bits (files.rs): the caller's, as the record's.
     crate::create::undo_own_umask(made.as_fd(), libc::S_IFREG, perm);
+    let (uid, gid) = crate::create::owner_in(dir.as_fd(), owner);
     let rec = OverrideStat {
-        uid: owner.0,
-        gid: owner.1,
+        uid,
+        gid,
         mode: perm,
         kind,
     };

@@ -2,8 +2,9 @@
 //! `setuid(33)`): neither can carry the ownership xattr, so the supervisor makes them
 //! itself, where the caller's call would have, and notes that user as their owner in the
 //! side record (side.rs) by their path in the container, as a real `setuid` would have
-//! made them that user's; the call returns what the kernel's would. A fifo gets the
-//! caller's mode less the caller's umask (not the supervisor's).
+//! made them that user's (the group a set-group-id parent's: create.rs); the call
+//! returns what the kernel's would. A fifo gets the caller's mode less the caller's
+//! umask (not the supervisor's).
 //! Root's run as is; one made at a name the side record still holds (a link or fifo
 //! removed since) drops that entry: the new one is root's.
 //! Anything else runs as is, unrecorded: a name with a trailing slash, a path that does
@@ -66,7 +67,7 @@ pub(crate) fn symlink(
         return Answer::Fail(to_nix(e));
     }
     if let Some(fd) = open_new(&dir, &name) {
-        note(c, (stats, side), fd.as_fd());
+        note(c, (stats, side), dir.as_fd(), fd.as_fd());
     }
     Answer::Value(0)
 }
@@ -99,7 +100,7 @@ pub(crate) fn mkfifo(
     }
     if let Some(fd) = open_new(&dir, &name) {
         crate::create::undo_own_umask(fd.as_fd(), libc::S_IFIFO, perm.bits());
-        note(c, (stats, side), fd.as_fd());
+        note(c, (stats, side), dir.as_fd(), fd.as_fd());
     }
     Answer::Value(0)
 }
@@ -116,11 +117,17 @@ fn open_new(dir: &OwnedFd, name: &str) -> Option<OwnedFd> {
     }
 }
 
-/// Note the caller's user as the owner of the new `fd`.
-fn note(c: &Creator<'_>, (stats, side): (&mut Stats, &mut SideOwners), fd: BorrowedFd<'_>) {
+/// Note the caller's user as the owner of `fd`, new in `dir`.
+fn note(
+    c: &Creator<'_>,
+    (stats, side): (&mut Stats, &mut SideOwners),
+    dir: BorrowedFd<'_>,
+    fd: BorrowedFd<'_>,
+) {
     match crate::side::path_in_root(c.n.pid as i32, fd) {
         Ok(path) => {
-            side.chown(path, c.owner.0, c.owner.1);
+            let (uid, gid) = crate::create::owner_in(dir, c.owner);
+            side.chown(path, uid, gid);
             stats.recorded += 1;
         }
         Err(e) => tracing::debug!("fakeroot: a new link or fifo not recorded: {e}"),
