@@ -426,11 +426,13 @@ fn a_record_follows_renames_and_links_into_the_next_run() {
 /// mknod of a device under the single mapping (no process in a user namespace may make
 /// one): a plain file recorded as the device, shown so by stat and committed as the
 /// device; a chown of it keeps it the device; one made under umask 0 keeps mode 666 (the
-/// supervisor's own umask takes nothing off). On the pass's driver and on FUSE.
+/// supervisor's own umask takes nothing off); a process that dropped to www-data gets
+/// EPERM and no file, as a real non-root user. On the pass's driver and on FUSE.
 const DEVICES: &str = "FROM busybox\n\
     RUN mknod /null c 1 3 && mknod -m 600 /tty c 5 0 && chown 33:33 /tty \
      && (umask 0 && mknod /zero c 1 5) \
-     && stat -c '%F %t:%T %u:%g %a' /null /tty /zero > /seen\n";
+     && stat -c '%F %t:%T %u:%g %a' /null /tty /zero > /seen \
+     && ! su -s /bin/sh www-data -c 'mknod /tmp/w c 1 3' && test ! -e /tmp/w\n";
 
 #[test]
 fn mknod_of_a_device_is_recorded_as_the_device() {

@@ -3,7 +3,8 @@
 //! (`uid:gid:0mode:char-M-m` or `block-M-m`, containers/storage's form); the layer
 //! committer writes a device entry for it, and the stat family shows it as the device
 //! (files.rs). The owner is who the caller believes it is (the group a set-group-id
-//! parent's: create.rs).
+//! parent's: create.rs). A caller that believes it is not root gets EPERM, as a real
+//! non-root user (without CAP_MKNOD) does.
 //! Anything else (sockets, files, the 0:0 whiteout) runs as is; fifos: special.rs.
 //! Never: makes a real node, resolves a path itself (create.rs, record.rs).
 
@@ -69,6 +70,9 @@ pub(crate) fn mknod(
     let Some(kind) = kind(call.mode, call.dev) else {
         return Answer::Continue;
     };
+    if owner.0 != 0 {
+        return Answer::Fail(Errno::EPERM);
+    }
     let pid = n.pid as i32;
     let path = match record::read_path(pid, call.path) {
         Ok(p) => p,
