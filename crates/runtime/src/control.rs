@@ -101,10 +101,9 @@ pub fn wait_stopped(
 ) -> Result<Option<Status>, Status> {
     let start = Instant::now();
     loop {
-        let Some(rec) = containers.read_record(id) else {
+        let Some(st) = status::settled(|| containers.read_record(id)) else {
             return Ok(None);
         };
-        let st = status::of(&rec);
         if !st.running() {
             return Ok(Some(st));
         }

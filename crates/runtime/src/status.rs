@@ -54,6 +54,18 @@ pub fn of(rec: &ContainerRecord) -> Status {
     }
 }
 
+/// The state of a container from its record as `read` gives it (`None`: removed), read
+/// once more when it says `running` and its monitor is gone: the monitor records the exit
+/// and then ends, so between the first read and the liveness check it may have done
+/// both, and only a record read after its death is final.
+pub fn settled(mut read: impl FnMut() -> Option<ContainerRecord>) -> Option<Status> {
+    let st = of(&read()?);
+    match st.lost {
+        true => read().map(|rec| of(&rec)),
+        false => Some(st),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +105,31 @@ mod tests {
         assert!(s.lost);
         assert_eq!(of(&rec(State::Running, None)).state, State::Exited);
         assert_eq!(of(&rec(State::Created, None)).state, State::Created);
+    }
+
+    /// The race `ictr wait` lost once in CI: read `running`, then the monitor records
+    /// exit 0 and ends before its liveness is checked.
+    #[test]
+    fn an_exit_recorded_as_the_monitor_ends_is_not_lost() {
+        let me = ProcRef::current().unwrap();
+        let dead = ProcRef {
+            start_time: me.start_time + 1,
+            ..me
+        };
+        let mut exited = rec(State::Exited, Some(dead));
+        exited.exit_code = Some(0);
+        let mut reads = vec![exited, rec(State::Running, Some(dead))];
+        let s = settled(|| reads.pop()).unwrap();
+        assert_eq!(
+            (s.state, s.exit_code, s.lost),
+            (State::Exited, Some(0), false)
+        );
+        // Still `running` after its monitor's death: lost.
+        let mut reads = vec![
+            rec(State::Running, Some(dead)),
+            rec(State::Running, Some(dead)),
+        ];
+        let s = settled(|| reads.pop()).unwrap();
+        assert_eq!((s.exit_code, s.lost), (Some(LOST_EXIT_CODE), true));
     }
 }
